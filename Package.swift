@@ -1,0 +1,63 @@
+// swift-tools-version:6.0
+import PackageDescription
+
+// Modules are imported in one direction only:
+//   C shims → AdapterIO, Kernels → MergeEngine → WireProtocol → Coordinator, Worker → BrickyardCLI
+let package = Package(
+    name: "Brickyard",
+    platforms: [.macOS(.v14)],
+    products: [
+        .executable(name: "brickyard", targets: ["BrickyardCLI"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
+        .package(url: "https://github.com/jpsim/Yams", from: "5.0.1"),
+    ],
+    targets: [
+        // C shims: expose C only.
+        .systemLibrary(name: "CZeroMQ", path: "Sources/CZeroMQ"),
+        .systemLibrary(name: "COpenBLAS", path: "Sources/COpenBLAS", pkgConfig: "openblas"),
+        .target(
+            name: "CBrickyardProto",
+            path: "Sources/CBrickyardProto",
+            cSettings: [.unsafeFlags(["-Wno-everything"])],
+            linkerSettings: [.linkedLibrary("protobuf-c")]
+        ),
+
+        // safetensors and PEFT adapter directories.
+        .target(name: "AdapterIO"),
+        // BLAS/LAPACK wrappers and the numerical building blocks every merge method shares.
+        .target(name: "Kernels", dependencies: ["COpenBLAS"]),
+        // Merge methods, job files, planning, output assembly and the report.
+        .target(name: "MergeEngine", dependencies: [
+            "AdapterIO", "Kernels",
+            .product(name: "Yams", package: "Yams"),
+            .product(name: "Logging", package: "swift-log"),
+        ]),
+        // ZeroMQ transport and protobuf-c message codec.
+        .target(name: "WireProtocol", dependencies: [
+            "CZeroMQ", "CBrickyardProto", "MergeEngine",
+            .product(name: "Logging", package: "swift-log"),
+        ]),
+        .target(name: "Coordinator", dependencies: [
+            "WireProtocol", "MergeEngine", "AdapterIO",
+            .product(name: "Logging", package: "swift-log"),
+        ]),
+        .target(name: "Worker", dependencies: [
+            "WireProtocol", "MergeEngine", "AdapterIO",
+            .product(name: "Logging", package: "swift-log"),
+        ]),
+        .executableTarget(name: "BrickyardCLI", dependencies: [
+            "AdapterIO", "MergeEngine", "Coordinator", "Worker",
+            .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            .product(name: "Logging", package: "swift-log"),
+        ]),
+
+        .testTarget(name: "AdapterIOTests", dependencies: ["AdapterIO"]),
+        .testTarget(name: "KernelsTests", dependencies: ["Kernels"]),
+        .testTarget(name: "MergeEngineTests", dependencies: ["MergeEngine", "AdapterIO", "Kernels"]),
+        .testTarget(name: "RuntimeTests", dependencies: ["WireProtocol", "Coordinator", "Worker", "MergeEngine", "AdapterIO"]),
+    ],
+    swiftLanguageModes: [.v6]
+)

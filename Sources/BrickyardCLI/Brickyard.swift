@@ -1,0 +1,13 @@
+import AdapterIO
+import ArgumentParser
+
+/// The `brickyard` command: merges pools of LoRA adapters into one PEFT adapter.
+@main
+struct Brickyard: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "brickyard",
+        abstract: "Merge pools of LoRA adapters into one PEFT adapter.",
+        version: BrickyardVersion.string,
+        subcommands: []
+    )
+}

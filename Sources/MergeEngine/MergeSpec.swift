@@ -1,0 +1,50 @@
+/// The merge methods Brickyard implements (see ../README.md and METHODS.md for the math).
+public enum MergeMethodName: String, Sendable, Codable, CaseIterable {
+    case lego, cat, svd, linear, ties
+    case dareTies = "dare_ties"
+    case dareLinear = "dare_linear"
+    case magnitudePrune = "magnitude_prune"
+}
+
+/// Options of `lego`.
+public struct LegoOptions: Sendable, Codable, Equatable {
+    public enum Reweight: String, Sendable, Codable { case none, dual, optimal }
+    public enum Gauge: String, Sendable, Codable { case balanced, raw }
+    public enum Initialization: String, Sendable, Codable { case kmeansPlusPlus = "kmeans++" }
+
+    public var iterations: Int = 100
+    /// Stop when the relative drop of the objective is below this; 0 runs exactly `iterations`.
+    public var tolerance: Double = 1e-4
+    public var reweight: Reweight = .dual
+    public var gauge: Gauge = .balanced
+    public var initialization: Initialization = .kmeansPlusPlus
+
+    public init() {}
+}
+
+/// Options of `ties`, `dare_ties`, `dare_linear` and `magnitude_prune`.
+public struct PruneOptions: Sendable, Codable, Equatable {
+    public enum MajoritySign: String, Sendable, Codable { case total, frequency }
+    /// Fraction of entries kept, in (0, 1].
+    public var density: Double = 0.5
+    public var majoritySign: MajoritySign = .total
+
+    public init() {}
+}
+
+/// A fully resolved, validated merge request for every module of a job: the method, its options and the
+/// output rank. Travels to workers as canonical JSON (`options_json` in the protocol).
+public struct MergeSpec: Sendable, Codable, Equatable {
+    public var method: MergeMethodName
+    /// Output rank k (cat ignores it: its rank is Σ r_i).
+    public var rank: Int
+    public var lego: LegoOptions
+    public var prune: PruneOptions
+
+    public init(method: MergeMethodName, rank: Int, lego: LegoOptions = LegoOptions(), prune: PruneOptions = PruneOptions()) {
+        self.method = method
+        self.rank = rank
+        self.lego = lego
+        self.prune = prune
+    }
+}
