@@ -77,7 +77,7 @@ public struct FactoredProduct: Sendable {
 
     /// The best rank-k approximation of P (Eckart–Young), balanced: `left = Q_X U_k Σ_k^½` row-major
     /// [rows, k'], `right = Σ_k^½ V_kᵀ Q_Yᵀ` row-major [k', cols], with k' = min(k, leftRank, rightRank), and all
-    /// singular values of P (descending). Signs are fixed: the largest-magnitude entry of each column of U
+    /// singular values of P (descending). Signs are fixed: the largest-magnitude entry of each column of `left`
     /// (lowest index on ties) is positive.
     public func truncatedSVD(rank k: Int) throws -> TruncatedSVD {
         var (coreValues, m, n) = core(prefix: inner)
@@ -92,22 +92,18 @@ public struct FactoredProduct: Sendable {
 
         var left = [Float](repeating: 0, count: kept * rows)    // column-major [kept, rows] = row-major [rows, kept]
         var right = [Float](repeating: 0, count: cols * kept)   // column-major [cols, kept] = row-major [kept, cols]
-        u.withUnsafeMutableBufferPointer { u in
-            vt.withUnsafeMutableBufferPointer { vt in
+        u.withUnsafeBufferPointer { u in
+            vt.withUnsafeBufferPointer { vt in
                 left.withUnsafeMutableBufferPointer { l in
                     right.withUnsafeMutableBufferPointer { r in
                         guard let u = u.baseAddress, let vt = vt.baseAddress,
                               let l = l.baseAddress, let r = r.baseAddress else { return }
                         for t in 0..<kept {
-                            let column = u + t * m
-                            var largest = 0
-                            for j in 1..<max(m, 1) where abs(column[j]) > abs(column[largest]) { largest = j }
-                            let flip: Float = column[largest] < 0 ? -1 : 1
-                            let root = s[t].squareRoot() * flip
-                            BLAS.copy(m, x: column, y: l + t, strideY: kept)
+                            let root = s[t].squareRoot()
+                            BLAS.copy(m, x: u + t * m, y: l + t, strideY: kept)
                             BLAS.scal(m, alpha: root, x: l + t, stride: kept)
                             BLAS.copy(n, x: vt + t, strideX: p, y: r + t * cols)
-                            BLAS.scal(n, alpha: s[t].squareRoot() * flip, x: r + t * cols)
+                            BLAS.scal(n, alpha: root, x: r + t * cols)
                         }
                     }
                 }
@@ -122,8 +118,32 @@ public struct FactoredProduct: Sendable {
                                   Int32(cols), Int32(kept), Int32(rightRank), rightReflectors, Int32(cols),
                                   rightTau, &right, Int32(cols))
             guard info == 0 else { throw LinearAlgebraError(routine: "sormqr", info: info) }
+            Self.fixSigns(left: &left, right: &right, rank: kept, rows: rows, cols: cols)
         }
         return TruncatedSVD(rank: kept, left: left, right: right, singularValues: s)
+    }
+}
+
+extension FactoredProduct {
+    /// Makes the largest-magnitude entry (lowest index on ties) of each column of `left` positive, flipping the
+    /// matching row of `right`: singular vectors are defined up to sign, results must not be.
+    static func fixSigns(left: inout [Float], right: inout [Float], rank: Int, rows: Int, cols: Int) {
+        for t in 0..<rank {
+            var largest = t
+            var i = t + rank
+            while i < rows * rank {
+                if abs(left[i]) > abs(left[largest]) { largest = i }
+                i += rank
+            }
+            guard left[largest] < 0 else { continue }
+            left.withUnsafeMutableBufferPointer { l in
+                right.withUnsafeMutableBufferPointer { r in
+                    guard let l = l.baseAddress, let r = r.baseAddress else { return }
+                    BLAS.scal(rows, alpha: -1, x: l + t, stride: rank)
+                    BLAS.scal(cols, alpha: -1, x: r + t * cols)
+                }
+            }
+        }
     }
 }
 
