@@ -8,24 +8,16 @@ public struct MergeError: Error, CustomStringConvertible, Sendable, Equatable {
 /// merge one module's input according to `spec`, deterministically from `seed`.
 public enum ModuleMerger {
     public static func merge(_ input: ModuleInput, spec: MergeSpec, seed: UInt64) throws -> ModuleResult {
-        // SKELETON: only cat is wired until the engine lands; it lets the runtime be built end to end.
-        guard spec.method == .cat else { throw MergeError("method \(spec.method.rawValue) is not implemented yet") }
-        let k = input.totalRank
-        var b = [Float](repeating: 0, count: input.outFeatures * k)
-        var a = [Float](repeating: 0, count: k * input.inFeatures)
-        var offset = 0
-        for term in input.terms {
-            let root = Float((abs(term.coefficient)).squareRoot())
-            let sign: Float = term.coefficient < 0 ? -1 : 1
-            for row in 0..<input.outFeatures {
-                for j in 0..<term.rank { b[row * k + offset + j] = sign * root * term.b[row * term.rank + j] }
-            }
-            for j in 0..<term.rank {
-                for col in 0..<input.inFeatures { a[(offset + j) * input.inFeatures + col] = root * term.a[j * input.inFeatures + col] }
-            }
-            offset += term.rank
+        var result: ModuleResult
+        switch spec.method {
+        case .cat: result = try CatMerge.merge(input)
+        case .linear: result = try LinearMerge.merge(input)
+        case .svd: result = try SVDMerge.merge(input, rank: spec.rank)
+        case .lego: result = try LegoMerge.merge(input, rank: spec.rank, options: spec.lego, seed: seed)
+        case .ties, .dareTies, .dareLinear, .magnitudePrune:
+            result = try TaskVectorMerge.merge(input, method: spec.method, rank: spec.rank, options: spec.prune, seed: seed)
         }
-        return ModuleResult(name: input.name, rank: k, outFeatures: input.outFeatures, inFeatures: input.inFeatures,
-                            b: b, a: a, stats: ModuleStats(relativeError: 0))
+        try ModuleQuality.fillStats(&result, input: input)
+        return result
     }
 }

@@ -1,0 +1,46 @@
+import COpenBLAS
+
+/// A LAPACK routine reported failure (a bad argument or no convergence).
+public struct LinearAlgebraError: Error, CustomStringConvertible, Sendable {
+    public var routine: String
+    public var info: Int32
+    public var description: String { "\(routine) failed (info \(info))" }
+}
+
+/// Dense factorizations on small or thin row-major Float32 matrices via LAPACKE.
+public enum LinearAlgebra {
+    /// Thin QR of a row-major [rows, cols] matrix with rows ≥ cols: returns Q [rows, cols] (orthonormal
+    /// columns) and R [cols, cols] (upper triangular) with `matrix = Q · R`.
+    /// For rows < cols the factorization is of the first `rows` columns' span: Q is [rows, rows], R [rows, cols].
+    public static func thinQR(_ matrix: [Float], rows: Int, cols: Int) throws -> (q: [Float], r: [Float], rank: Int) {
+        let p = min(rows, cols)
+        guard p > 0 else { return ([], [], 0) }
+        var work = matrix
+        var tau = [Float](repeating: 0, count: p)
+        var info = LAPACKE_sgeqrf(LAPACK_ROW_MAJOR, Int32(rows), Int32(cols), &work, Int32(cols), &tau)
+        guard info == 0 else { throw LinearAlgebraError(routine: "sgeqrf", info: info) }
+        var r = [Float](repeating: 0, count: p * cols)
+        for i in 0..<p { for j in i..<cols { r[i * cols + j] = work[i * cols + j] } }
+        // Q: the first p columns of the Householder product.
+        var q = [Float](repeating: 0, count: rows * p)
+        for i in 0..<rows { for j in 0..<p { q[i * p + j] = work[i * cols + j] } }
+        info = LAPACKE_sorgqr(LAPACK_ROW_MAJOR, Int32(rows), Int32(p), Int32(p), &q, Int32(p), &tau)
+        guard info == 0 else { throw LinearAlgebraError(routine: "sorgqr", info: info) }
+        return (q, r, p)
+    }
+
+    /// Thin SVD of a row-major [rows, cols] matrix: `matrix = U · diag(S) · Vt`, U [rows, p], S [p] descending,
+    /// Vt [p, cols], p = min(rows, cols). Uses the divide-and-conquer driver (sgesdd).
+    public static func svd(_ matrix: [Float], rows: Int, cols: Int) throws -> (u: [Float], s: [Float], vt: [Float]) {
+        let p = min(rows, cols)
+        guard p > 0 else { return ([], [], []) }
+        var work = matrix
+        var s = [Float](repeating: 0, count: p)
+        var u = [Float](repeating: 0, count: rows * p)
+        var vt = [Float](repeating: 0, count: p * cols)
+        let info = LAPACKE_sgesdd(LAPACK_ROW_MAJOR, CChar(UInt8(ascii: "S")), Int32(rows), Int32(cols), &work, Int32(cols),
+                                  &s, &u, Int32(p), &vt, Int32(cols))
+        guard info == 0 else { throw LinearAlgebraError(routine: "sgesdd", info: info) }
+        return (u, s, vt)
+    }
+}

@@ -1,1 +1,0 @@
-// Placeholder until the Kernels module lands.

@@ -1,0 +1,152 @@
+import AdapterIO
+
+/// Swift mirrors of the messages in proto/brickyard.proto. `WireCodec` converts them to and from protobuf-c
+/// bytes; nothing else in Brickyard touches protobuf-c directly.
+public enum Wire {
+    /// Bumped on any incompatible change to proto/brickyard.proto.
+    public static let protocolVersion: UInt32 = 1
+
+    public enum TaskKind: Sendable, Equatable { case mergeModule, kmeansBlockStep }
+    public enum InputMode: Sendable, Equatable { case shared, inline }
+
+    public struct Hello: Sendable, Equatable {
+        public var workerID: String
+        public var version: String
+        public var cores: UInt32
+        public var blasThreads: UInt32
+        public var pid: UInt32
+        public var hostname: String
+        public init(workerID: String, version: String, cores: UInt32, blasThreads: UInt32, pid: UInt32, hostname: String) {
+            self.workerID = workerID; self.version = version; self.cores = cores
+            self.blasThreads = blasThreads; self.pid = pid; self.hostname = hostname
+        }
+    }
+
+    public struct Welcome: Sendable, Equatable {
+        public var jobID: String
+        public var heartbeatIntervalMilliseconds: UInt32
+        public var heartbeatLiveness: UInt32
+        public init(jobID: String, heartbeatIntervalMilliseconds: UInt32, heartbeatLiveness: UInt32) {
+            self.jobID = jobID; self.heartbeatIntervalMilliseconds = heartbeatIntervalMilliseconds
+            self.heartbeatLiveness = heartbeatLiveness
+        }
+    }
+
+    /// One adapter's factors for the task's module (see `InputRef` in the proto).
+    public struct InputRef: Sendable, Equatable {
+        public var pathIndex: UInt32
+        public var coefficient: Double
+        public var rank: UInt32
+        public var aDType: DType
+        public var aOffset: UInt64
+        public var aLength: UInt64
+        public var bDType: DType
+        public var bOffset: UInt64
+        public var bLength: UInt64
+        public var fanInFanOut: Bool
+        public init(pathIndex: UInt32, coefficient: Double, rank: UInt32, aDType: DType, aOffset: UInt64, aLength: UInt64,
+                    bDType: DType, bOffset: UInt64, bLength: UInt64, fanInFanOut: Bool) {
+            self.pathIndex = pathIndex; self.coefficient = coefficient; self.rank = rank
+            self.aDType = aDType; self.aOffset = aOffset; self.aLength = aLength
+            self.bDType = bDType; self.bOffset = bOffset; self.bLength = bLength; self.fanInFanOut = fanInFanOut
+        }
+    }
+
+    public struct Task: Sendable, Equatable {
+        public var jobID: String
+        public var taskID: UInt64
+        public var attempt: UInt32
+        public var kind: TaskKind
+        public var module: String
+        public var method: String
+        /// Canonical JSON of the full `MergeSpec`.
+        public var optionsJSON: String
+        public var rank: UInt32
+        public var seed: UInt64
+        public var outFeatures: UInt32
+        public var inFeatures: UInt32
+        public var inputMode: InputMode
+        public var paths: [String]
+        public var inputs: [InputRef]
+        public var blockIndex: UInt32
+        public var blockCount: UInt32
+        public var resultChunkBytes: UInt32
+        public init(jobID: String, taskID: UInt64, attempt: UInt32, kind: TaskKind = .mergeModule, module: String,
+                    method: String, optionsJSON: String, rank: UInt32, seed: UInt64, outFeatures: UInt32,
+                    inFeatures: UInt32, inputMode: InputMode, paths: [String], inputs: [InputRef],
+                    blockIndex: UInt32 = 0, blockCount: UInt32 = 1, resultChunkBytes: UInt32) {
+            self.jobID = jobID; self.taskID = taskID; self.attempt = attempt; self.kind = kind; self.module = module
+            self.method = method; self.optionsJSON = optionsJSON; self.rank = rank; self.seed = seed
+            self.outFeatures = outFeatures; self.inFeatures = inFeatures; self.inputMode = inputMode
+            self.paths = paths; self.inputs = inputs; self.blockIndex = blockIndex; self.blockCount = blockCount
+            self.resultChunkBytes = resultChunkBytes
+        }
+    }
+
+    /// Inline mode: a piece of input `inputIndex`'s factor (`factor` 0 = A, 1 = B), raw stored bytes.
+    public struct InputChunk: Sendable, Equatable {
+        public var taskID: UInt64
+        public var attempt: UInt32
+        public var inputIndex: UInt32
+        public var factor: UInt32
+        public var sequence: UInt32
+        public var total: UInt32
+        public var payload: [UInt8]
+        public init(taskID: UInt64, attempt: UInt32, inputIndex: UInt32, factor: UInt32, sequence: UInt32, total: UInt32, payload: [UInt8]) {
+            self.taskID = taskID; self.attempt = attempt; self.inputIndex = inputIndex; self.factor = factor
+            self.sequence = sequence; self.total = total; self.payload = payload
+        }
+    }
+
+    public struct ResultChunk: Sendable, Equatable {
+        public var taskID: UInt64
+        public var attempt: UInt32
+        public var sequence: UInt32
+        public var total: UInt32
+        public var payload: [UInt8]
+        public var crc32c: UInt32
+        public init(taskID: UInt64, attempt: UInt32, sequence: UInt32, total: UInt32, payload: [UInt8], crc32c: UInt32) {
+            self.taskID = taskID; self.attempt = attempt; self.sequence = sequence; self.total = total
+            self.payload = payload; self.crc32c = crc32c
+        }
+    }
+
+    public struct TaskDone: Sendable, Equatable {
+        public var taskID: UInt64
+        public var attempt: UInt32
+        public var outRank: UInt32
+        public var resultBytes: UInt64
+        public var resultCRC32C: UInt32
+        /// JSON of `ModuleStats`.
+        public var statsJSON: String
+        public var seconds: Double
+        public init(taskID: UInt64, attempt: UInt32, outRank: UInt32, resultBytes: UInt64, resultCRC32C: UInt32, statsJSON: String, seconds: Double) {
+            self.taskID = taskID; self.attempt = attempt; self.outRank = outRank; self.resultBytes = resultBytes
+            self.resultCRC32C = resultCRC32C; self.statsJSON = statsJSON; self.seconds = seconds
+        }
+    }
+
+    public struct TaskFailed: Sendable, Equatable {
+        public var taskID: UInt64
+        public var attempt: UInt32
+        public var error: String
+        public var retryable: Bool
+        public init(taskID: UInt64, attempt: UInt32, error: String, retryable: Bool) {
+            self.taskID = taskID; self.attempt = attempt; self.error = error; self.retryable = retryable
+        }
+    }
+}
+
+/// One protocol message: the body of an `Envelope`.
+public enum WireMessage: Sendable, Equatable {
+    case hello(Wire.Hello)
+    case welcome(Wire.Welcome)
+    case reject(reason: String)
+    case heartbeat(sequence: UInt64)
+    case task(Wire.Task)
+    case inputChunk(Wire.InputChunk)
+    case resultChunk(Wire.ResultChunk)
+    case taskDone(Wire.TaskDone)
+    case taskFailed(Wire.TaskFailed)
+    case disconnect(reason: String)
+}

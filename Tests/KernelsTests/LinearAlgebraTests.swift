@@ -1,0 +1,58 @@
+import Testing
+import Foundation
+@testable import Kernels
+
+@Suite struct LinearAlgebraTests {
+    /// Deterministic test data without a random generator dependency.
+    static func sample(_ count: Int, seed: Int) -> [Float] {
+        (0..<count).map { i in
+            let x = Double(i * 7 + seed * 13) * 0.731
+            let y = Double(i * i + seed) * 0.117
+            return Float(sin(x) + cos(y))
+        }
+    }
+
+    @Test(arguments: [(5, 3, 4), (1, 7, 2), (8, 8, 8), (3, 1, 5)])
+    func gemmMatchesNaiveProduct(m: Int, n: Int, k: Int) {
+        let a = Self.sample(m * k, seed: 1), b = Self.sample(k * n, seed: 2)
+        let c = BLAS.matmul(a, b, m: m, n: n, k: k)
+        for i in 0..<m { for j in 0..<n {
+            var expected = 0.0
+            for t in 0..<k { expected += Double(a[i * k + t]) * Double(b[t * n + j]) }
+            #expect(abs(Double(c[i * n + j]) - expected) < 1e-4)
+        } }
+    }
+
+    @Test func gemmTransposedOperands() {
+        let (m, n, k) = (4, 3, 5)
+        let at = Self.sample(k * m, seed: 3), bt = Self.sample(n * k, seed: 4)
+        let c = BLAS.matmul(at, bt, m: m, n: n, k: k, transA: .transpose, transB: .transpose)
+        for i in 0..<m { for j in 0..<n {
+            var expected = 0.0
+            for t in 0..<k { expected += Double(at[t * m + i]) * Double(bt[j * k + t]) }
+            #expect(abs(Double(c[i * n + j]) - expected) < 1e-4)
+        } }
+    }
+
+    @Test(arguments: [(6, 3), (4, 4), (10, 1)])
+    func thinQRReconstructsAndIsOrthonormal(rows: Int, cols: Int) throws {
+        let a = Self.sample(rows * cols, seed: 5)
+        let (q, r, p) = try LinearAlgebra.thinQR(a, rows: rows, cols: cols)
+        let qr = BLAS.matmul(q, r, m: rows, n: cols, k: p)
+        for i in 0..<(rows * cols) { #expect(abs(qr[i] - a[i]) < 1e-4) }
+        let qtq = BLAS.matmul(q, q, m: p, n: p, k: rows, transA: .transpose)
+        for i in 0..<p { for j in 0..<p { #expect(abs(qtq[i * p + j] - (i == j ? 1 : 0)) < 1e-5) } }
+    }
+
+    @Test(arguments: [(6, 4), (3, 7), (5, 5)])
+    func svdReconstructsWithDescendingValues(rows: Int, cols: Int) throws {
+        let a = Self.sample(rows * cols, seed: 6)
+        let (u, s, vt) = try LinearAlgebra.svd(a, rows: rows, cols: cols)
+        let p = min(rows, cols)
+        var us = u
+        for i in 0..<rows { for j in 0..<p { us[i * p + j] *= s[j] } }
+        let back = BLAS.matmul(us, vt, m: rows, n: cols, k: p)
+        for i in 0..<(rows * cols) { #expect(abs(back[i] - a[i]) < 1e-4) }
+        for j in 1..<p { #expect(s[j - 1] >= s[j]) }
+    }
+}
