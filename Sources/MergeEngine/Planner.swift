@@ -77,3 +77,20 @@ public enum Planner {
         return weights.map { $0 / sum }
     }
 }
+
+extension Planner {
+    /// Plans `job`, opening every adapter from disk (headers only: factors are read per module later).
+    public static func plan(job: JobSpec) throws -> MergePlan {
+        try plan(job: job) { entry in LoadedAdapter(try PeftAdapter.load(path: entry.path, rank: entry.rank, alpha: entry.alpha)) }
+    }
+}
+
+extension LoadedAdapter {
+    /// The planner's view of an opened PEFT adapter.
+    public init(_ adapter: PeftAdapter) {
+        var targets = Set(adapter.targetModuleNames)
+        if case .names(let names) = adapter.config.targetModules { targets.formUnion(names) }
+        self.init(path: adapter.path, modules: adapter.modules, targetModules: targets.sorted(),
+                  baseModelNameOrPath: adapter.config.baseModelNameOrPath, taskType: adapter.config.taskType)
+    }
+}
