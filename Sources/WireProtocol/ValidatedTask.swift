@@ -89,6 +89,31 @@ public struct ValidatedTask: Sendable {
         return Int(factor == 0 ? task.inputs[index].aLength : task.inputs[index].bLength)
     }
 
+    /// Shared mode: the task as a `ModulePlan` whose `TensorRef`s point into `task.paths`, so the engine's
+    /// `loadInput()` reads (re-checking every range against the file), converts and lays out the factors.
+    public func modulePlan() throws -> ModulePlan {
+        let sources = try task.inputs.enumerated().map { index, input -> ModuleSource in
+            let rank = Int(input.rank)
+            guard task.paths.indices.contains(Int(input.pathIndex)) else {
+                throw WireError(.invalidField, "task \(task.taskID) (module \(task.module)): input \(index) has no path (inline task?)")
+            }
+            let path = task.paths[Int(input.pathIndex)]
+            let a = TensorRef(path: path, dtype: input.aDType,
+                              shape: input.fanInFanOut ? [inFeatures, rank] : [rank, inFeatures],
+                              byteOffset: Int(input.aOffset), byteCount: Int(input.aLength), name: "\(task.module).lora_A")
+            let b = TensorRef(path: path, dtype: input.bDType,
+                              shape: input.fanInFanOut ? [rank, outFeatures] : [outFeatures, rank],
+                              byteOffset: Int(input.bOffset), byteCount: Int(input.bLength), name: "\(task.module).lora_B")
+            // alpha/scaling are irrelevant here: the coefficient already folds them in.
+            let info = LoraModuleInfo(name: task.module, rank: rank, alpha: Double(rank), scaling: 1,
+                                      inFeatures: inFeatures, outFeatures: outFeatures, a: a, b: b,
+                                      fanInFanOut: input.fanInFanOut)
+            return ModuleSource(adapterIndex: index, module: info, coefficient: input.coefficient)
+        }
+        return ModulePlan(name: task.module, outFeatures: outFeatures, inFeatures: inFeatures, sources: sources,
+                          seed: task.seed)
+    }
+
     /// The engine's input from each input's stored factor bytes (read from files or received inline), in input
     /// order. Converts dtypes and undoes a stored transposition; rejects non-finite values.
     public func moduleInput(factors: [(a: [UInt8], b: [UInt8])], source: String) throws -> ModuleInput {
