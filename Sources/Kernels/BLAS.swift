@@ -85,9 +85,11 @@ public enum BLAS {
     }
 
     /// Number of threads OpenBLAS uses (set from `--threads`; OPENBLAS_NUM_THREADS at load time).
+    /// While a `singleThreaded` scope is active anywhere in the process, setting it only records the count to
+    /// restore when the last scope ends, so no merge can be switched to several threads halfway.
     public static var threadCount: Int {
         get { Int(openblas_get_num_threads()) }
-        set { openblas_set_num_threads(Int32(newValue)) }
+        set { ThreadPin.request(newValue) }
     }
 
     /// Runs `body` with OpenBLAS pinned to one thread, restoring the previous count when the outermost scope
@@ -114,8 +116,8 @@ private enum ThreadPin {
         lock.lock()
         defer { lock.unlock() }
         if depth == 0 {
-            saved = BLAS.threadCount
-            if saved != 1 { BLAS.threadCount = 1 }
+            saved = Int(openblas_get_num_threads())
+            if saved != 1 { openblas_set_num_threads(1) }
         }
         depth += 1
     }
@@ -124,6 +126,12 @@ private enum ThreadPin {
         lock.lock()
         defer { lock.unlock() }
         depth -= 1
-        if depth == 0 && saved != 1 { BLAS.threadCount = saved }
+        if depth == 0 && saved != 1 { openblas_set_num_threads(Int32(saved)) }
+    }
+
+    static func request(_ count: Int) {
+        lock.lock()
+        defer { lock.unlock() }
+        if depth > 0 { saved = max(1, count) } else { openblas_set_num_threads(Int32(max(1, count))) }
     }
 }
