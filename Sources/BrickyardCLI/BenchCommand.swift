@@ -95,8 +95,8 @@ struct LloydBench: ParsableCommand {
         }
         var clusterOptions = KMeansOptions(iterations: iterations, tolerance: 0)
         clusterOptions.blockSize = KMeansOptions.defaultBlockSize
-        let clusterSeconds = seconds {
-            _ = SignInvariantKMeans.cluster(units: x, count: n, dimension: d, k: k, options: clusterOptions, seed: 7)
+        let clusterSeconds = try seconds {
+            _ = try SignInvariantKMeans.cluster(units: x, count: n, dimension: d, k: k, options: clusterOptions, seed: 7)
         }
         let flops = 4.0 * Double(n) * Double(k) * Double(d) * Double(iterations)
         let lloyd = flops / lloydSeconds / 1e9, gemm = flops / gemmSeconds / 1e9
