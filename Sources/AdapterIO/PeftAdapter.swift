@@ -25,13 +25,14 @@ public struct PeftAdapter: Sendable {
             throw AdapterIOError(.io, path: path, "does not exist")
         }
         if isDirectory.boolValue {
-            let configPath = path + "/adapter_config.json"
-            let weightsPath = path + "/adapter_model.safetensors"
+            let folder = path.hasSuffix("/") && path.count > 1 ? String(path.dropLast()) : path
+            let configPath = folder + "/adapter_config.json"
+            let weightsPath = folder + "/adapter_model.safetensors"
             guard FileManager.default.fileExists(atPath: configPath) else {
                 throw AdapterIOError(.missingConfig, path: path, "no adapter_config.json: not a PEFT adapter directory")
             }
             guard FileManager.default.fileExists(atPath: weightsPath) else {
-                if FileManager.default.fileExists(atPath: path + "/adapter_model.bin") {
+                if FileManager.default.fileExists(atPath: folder + "/adapter_model.bin") {
                     throw AdapterIOError(.unsupported, path: path, "adapter_model.bin is a pickle checkpoint: convert it to adapter_model.safetensors (e.g. safetensors.torch.save_file)")
                 }
                 throw AdapterIOError(.io, path: path, "no adapter_model.safetensors")

@@ -123,6 +123,15 @@ public final class PeftAdapterWriter {
         try a.withUnsafeBufferPointer { a in try b.withUnsafeBufferPointer { b in try write(module: name, a: a, b: b) } }
     }
 
+    /// Adds another file to the directory (e.g. `merge-report.json`) so it appears atomically with the adapter.
+    public func addFile(named name: String, contents: [UInt8]) throws {
+        guard !name.isEmpty, !name.contains("/"), name != "." && name != "..",
+              !["adapter_config.json", "adapter_model.safetensors"].contains(name) else {
+            throw AdapterIOError(.badArgument, path: directory, "cannot add a file named '\(name)'")
+        }
+        try AtomicFile.write(contents, to: temporaryDirectory + "/" + name)
+    }
+
     /// Writes the config, then moves the finished directory into place.
     public func finish() throws {
         guard !finished else { return }
