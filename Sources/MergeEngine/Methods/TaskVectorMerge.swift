@@ -60,38 +60,51 @@ enum TaskVectorMerge {
     }
 
     /// Sums the pruned blocks entry by entry in term order, or (TIES) keeps only entries agreeing with the elected
-    /// sign and divides by how many agree (at least 1), as PEFT's `disjoint_merge`.
+    /// sign and divides by how many agree (at least 1), as PEFT's `disjoint_merge`. Loops run term by term over
+    /// contiguous entries without branches so they vectorise; each entry still sums its terms in term order.
     private static func combine(blocks: UnsafeMutablePointer<Float>, stride: Int, terms: Int, count: Int,
                                 election: PruneOptions.MajoritySign?, into target: UnsafeMutablePointer<Float>) {
+        target.update(repeating: 0, count: count)
         guard let election else {
-            for j in 0..<count {
-                var sum: Float = 0
-                for t in 0..<terms { sum += blocks[t * stride + j] }
-                target[j] = sum
+            for t in 0..<terms {
+                let block = blocks + t * stride
+                for j in 0..<count { target[j] += block[j] }
             }
             return
         }
-        for j in 0..<count {
-            var vote: Float = 0
-            for t in 0..<terms {
-                let value = blocks[t * stride + j]
-                vote += election == .total ? value : signum(value)
-            }
-            let majority: Float = vote >= 0 ? 1 : -1
-            var sum: Float = 0, agreeing: Float = 0
-            for t in 0..<terms {
-                let value = blocks[t * stride + j]
-                if signum(value) == majority {
-                    sum += value
-                    agreeing += 1
-                }
-            }
-            target[j] = sum / max(agreeing, 1)
+        let vote = UnsafeMutablePointer<Float>.allocate(capacity: max(count, 1))
+        let agreeing = UnsafeMutablePointer<Float>.allocate(capacity: max(count, 1))
+        defer {
+            vote.deallocate()
+            agreeing.deallocate()
         }
+        vote.update(repeating: 0, count: count)
+        agreeing.update(repeating: 0, count: count)
+        for t in 0..<terms {
+            let block = blocks + t * stride
+            if election == .total {
+                for j in 0..<count { vote[j] += block[j] }
+            } else {
+                for j in 0..<count { vote[j] += signum(block[j]) }
+            }
+        }
+        // The elected sign: +1 where the vote is ≥ 0 (torch.where(sign_magnitude >= 0, 1, -1)).
+        for j in 0..<count { vote[j] = vote[j] >= 0 ? 1 : -1 }
+        for t in 0..<terms {
+            let block = blocks + t * stride
+            for j in 0..<count {
+                let value = block[j]
+                // value · sign > 0 exactly when the value is non-zero and has the elected sign.
+                let agrees = value * vote[j] > 0
+                target[j] += agrees ? value : 0
+                agreeing[j] += agrees ? 1 : 0
+            }
+        }
+        for j in 0..<count { target[j] /= max(agreeing[j], 1) }
     }
 
     @inline(__always)
-    private static func signum(_ value: Float) -> Float { value > 0 ? 1 : (value < 0 ? -1 : 0) }
+    private static func signum(_ value: Float) -> Float { (value > 0 ? 1 : 0) - (value < 0 ? 1 : 0) }
 }
 
 /// How each task vector is sparsified before combining.
