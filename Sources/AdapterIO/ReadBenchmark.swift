@@ -3,6 +3,7 @@ import Foundation
 /// Reads every tensor of a set of adapters and converts it to Float32, as the coordinator and workers do,
 /// timing the whole pass (for scripts/bench-read).
 public enum ReadBenchmark {
+    /// Totals of one pass over the pool.
     public struct Result: Sendable {
         public var files: Int
         public var tensors: Int
