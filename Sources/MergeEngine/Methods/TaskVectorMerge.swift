@@ -15,6 +15,7 @@ import Kernels
 /// - `density ≥ 1` prunes nothing (PEFT's `prune` returns the tensor unchanged).
 enum TaskVectorMerge {
     static func merge(_ input: ModuleInput, method: MergeMethodName, rank: Int, options: PruneOptions, seed: UInt64) throws -> ModuleResult {
+        guard rank >= 1 else { throw MergeError("module \(input.name): output rank must be at least 1, got \(rank)") }
         let dense = try denseResult(input, method: method, options: options, seed: seed)
         let truncated = try DenseTruncation.truncate(dense, rows: input.outFeatures, cols: input.inFeatures, rank: rank, seed: seed)
         return ModuleResult(name: input.name, rank: truncated.rank, outFeatures: input.outFeatures, inFeatures: input.inFeatures,
@@ -29,6 +30,10 @@ enum TaskVectorMerge {
 
     /// The merged dense task vector [out, in], before rank truncation.
     static func denseResult(_ input: ModuleInput, method: MergeMethodName, options: PruneOptions, seed: UInt64) throws -> [Float] {
+        try input.checkShapes()
+        guard options.density > 0, options.density <= 1 else {
+            throw MergeError("module \(input.name): density must be in (0, 1], got \(options.density)")
+        }
         let rows = input.outFeatures, cols = input.inFeatures
         let terms = input.terms.map { LowRankTerm(coefficient: Float($0.coefficient), rank: $0.rank, b: $0.b, a: $0.a) }
         let step = TaskVectors.blockRows(rows: rows, cols: cols, copies: max(terms.count, 1))
