@@ -4,7 +4,7 @@ import Kernels
 /// (src/peft/utils/merge_utils.py) on the dense task vectors `τ_i = c_i B_i A_i`, followed by the best rank-k
 /// approximation of the dense result.
 ///
-/// Choices where PEFT is silent or arbitrary (also in the README):
+/// Choices where PEFT is silent or arbitrary (also in docs/merge-engine.md):
 /// - Weights are inside τ_i (METHODS.md): pruning is unaffected by a positive weight, and `majority_sign: total`
 ///   elects the sign of Σ c_i B_i A_i. (PEFT's merge_utils elects on the unweighted tensors and multiplies by the
 ///   weights afterwards; the two agree whenever the weights are equal.)
