@@ -80,6 +80,7 @@ struct WorkerSession {
                 return .lost(wasWelcomed: welcomed)
             }
             if readable, let outcome = drainMessages() { return outcome }
+            if startHangingIfDue() { continue }
 
             let after = ContinuousClock.now
             if after - lastHeard > silenceLimit {
