@@ -28,7 +28,9 @@ struct TaskFailure: Error, Sendable, CustomStringConvertible {
     init(_ error: any Error) {
         message = String(describing: error)
         switch error {
-        case is MergeError, is WireError: retryable = false
+        // Corrupted transfers (crc, chunk totals) may succeed on a resend; bad numbers in a task never will.
+        case let error as WireError: retryable = error.code == .inconsistent
+        case is MergeError: retryable = false
         case let error as AdapterIOError: retryable = error.code == .io
         default: retryable = true
         }

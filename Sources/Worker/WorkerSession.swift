@@ -25,6 +25,10 @@ struct WorkerSession {
     private var heartbeatSequence: UInt64 = 0
     private var welcomed = false
     private var logger: Logger { worker.logger }
+    private var isHanging: Bool {
+        if case .hanging = phase { return true }
+        return false
+    }
 
     init(worker: Worker, context: ZMQContext, connection: Int) throws {
         self.worker = worker
@@ -53,9 +57,8 @@ struct WorkerSession {
 
         while true {
             if let reason = worker.stopFlag.requestedReason {
-                if welcomed, case .hanging = phase {} else if welcomed {
-                    _ = send(.disconnect(reason: "worker stopping (\(reason))"), quiet: true)
-                }
+                // A (test-only) hanging worker stays silent to the end.
+                if welcomed && !isHanging { _ = send(.disconnect(reason: "worker stopping (\(reason))"), quiet: true) }
                 abandonTask()
                 return .stopped(reason)
             }
@@ -183,6 +186,10 @@ struct WorkerSession {
     // MARK: - Tasks
 
     private mutating func start(_ task: Wire.Task) -> SessionOutcome? {
+        if let current = taskInProgress, current.taskID == task.taskID, current.attempt == task.attempt {
+            logger.warning("duplicate of the task in progress dropped", metadata: ["task.id": "\(task.taskID)"])
+            return nil
+        }
         guard case .idle = phase else {
             logger.warning("task received while busy; refused", metadata: ["task.id": "\(task.taskID)"])
             return report(failure: TaskFailure(message: "worker \(worker.configuration.workerID) is busy with another task", retryable: true),
@@ -204,6 +211,14 @@ struct WorkerSession {
             return report(failure: TaskFailure(error), for: task)
         }
         return nil
+    }
+
+    private var taskInProgress: Wire.Task? {
+        switch phase {
+        case .receivingInputs(let inputs): inputs.validated.task
+        case .computing(let computation): computation.task
+        case .awaitingWelcome, .idle, .hanging: nil
+        }
     }
 
     /// Streams a finished computation's result (or its failure) and returns to idle.
