@@ -169,7 +169,8 @@ struct WorkerSession {
             do {
                 try inputs.add(chunk)
                 if inputs.isComplete {
-                    phase = .computing(TaskComputation.start(inputs.validated, inlineFactors: try inputs.assembled()))
+                    phase = .computing(TaskComputation.start(inputs.validated, inlineFactors: try inputs.assembled(),
+                                                             delayMilliseconds: worker.faults.slowTaskMilliseconds))
                 } else {
                     phase = .receivingInputs(inputs)
                 }
@@ -204,7 +205,9 @@ struct WorkerSession {
         do {
             let validated = try ValidatedTask(task, limits: worker.configuration.limits)
             switch task.inputMode {
-            case .shared: phase = .computing(TaskComputation.start(validated, inlineFactors: nil))
+            case .shared:
+                phase = .computing(TaskComputation.start(validated, inlineFactors: nil,
+                                                         delayMilliseconds: worker.faults.slowTaskMilliseconds))
             case .inline: phase = .receivingInputs(InlineInputs(validated))
             }
         } catch {

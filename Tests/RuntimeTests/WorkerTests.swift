@@ -186,6 +186,26 @@ struct WorkerTests {
         #expect(worker.exitStatus(within: 10) == WorkerExit.success)
     }
 
+    @Test("heartbeats keep flowing while a long task computes, and the connection survives it")
+    func heartbeatsWhileComputing() throws {
+        let module = try SyntheticModule()
+        defer { module.remove() }
+        let coordinator = try FakeCoordinator()
+        let worker = WorkerThread(configuration(coordinator.endpoint, faults: WorkerFaults(slowTaskMilliseconds: 800)))
+        let (peer, _) = try coordinator.admit(intervalMilliseconds: 25, liveness: 8)
+        let task = try Wire.Task(module: module.plan, spec: MergeSpec(method: .cat, rank: 0), jobID: "job", taskID: 1,
+                                 attempt: 1, inputMode: .shared)
+        let before = coordinator.heartbeatsReceived
+        try coordinator.router.send(.task(task), to: peer)
+        let (body, done, _) = try coordinator.collectResult()
+        #expect(done != nil && body != nil)
+        // 800 ms at one heartbeat per 25 ms: well over 8 even on a loaded machine; a worker blocked in the
+        // computation would send none, and would have reconnected (a hello here fails collectResult).
+        #expect(coordinator.heartbeatsReceived - before >= 8)
+        worker.stop.request(reason: "test over")
+        #expect(worker.exitStatus(within: 10) == WorkerExit.success)
+    }
+
     @Test("a reject ends the worker with the rejected status")
     func rejected() throws {
         let coordinator = try FakeCoordinator()
@@ -300,12 +320,13 @@ struct WorkerTests {
 struct WorkerFaultsTests {
     @Test("parses the environment syntax")
     func parses() throws {
-        let faults = try WorkerFaults(specification: "fail-tasks, hang-after-tasks=2,die-in-task,once=/tmp/x")
-        #expect(faults == WorkerFaults(failTasks: true, hangAfterTasks: 2, dieInTask: true, onceMarkerPath: "/tmp/x"))
+        let faults = try WorkerFaults(specification: "fail-tasks, hang-after-tasks=2,die-in-task,once=/tmp/x,slow-tasks=5")
+        #expect(faults == WorkerFaults(failTasks: true, hangAfterTasks: 2, dieInTask: true, onceMarkerPath: "/tmp/x",
+                                       slowTaskMilliseconds: 5))
         #expect(try WorkerFaults(specification: "") == .none)
     }
 
-    @Test("rejects unknown items", arguments: ["explode", "hang-after-tasks", "hang-after-tasks=-1", "once"])
+    @Test("rejects unknown items", arguments: ["explode", "hang-after-tasks", "hang-after-tasks=-1", "once", "slow-tasks=x"])
     func rejects(specification: String) {
         #expect(throws: WorkerFaultsError.self) { try WorkerFaults(specification: specification) }
     }
