@@ -35,8 +35,10 @@ struct WorkerSession {
         let configuration = worker.configuration
         interval = .milliseconds(configuration.heartbeatIntervalMilliseconds)
         liveness = configuration.heartbeatLiveness
-        // Identity must be 1...255 bytes; the connection number keeps reconnections distinct.
-        let identity = Array("\(configuration.workerID)/\(connection)".utf8.suffix(255))
+        // Identity must be 1...255 bytes. The per-process nonce keeps two workers started with the same --id apart
+        // (a ROUTER ignores a second connection with an identity in use); the connection number keeps
+        // reconnections distinct from the connection the coordinator may not have noticed is dead.
+        let identity = Array("\(configuration.workerID)/\(worker.identityNonce)/\(connection)".utf8.suffix(255))
         socket = try ZMQSocket.dealer(context: context, identity: identity)
         // A send to a dead coordinator must not block past the liveness window.
         try socket.setSendTimeout(milliseconds: Int32(clamping: configuration.heartbeatIntervalMilliseconds * configuration.heartbeatLiveness))
