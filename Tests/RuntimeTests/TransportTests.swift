@@ -235,6 +235,7 @@ struct ResultBodyTests {
 
     @Test("wrong lengths and absurd shapes are errors", arguments: [
         (3, 4, 2, 55), (3, 4, 2, 57), (3, 4, 3, 56), (-1, 4, 2, 0), (Int.max, Int.max, 2, 0),
+        (Int.max / 2, Int.max / 2, 1, 0), (Int.max / 8, Int.max / 8, 1, 0),
     ])
     func badLengths(out: Int, inFeatures: Int, rank: Int, byteCount: Int) {
         #expect(throws: WireError.self) {
