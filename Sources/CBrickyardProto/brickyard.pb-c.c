@@ -1191,7 +1191,7 @@ const ProtobufCMessageDescriptor brickyard__v1__task__descriptor =
   (ProtobufCMessageInit) brickyard__v1__task__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
-static const ProtobufCFieldDescriptor brickyard__v1__input_chunk__field_descriptors[7] =
+static const ProtobufCFieldDescriptor brickyard__v1__input_chunk__field_descriptors[8] =
 {
   {
     "task_id",
@@ -1277,9 +1277,22 @@ static const ProtobufCFieldDescriptor brickyard__v1__input_chunk__field_descript
     0,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
+  {
+    "crc32c",
+    8,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT32,
+    0,   /* quantifier_offset */
+    offsetof(Brickyard__V1__InputChunk, crc32c),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
 };
 static const unsigned brickyard__v1__input_chunk__field_indices_by_name[] = {
   1,   /* field[1] = attempt */
+  7,   /* field[7] = crc32c */
   3,   /* field[3] = factor */
   2,   /* field[2] = input_index */
   6,   /* field[6] = payload */
@@ -1290,7 +1303,7 @@ static const unsigned brickyard__v1__input_chunk__field_indices_by_name[] = {
 static const ProtobufCIntRange brickyard__v1__input_chunk__number_ranges[1 + 1] =
 {
   { 1, 0 },
-  { 0, 7 }
+  { 0, 8 }
 };
 const ProtobufCMessageDescriptor brickyard__v1__input_chunk__descriptor =
 {
@@ -1300,7 +1313,7 @@ const ProtobufCMessageDescriptor brickyard__v1__input_chunk__descriptor =
   "Brickyard__V1__InputChunk",
   "brickyard.v1",
   sizeof(Brickyard__V1__InputChunk),
-  7,
+  8,
   brickyard__v1__input_chunk__field_descriptors,
   brickyard__v1__input_chunk__field_indices_by_name,
   1,  brickyard__v1__input_chunk__number_ranges,

@@ -92,9 +92,12 @@ public enum Wire {
         public var sequence: UInt32
         public var total: UInt32
         public var payload: [UInt8]
-        public init(taskID: UInt64, attempt: UInt32, inputIndex: UInt32, factor: UInt32, sequence: UInt32, total: UInt32, payload: [UInt8]) {
+        /// CRC-32C (Castagnoli) of `payload`; `Chunking.inputChunks` fills it and the reassembler checks it.
+        public var crc32c: UInt32
+        public init(taskID: UInt64, attempt: UInt32, inputIndex: UInt32, factor: UInt32, sequence: UInt32, total: UInt32,
+                    payload: [UInt8], crc32c: UInt32 = 0) {
             self.taskID = taskID; self.attempt = attempt; self.inputIndex = inputIndex; self.factor = factor
-            self.sequence = sequence; self.total = total; self.payload = payload
+            self.sequence = sequence; self.total = total; self.payload = payload; self.crc32c = crc32c
         }
     }
 

@@ -219,10 +219,14 @@ struct  Brickyard__V1__InputChunk
   uint32_t sequence;
   uint32_t total;
   ProtobufCBinaryData payload;
+  /*
+   * CRC-32C (Castagnoli) of payload
+   */
+  uint32_t crc32c;
 };
 #define BRICKYARD__V1__INPUT_CHUNK__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&brickyard__v1__input_chunk__descriptor) \
-    , 0, 0, 0, 0, 0, 0, {0,NULL} }
+    , 0, 0, 0, 0, 0, 0, {0,NULL}, 0 }
 
 
 /*
@@ -238,7 +242,7 @@ struct  Brickyard__V1__ResultChunk
   uint32_t total;
   ProtobufCBinaryData payload;
   /*
-   * of payload
+   * CRC-32C (Castagnoli) of payload
    */
   uint32_t crc32c;
 };
@@ -258,7 +262,7 @@ struct  Brickyard__V1__TaskDone
   uint32_t out_rank;
   uint64_t result_bytes;
   /*
-   * of the whole result body
+   * CRC-32C (Castagnoli) of the whole result body
    */
   uint32_t result_crc32c;
   char *stats_json;
