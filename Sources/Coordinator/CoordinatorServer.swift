@@ -35,6 +35,10 @@ public final class CoordinatorServer {
     private var progress: ProgressReporter
     /// The real endpoint after binding (port resolved).
     public private(set) var boundEndpoint: String?
+    /// Headers of every finished task (resumed or computed), by plan index: the report is built from them.
+    public private(set) var finishedHeaders: [Int: CheckpointRecordHeader]
+    /// Called on every loop iteration (the merge command supervises its local workers here).
+    public var onTick: (() -> Void)?
 
     public init(plan: MergePlan, store: CheckpointStore, options: CoordinatorOptions, jobID: String,
                 logger: Logger, stop: StopSignal) throws {
@@ -48,6 +52,7 @@ public final class CoordinatorServer {
         let keys = plan.modules.map { TaskKey(module: $0.name) }
         let finished = store.resume(tasks: plan.modules.map { (TaskKey(module: $0.name), $0.outFeatures, $0.inFeatures) })
         resumed = finished.count
+        finishedHeaders = finished
         scheduler = Scheduler(tasks: keys, finished: Set(finished.keys), configuration: options.scheduler)
         progress = ProgressReporter(total: keys.count, resumed: finished.count, logger: logger)
         if resumed > 0 { logger.info("resuming from checkpoint", metadata: ["resumed": "\(resumed)", "total": "\(keys.count)"]) }
@@ -93,6 +98,7 @@ public final class CoordinatorServer {
             }
             for assignment in scheduler.dispatch() { send(assignment) }
             sendHeartbeats(now: now)
+            onTick?()
             progress.update(done: scheduler.doneCount, workers: scheduler.aliveWorkers, retries: scheduler.retries)
         }
         progress.finish()
@@ -228,6 +234,7 @@ public final class CoordinatorServer {
                     "result is \(body.count) bytes but rank \(rank) of [\(module.outFeatures), \(module.inFeatures)] needs \(header.expectedBodyBytes)")
             }
             try store.write(CheckpointRecord(header: header, body: body), index: index)
+            finishedHeaders[index] = header
         } catch let error as CoordinatorError where error.code == .io {
             // Cannot checkpoint: retrying elsewhere will not help; fail the job with the reason.
             _ = scheduler.fail(peer: peer, taskID: done.taskID, attempt: done.attempt, error: "\(error)", retryable: false)
