@@ -8,14 +8,20 @@ public struct TensorRef: Sendable, Codable, Hashable {
     /// Absolute offset of the first byte within the file (header included).
     public var byteOffset: Int
     public var byteCount: Int
+    /// The tensor's key in the file, for error messages (nil when unknown).
+    public var name: String?
 
-    public init(path: String, dtype: DType, shape: [Int], byteOffset: Int, byteCount: Int) {
+    public init(path: String, dtype: DType, shape: [Int], byteOffset: Int, byteCount: Int, name: String? = nil) {
         self.path = path
         self.dtype = dtype
         self.shape = shape
         self.byteOffset = byteOffset
         self.byteCount = byteCount
+        self.name = name
     }
 
     public var elementCount: Int { shape.reduce(1, *) }
+
+    /// The key if known, else the offset: something a user can find in the file.
+    public var displayName: String { name ?? "at byte \(byteOffset)" }
 }

@@ -1,0 +1,97 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+import ArgumentParser
+import Foundation
+import MergeEngine
+
+/// `brickyard merge JOB.yaml --out DIR`: plan and run a merge job in this process.
+struct MergeCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "merge",
+        abstract: "Merge the adapters of a job file into one PEFT adapter directory.")
+
+    @Argument(help: "The YAML job file.")
+    var job: String
+
+    @Option(name: .long, help: "Output directory (adapter_config.json, adapter_model.safetensors, merge-report.json).")
+    var out: String
+
+    @Flag(name: .long, help: "Replace the output directory if it exists and is not empty.")
+    var force = false
+
+    @Flag(name: .long, help: "Do not show progress.")
+    var quiet = false
+
+    func run() throws {
+        let meter = ProgressMeter(enabled: !quiet && isatty(STDERR_FILENO) == 1)
+        do {
+            let spec = try JobSpec.load(path: job)
+            let plan = try Planner.plan(job: spec)
+            let report = try LocalMerge.run(plan: plan, outputDirectory: out, overwrite: force, progress: meter.update)
+            meter.finish()
+            print(MergeSummary.table(report, outputDirectory: out))
+        } catch {
+            meter.finish()
+            StandardError.write("brickyard: \(error)\n")
+            throw ExitCode(1)
+        }
+    }
+}
+
+/// `\r[12/64] 3.1 modules/s ETA 00:17` on stderr while a terminal is watching.
+final class ProgressMeter {
+    private let enabled: Bool
+    private var shown = false
+
+    init(enabled: Bool) { self.enabled = enabled }
+
+    func update(_ progress: MergeProgress) {
+        guard enabled else { return }
+        let rate = progress.elapsedSeconds > 0 ? Double(progress.done) / progress.elapsedSeconds : 0
+        let remaining = rate > 0 ? Double(progress.total - progress.done) / rate : 0
+        StandardError.write("\r[\(progress.done)/\(progress.total)] \(String(format: "%.1f", rate)) modules/s ETA \(Self.clock(remaining))\u{1b}[K")
+        shown = true
+    }
+
+    func finish() {
+        if shown { StandardError.write("\n") }
+    }
+
+    static func clock(_ seconds: Double) -> String {
+        let total = Int(seconds.rounded())
+        let (hours, minutes, secs) = (total / 3600, total / 60 % 60, total % 60)
+        let body = String(format: "%02d:%02d", minutes, secs)
+        return hours > 0 ? "\(hours):\(body)" : body
+    }
+}
+
+/// The short table printed after a merge.
+enum MergeSummary {
+    static func table(_ report: MergeReport, outputDirectory: String) -> String {
+        let ranks = report.modules.map(\.outputRank)
+        let rankText = (ranks.min() == ranks.max()) ? "\(ranks.first ?? 0)" : "\(ranks.min() ?? 0)–\(ranks.max() ?? 0)"
+        let floors = report.modules.compactMap(\.svdFloor)
+        let rows: [(String, String)] = [
+            ("output", outputDirectory),
+            ("method", report.job.method),
+            ("adapters", "\(report.job.adapters.count)"),
+            ("modules", "\(report.totals.modules)"),
+            ("output rank", rankText),
+            ("mean relative error", String(format: "%.3e", report.totals.meanRelativeError)),
+            ("max relative error", String(format: "%.3e", report.totals.maxRelativeError)),
+        ] + (floors.isEmpty ? [] : [("mean SVD floor", String(format: "%.3e", floors.reduce(0, +) / Double(floors.count)))])
+          + [("time", String(format: "%.2f s", report.totals.wallSeconds))]
+        let width = rows.map(\.0.count).max() ?? 0
+        return rows.map { $0.0.padding(toLength: width, withPad: " ", startingAt: 0) + "  " + $0.1 }.joined(separator: "\n")
+    }
+}
+
+/// Unbuffered writes to stderr (no shared C `FILE*`, which strict concurrency rejects).
+enum StandardError {
+    static func write(_ text: String) {
+        FileHandle.standardError.write(Data(text.utf8))
+    }
+}

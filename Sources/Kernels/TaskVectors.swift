@@ -1,0 +1,142 @@
+/// One low-rank task vector `τ = coefficient · B · A` given by its factors (B row-major [rows, rank],
+/// A row-major [rank, cols]). Dense task-vector merges never hold a whole τ: they build it in row blocks.
+public struct LowRankTerm: Sendable {
+    public var coefficient: Float
+    public var rank: Int
+    public var b: [Float]
+    public var a: [Float]
+
+    public init(coefficient: Float, rank: Int, b: [Float], a: [Float]) {
+        self.coefficient = coefficient
+        self.rank = rank
+        self.b = b
+        self.a = a
+    }
+}
+
+/// Which entries of a task vector survive magnitude pruning: every entry with |value| above `threshold`, plus
+/// the first `equalToKeep` entries (in row-major order) whose |value| equals it. This makes "keep the k largest"
+/// exact and deterministic when several entries tie at the k-th magnitude (torch.topk breaks such ties
+/// arbitrarily; we break them by position).
+public struct MagnitudeCut: Sendable, Equatable {
+    /// Bit pattern of the k-th largest |value| (non-negative floats order like their bit patterns).
+    public var thresholdBits: UInt32
+    public var equalToKeep: Int
+    /// Keep nothing (k = 0).
+    public var keepNone: Bool
+
+    public static let none = MagnitudeCut(thresholdBits: 0, equalToKeep: 0, keepNone: true)
+}
+
+/// Blocked dense construction of task vectors and the exact selection of magnitude thresholds.
+public enum TaskVectors {
+    /// Rows per block such that `copies` blocks of [rows, cols] Float32 fit in `budgetBytes` (at least 1 row).
+    public static func blockRows(rows: Int, cols: Int, copies: Int, budgetBytes: Int = 64 << 20) -> Int {
+        let perRow = max(1, cols * max(copies, 1) * MemoryLayout<Float>.size)
+        return max(1, min(rows, budgetBytes / perRow))
+    }
+
+    /// Writes rows `rowStart ..< rowStart + rowCount` of `coefficient · B · A` into `destination` ([rowCount, cols]).
+    /// Always the same GEMM call for the same block, so repeated passes see bit-identical values.
+    public static func fillBlock(_ term: LowRankTerm, cols: Int, rowStart: Int, rowCount: Int,
+                                 into destination: UnsafeMutablePointer<Float>) {
+        term.b.withUnsafeBufferPointer { pb in
+            term.a.withUnsafeBufferPointer { pa in
+                guard let b = pb.baseAddress, let a = pa.baseAddress else {
+                    destination.update(repeating: 0, count: rowCount * cols)
+                    return
+                }
+                BLAS.gemm(.none, .none, m: rowCount, n: cols, k: term.rank, alpha: term.coefficient,
+                          a: b + rowStart * term.rank, lda: max(term.rank, 1), b: a, ldb: cols,
+                          beta: 0, c: destination, ldc: cols)
+            }
+        }
+    }
+
+    /// The cut that keeps exactly `keep` entries of `τ` ([rows, cols]) with the largest |value|.
+    /// Radix selection on the bit patterns of |value|: one pass histograms the high 16 bits, a second pass
+    /// the low 16 bits inside the selected bucket. Memory: one block and two 64 K-entry histograms.
+    /// `blockRows` must be the block height the caller later uses with `applyCut`, so both passes run the very
+    /// same GEMM calls and see bit-identical values.
+    public static func magnitudeCut(_ term: LowRankTerm, rows: Int, cols: Int, keep: Int, blockRows: Int) -> MagnitudeCut {
+        let total = rows * cols
+        guard keep > 0, total > 0 else { return .none }
+        if keep >= total { return MagnitudeCut(thresholdBits: 0, equalToKeep: total, keepNone: false) }
+        var high = [Int](repeating: 0, count: 1 << 16)
+        forEachBlock(term, rows: rows, cols: cols, blockRows: blockRows) { block in
+            for value in block { high[Int((value.bitPattern & 0x7fff_ffff) >> 16)] += 1 }
+        }
+        let (highBucket, aboveHigh) = selectBucket(high, rank: keep)
+        var low = [Int](repeating: 0, count: 1 << 16)
+        let bucket = UInt32(highBucket)
+        forEachBlock(term, rows: rows, cols: cols, blockRows: blockRows) { block in
+            for value in block {
+                let bits = value.bitPattern & 0x7fff_ffff
+                if bits >> 16 == bucket { low[Int(bits & 0xffff)] += 1 }
+            }
+        }
+        let (lowBucket, aboveLow) = selectBucket(low, rank: keep - aboveHigh)
+        let greater = aboveHigh + aboveLow
+        return MagnitudeCut(thresholdBits: bucket << 16 | UInt32(lowBucket), equalToKeep: keep - greater, keepNone: false)
+    }
+
+    /// Applies `cut` to a block in place. `equalSeen` counts ties at the threshold met so far in row-major order
+    /// across blocks; call blocks in order.
+    public static func applyCut(_ cut: MagnitudeCut, to block: UnsafeMutableBufferPointer<Float>, equalSeen: inout Int) {
+        if cut.keepNone {
+            block.update(repeating: 0)
+            return
+        }
+        for index in block.indices {
+            let bits = block[index].bitPattern & 0x7fff_ffff
+            if bits > cut.thresholdBits { continue }
+            if bits == cut.thresholdBits && equalSeen < cut.equalToKeep {
+                equalSeen += 1
+                continue
+            }
+            block[index] = 0
+        }
+    }
+
+    /// DARE: keeps each entry with probability `density` (counter-based stream `key`, entry index = row-major
+    /// position in the whole matrix) and rescales survivors by 1/density.
+    public static func applyRandomDrop(key: UInt64, density: Float, firstIndex: Int,
+                                       to block: UnsafeMutableBufferPointer<Float>) {
+        let scale = 1 / density
+        for index in block.indices {
+            let keep = CounterRandom.uniform(key: key, index: UInt64(firstIndex + index)) < density
+            block[index] = keep ? block[index] * scale : 0
+        }
+    }
+
+    /// Whether DARE keeps entry `index` of stream `key` (the same rule `applyRandomDrop` uses), for checks.
+    public static func randomDropKeeps(key: UInt64, density: Float, index: Int) -> Bool {
+        CounterRandom.uniform(key: key, index: UInt64(index)) < density
+    }
+
+    /// Calls `body` with each row block of `τ` in order.
+    static func forEachBlock(_ term: LowRankTerm, rows: Int, cols: Int, blockRows: Int,
+                             _ body: (UnsafeMutableBufferPointer<Float>) -> Void) {
+        let step = max(1, blockRows)
+        let buffer = UnsafeMutableBufferPointer<Float>.allocate(capacity: step * cols)
+        defer { buffer.deallocate() }
+        guard let base = buffer.baseAddress else { return }
+        var start = 0
+        while start < rows {
+            let count = min(step, rows - start)
+            fillBlock(term, cols: cols, rowStart: start, rowCount: count, into: base)
+            body(UnsafeMutableBufferPointer(rebasing: buffer[0..<(count * cols)]))
+            start += count
+        }
+    }
+
+    /// The bucket holding the `rank`-th largest element (1-based) and how many elements lie in higher buckets.
+    private static func selectBucket(_ histogram: [Int], rank: Int) -> (bucket: Int, above: Int) {
+        var above = 0
+        for bucket in stride(from: histogram.count - 1, through: 0, by: -1) {
+            if above + histogram[bucket] >= rank { return (bucket, above) }
+            above += histogram[bucket]
+        }
+        return (0, above)
+    }
+}

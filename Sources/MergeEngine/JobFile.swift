@@ -1,0 +1,242 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+import AdapterIO
+import Foundation
+import Yams
+
+/// A problem in a job file: `<file>: <key path>: <problem>`, e.g. `job.yaml: adapters[2].path: /x/y does not exist`.
+public struct JobFileError: Error, CustomStringConvertible, Sendable, Equatable {
+    public var file: String
+    /// Dotted key path with list indices (`adapters[2].path`); empty for whole-file problems.
+    public var key: String
+    public var problem: String
+
+    public init(file: String, key: String, _ problem: String) {
+        self.file = file
+        self.key = key
+        self.problem = problem
+    }
+
+    public var description: String { key.isEmpty ? "\(file): \(problem)" : "\(file): \(key): \(problem)" }
+}
+
+extension JobSpec {
+    /// Reads a YAML job file; relative adapter paths and globs resolve against the file's folder.
+    public static func load(path: String) throws -> JobSpec {
+        let text: String
+        do {
+            text = try String(contentsOfFile: path, encoding: .utf8)
+        } catch {
+            throw JobFileError(file: path, key: "", "cannot read the job file (missing or not UTF-8)")
+        }
+        let absolute = URL(fileURLWithPath: path).standardizedFileURL
+        var job = try parse(yaml: text, baseDirectory: absolute.deletingLastPathComponent().path, fileName: path)
+        job.sourcePath = absolute.path
+        return job
+    }
+
+    /// Parses job YAML. `fileName` only names the source in errors.
+    public static func parse(yaml: String, baseDirectory: String, fileName: String = "job file") throws -> JobSpec {
+        let root: Node?
+        do {
+            root = try Yams.compose(yaml: yaml)
+        } catch {
+            let reason = "\(error)".split(separator: "\n").first.map(String.init) ?? "syntax error"
+            throw JobFileError(file: fileName, key: "", "invalid YAML: \(reason)")
+        }
+        guard let root else { throw JobFileError(file: fileName, key: "", "empty job file") }
+        return try JobFileParser(file: fileName, baseDirectory: baseDirectory).job(root)
+    }
+}
+
+/// Walks the YAML tree with strict typing, so every error names its key.
+private struct JobFileParser {
+    let file: String
+    let baseDirectory: String
+
+    func fail(_ key: String, _ problem: String) -> JobFileError { JobFileError(file: file, key: key, problem) }
+
+    func job(_ root: Node) throws -> JobSpec {
+        let fields = try mapping(root, key: "", allowed: ["method", "rank", "normalize", "seed", "parameters", "output", "adapters"])
+        guard let methodNode = fields["method"] else { throw fail("method", "is required") }
+        let methodName = try string(methodNode, key: "method")
+        guard let method = MergeMethodName(rawValue: methodName) else {
+            let known = MergeMethodName.allCases.map(\.rawValue).joined(separator: ", ")
+            throw fail("method", "unknown method '\(methodName)' (expected one of \(known))")
+        }
+        var rank: Int?
+        if let node = fields["rank"] {
+            let value = try integer(node, key: "rank")
+            guard value >= 1 else { throw fail("rank", "must be at least 1, got \(value)") }
+            rank = value
+        }
+        let normalize = try fields["normalize"].map { try boolean($0, key: "normalize") } ?? true
+        let seed = try fields["seed"].map { try unsigned($0, key: "seed") } ?? 0
+        let parameters = try fields["parameters"].map { try parameterMap($0) } ?? [:]
+        let dtype = try fields["output"].map { try outputDType($0) } ?? .f32
+        guard let adaptersNode = fields["adapters"] else { throw fail("adapters", "is required (a list of {path, weight} or {glob} entries)") }
+        let adapters = try adapterList(adaptersNode)
+        return JobSpec(method: method, rank: rank, normalize: normalize, seed: seed, parameters: parameters,
+                       outputDType: dtype, adapters: adapters)
+    }
+
+    // MARK: Sections
+
+    func parameterMap(_ node: Node) throws -> [String: ParameterValue] {
+        let fields = try mapping(node, key: "parameters", allowed: nil)
+        var result: [String: ParameterValue] = [:]
+        for (name, value) in fields {
+            let key = "parameters.\(name)"
+            guard case let .scalar(scalar) = value else { throw fail(key, "must be a scalar (number, boolean or string)") }
+            switch tagName(value) {
+            case .bool: result[name] = .bool(try boolean(value, key: key))
+            case .int: result[name] = .int(try integer(value, key: key))
+            case .float: result[name] = .double(try number(value, key: key))
+            case .null: throw fail(key, "has no value")
+            default: result[name] = .string(scalar.string)
+            }
+        }
+        return result
+    }
+
+    func outputDType(_ node: Node) throws -> DType {
+        let fields = try mapping(node, key: "output", allowed: ["dtype"])
+        guard let dtypeNode = fields["dtype"] else { return .f32 }
+        switch try string(dtypeNode, key: "output.dtype") {
+        case "float32": return .f32
+        case "float16": return .f16
+        case "bfloat16": return .bf16
+        case let other: throw fail("output.dtype", "unknown dtype '\(other)' (expected float32, float16 or bfloat16)")
+        }
+    }
+
+    func adapterList(_ node: Node) throws -> [AdapterEntry] {
+        guard case let .sequence(items) = node else { throw fail("adapters", "must be a list of {path, weight} or {glob} entries") }
+        guard !items.isEmpty else { throw fail("adapters", "is empty: a job needs at least one adapter") }
+        var result: [AdapterEntry] = []
+        for (index, item) in items.enumerated() {
+            let prefix = "adapters[\(index)]"
+            let fields = try mapping(item, key: prefix, allowed: ["path", "glob", "weight", "rank", "alpha"])
+            let weight = try fields["weight"].map { try number($0, key: "\(prefix).weight") } ?? 1
+            guard weight.isFinite else { throw fail("\(prefix).weight", "must be a finite number") }
+            var rank: Int?
+            if let node = fields["rank"] {
+                let value = try integer(node, key: "\(prefix).rank")
+                guard value >= 1 else { throw fail("\(prefix).rank", "must be at least 1, got \(value)") }
+                rank = value
+            }
+            let alpha = try fields["alpha"].map { try number($0, key: "\(prefix).alpha") }
+            switch (fields["path"], fields["glob"]) {
+            case let (path?, nil):
+                let resolved = resolve(try string(path, key: "\(prefix).path"))
+                guard FileManager.default.fileExists(atPath: resolved) else { throw fail("\(prefix).path", "\(resolved) does not exist") }
+                result.append(AdapterEntry(path: resolved, weight: weight, rank: rank, alpha: alpha))
+            case let (nil, glob?):
+                let pattern = try string(glob, key: "\(prefix).glob")
+                let matches = try expand(pattern, key: "\(prefix).glob")
+                result += matches.map { AdapterEntry(path: $0, weight: weight, rank: rank, alpha: alpha) }
+            case (nil, nil):
+                throw fail(prefix, "needs either path or glob")
+            case (_?, _?):
+                throw fail(prefix, "has both path and glob; give one")
+            }
+        }
+        return result
+    }
+
+    /// Every adapter directory (one holding adapter_config.json or adapter weights) or .safetensors file the
+    /// pattern matches, sorted bytewise so the job order (part of the summation order) never depends on the OS.
+    func expand(_ pattern: String, key: String) throws -> [String] {
+        let absolute = resolve(pattern)
+        var matches = glob_t()
+        defer { globfree(&matches) }
+        let status = Glibc.glob(absolute, 0, nil, &matches)
+        guard status == 0 || status == GLOB_NOMATCH else { throw fail(key, "cannot expand '\(pattern)' (glob error \(status))") }
+        var paths: [String] = []
+        for index in 0..<Int(matches.gl_pathc) {
+            guard let cString = matches.gl_pathv[index] else { continue }
+            let path = String(cString: cString)
+            var isDirectory: ObjCBool = false
+            guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) else { continue }
+            if isDirectory.boolValue {
+                let markers = ["adapter_config.json", "adapter_model.safetensors", "adapter_model.bin"]
+                if markers.contains(where: { FileManager.default.fileExists(atPath: path + "/" + $0) }) { paths.append(path) }
+            } else if path.hasSuffix(".safetensors") {
+                paths.append(path)
+            }
+        }
+        guard !paths.isEmpty else {
+            throw fail(key, "'\(pattern)' matches no adapter directory or .safetensors file (looked in \(absolute))")
+        }
+        return paths.sorted { $0.utf8.lexicographicallyPrecedes($1.utf8) }
+    }
+
+    func resolve(_ path: String) -> String {
+        let expanded = (path as NSString).expandingTildeInPath
+        if expanded.hasPrefix("/") { return URL(fileURLWithPath: expanded).standardizedFileURL.path }
+        return URL(fileURLWithPath: baseDirectory).appendingPathComponent(expanded).standardizedFileURL.path
+    }
+
+    // MARK: Typed scalars
+
+    /// The YAML 1.1 core type the scalar resolves to (plain `3` is int, `"3"` is str).
+    func tagName(_ node: Node) -> Tag.Name { Tag.Name(rawValue: node.tag.description) }
+
+    /// The mapping's entries by key; rejects non-string keys, duplicates and keys outside `allowed` (nil: any).
+    func mapping(_ node: Node, key: String, allowed: Set<String>?) throws -> [String: Node] {
+        guard case let .mapping(pairs) = node else { throw fail(key.isEmpty ? "(top level)" : key, "must be a mapping") }
+        var result: [String: Node] = [:]
+        for (keyNode, value) in pairs {
+            guard case let .scalar(scalar) = keyNode else { throw fail(key.isEmpty ? "(top level)" : key, "has a non-scalar key") }
+            let name = scalar.string
+            let path = key.isEmpty ? name : "\(key).\(name)"
+            if let allowed, !allowed.contains(name) {
+                throw fail(path, "unknown key (allowed: \(allowed.sorted().joined(separator: ", ")))")
+            }
+            guard result.updateValue(value, forKey: name) == nil else { throw fail(path, "given twice") }
+        }
+        return result
+    }
+
+    func scalar(_ node: Node, key: String, expected: String) throws -> Node.Scalar {
+        guard case let .scalar(scalar) = node else { throw fail(key, "must be \(expected)") }
+        return scalar
+    }
+
+    func string(_ node: Node, key: String) throws -> String {
+        let value = try scalar(node, key: key, expected: "a string")
+        guard tagName(node) == .str else { throw fail(key, "must be a string, got '\(value.string)'") }
+        return value.string
+    }
+
+    func integer(_ node: Node, key: String) throws -> Int {
+        let value = try scalar(node, key: key, expected: "an integer")
+        guard tagName(node) == .int, let integer = node.int else { throw fail(key, "must be an integer, got '\(value.string)'") }
+        return integer
+    }
+
+    func unsigned(_ node: Node, key: String) throws -> UInt64 {
+        let value = try scalar(node, key: key, expected: "a non-negative integer")
+        guard tagName(node) == .int, let number = UInt64(value.string.replacingOccurrences(of: "_", with: "")) else {
+            throw fail(key, "must be a non-negative integer, got '\(value.string)'")
+        }
+        return number
+    }
+
+    func number(_ node: Node, key: String) throws -> Double {
+        let value = try scalar(node, key: key, expected: "a number")
+        guard tagName(node) == .int || tagName(node) == .float, let number = node.float else {
+            throw fail(key, "must be a number, got '\(value.string)'")
+        }
+        return number
+    }
+
+    func boolean(_ node: Node, key: String) throws -> Bool {
+        let value = try scalar(node, key: key, expected: "true or false")
+        guard tagName(node) == .bool, let flag = node.bool else { throw fail(key, "must be true or false, got '\(value.string)'") }
+        return flag
+    }
+}

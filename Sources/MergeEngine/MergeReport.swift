@@ -1,0 +1,117 @@
+import AdapterIO
+import Foundation
+
+/// `merge-report.json`: what a merge did and how close each module came to the exact weighted sum T.
+/// Keys are snake_case; per-module runtime fields (worker, attempts, seconds) are filled by whichever runtime ran
+/// the module and omitted when unknown.
+public struct MergeReport: Codable, Sendable, Equatable {
+    /// The job as resolved (defaults applied, weights normalised).
+    public struct Job: Codable, Sendable, Equatable {
+        public var file: String?
+        public var method: String
+        public var rank: Int
+        public var normalize: Bool
+        public var seed: UInt64
+        public var outputDType: String
+        public var options: MergeSpec
+        public var adapters: [Adapter]
+
+        enum CodingKeys: String, CodingKey {
+            case file, method, rank, normalize, seed, options, adapters
+            case outputDType = "outputDtype"
+        }
+    }
+
+    /// One input adapter with its job weight and the weight actually used.
+    public struct Adapter: Codable, Sendable, Equatable {
+        public var path: String
+        public var weight: Double
+        public var effectiveWeight: Double
+    }
+
+    /// One output module.
+    public struct Module: Codable, Sendable, Equatable {
+        public var name: String
+        public var method: String
+        public var inputs: Int
+        public var outputRank: Int
+        public var relativeError: Double
+        public var svdFloor: Double?
+        public var clusterSizes: [Int]?
+        public var iterations: Int?
+        public var finalDistance: Double?
+        public var truncationError: Double?
+        public var workerID: String?
+        public var attempts: Int?
+        public var seconds: Double?
+
+        enum CodingKeys: String, CodingKey {
+            case name, method, inputs, outputRank, relativeError, svdFloor, clusterSizes, iterations, finalDistance
+            case truncationError, attempts, seconds
+            case workerID = "workerId"
+        }
+
+        public init(plan: ModulePlan, method: MergeMethodName, result: ModuleResult,
+                    workerID: String? = nil, attempts: Int? = nil, seconds: Double? = nil) {
+            name = result.name
+            self.method = method.rawValue
+            inputs = plan.sources.count
+            outputRank = result.rank
+            relativeError = result.stats.relativeError
+            svdFloor = result.stats.svdFloor
+            clusterSizes = result.stats.clusterSizes
+            iterations = result.stats.iterations
+            finalDistance = result.stats.finalDistance
+            truncationError = result.stats.truncationError
+            self.workerID = workerID
+            self.attempts = attempts
+            self.seconds = seconds
+        }
+    }
+
+    /// Summary over all modules.
+    public struct Totals: Codable, Sendable, Equatable {
+        public var modules: Int
+        public var meanRelativeError: Double
+        public var maxRelativeError: Double
+        public var wallSeconds: Double
+    }
+
+    public var brickyardVersion: String
+    public var job: Job
+    public var modules: [Module]
+    public var totals: Totals
+
+    /// Builds the report of `plan` from its per-module entries (in module order) and the run's wall time.
+    public init(plan: MergePlan, modules: [Module], wallSeconds: Double) {
+        brickyardVersion = BrickyardVersion.string
+        let weights = (try? Planner.normalizedWeights(plan.job, file: "")) ?? plan.job.adapters.map(\.weight)
+        job = Job(file: plan.job.sourcePath, method: plan.spec.method.rawValue, rank: plan.spec.rank,
+                  normalize: plan.job.normalize, seed: plan.job.seed, outputDType: plan.job.outputDType.rawValue,
+                  options: plan.spec,
+                  adapters: zip(plan.job.adapters, weights).map { Adapter(path: $0.path, weight: $0.weight, effectiveWeight: $1) })
+        self.modules = modules
+        let errors = modules.map(\.relativeError)
+        totals = Totals(modules: modules.count,
+                        meanRelativeError: errors.isEmpty ? 0 : errors.reduce(0, +) / Double(errors.count),
+                        maxRelativeError: errors.max() ?? 0, wallSeconds: wallSeconds)
+    }
+
+    /// Pretty, key-sorted JSON with a trailing newline (`totals` sorts last).
+    public func jsonData() throws -> Data {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
+        encoder.keyEncodingStrategy = .convertToSnakeCase
+        encoder.nonConformingFloatEncodingStrategy = .convertToString(positiveInfinity: "inf", negativeInfinity: "-inf", nan: "nan")
+        var data = try encoder.encode(self)
+        data.append(0x0a)
+        return data
+    }
+
+    public static func decode(_ data: Data) throws -> MergeReport {
+        let decoder = JSONDecoder()
+        decoder.keyDecodingStrategy = .convertFromSnakeCase
+        decoder.nonConformingFloatDecodingStrategy = .convertFromString(positiveInfinity: "inf", negativeInfinity: "-inf", nan: "nan")
+        return try decoder.decode(MergeReport.self, from: data)
+    }
+}

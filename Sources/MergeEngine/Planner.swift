@@ -1,0 +1,96 @@
+import AdapterIO
+
+/// What the planner needs to know about one input adapter (its modules with their factors' locations, and what
+/// the output config carries over). Built from a PEFT directory by `Planner.plan(job:)`, or in code for tests.
+public struct LoadedAdapter: Sendable {
+    public var path: String
+    public var modules: [LoraModuleInfo]
+    public var targetModules: [String]
+    public var baseModelNameOrPath: String?
+    public var taskType: String?
+
+    public init(path: String, modules: [LoraModuleInfo], targetModules: [String] = [],
+                baseModelNameOrPath: String? = nil, taskType: String? = nil) {
+        self.path = path
+        self.modules = modules
+        self.targetModules = targetModules
+        self.baseModelNameOrPath = baseModelNameOrPath
+        self.taskType = taskType
+    }
+}
+
+/// Turns a job into a `MergePlan`: loads every adapter's header, normalises the weights, computes each module's
+/// coefficients `c_i = w_i · s_i`, and lists the output modules (the union over adapters, sorted by name).
+public enum Planner {
+    /// Plans `job` with adapters supplied by `loadAdapter` (called once per entry, in job order).
+    public static func plan(job: JobSpec, loadAdapter: (AdapterEntry) throws -> LoadedAdapter) throws -> MergePlan {
+        let file = job.sourcePath ?? "job"
+        guard !job.adapters.isEmpty else { throw MergeError("\(file): adapters: the pool is empty") }
+        let weights = try normalizedWeights(job, file: file)
+        let adapters = try job.adapters.map(loadAdapter)
+
+        var sourcesByModule: [String: [ModuleSource]] = [:]
+        var shapeOwner: [String: (out: Int, in: Int, adapter: Int)] = [:]
+        for (index, adapter) in adapters.enumerated() {
+            for module in adapter.modules {
+                if let known = shapeOwner[module.name] {
+                    guard known.out == module.outFeatures, known.in == module.inFeatures else {
+                        throw MergeError("\(file): module \(module.name) is [\(known.out), \(known.in)] in \(adapters[known.adapter].path) "
+                            + "but [\(module.outFeatures), \(module.inFeatures)] in \(adapter.path)")
+                    }
+                } else {
+                    shapeOwner[module.name] = (module.outFeatures, module.inFeatures, index)
+                }
+                sourcesByModule[module.name, default: []].append(
+                    ModuleSource(adapterIndex: index, module: module, coefficient: weights[index] * module.scaling))
+            }
+        }
+        guard !sourcesByModule.isEmpty else { throw MergeError("\(file): adapters: no input adapter has any LoRA module") }
+
+        let largestRank = adapters.flatMap(\.modules).map(\.rank).max() ?? 0
+        let spec = try MergeSpec.resolve(job: job, largestInputRank: largestRank)
+        let names = sourcesByModule.keys.sorted { $0.utf8.lexicographicallyPrecedes($1.utf8) }
+        let modules = names.map { name -> ModulePlan in
+            let sources = sourcesByModule[name] ?? []
+            let shape = shapeOwner[name] ?? (0, 0, 0)
+            return ModulePlan(name: name, outFeatures: shape.out, inFeatures: shape.in, sources: sources,
+                              seed: ModuleSeed.derive(jobSeed: job.seed, module: name))
+        }
+        return MergePlan(job: job, spec: spec, modules: modules,
+                         baseModelNameOrPath: adapters.lazy.compactMap(\.baseModelNameOrPath).first,
+                         taskType: adapters.lazy.compactMap(\.taskType).first,
+                         targetModules: Set(adapters.flatMap(\.targetModules)).sorted())
+    }
+
+    /// The job's weights, divided by their sum when `normalize` is set.
+    static func normalizedWeights(_ job: JobSpec, file: String) throws -> [Double] {
+        let weights = job.adapters.map(\.weight)
+        if let bad = weights.firstIndex(where: { !$0.isFinite }) {
+            throw MergeError("\(file): adapters[\(bad)].weight: must be a finite number, got \(weights[bad])")
+        }
+        guard job.normalize else { return weights }
+        // Fixed left-to-right order: the sum (and so every coefficient) is the same on every machine.
+        let sum = weights.reduce(0, +)
+        guard sum != 0 else {
+            throw MergeError("\(file): normalize: the adapter weights sum to 0, so they cannot be normalised (set normalize: false or change the weights)")
+        }
+        return weights.map { $0 / sum }
+    }
+}
+
+extension Planner {
+    /// Plans `job`, opening every adapter from disk (headers only: factors are read per module later).
+    public static func plan(job: JobSpec) throws -> MergePlan {
+        try plan(job: job) { entry in LoadedAdapter(try PeftAdapter.load(path: entry.path, rank: entry.rank, alpha: entry.alpha)) }
+    }
+}
+
+extension LoadedAdapter {
+    /// The planner's view of an opened PEFT adapter.
+    public init(_ adapter: PeftAdapter) {
+        var targets = Set(adapter.targetModuleNames)
+        if case .names(let names) = adapter.config.targetModules { targets.formUnion(names) }
+        self.init(path: adapter.path, modules: adapter.modules, targetModules: targets.sorted(),
+                  baseModelNameOrPath: adapter.config.baseModelNameOrPath, taskType: adapter.config.taskType)
+    }
+}
