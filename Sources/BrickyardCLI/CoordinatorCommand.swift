@@ -23,6 +23,9 @@ struct CoordinatorCommand: ParsableCommand {
     @Option(name: .long, help: "Output directory (adapter_config.json, adapter_model.safetensors, merge-report.json).")
     var out: String
 
+    @Flag(name: .long, help: "Replace the output directory if it exists and is not empty.")
+    var force = false
+
     @OptionGroup var runtime: MergeRuntimeOptions
 
     func run() throws {
@@ -31,7 +34,7 @@ struct CoordinatorCommand: ParsableCommand {
         stop.install()
         do {
             let plan = try Planner.plan(job: try JobSpec.load(path: job))
-            let outcome = try DistributedMerge.run(plan: plan, options: runtime.distributedOptions(out: out, bind: bind),
+            let outcome = try DistributedMerge.run(plan: plan, options: runtime.distributedOptions(out: out, bind: bind, overwrite: force),
                                                    logger: logger, stop: stop)
             print("wrote \(out): \(outcome.report.modules.count) modules, \(outcome.resumed) resumed from checkpoint, \(outcome.retries) retries")
         } catch {

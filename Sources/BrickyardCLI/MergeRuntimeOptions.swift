@@ -2,6 +2,7 @@ import ArgumentParser
 import Coordinator
 import Foundation
 import Logging
+import MergeEngine
 import WireProtocol
 
 /// Options shared by `brickyard coordinator` and the distributed path of `brickyard merge`.
@@ -33,9 +34,6 @@ struct MergeRuntimeOptions: ParsableArguments {
     @Option(name: .customLong("log-level"), help: "trace, debug, info, notice, warning, error or critical.")
     var logLevel: String = "info"
 
-    @Flag(name: .long, help: "Replace the output directory if it exists and is not empty.")
-    var force = false
-
     func validate() throws {
         guard heartbeatMilliseconds >= 10 else { throw ValidationError("--heartbeat-ms must be at least 10") }
         guard liveness >= 1 else { throw ValidationError("--liveness must be at least 1") }
@@ -52,8 +50,8 @@ struct MergeRuntimeOptions: ParsableArguments {
                            resultChunkBytes: resultChunkBytes, inputChunkBytes: inputChunkBytes, endpointFile: endpointFile)
     }
 
-    func distributedOptions(out: String, bind: String) -> DistributedMergeOptions {
-        DistributedMergeOptions(outputDirectory: out, overwrite: force, checkpointDirectory: checkpoint,
+    func distributedOptions(out: String, bind: String, overwrite: Bool) -> DistributedMergeOptions {
+        DistributedMergeOptions(outputDirectory: out, overwrite: overwrite, checkpointDirectory: checkpoint,
                                 coordinator: coordinatorOptions(bind: bind))
     }
 
@@ -76,6 +74,20 @@ enum InputModeArgument: String, ExpressibleByArgument, Sendable {
     case shared, inline
 
     var wire: Wire.InputMode { self == .shared ? .shared : .inline }
+}
+
+extension MergeCommand {
+    /// The default path of `brickyard merge`: a private coordinator plus local worker processes.
+    func runDistributed(plan: MergePlan) throws -> MergeReport {
+        let logger = runtime.makeLogger(label: "brickyard.merge")
+        let stop = StopSignal()
+        stop.install()
+        let count = workers ?? ProcessInfo.processInfo.activeProcessorCount
+        let outcome = try LocalDistributedMerge.run(
+            plan: plan, options: runtime.distributedOptions(out: out, bind: "", overwrite: force), workers: count,
+            threadsPerWorker: threads, extraWorkerArguments: workerArguments, logger: logger, stop: stop)
+        return outcome.report
+    }
 }
 
 /// Maps a runtime error to its documented exit code after printing it on one line.

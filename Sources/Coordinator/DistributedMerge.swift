@@ -1,3 +1,4 @@
+import AdapterIO
 import Foundation
 import Logging
 import MergeEngine
