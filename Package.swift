@@ -45,7 +45,7 @@ let package = Package(
             .product(name: "Logging", package: "swift-log"),
         ]),
         .target(name: "Worker", dependencies: [
-            "WireProtocol", "MergeEngine", "AdapterIO",
+            "WireProtocol", "MergeEngine", "AdapterIO", "Kernels",
             .product(name: "Logging", package: "swift-log"),
         ]),
         .executableTarget(name: "BrickyardCLI", dependencies: [

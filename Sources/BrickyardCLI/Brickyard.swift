@@ -8,6 +8,6 @@ struct Brickyard: ParsableCommand {
         commandName: "brickyard",
         abstract: "Merge pools of LoRA adapters into one PEFT adapter.",
         version: BrickyardVersion.string,
-        subcommands: [MergeCommand.self, CoordinatorCommand.self]
+        subcommands: [MergeCommand.self, WorkerCommand.self, CoordinatorCommand.self]
     )
 }

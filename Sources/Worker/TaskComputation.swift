@@ -1,0 +1,92 @@
+import AdapterIO
+import Foundation
+import MergeEngine
+import WireProtocol
+
+/// A finished task's result, ready to stream.
+struct ComputedTask: Sendable {
+    /// `ResultBody` bytes: B' then A'.
+    var body: [UInt8]
+    var bodyCRC32C: UInt32
+    var outRank: Int
+    var statsJSON: String
+    var seconds: Double
+}
+
+/// Why a task could not be computed, and whether another attempt (maybe elsewhere) could succeed.
+struct TaskFailure: Error, Sendable, CustomStringConvertible {
+    var message: String
+    var retryable: Bool
+    var description: String { message }
+
+    init(message: String, retryable: Bool) {
+        self.message = message
+        self.retryable = retryable
+    }
+
+    /// Bad input and impossible merges fail the same way every time; I/O and anything unexpected may not.
+    init(_ error: any Error) {
+        message = String(describing: error)
+        switch error {
+        case is MergeError, is WireError: retryable = false
+        case let error as AdapterIOError: retryable = error.code == .io
+        default: retryable = true
+        }
+    }
+}
+
+/// Loads one task's input and runs `ModuleMerger.merge` on a dedicated thread, so the socket's owner thread
+/// keeps heartbeating while a long module computes. The owner polls `outcome`; the lock is the only shared
+/// state, hence `@unchecked Sendable`.
+final class TaskComputation: @unchecked Sendable {
+    let task: Wire.Task
+    private let lock = NSLock()
+    private var result: Result<ComputedTask, TaskFailure>?
+
+    private init(task: Wire.Task) { self.task = task }
+
+    /// Starts computing. `inlineFactors` holds every input's stored (A, B) bytes in inline mode; nil in shared
+    /// mode, where the thread reads the files itself.
+    static func start(_ validated: ValidatedTask, inlineFactors: [(a: [UInt8], b: [UInt8])]?) -> TaskComputation {
+        let computation = TaskComputation(task: validated.task)
+        let thread = Thread {
+            let outcome: Result<ComputedTask, TaskFailure>
+            do {
+                outcome = .success(try compute(validated, inlineFactors: inlineFactors))
+            } catch {
+                outcome = .failure(TaskFailure(error))
+            }
+            computation.lock.withLock { computation.result = outcome }
+        }
+        thread.name = "brickyard-task-\(validated.task.taskID)"
+        thread.stackSize = 16 << 20
+        thread.start()
+        return computation
+    }
+
+    /// nil while the computation runs.
+    var outcome: Result<ComputedTask, TaskFailure>? { lock.withLock { result } }
+
+    private static func compute(_ validated: ValidatedTask, inlineFactors: [(a: [UInt8], b: [UInt8])]?) throws -> ComputedTask {
+        let start = ContinuousClock.now
+        let input: ModuleInput
+        if let inlineFactors {
+            input = try validated.moduleInput(factors: inlineFactors, source: "inline input of task \(validated.task.taskID)")
+        } else {
+            input = try validated.modulePlan().loadInput()
+        }
+        let result = try ModuleMerger.merge(input, spec: validated.spec, seed: validated.task.seed)
+        guard result.outFeatures == validated.outFeatures, result.inFeatures == validated.inFeatures,
+              result.b.count == result.outFeatures * result.rank, result.a.count == result.rank * result.inFeatures else {
+            throw MergeError("module \(validated.task.module): engine returned factors inconsistent with rank \(result.rank)")
+        }
+        let body = ResultBody.encode(result)
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys]
+        let stats = String(decoding: try encoder.encode(result.stats), as: UTF8.self)
+        let elapsed = ContinuousClock.now - start
+        let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) * 1e-18
+        return ComputedTask(body: body, bodyCRC32C: CRC32C.checksum(body), outRank: result.rank, statsJSON: stats,
+                            seconds: seconds)
+    }
+}

@@ -1,0 +1,292 @@
+import AdapterIO
+import Foundation
+import Logging
+import WireProtocol
+
+/// One connection to the coordinator: Hello, Welcome, then tasks and heartbeats until the connection ends.
+/// Owns the socket (single thread) and the task in progress.
+struct WorkerSession {
+    private enum Phase {
+        case awaitingWelcome
+        case idle
+        case receivingInputs(InlineInputs)
+        case computing(TaskComputation)
+        /// Test-only `hang-after-tasks`: silent, but alive.
+        case hanging
+    }
+
+    private let worker: Worker
+    private let socket: ZMQSocket
+    private var phase = Phase.awaitingWelcome
+    private var interval: Duration
+    private var liveness: Int
+    private var lastHeard = ContinuousClock.now
+    private var nextHeartbeat = ContinuousClock.now
+    private var heartbeatSequence: UInt64 = 0
+    private var welcomed = false
+    private var logger: Logger { worker.logger }
+
+    init(worker: Worker, context: ZMQContext, connection: Int) throws {
+        self.worker = worker
+        let configuration = worker.configuration
+        interval = .milliseconds(configuration.heartbeatIntervalMilliseconds)
+        liveness = configuration.heartbeatLiveness
+        // Identity must be 1...255 bytes; the connection number keeps reconnections distinct.
+        let identity = Array("\(configuration.workerID)/\(connection)".utf8.suffix(255))
+        socket = try ZMQSocket.dealer(context: context, identity: identity)
+        // A send to a dead coordinator must not block past the liveness window.
+        try socket.setSendTimeout(milliseconds: Int32(clamping: configuration.heartbeatIntervalMilliseconds * configuration.heartbeatLiveness))
+        try socket.connect(configuration.endpoint)
+    }
+
+    mutating func run() -> SessionOutcome {
+        defer { socket.close() }
+        let configuration = worker.configuration
+        let hello = Wire.Hello(
+            workerID: configuration.workerID, version: BrickyardVersion.string,
+            cores: UInt32(clamping: ProcessInfo.processInfo.activeProcessorCount),
+            blasThreads: UInt32(clamping: configuration.threads),
+            pid: UInt32(clamping: ProcessInfo.processInfo.processIdentifier), hostname: ProcessInfo.processInfo.hostName)
+        guard send(.hello(hello)) else { return .lost(wasWelcomed: false) }
+        lastHeard = .now
+        logger.info("connecting", metadata: ["endpoint": "\(configuration.endpoint)"])
+
+        while true {
+            if let reason = worker.stopFlag.requestedReason {
+                if welcomed, case .hanging = phase {} else if welcomed {
+                    _ = send(.disconnect(reason: "worker stopping (\(reason))"), quiet: true)
+                }
+                abandonTask()
+                return .stopped(reason)
+            }
+            if case .hanging = phase {
+                Thread.sleep(forTimeInterval: 0.05)
+                continue
+            }
+            if let outcome = finishComputationIfDone() { return outcome }
+            if startHangingIfDue() { continue }
+
+            let now = ContinuousClock.now
+            let silenceLimit = interval * liveness
+            let untilHeartbeat = welcomed ? nextHeartbeat - now : silenceLimit
+            var timeout = min(untilHeartbeat, lastHeard + silenceLimit - now, .milliseconds(100))
+            if case .computing = phase { timeout = min(timeout, .milliseconds(20)) }
+            let readable: Bool
+            do {
+                readable = try ZMQPoll.readable([socket], timeoutMilliseconds: max(0, timeout.wholeMilliseconds)).first == true
+            } catch {
+                logger.warning("poll failed", metadata: ["error": "\(error)"])
+                abandonTask()
+                return .lost(wasWelcomed: welcomed)
+            }
+            if readable, let outcome = drainMessages() { return outcome }
+
+            let after = ContinuousClock.now
+            if after - lastHeard > silenceLimit {
+                logger.warning("no message from the coordinator within liveness", metadata: [
+                    "silence.ms": "\((after - lastHeard).wholeMilliseconds)", "limit.ms": "\(silenceLimit.wholeMilliseconds)"])
+                abandonTask()
+                return .lost(wasWelcomed: welcomed)
+            }
+            if welcomed && after >= nextHeartbeat {
+                heartbeatSequence += 1
+                guard send(.heartbeat(sequence: heartbeatSequence)) else { abandonTask(); return .lost(wasWelcomed: true) }
+                nextHeartbeat = after + interval
+            }
+        }
+    }
+
+    // MARK: - Receiving
+
+    /// Handles every queued message (bounded, so heartbeats are not starved by a flood).
+    private mutating func drainMessages() -> SessionOutcome? {
+        for _ in 0..<256 {
+            let frames: [[UInt8]]
+            do {
+                guard let received = try socket.receive(dontWait: true) else { return nil }
+                frames = received
+            } catch {
+                logger.warning("receive failed", metadata: ["error": "\(error)"])
+                abandonTask()
+                return .lost(wasWelcomed: welcomed)
+            }
+            guard frames.count == 1 else {
+                logger.warning("dropped message with unexpected frame count", metadata: ["frames": "\(frames.count)"])
+                continue
+            }
+            let decoded: (version: UInt32, message: WireMessage)
+            do {
+                decoded = try WireCodec.decode(frames[0])
+            } catch {
+                logger.warning("dropped malformed message from the coordinator", metadata: ["error": "\(error)"])
+                continue
+            }
+            guard decoded.version == Wire.protocolVersion else {
+                logger.warning("dropped message with another protocol version", metadata: [
+                    "version": "\(decoded.version)", "expected": "\(Wire.protocolVersion)"])
+                continue
+            }
+            lastHeard = .now
+            if let outcome = handle(decoded.message) { return outcome }
+        }
+        return nil
+    }
+
+    private mutating func handle(_ message: WireMessage) -> SessionOutcome? {
+        switch message {
+        case .welcome(let welcome):
+            guard !welcomed else { return nil }
+            welcomed = true
+            phase = .idle
+            // The coordinator sets the pace for both sides; keep ours for fields it leaves at 0.
+            if welcome.heartbeatIntervalMilliseconds > 0 { interval = .milliseconds(Int(welcome.heartbeatIntervalMilliseconds)) }
+            if welcome.heartbeatLiveness > 0 { liveness = Int(welcome.heartbeatLiveness) }
+            nextHeartbeat = .now
+            logger.info("welcomed", metadata: ["job.id": "\(welcome.jobID)", "heartbeat.ms": "\(interval.wholeMilliseconds)",
+                                               "liveness": "\(liveness)"])
+        case .reject(let reason):
+            return .rejected(reason)
+        case .disconnect(let reason):
+            abandonTask()
+            return .dismissed(reason)
+        case .heartbeat:
+            break
+        case .task(let task):
+            guard welcomed else {
+                logger.warning("dropped task received before welcome", metadata: ["task.id": "\(task.taskID)"])
+                return nil
+            }
+            return start(task)
+        case .inputChunk(let chunk):
+            guard case .receivingInputs(var inputs) = phase, inputs.owns(chunk) else {
+                logger.debug("dropped input chunk for a task not in progress", metadata: ["task.id": "\(chunk.taskID)"])
+                return nil
+            }
+            do {
+                try inputs.add(chunk)
+                if inputs.isComplete {
+                    phase = .computing(TaskComputation.start(inputs.validated, inlineFactors: try inputs.assembled()))
+                } else {
+                    phase = .receivingInputs(inputs)
+                }
+            } catch {
+                phase = .idle
+                return report(failure: TaskFailure(error), for: inputs.validated.task)
+            }
+        case .hello, .resultChunk, .taskDone, .taskFailed:
+            logger.warning("dropped message a coordinator must not send")
+        }
+        return nil
+    }
+
+    // MARK: - Tasks
+
+    private mutating func start(_ task: Wire.Task) -> SessionOutcome? {
+        guard case .idle = phase else {
+            logger.warning("task received while busy; refused", metadata: ["task.id": "\(task.taskID)"])
+            return report(failure: TaskFailure(message: "worker \(worker.configuration.workerID) is busy with another task", retryable: true),
+                          for: task, countsAsFinished: false)
+        }
+        logger.info("task received", metadata: ["task.id": "\(task.taskID)", "attempt": "\(task.attempt)",
+                                                "module": "\(task.module)", "method": "\(task.method)"])
+        if worker.faults.failTasks {
+            return report(failure: TaskFailure(message: "injected failure (test-only fail-tasks) for module \(task.module)", retryable: true),
+                          for: task)
+        }
+        do {
+            let validated = try ValidatedTask(task, limits: worker.configuration.limits)
+            switch task.inputMode {
+            case .shared: phase = .computing(TaskComputation.start(validated, inlineFactors: nil))
+            case .inline: phase = .receivingInputs(InlineInputs(validated))
+            }
+        } catch {
+            return report(failure: TaskFailure(error), for: task)
+        }
+        return nil
+    }
+
+    /// Streams a finished computation's result (or its failure) and returns to idle.
+    private mutating func finishComputationIfDone() -> SessionOutcome? {
+        guard case .computing(let computation) = phase, let outcome = computation.outcome else { return nil }
+        phase = .idle
+        let task = computation.task
+        switch outcome {
+        case .failure(let failure):
+            return report(failure: failure, for: task)
+        case .success(let result):
+            worker.tasksFinished += 1
+            let maxChunk = task.resultChunkBytes > 0 ? Int(task.resultChunkBytes) : Chunking.defaultChunkBytes
+            let ranges = Chunking.ranges(byteCount: result.body.count, maxChunkBytes: maxChunk)
+            for (sequence, range) in ranges.enumerated() {
+                let chunk = Wire.ResultChunk(taskID: task.taskID, attempt: task.attempt, sequence: UInt32(sequence),
+                                             total: UInt32(ranges.count), payload: Array(result.body[range]),
+                                             crc32c: CRC32C.checksum(result.body[range]))
+                guard send(.resultChunk(chunk)) else { return .lost(wasWelcomed: true) }
+                if sequence == 0 { dieIfInjected() }
+            }
+            let done = Wire.TaskDone(taskID: task.taskID, attempt: task.attempt, outRank: UInt32(clamping: result.outRank),
+                                     resultBytes: UInt64(result.body.count), resultCRC32C: result.bodyCRC32C,
+                                     statsJSON: result.statsJSON, seconds: result.seconds)
+            guard send(.taskDone(done)) else { return .lost(wasWelcomed: true) }
+            logger.info("task done", metadata: ["task.id": "\(task.taskID)", "module": "\(task.module)",
+                                                "rank": "\(result.outRank)", "bytes": "\(result.body.count)",
+                                                "seconds": "\(result.seconds)"])
+            return nil
+        }
+    }
+
+    private mutating func report(failure: TaskFailure, for task: Wire.Task, countsAsFinished: Bool = true) -> SessionOutcome? {
+        if countsAsFinished { worker.tasksFinished += 1 }
+        logger.warning("task failed", metadata: ["task.id": "\(task.taskID)", "module": "\(task.module)",
+                                                 "retryable": "\(failure.retryable)", "error": "\(failure.message)"])
+        let message = Wire.TaskFailed(taskID: task.taskID, attempt: task.attempt, error: failure.message,
+                                      retryable: failure.retryable)
+        return send(.taskFailed(message)) ? nil : .lost(wasWelcomed: welcomed)
+    }
+
+    /// The connection is ending with a task unfinished: the coordinator requeues it. A running computation
+    /// cannot be cancelled; the worker waits for it before reconnecting.
+    private mutating func abandonTask() {
+        if case .computing(let computation) = phase { worker.orphanedComputation = computation }
+        phase = .idle
+    }
+
+    // MARK: - Test-only faults
+
+    private mutating func startHangingIfDue() -> Bool {
+        guard welcomed, case .idle = phase, let after = worker.faults.hangAfterTasks, worker.tasksFinished >= after,
+              worker.faults.claimOneShot() else { return false }
+        logger.warning("TEST-ONLY fault: hanging (no heartbeats, no answers) after \(worker.tasksFinished) tasks")
+        phase = .hanging
+        return true
+    }
+
+    private func dieIfInjected() {
+        guard worker.faults.dieInTask, worker.faults.claimOneShot() else { return }
+        logger.warning("TEST-ONLY fault: SIGKILL in the middle of a task")
+        // Give ZeroMQ's I/O thread a moment so the coordinator really sees a partial result.
+        Thread.sleep(forTimeInterval: 0.05)
+        kill(getpid(), SIGKILL)
+    }
+
+    // MARK: - Sending
+
+    /// Sends; false (after logging) if the coordinator cannot be reached within the send timeout.
+    private func send(_ message: WireMessage, quiet: Bool = false) -> Bool {
+        do {
+            try socket.send(message)
+            return true
+        } catch {
+            if !quiet { logger.warning("send to the coordinator failed", metadata: ["error": "\(error)"]) }
+            return false
+        }
+    }
+}
+
+extension Duration {
+    /// Whole milliseconds, rounded down (negative durations stay negative).
+    var wholeMilliseconds: Int {
+        let parts = components
+        return Int(parts.seconds) * 1000 + Int(parts.attoseconds / 1_000_000_000_000_000)
+    }
+}
