@@ -15,6 +15,8 @@ public struct CoordinatorError: Error, CustomStringConvertible, Sendable, Equata
         case transport
         /// SIGTERM/SIGINT stopped the job before it finished; finished modules stay checkpointed.
         case interrupted
+        /// The plan cannot be expressed as wire tasks (e.g. a module's factors in two files).
+        case unsupportedPlan
         /// A result from a worker does not match the task (shape, size, checksum).
         case badResult
     }

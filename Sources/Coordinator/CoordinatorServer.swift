@@ -24,7 +24,6 @@ public final class CoordinatorServer {
     private let logger: Logger
     private let stop: StopSignal
     private let jobID: String
-    private let optionsJSON: String
     private var scheduler: Scheduler
     private let resumed: Int
     private var socket: ZMQSocket?
@@ -48,7 +47,15 @@ public final class CoordinatorServer {
         self.logger = logger
         self.stop = stop
         self.jobID = jobID
-        optionsJSON = String(decoding: try CanonicalJSON.encode(plan.spec), as: UTF8.self)
+        // Build every task once up front: a plan the protocol cannot express fails before anything listens.
+        for (index, module) in plan.modules.enumerated() {
+            do {
+                _ = try Wire.Task(module: module, spec: plan.spec, jobID: jobID, taskID: UInt64(index), attempt: 1,
+                                  inputMode: options.inputMode, resultChunkBytes: options.resultChunkBytes)
+            } catch {
+                throw CoordinatorError(.unsupportedPlan, "module \(module.name): cannot be sent to workers: \(error)")
+            }
+        }
         let keys = plan.modules.map { TaskKey(module: $0.name) }
         let finished = store.resume(tasks: plan.modules.map { (TaskKey(module: $0.name), $0.outFeatures, $0.inFeatures) })
         resumed = finished.count
@@ -266,9 +273,16 @@ public final class CoordinatorServer {
 
     private func send(_ assignment: Assignment) {
         let module = plan.modules[assignment.taskIndex]
-        let task = TaskFactory.task(for: module, plan: plan, optionsJSON: optionsJSON, jobID: jobID, taskID: assignment.taskID,
-                                    attempt: assignment.attempt, inputMode: options.inputMode,
-                                    resultChunkBytes: options.resultChunkBytes)
+        let task: Wire.Task
+        do {
+            task = try Wire.Task(module: module, spec: plan.spec, jobID: jobID, taskID: assignment.taskID,
+                                 attempt: assignment.attempt, inputMode: options.inputMode,
+                                 resultChunkBytes: options.resultChunkBytes)
+        } catch {
+            _ = scheduler.fail(peer: assignment.peer, taskID: assignment.taskID, attempt: assignment.attempt,
+                               error: "\(error)", retryable: false)
+            return
+        }
         logger.debug("task sent", metadata: ["peer": "\(assignment.peer)", "task.id": "\(assignment.taskID)",
                                             "attempt": "\(assignment.attempt)", "module": "\(module.name)"])
         guard send(.task(task), to: assignment.peer) else { return }

@@ -103,9 +103,10 @@ final class ProcessHarness: @unchecked Sendable {
         for child in children { child.waitUntilExit() }
     }
 
+    /// Kills every child and removes the directory (kept when BRICKYARD_TEST_KEEP is set, for debugging).
     func finish() {
         killAll()
-        directory.remove()
+        if ProcessInfo.processInfo.environment["BRICKYARD_TEST_KEEP"] == nil { directory.remove() }
     }
 
     // MARK: jobs and outputs
