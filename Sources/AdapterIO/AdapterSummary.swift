@@ -35,6 +35,19 @@ public struct AdapterSummary: Sendable, Codable, Equatable {
         case fileSize = "file_size"
     }
 
+    /// `base_model` and `task_type` are always present (null when unset): the documented JSON shape has them.
+    public func encode(to encoder: any Encoder) throws {
+        var container = encoder.container(keyedBy: CodingKeys.self)
+        try container.encode(path, forKey: .path)
+        try container.encode(dtype, forKey: .dtype)
+        try container.encode(baseModel, forKey: .baseModel)
+        try container.encode(taskType, forKey: .taskType)
+        try container.encode(useRslora, forKey: .useRslora)
+        try container.encode(parameters, forKey: .parameters)
+        try container.encode(fileSize, forKey: .fileSize)
+        try container.encode(modules, forKey: .modules)
+    }
+
     /// Builds the report; with `norms`, reads every factor (low-rank norm, no dense ΔW).
     public init(adapter: PeftAdapter, norms: Bool = false) throws {
         path = adapter.path

@@ -2,36 +2,57 @@
 /// branches the compiler cannot turn into selects, so they vectorise; nothing allocates per element.
 public enum FloatConversion {
     /// Decodes `count` elements of `dtype` from `source` (unaligned, little-endian) into `destination`.
-    public static func decode(_ source: UnsafeRawBufferPointer, dtype: DType, into destination: UnsafeMutableBufferPointer<Float>) {
+    /// Returns false if any element is NaN or ±Inf: the check rides along in the same pass, on the stored bits.
+    @discardableResult
+    public static func decode(_ source: UnsafeRawBufferPointer, dtype: DType, into destination: UnsafeMutableBufferPointer<Float>) -> Bool {
         let count = min(destination.count, source.count / dtype.byteSize)
-        guard count > 0, let src = source.baseAddress, let dst = destination.baseAddress else { return }
+        guard count > 0, let src = source.baseAddress, let dst = destination.baseAddress else { return true }
+        // Each loop ORs "exponent is all ones" into `special` with arithmetic only (e + 1 overflows into the
+        // next bit exactly when e is all ones), so it vectorises with the conversion.
+        var special: UInt32 = 0
         switch dtype {
         case .f32:
-            // memcpy handles any alignment; safetensors data is little-endian like every supported host.
-            dst.withMemoryRebound(to: UInt8.self, capacity: count * 4) { $0.update(from: src.assumingMemoryBound(to: UInt8.self), count: count * 4) }
+            for i in 0..<count {
+                let bits = src.loadUnaligned(fromByteOffset: 4 * i, as: UInt32.self)
+                special |= (((bits >> 23) & 0xff) &+ 1) >> 8
+                dst[i] = Float(bitPattern: bits)
+            }
         case .bf16:
             for i in 0..<count {
                 let bits = UInt32(src.loadUnaligned(fromByteOffset: 2 * i, as: UInt16.self))
+                special |= (((bits >> 7) & 0xff) &+ 1) >> 8
                 dst[i] = Float(bitPattern: bits << 16)
             }
         case .f16:
             for i in 0..<count {
-                dst[i] = halfToFloat(src.loadUnaligned(fromByteOffset: 2 * i, as: UInt16.self))
+                let bits = src.loadUnaligned(fromByteOffset: 2 * i, as: UInt16.self)
+                special |= ((UInt32(bits >> 10) & 0x1f) &+ 1) >> 5
+                dst[i] = halfToFloat(bits)
             }
         case .f64:
             for i in 0..<count {
-                dst[i] = Float(src.loadUnaligned(fromByteOffset: 8 * i, as: Double.self))
+                let value = Float(src.loadUnaligned(fromByteOffset: 8 * i, as: Double.self))
+                special |= (((value.bitPattern >> 23) & 0xff) &+ 1) >> 8
+                dst[i] = value
             }
         }
+        return special == 0
     }
 
     /// Decodes raw bytes (for example a tensor sent inline over the wire) into a new array.
     public static func decode(_ source: UnsafeRawBufferPointer, dtype: DType) -> [Float] {
+        decodeChecked(source, dtype: dtype).values
+    }
+
+    /// Decodes into a new array and reports whether every value is finite.
+    public static func decodeChecked(_ source: UnsafeRawBufferPointer, dtype: DType) -> (values: [Float], finite: Bool) {
         let count = source.count / dtype.byteSize
-        return [Float](unsafeUninitializedCapacity: count) { buffer, initialized in
-            decode(source, dtype: dtype, into: buffer)
+        var finite = true
+        let values = [Float](unsafeUninitializedCapacity: count) { buffer, initialized in
+            finite = decode(source, dtype: dtype, into: buffer)
             initialized = count
         }
+        return (values, finite)
     }
 
     /// Decodes raw bytes held in any contiguous byte collection.
@@ -94,13 +115,12 @@ public enum FloatConversion {
         #endif
     }
 
-    /// Index of the first element that is NaN or ±Inf, or nil. The scan ORs an integer flag so it vectorises.
+    /// Index of the first element that is NaN or ±Inf, or nil. The flag scan vectorises; the position is only
+    /// searched for when there is one.
     public static func firstNonFinite(_ values: UnsafeBufferPointer<Float>) -> Int? {
-        var flag: UInt32 = 0
-        for value in values {
-            flag |= (value.bitPattern & 0x7f80_0000) == 0x7f80_0000 ? 1 : 0
-        }
-        guard flag != 0 else { return nil }
+        var special: UInt32 = 0
+        for value in values { special |= (((value.bitPattern >> 23) & 0xff) &+ 1) >> 8 }
+        guard special != 0 else { return nil }
         return values.firstIndex { !$0.isFinite }
     }
 }

@@ -103,6 +103,9 @@ public struct PeftAdapter: Sendable {
     /// Number of LoRA parameters (Σ r·(in + out)).
     public var parameterCount: Int { modules.reduce(0) { $0 + $1.rank * ($1.inFeatures + $1.outFeatures) } }
 
+    /// The opened weights file (already validated), for callers that walk every tensor.
+    public var safetensors: SafetensorsFile { file }
+
     /// Size of the weights file in bytes.
     public var fileSize: Int { file.fileSize }
 

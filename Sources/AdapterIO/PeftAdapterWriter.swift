@@ -34,9 +34,13 @@ public struct PeftOutputConfig: Sendable, Equatable {
     public var fanInFanOut: Bool
     /// Extra `__metadata__` for the safetensors file (`format: pt` is always written).
     public var metadata: [String: String]
+    /// Every module's alpha is this multiple of its rank. 1 (merged outputs) makes the scaling 1, so the stored
+    /// B·A is the delta itself; synthetic pools use 2 like common training recipes.
+    public var alphaPerRank: Int
 
     public init(baseModelNameOrPath: String? = nil, taskType: String? = nil, targetModules: [String] = [],
-                dtype: DType = .f32, rank: Int? = nil, fanInFanOut: Bool = false, metadata: [String: String] = [:]) {
+                dtype: DType = .f32, rank: Int? = nil, fanInFanOut: Bool = false, metadata: [String: String] = [:],
+                alphaPerRank: Int = 1) {
         self.baseModelNameOrPath = baseModelNameOrPath
         self.taskType = taskType
         self.targetModules = targetModules
@@ -44,11 +48,12 @@ public struct PeftOutputConfig: Sendable, Equatable {
         self.rank = rank
         self.fanInFanOut = fanInFanOut
         self.metadata = metadata
+        self.alphaPerRank = alphaPerRank
     }
 }
 
-/// Writes a PEFT adapter directory whose effective scaling is 1 for every module (lora_alpha = r, and
-/// alpha_pattern mirrors rank_pattern), so the stored `B·A` is the delta itself.
+/// Writes a PEFT adapter directory. By default the effective scaling is 1 for every module (lora_alpha = r,
+/// and alpha_pattern mirrors rank_pattern), so the stored `B·A` is the delta itself.
 ///
 /// Atomicity: everything is written into a temporary directory next to the destination, each file fsynced,
 /// then the directory is renamed into place and the parent fsynced. A reader sees either no adapter or the
@@ -70,6 +75,7 @@ public final class PeftAdapterWriter {
             throw AdapterIOError(.badArgument, path: directory, "output dtype must be F32, F16 or BF16, not \(config.dtype.rawValue)")
         }
         guard !modules.isEmpty else { throw AdapterIOError(.badArgument, path: directory, "no modules to write") }
+        guard config.alphaPerRank >= 1 else { throw AdapterIOError(.badArgument, path: directory, "alphaPerRank must be at least 1") }
         if let bad = modules.first(where: { $0.rank < 1 || $0.inFeatures < 1 || $0.outFeatures < 1 }) {
             throw AdapterIOError(.badArgument, path: directory, "module \(bad.name): rank and features must be positive")
         }
@@ -154,19 +160,22 @@ enum PeftConfigWriter {
     static func json(modules: [PeftOutputModule], config: PeftOutputConfig, path: String) throws -> Data {
         let rank = config.rank ?? mostCommonRank(modules)
         var rankPattern: [String: Int] = [:]
+        var alphaPattern: [String: Int] = [:]
         for module in modules where module.rank != rank {
             // PEFT matches pattern keys against names inside the base model, without the PeftModel wrapper.
-            rankPattern[PeftNames.strippingWrapperPrefix(module.name)] = module.rank
+            let key = PeftNames.strippingWrapperPrefix(module.name)
+            rankPattern[key] = module.rank
+            alphaPattern[key] = module.rank * config.alphaPerRank
         }
         let targets = config.targetModules.isEmpty ? Array(Set(modules.map { PeftNames.leaf($0.name) })) : config.targetModules
         let null = NSNull()
         let object: [String: Any] = [
-            "alora_invocation_tokens": null, "alpha_pattern": rankPattern, "arrow_config": null, "auto_mapping": null,
+            "alora_invocation_tokens": null, "alpha_pattern": alphaPattern, "arrow_config": null, "auto_mapping": null,
             "base_model_name_or_path": config.baseModelNameOrPath ?? null, "bias": "none", "corda_config": null,
             "ensure_weight_tying": false, "eva_config": null, "exclude_modules": null,
             "fan_in_fan_out": config.fanInFanOut, "inference_mode": true, "init_lora_weights": true, "kasa_config": null,
             "layer_replication": null, "layers_pattern": null, "layers_to_transform": null, "loftq_config": [String: Any](),
-            "lora_alpha": rank, "lora_bias": false, "lora_dropout": 0.0, "lora_ga_config": null, "megatron_config": null,
+            "lora_alpha": rank * config.alphaPerRank, "lora_bias": false, "lora_dropout": 0.0, "lora_ga_config": null, "megatron_config": null,
             "megatron_core": "megatron.core", "modules_to_save": null, "monteclora_config": null, "peft_type": "LORA",
             "qalora_group_size": 16, "r": rank, "rank_pattern": rankPattern, "revision": null,
             "target_modules": Array(Set(targets)).sorted(), "target_parameters": null, "task_type": config.taskType ?? null,

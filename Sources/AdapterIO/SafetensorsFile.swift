@@ -49,8 +49,8 @@ public final class SafetensorsFile: Sendable {
         guard destination.count == tensor.elementCount else {
             throw AdapterIOError(.badArgument, path: path, "tensor \(name): buffer holds \(destination.count) floats, tensor has \(tensor.elementCount)")
         }
-        try withRawBytes(name) { FloatConversion.decode($0, dtype: tensor.dtype, into: destination) }
-        if !allowNonFinite {
+        let finite = try withRawBytes(name) { FloatConversion.decode($0, dtype: tensor.dtype, into: destination) }
+        if !finite && !allowNonFinite {
             try TensorReader.checkFinite(UnsafeBufferPointer(destination), tensor: name, path: path)
         }
     }

@@ -33,8 +33,8 @@ public enum TensorReader {
             }
             done += got
         }
-        let values = FloatConversion.decode(UnsafeRawBufferPointer(rebasing: raw[0..<ref.byteCount]), dtype: ref.dtype)
-        if !allowNonFinite {
+        let (values, finite) = FloatConversion.decodeChecked(UnsafeRawBufferPointer(rebasing: raw[0..<ref.byteCount]), dtype: ref.dtype)
+        if !finite && !allowNonFinite {
             try values.withUnsafeBufferPointer { try checkFinite($0, tensor: ref.displayName, path: ref.path) }
         }
         return values
@@ -47,8 +47,8 @@ public enum TensorReader {
         guard bytes.count == count * dtype.byteSize else {
             throw AdapterIOError(.badArgument, path: source, "tensor \(tensor): \(bytes.count) bytes do not hold shape \(shape) of \(dtype.rawValue)")
         }
-        let values = FloatConversion.decode(bytes, dtype: dtype)
-        if !allowNonFinite {
+        let (values, finite) = FloatConversion.decodeChecked(bytes, dtype: dtype)
+        if !finite && !allowNonFinite {
             try values.withUnsafeBufferPointer { try checkFinite($0, tensor: tensor, path: source) }
         }
         return values

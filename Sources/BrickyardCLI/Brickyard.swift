@@ -8,6 +8,13 @@ struct Brickyard: ParsableCommand {
         commandName: "brickyard",
         abstract: "Merge pools of LoRA adapters into one PEFT adapter.",
         version: BrickyardVersion.string,
-        subcommands: [MergeCommand.self, WorkerCommand.self, CoordinatorCommand.self]
+        subcommands: [
+            MergeCommand.self,
+            InspectCommand.self,
+            WorkerCommand.self,
+            SynthCommand.self,
+            BenchReadCommand.self,
+            CoordinatorCommand.self,
+        ]
     )
 }

@@ -46,6 +46,43 @@ public enum BLAS {
         return c
     }
 
+    /// y[m] = alpha · op(A) · x + beta · y for a row-major A [rows, cols]; op(A) is [rows, cols] or its transpose.
+    public static func gemv(
+        _ trans: Transpose, rows: Int, cols: Int, alpha: Float = 1, a: UnsafePointer<Float>, lda: Int? = nil,
+        x: UnsafePointer<Float>, incX: Int = 1, beta: Float = 0, y: UnsafeMutablePointer<Float>, incY: Int = 1
+    ) {
+        guard rows > 0, cols > 0 else { return }
+        cblas_sgemv(CblasRowMajor, trans.cblas, Int32(rows), Int32(cols), alpha, a, Int32(lda ?? cols),
+                    x, Int32(incX), beta, y, Int32(incY))
+    }
+
+    /// Euclidean norm of a strided vector. OpenBLAS computes it in one thread with a scaled sum, so the value
+    /// does not depend on the thread count (unlike `sdot`, which OpenBLAS splits across threads for long vectors).
+    public static func nrm2(_ count: Int, _ x: UnsafePointer<Float>, stride: Int = 1) -> Float {
+        guard count > 0 else { return 0 }
+        return cblas_snrm2(Int32(count), x, Int32(stride))
+    }
+
+    /// y += alpha · x (elementwise, so thread splitting cannot change the result).
+    public static func axpy(_ count: Int, alpha: Float, x: UnsafePointer<Float>, strideX: Int = 1,
+                            y: UnsafeMutablePointer<Float>, strideY: Int = 1) {
+        guard count > 0 else { return }
+        cblas_saxpy(Int32(count), alpha, x, Int32(strideX), y, Int32(strideY))
+    }
+
+    /// x *= alpha.
+    public static func scal(_ count: Int, alpha: Float, x: UnsafeMutablePointer<Float>, stride: Int = 1) {
+        guard count > 0 else { return }
+        cblas_sscal(Int32(count), alpha, x, Int32(stride))
+    }
+
+    /// y = x for strided vectors (used to gather matrix columns without Swift loops).
+    public static func copy(_ count: Int, x: UnsafePointer<Float>, strideX: Int = 1,
+                            y: UnsafeMutablePointer<Float>, strideY: Int = 1) {
+        guard count > 0 else { return }
+        cblas_scopy(Int32(count), x, Int32(strideX), y, Int32(strideY))
+    }
+
     /// Number of threads OpenBLAS uses (set from `--threads`; OPENBLAS_NUM_THREADS at load time).
     public static var threadCount: Int {
         get { Int(openblas_get_num_threads()) }

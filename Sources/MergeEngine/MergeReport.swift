@@ -13,12 +13,41 @@ public struct MergeReport: Codable, Sendable, Equatable {
         public var normalize: Bool
         public var seed: UInt64
         public var outputDType: String
-        public var options: MergeSpec
+        /// The method's options after defaults (only those the method takes).
+        public var options: Options
         public var adapters: [Adapter]
 
         enum CodingKeys: String, CodingKey {
             case file, method, rank, normalize, seed, options, adapters
             case outputDType = "outputDtype"
+        }
+    }
+
+    /// A method's resolved options; absent fields do not apply to the method.
+    public struct Options: Codable, Sendable, Equatable {
+        public var iterations: Int?
+        public var tolerance: Double?
+        public var reweight: String?
+        public var gauge: String?
+        public var initialization: String?
+        public var density: Double?
+        public var majoritySign: String?
+
+        enum CodingKeys: String, CodingKey {
+            case iterations, tolerance, reweight, gauge, density, majoritySign
+            case initialization = "init"
+        }
+
+        init(_ spec: MergeSpec) {
+            let keys = MergeSpec.allowedParameters(for: spec.method)
+            func when<T>(_ key: String, _ value: T) -> T? { keys.contains(key) ? value : nil }
+            iterations = when("iterations", spec.lego.iterations)
+            tolerance = when("tolerance", spec.lego.tolerance)
+            reweight = when("reweight", spec.lego.reweight.rawValue)
+            gauge = when("gauge", spec.lego.gauge.rawValue)
+            initialization = when("init", spec.lego.initialization.rawValue)
+            density = when("density", spec.prune.density)
+            majoritySign = when("majority_sign", spec.prune.majoritySign.rawValue)
         }
     }
 
@@ -104,7 +133,7 @@ public struct MergeReport: Codable, Sendable, Equatable {
         let weights = (try? Planner.normalizedWeights(plan.job, file: "")) ?? plan.job.adapters.map(\.weight)
         job = Job(file: plan.job.sourcePath, method: plan.spec.method.rawValue, rank: plan.spec.rank,
                   normalize: plan.job.normalize, seed: plan.job.seed, outputDType: plan.job.outputDType.rawValue,
-                  options: plan.spec,
+                  options: Options(plan.spec),
                   adapters: zip(plan.job.adapters, weights).map { Adapter(path: $0.path, weight: $0.weight, effectiveWeight: $1) })
         self.modules = modules
         let errors = modules.map(\.relativeError)

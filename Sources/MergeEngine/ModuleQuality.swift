@@ -1,4 +1,85 @@
-/// STUB: fills relative error against T and the SVD floor (engine work replaces this).
+import Kernels
+
+/// Fills the quality figures of `merge-report.json` for any method's result: the relative error against the
+/// exact weighted sum T and the Eckart–Young floor at the result's rank. Neither T nor B'A' is formed: both
+/// come from one Householder factorization of the stacked factors (see `LowRankError`), cost
+/// O((out + in)(R + k)²) with R = Σ r_i; the floor is skipped (nil) when R exceeds
+/// `LowRankError.spectrumRankLimit`. A floor already set by the method (svd computes it on the way) is kept.
 enum ModuleQuality {
-    static func fillStats(_ result: inout ModuleResult, input: ModuleInput) throws {}
+    static func fillStats(_ result: inout ModuleResult, input: ModuleInput) throws {
+        let target = try input.stackedTarget()
+        guard result.b.count == result.outFeatures * result.rank, result.a.count == result.rank * result.inFeatures,
+              result.outFeatures == input.outFeatures, result.inFeatures == input.inFeatures else {
+            throw MergeError("module \(input.name): merged factors have shapes B \(result.b.count), A \(result.a.count) "
+                             + "that do not match rank \(result.rank) and [\(input.outFeatures), \(input.inFeatures)]")
+        }
+        let comparison = try LowRankError.compare(
+            targetLeft: target.b, targetRight: target.a, targetRank: target.rank,
+            approximationLeft: result.b, approximationRight: result.a, rank: result.rank,
+            rows: input.outFeatures, cols: input.inFeatures, wantSpectrum: result.stats.svdFloor == nil)
+        result.stats.relativeError = comparison.relativeError
+        if result.stats.svdFloor == nil, let spectrum = comparison.targetSingularValues {
+            result.stats.svdFloor = TruncatedSVD.tailFraction(spectrum, rank: result.rank)
+        }
+    }
+}
+
+/// The stacked target factors `T = Bc · Ac`: Bc = [c_1 B_1, …] [out, R], Ac = [A_1; …] [R, in].
+struct StackedTarget {
+    var rank: Int
+    /// Row-major [out, rank].
+    var b: [Float]
+    /// Row-major [rank, in].
+    var a: [Float]
+}
+
+extension ModuleInput {
+    /// The terms as Kernels' factor type, after checking every factor has the shape its rank says.
+    func factorTerms() throws -> [FactorTerm] {
+        try terms.enumerated().map { index, term in
+            guard term.rank >= 0, term.a.count == term.rank * inFeatures, term.b.count == outFeatures * term.rank else {
+                throw MergeError("module \(name): term \(index) has rank \(term.rank) but A has \(term.a.count) and "
+                                 + "B \(term.b.count) values (expected [\(term.rank), \(inFeatures)] and "
+                                 + "[\(outFeatures), \(term.rank)])")
+            }
+            guard term.coefficient.isFinite else {
+                throw MergeError("module \(name): term \(index) has a non-finite coefficient \(term.coefficient)")
+            }
+            return FactorTerm(coefficient: term.coefficient, rank: term.rank, a: term.a, b: term.b)
+        }
+    }
+
+    /// Stacks the terms in job order (the order is part of the deterministic summation order).
+    func stackedTarget() throws -> StackedTarget {
+        let factors = try factorTerms()
+        let total = factors.reduce(0) { $0 + $1.rank }
+        var b = [Float](repeating: 0, count: outFeatures * total)
+        var a: [Float] = []
+        a.reserveCapacity(total * inFeatures)
+        b.withUnsafeMutableBufferPointer { stacked in
+            guard let stacked = stacked.baseAddress else { return }
+            var offset = 0
+            for term in factors {
+                term.b.withUnsafeBufferPointer { source in
+                    guard let source = source.baseAddress else { return }
+                    for j in 0..<term.rank {
+                        BLAS.copy(outFeatures, x: source + j, strideX: term.rank, y: stacked + offset + j, strideY: total)
+                        BLAS.scal(outFeatures, alpha: Float(term.coefficient), x: stacked + offset + j, stride: total)
+                    }
+                }
+                offset += term.rank
+            }
+        }
+        for term in factors { a += term.a }
+        return StackedTarget(rank: total, b: b, a: a)
+    }
+}
+
+extension ModuleResult {
+    /// A rank-1 all-zero result for modules whose target is exactly zero (PEFT cannot load rank 0).
+    static func zero(for input: ModuleInput, stats: ModuleStats = ModuleStats(relativeError: 0)) -> ModuleResult {
+        ModuleResult(name: input.name, rank: 1, outFeatures: input.outFeatures, inFeatures: input.inFeatures,
+                     b: [Float](repeating: 0, count: input.outFeatures), a: [Float](repeating: 0, count: input.inFeatures),
+                     stats: stats)
+    }
 }

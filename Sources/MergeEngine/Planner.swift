@@ -49,6 +49,7 @@ public enum Planner {
 
         let largestRank = adapters.flatMap(\.modules).map(\.rank).max() ?? 0
         let spec = try MergeSpec.resolve(job: job, largestInputRank: largestRank)
+        if spec.method == .linear { try checkEqualRanks(sourcesByModule, adapters: adapters, file: file) }
         let names = sourcesByModule.keys.sorted { $0.utf8.lexicographicallyPrecedes($1.utf8) }
         let modules = names.map { name -> ModulePlan in
             let sources = sourcesByModule[name] ?? []
@@ -60,6 +61,16 @@ public enum Planner {
                          baseModelNameOrPath: adapters.lazy.compactMap(\.baseModelNameOrPath).first,
                          taskType: adapters.lazy.compactMap(\.taskType).first,
                          targetModules: Set(adapters.flatMap(\.targetModules)).sorted())
+    }
+
+    /// `linear` averages factors, so every module needs one rank across the adapters that have it.
+    private static func checkEqualRanks(_ sources: [String: [ModuleSource]], adapters: [LoadedAdapter], file: String) throws {
+        for name in sources.keys.sorted() {
+            guard let first = sources[name]?.first,
+                  let other = sources[name]?.first(where: { $0.module.rank != first.module.rank }) else { continue }
+            throw MergeError("\(file): method linear needs equal ranks, but module \(name) has rank \(first.module.rank) in "
+                + "\(adapters[first.adapterIndex].path) and \(other.module.rank) in \(adapters[other.adapterIndex].path) (use cat, svd or lego)")
+        }
     }
 
     /// The job's weights, divided by their sum when `normalize` is set.

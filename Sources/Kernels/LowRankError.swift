@@ -1,0 +1,86 @@
+import COpenBLAS
+
+/// How far a low-rank approximation `B'A'` is from a low-rank target `T = B A`, without forming either.
+public struct LowRankComparison: Sendable {
+    /// ‖B'A' − T‖_F / ‖T‖_F (0 when T = 0).
+    public var relativeError: Double
+    /// ‖T‖_F.
+    public var targetNorm: Double
+    /// Every singular value of T (descending), when requested and affordable; else nil.
+    public var targetSingularValues: [Float]?
+}
+
+/// Relative Frobenius error of a low-rank result against a low-rank target.
+///
+/// METHODS.md gives the Gram form ‖XY‖² = sum((XᵀX) ⊙ (YYᵀ)) for X = [B | B'], Y = [A ; −A']. In Float that
+/// sum cancels catastrophically near zero error (an exact method would read ~1e-3), so this computes the same
+/// quantity through Householder factors instead: ‖XY‖_F = ‖R_X R_Yᵀ‖_F, a norm of a small matrix with no
+/// cancellation, accurate to Float rounding of the inputs (~1e-7 relative for exact methods). The target's
+/// factors are the leading block of X and Y, so the same factorization yields ‖T‖_F and T's singular values
+/// (for the Eckart–Young floor). Cost O((out + in)(R + k)²) + O(R³) for the spectrum.
+public enum LowRankError {
+    /// Spectra of targets with more than this many stacked ranks are skipped (the SVD of the R×R core is O(R³)).
+    public static let spectrumRankLimit = 4096
+
+    /// - Parameters: target B [rows, targetRank] and A [targetRank, cols]; approximation B' [rows, rank] and
+    ///   A' [rank, cols]; all row-major.
+    public static func compare(targetLeft: [Float], targetRight: [Float], targetRank: Int,
+                               approximationLeft: [Float], approximationRight: [Float], rank: Int,
+                               rows: Int, cols: Int, wantSpectrum: Bool) throws -> LowRankComparison {
+        let inner = targetRank + rank
+        guard inner > 0, rows > 0, cols > 0 else {
+            return LowRankComparison(relativeError: 0, targetNorm: 0, targetSingularValues: wantSpectrum ? [] : nil)
+        }
+        var left = [Float](repeating: 0, count: rows * inner)
+        // Row-major [rows, n] is column-major [n, rows]: stack column blocks with two lacpy calls.
+        if targetRank > 0 {
+            _ = LAPACKE_slacpy(LAPACK_COL_MAJOR, CChar(UInt8(ascii: "A")), Int32(targetRank), Int32(rows),
+                               targetLeft, Int32(targetRank), &left, Int32(inner))
+        }
+        if rank > 0 {
+            left.withUnsafeMutableBufferPointer { l in
+                guard let l = l.baseAddress else { return }
+                _ = LAPACKE_slacpy(LAPACK_COL_MAJOR, CChar(UInt8(ascii: "A")), Int32(rank), Int32(rows),
+                                   approximationLeft, Int32(rank), l + targetRank, Int32(inner))
+            }
+        }
+        var right = targetRight + approximationRight
+        right.withUnsafeMutableBufferPointer { r in
+            guard let r = r.baseAddress else { return }
+            BLAS.scal(rank * cols, alpha: -1, x: r + targetRank * cols)
+        }
+        let product = try FactoredProduct(left: left, right: right, rows: rows, inner: inner, cols: cols)
+
+        let difference = product.core(prefix: inner)
+        let target = product.core(prefix: targetRank)
+        let differenceNorm = frobenius(difference.values)
+        let targetNorm = frobenius(target.values)
+        var spectrum: [Float]?
+        if wantSpectrum && min(target.rows, target.cols) <= spectrumRankLimit {
+            spectrum = try singularValues(target.values, rows: target.rows, cols: target.cols)
+        }
+        return LowRankComparison(relativeError: targetNorm > 0 ? differenceNorm / targetNorm : 0,
+                                 targetNorm: targetNorm, targetSingularValues: spectrum)
+    }
+
+    /// Frobenius norm via nrm2 (scaled, single-threaded: no overflow, thread-count independent).
+    static func frobenius(_ values: [Float]) -> Double {
+        values.withUnsafeBufferPointer { v in
+            guard let v = v.baseAddress else { return 0 }
+            return Double(BLAS.nrm2(values.count, v))
+        }
+    }
+
+    /// Singular values (descending) of a column-major [rows, cols] matrix.
+    public static func singularValues(_ matrix: [Float], rows: Int, cols: Int) throws -> [Float] {
+        let p = min(rows, cols)
+        guard p > 0 else { return [] }
+        var work = matrix
+        var s = [Float](repeating: 0, count: p)
+        var unusedU: Float = 0, unusedVt: Float = 0
+        let info = LAPACKE_sgesdd(LAPACK_COL_MAJOR, CChar(UInt8(ascii: "N")), Int32(rows), Int32(cols), &work,
+                                  Int32(rows), &s, &unusedU, 1, &unusedVt, 1)
+        guard info == 0 else { throw LinearAlgebraError(routine: "sgesdd", info: info) }
+        return s
+    }
+}

@@ -1,0 +1,93 @@
+/// One weighted low-rank term `coefficient · B · A` in the layout PEFT stores: B row-major [out, rank],
+/// A row-major [rank, in]. Kernels' own copy of the engine's term type, so Kernels does not import MergeEngine.
+public struct FactorTerm: Sendable {
+    public var coefficient: Double
+    public var rank: Int
+    /// Row-major [rank, inFeatures].
+    public var a: [Float]
+    /// Row-major [outFeatures, rank].
+    public var b: [Float]
+
+    public init(coefficient: Double, rank: Int, a: [Float], b: [Float]) {
+        self.coefficient = coefficient
+        self.rank = rank
+        self.a = a
+        self.b = b
+    }
+}
+
+/// How a rank-one unit `c · b aᵀ` is written as one vector `x = [x_B ; x_A]` with `x_B x_Aᵀ = c · b aᵀ`.
+public enum UnitGauge: Sendable {
+    /// `x = sqrt|g| [±b/‖b‖ ; a/‖a‖]`, g = c‖b‖‖a‖, sign on the B part: both halves have equal norm.
+    case balanced
+    /// `x = [sign(c) sqrt|c| b ; sqrt|c| a]`: the factors as stored, with the coefficient folded the way the
+    /// output folds it (sqrt into each factor, sign on B), so the B/A scale ambiguity is left as trained.
+    case raw
+}
+
+/// The pooled rank-one units (LoRA-LEGO's minimal semantic units) of a module, one per row.
+public struct RankOneUnits: Sendable {
+    public let outFeatures: Int
+    public let inFeatures: Int
+    /// Number of units (rows).
+    public let count: Int
+    /// Row-major [count, outFeatures + inFeatures]; row i is `[x_B ; x_A]`.
+    public var vectors: [Float]
+    /// (term index, rank index) each row came from, in extraction order.
+    public let sources: [(term: Int, rank: Int)]
+
+    public var dimension: Int { outFeatures + inFeatures }
+
+    /// Extracts every unit of every term in term order then rank order. Units with ‖b‖ = 0, ‖a‖ = 0 or c = 0
+    /// contribute nothing to T and are dropped, so `Σ_i x_B,i x_A,iᵀ = Σ c B A` holds exactly for the rest.
+    public static func extract(terms: [FactorTerm], outFeatures: Int, inFeatures: Int,
+                               gauge: UnitGauge) -> RankOneUnits {
+        struct Kept { var term: Int; var rank: Int; var scaleB: Float; var scaleA: Float }
+        var kept: [Kept] = []
+        for (t, term) in terms.enumerated() where term.coefficient != 0 && term.rank > 0 {
+            let r = term.rank
+            term.b.withUnsafeBufferPointer { b in
+                term.a.withUnsafeBufferPointer { a in
+                    guard let b = b.baseAddress, let a = a.baseAddress else { return }
+                    for j in 0..<r {
+                        let normB = Double(BLAS.nrm2(outFeatures, b + j, stride: r))
+                        let normA = Double(BLAS.nrm2(inFeatures, a + j * inFeatures))
+                        guard normB > 0, normA > 0, normB.isFinite, normA.isFinite else { continue }
+                        let c = term.coefficient
+                        let sign: Double = c < 0 ? -1 : 1
+                        switch gauge {
+                        case .balanced:
+                            let root = (abs(c) * normB * normA).squareRoot()
+                            kept.append(Kept(term: t, rank: j, scaleB: Float(sign * root / normB),
+                                             scaleA: Float(root / normA)))
+                        case .raw:
+                            let root = abs(c).squareRoot()
+                            kept.append(Kept(term: t, rank: j, scaleB: Float(sign * root), scaleA: Float(root)))
+                        }
+                    }
+                }
+            }
+        }
+        let dim = outFeatures + inFeatures
+        var vectors = [Float](repeating: 0, count: kept.count * dim)
+        vectors.withUnsafeMutableBufferPointer { x in
+            guard let x = x.baseAddress else { return }
+            for (i, unit) in kept.enumerated() {
+                let term = terms[unit.term]
+                let row = x + i * dim
+                term.b.withUnsafeBufferPointer { b in
+                    guard let b = b.baseAddress else { return }
+                    BLAS.copy(outFeatures, x: b + unit.rank, strideX: term.rank, y: row)
+                }
+                term.a.withUnsafeBufferPointer { a in
+                    guard let a = a.baseAddress else { return }
+                    BLAS.copy(inFeatures, x: a + unit.rank * inFeatures, y: row + outFeatures)
+                }
+                BLAS.scal(outFeatures, alpha: unit.scaleB, x: row)
+                BLAS.scal(inFeatures, alpha: unit.scaleA, x: row + outFeatures)
+            }
+        }
+        return RankOneUnits(outFeatures: outFeatures, inFeatures: inFeatures, count: kept.count, vectors: vectors,
+                            sources: kept.map { ($0.term, $0.rank) })
+    }
+}

@@ -1,0 +1,294 @@
+/// Options of the sign-invariant k-means.
+public struct KMeansOptions: Sendable, Equatable {
+    /// Maximum number of Lloyd iterations (update + reassignment).
+    public var iterations: Int
+    /// Stop when the relative drop of the objective is below this; 0 runs exactly `iterations`.
+    public var tolerance: Double
+    /// Units per Lloyd block. Part of the result's definition (it fixes the summation order of centroid sums):
+    /// keep it fixed so a module gives the same bytes whether its blocks run locally or on several workers.
+    public var blockSize: Int
+
+    public static let defaultBlockSize = 4096
+
+    public init(iterations: Int = 100, tolerance: Double = 1e-4, blockSize: Int = KMeansOptions.defaultBlockSize) {
+        self.iterations = iterations
+        self.tolerance = tolerance
+        self.blockSize = blockSize
+    }
+}
+
+/// What a clustering produced.
+public struct KMeansResult: Sendable {
+    public var clusterCount: Int
+    /// Row-major [clusterCount, dimension]: each centroid is the mean of its members, each member aligned by
+    /// the sign of its dot product with the centroid it was assigned to.
+    public var centroids: [Float]
+    /// Cluster of each unit.
+    public var assignment: [Int]
+    /// ±1 per unit: the sign it entered its centroid with.
+    public var signs: [Float]
+    public var clusterSizes: [Int]
+    /// Lloyd iterations run (0 when every unit is its own cluster).
+    public var iterations: Int
+    /// Objective after seeding and after every iteration; never increases (up to Float rounding of the GEMM).
+    public var objectiveHistory: [Double]
+    /// Objective of the last assignment: Σ_i min_c d(x_i, μ_c) with d = ‖x‖² + ‖μ‖² − 2|x·μ|.
+    public var finalObjective: Double { objectiveHistory.last ?? 0 }
+}
+
+/// A block's share of one Lloyd step: assignment of its units to the current centroids, and the signed sums,
+/// counts and objective the centroid update needs. Blocks reduce in block order, so a step's result does not
+/// depend on where its blocks were computed.
+public struct LloydBlockPartial: Sendable {
+    /// Row-major [k, dimension]: Σ over the block's members of sign(x·μ) x.
+    public var sums: [Float]
+    public var counts: [Int]
+    public var objective: Double
+    /// Cluster per unit of the block.
+    public var assignment: [Int]
+    /// sign(x·μ) per unit (+1 for 0).
+    public var signs: [Float]
+    /// Sign-invariant squared distance per unit to its cluster's centroid.
+    public var distances: [Double]
+}
+
+/// k-means under the sign-invariant distance `d(x, μ) = min(‖x − μ‖², ‖x + μ‖²) = ‖x‖² + ‖μ‖² − 2|x·μ|`
+/// (LoRA-LEGO units are defined only up to sign). Distances come from one GEMM `X Mᵀ` per block and step,
+/// centroid sums from one GEMM `Sᵀ X` with the signed assignment matrix S, so no Swift loop runs over the
+/// unit dimension, and every sum has an order fixed by the block layout alone.
+public enum SignInvariantKMeans {
+    /// Clusters the rows of `units` ([count, dimension], row-major) into `k` clusters.
+    /// If k ≥ count, each unit is its own cluster (in unit order) and no iteration runs.
+    public static func cluster(units: [Float], count: Int, dimension: Int, k: Int, options: KMeansOptions,
+                               seed: UInt64) -> KMeansResult {
+        guard count > 0, k > 0 else {
+            return KMeansResult(clusterCount: 0, centroids: [], assignment: [], signs: [], clusterSizes: [],
+                                iterations: 0, objectiveHistory: [0])
+        }
+        if k >= count {
+            return KMeansResult(clusterCount: count, centroids: units, assignment: Array(0..<count),
+                                signs: [Float](repeating: 1, count: count),
+                                clusterSizes: [Int](repeating: 1, count: count), iterations: 0,
+                                objectiveHistory: [0])
+        }
+        let unitNorms = rowNormsSquared(units, count: count, dimension: dimension)
+        var centroids = seedPlusPlus(units: units, count: count, dimension: dimension, k: k,
+                                     unitNormsSquared: unitNorms, seed: seed)
+        var step = lloydStep(units: units, count: count, dimension: dimension, unitNormsSquared: unitNorms,
+                             centroids: centroids, k: k, blockSize: options.blockSize)
+        var history = [step.objective]
+        var iterations = 0
+        while iterations < options.iterations {
+            centroids = updateCentroids(&step, units: units, dimension: dimension, k: k)
+            step = lloydStep(units: units, count: count, dimension: dimension, unitNormsSquared: unitNorms,
+                             centroids: centroids, k: k, blockSize: options.blockSize)
+            iterations += 1
+            let previous = history[history.count - 1]
+            history.append(step.objective)
+            if options.tolerance > 0 && (previous <= 0 || (previous - step.objective) < options.tolerance * previous) {
+                break
+            }
+        }
+        // Final centroids are the aligned means of the final assignment, so reweighting sees consistent clusters.
+        centroids = updateCentroids(&step, units: units, dimension: dimension, k: k)
+        return KMeansResult(clusterCount: k, centroids: centroids, assignment: step.assignment, signs: step.signs,
+                            clusterSizes: step.counts, iterations: iterations, objectiveHistory: history)
+    }
+
+    /// ‖row‖² for every row, from `nrm2` (single-threaded in OpenBLAS, so thread-count independent).
+    public static func rowNormsSquared(_ matrix: [Float], count: Int, dimension: Int) -> [Double] {
+        matrix.withUnsafeBufferPointer { m in
+            guard let m = m.baseAddress else { return [Double](repeating: 0, count: count) }
+            return (0..<count).map { i in
+                let norm = Double(BLAS.nrm2(dimension, m + i * dimension))
+                return norm * norm
+            }
+        }
+    }
+
+    /// The sign-invariant distance from the norms and the dot product. Values within Float rounding of the GEMM
+    /// (a few ulps of ‖x‖² + ‖μ‖²) are set to 0 so that duplicates of a chosen unit are never picked again.
+    @inline(__always)
+    static func distance(unitNormSquared: Double, centroidNormSquared: Double, dot: Float) -> Double {
+        let total = unitNormSquared + centroidNormSquared
+        let d = total - 2 * Double(abs(dot))
+        return d <= 4 * Double(Float.ulpOfOne) * total ? 0 : d
+    }
+
+    /// k-means++ seeding (D² sampling) from a generator seeded by `seed` only. When every remaining unit is
+    /// at distance 0 from the chosen centroids, the lowest-index unit not chosen yet is taken.
+    static func seedPlusPlus(units: [Float], count: Int, dimension: Int, k: Int, unitNormsSquared: [Double],
+                             seed: UInt64) -> [Float] {
+        var random = DeterministicRandom(seed: seed)
+        var centroids = [Float](repeating: 0, count: k * dimension)
+        var chosen = [Bool](repeating: false, count: count)
+        var nearest = [Double](repeating: .infinity, count: count)
+        var dots = [Float](repeating: 0, count: count)
+        var pick = random.nextIndex(below: count)
+        units.withUnsafeBufferPointer { x in
+            centroids.withUnsafeMutableBufferPointer { m in
+                guard let x = x.baseAddress, let m = m.baseAddress else { return }
+                for c in 0..<k {
+                    if c > 0 {
+                        var total = 0.0
+                        for d in nearest { total += d }
+                        pick = -1
+                        if total > 0 {
+                            let target = random.nextUnitDouble() * total
+                            var cumulative = 0.0
+                            for i in 0..<count where nearest[i] > 0 {
+                                cumulative += nearest[i]
+                                pick = i
+                                if cumulative > target { break }
+                            }
+                        }
+                        if pick < 0 { pick = chosen.firstIndex(of: false) ?? 0 }
+                    }
+                    chosen[pick] = true
+                    let centroid = m + c * dimension
+                    BLAS.copy(dimension, x: x + pick * dimension, y: centroid)
+                    dots.withUnsafeMutableBufferPointer { p in
+                        guard let p = p.baseAddress else { return }
+                        BLAS.gemv(.none, rows: count, cols: dimension, a: x, x: centroid, y: p)
+                    }
+                    let centroidNorm = unitNormsSquared[pick]
+                    for i in 0..<count {
+                        let d = chosen[i] ? 0 : distance(unitNormSquared: unitNormsSquared[i],
+                                                         centroidNormSquared: centroidNorm, dot: dots[i])
+                        if d < nearest[i] { nearest[i] = d }
+                    }
+                }
+            }
+        }
+        return centroids
+    }
+
+    /// One assignment step over all units, as the ordered reduction of fixed-size blocks.
+    public static func lloydStep(units: [Float], count: Int, dimension: Int, unitNormsSquared: [Double],
+                                 centroids: [Float], k: Int, blockSize: Int) -> LloydBlockPartial {
+        let centroidNorms = rowNormsSquared(centroids, count: k, dimension: dimension)
+        let block = max(1, blockSize)
+        var total: LloydBlockPartial?
+        units.withUnsafeBufferPointer { x in
+            unitNormsSquared.withUnsafeBufferPointer { norms in
+                guard let x = x.baseAddress, let norms = norms.baseAddress else { return }
+                var start = 0
+                while start < count {
+                    let rows = min(block, count - start)
+                    let part = lloydBlock(units: x + start * dimension, count: rows, dimension: dimension,
+                                          unitNormsSquared: norms + start, centroids: centroids,
+                                          centroidNormsSquared: centroidNorms, k: k)
+                    if total == nil { total = part } else { total?.reduce(adding: part) }
+                    start += rows
+                }
+            }
+        }
+        return total ?? LloydBlockPartial(sums: [Float](repeating: 0, count: k * dimension),
+                                          counts: [Int](repeating: 0, count: k), objective: 0,
+                                          assignment: [], signs: [], distances: [])
+    }
+
+    /// A block's assignment and partial sums against the current centroids (row-major [k, dimension]).
+    /// This is the unit of work that may later be shipped to other workers.
+    public static func lloydBlock(units: UnsafePointer<Float>, count: Int, dimension: Int,
+                                  unitNormsSquared: UnsafePointer<Double>, centroids: [Float],
+                                  centroidNormsSquared: [Double], k: Int) -> LloydBlockPartial {
+        var dots = [Float](repeating: 0, count: count * k)
+        centroids.withUnsafeBufferPointer { m in
+            dots.withUnsafeMutableBufferPointer { p in
+                guard let m = m.baseAddress, let p = p.baseAddress else { return }
+                BLAS.gemm(.none, .transpose, m: count, n: k, k: dimension, a: units, b: m, c: p)
+            }
+        }
+        var assignment = [Int](repeating: 0, count: count)
+        var signs = [Float](repeating: 1, count: count)
+        var distances = [Double](repeating: 0, count: count)
+        var counts = [Int](repeating: 0, count: k)
+        var signed = [Float](repeating: 0, count: count * k)
+        var objective = 0.0
+        for i in 0..<count {
+            var best = 0
+            var bestDistance = Double.infinity
+            for c in 0..<k {
+                let d = distance(unitNormSquared: unitNormsSquared[i], centroidNormSquared: centroidNormsSquared[c],
+                                 dot: dots[i * k + c])
+                if d < bestDistance { bestDistance = d; best = c }
+            }
+            assignment[i] = best
+            signs[i] = dots[i * k + best] < 0 ? -1 : 1
+            distances[i] = bestDistance
+            counts[best] += 1
+            signed[i * k + best] = signs[i]
+            objective += bestDistance
+        }
+        var sums = [Float](repeating: 0, count: k * dimension)
+        signed.withUnsafeBufferPointer { s in
+            sums.withUnsafeMutableBufferPointer { out in
+                guard let s = s.baseAddress, let out = out.baseAddress else { return }
+                BLAS.gemm(.transpose, .none, m: k, n: dimension, k: count, a: s, b: units, c: out)
+            }
+        }
+        return LloydBlockPartial(sums: sums, counts: counts, objective: objective, assignment: assignment,
+                                 signs: signs, distances: distances)
+    }
+
+    /// Turns a step's sums into centroids (means). An empty cluster takes the unit farthest from its centroid
+    /// (ties: lowest index) among clusters with at least two members; that unit moves to it, so every centroid
+    /// stays the exact aligned mean of its members and the objective cannot increase.
+    public static func updateCentroids(_ step: inout LloydBlockPartial, units: [Float], dimension: Int,
+                                       k: Int) -> [Float] {
+        let empty = (0..<k).filter { step.counts[$0] == 0 }
+        if !empty.isEmpty {
+            let order = step.distances.indices.sorted {
+                step.distances[$0] != step.distances[$1] ? step.distances[$0] > step.distances[$1] : $0 < $1
+            }
+            var next = 0
+            units.withUnsafeBufferPointer { x in
+                step.sums.withUnsafeMutableBufferPointer { sums in
+                    guard let x = x.baseAddress, let sums = sums.baseAddress else { return }
+                    for c in empty {
+                        while next < order.count && step.counts[step.assignment[order[next]]] < 2 { next += 1 }
+                        guard next < order.count else { return }
+                        let unit = order[next]
+                        next += 1
+                        let from = step.assignment[unit]
+                        let row = x + unit * dimension
+                        BLAS.axpy(dimension, alpha: -step.signs[unit], x: row, y: sums + from * dimension)
+                        BLAS.copy(dimension, x: row, y: sums + c * dimension)
+                        step.counts[from] -= 1
+                        step.counts[c] = 1
+                        step.assignment[unit] = c
+                        step.signs[unit] = 1
+                        step.distances[unit] = 0
+                    }
+                }
+            }
+        }
+        var centroids = step.sums
+        centroids.withUnsafeMutableBufferPointer { m in
+            guard let m = m.baseAddress else { return }
+            for c in 0..<k where step.counts[c] > 0 {
+                BLAS.scal(dimension, alpha: 1 / Float(step.counts[c]), x: m + c * dimension)
+            }
+        }
+        return centroids
+    }
+}
+
+extension LloydBlockPartial {
+    /// Adds the next block's partial (block order is the summation order).
+    mutating func reduce(adding next: LloydBlockPartial) {
+        let length = sums.count
+        sums.withUnsafeMutableBufferPointer { s in
+            next.sums.withUnsafeBufferPointer { n in
+                guard let s = s.baseAddress, let n = n.baseAddress else { return }
+                BLAS.axpy(length, alpha: 1, x: n, y: s)
+            }
+        }
+        for c in counts.indices { counts[c] += next.counts[c] }
+        objective += next.objective
+        assignment += next.assignment
+        signs += next.signs
+        distances += next.distances
+    }
+}

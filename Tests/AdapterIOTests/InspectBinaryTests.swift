@@ -1,0 +1,90 @@
+import Foundation
+import Testing
+@testable import AdapterIO
+
+/// Runs the built `brickyard` executable, as a user would, to check exit status and output streams.
+@Suite struct InspectBinaryTests {
+    /// Products sit next to the test bundle in .build/<triple>/debug/.
+    static var binary: String? {
+        let candidates = [
+            URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent(),
+            Bundle.main.bundleURL,
+            Bundle.main.bundleURL.deletingLastPathComponent(),
+        ]
+        return candidates.map { $0.appendingPathComponent("brickyard").path }
+            .first { FileManager.default.isExecutableFile(atPath: $0) }
+    }
+
+    struct Run {
+        var status: Int32
+        var reason: Process.TerminationReason
+        var stdout: String
+        var stderr: String
+    }
+
+    static func run(_ arguments: [String]) throws -> Run {
+        let path = try #require(binary, "brickyard not built next to the tests (run swift build --build-tests)")
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: path)
+        process.arguments = arguments
+        let out = Pipe()
+        let err = Pipe()
+        process.standardOutput = out
+        process.standardError = err
+        try process.run()
+        // Read both pipes before waiting so a full pipe can never block the child.
+        let stdoutData = out.fileHandleForReading.readDataToEndOfFile()
+        let stderrData = err.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        return Run(status: process.terminationStatus, reason: process.terminationReason,
+                   stdout: String(decoding: stdoutData, as: UTF8.self), stderr: String(decoding: stderrData, as: UTF8.self))
+    }
+
+    @Test func badFileExitsOneWithOneLineNamingTheFile() throws {
+        let scratch = try ScratchDirectory("cli")
+        let path = try scratch.write("broken.safetensors", RawSafetensors.file(header: "not json", data: []))
+        let good = Fixtures.adapter("a_r8")
+        let result = try Self.run(["inspect", good, path])
+        #expect(result.reason == .exit)
+        #expect(result.status == 1)
+        #expect(result.stdout.isEmpty)
+        let lines = result.stderr.split(separator: "\n", omittingEmptySubsequences: false).filter { !$0.isEmpty }
+        #expect(lines.count == 1)
+        #expect(result.stderr == "brickyard: \(path): header is not valid JSON\n")
+    }
+
+    @Test func jsonReportHasTheDocumentedShape() throws {
+        let result = try Self.run(["inspect", "--json", "--norms", Fixtures.adapter("d_pattern"), Fixtures.adapter("c_rslora")])
+        #expect(result.status == 0, "\(result.stderr)")
+        let object = try #require(try JSONSerialization.jsonObject(with: Data(result.stdout.utf8)) as? [String: Any])
+        let adapters = try #require(object["adapters"] as? [[String: Any]])
+        #expect(adapters.count == 2)
+        #expect(adapters[0]["path"] as? String == Fixtures.adapter("d_pattern"))
+        #expect(adapters[0]["dtype"] as? String == "F32")
+        #expect(adapters[0].keys.contains("base_model"))
+        let modules = try #require(adapters[0]["modules"] as? [[String: Any]])
+        let q = try #require(modules.first { ($0["name"] as? String) == "base_model.model.model.layers.0.self_attn.q_proj" })
+        #expect(q["rank"] as? Int == 4)
+        #expect(q["alpha"] as? Double == 4)
+        #expect(q["scaling"] as? Double == 1)
+        #expect(q["in_features"] as? Int == 64)
+        #expect(q["out_features"] as? Int == 64)
+        #expect((q["norm"] as? Double ?? 0) > 0)
+        let rslora = try #require((adapters[1]["modules"] as? [[String: Any]])?.first)
+        #expect(abs((rslora["scaling"] as? Double ?? 0) - 32 / 8.0.squareRoot()) < 1e-12)
+    }
+
+    @Test func synthThenInspectLlamaShapes() throws {
+        let scratch = try ScratchDirectory("synth")
+        let synth = try Self.run(["synth", "--out", scratch.path, "--adapters", "2", "--rank", "2", "--shape", "llama3-8b",
+                                  "--layers", "1", "--modules", "k,gate,down"])
+        #expect(synth.status == 0, "\(synth.stderr)")
+        let result = try Self.run(["inspect", "--json", scratch.path + "/adapter-001"])
+        let object = try #require(try JSONSerialization.jsonObject(with: Data(result.stdout.utf8)) as? [String: Any])
+        let adapter = try #require((object["adapters"] as? [[String: Any]])?.first)
+        #expect(adapter["base_model"] as? String == "meta-llama/Meta-Llama-3-8B")
+        #expect(adapter["dtype"] as? String == "BF16")
+        let shapes = (adapter["modules"] as? [[String: Any]] ?? []).map { [$0["in_features"] as? Int ?? 0, $0["out_features"] as? Int ?? 0] }
+        #expect(shapes == [[14336, 4096], [4096, 14336], [4096, 1024]]) // down, gate, k (sorted by name)
+    }
+}
