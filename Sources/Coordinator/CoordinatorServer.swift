@@ -9,6 +9,11 @@ public struct ServeSummary: Sendable {
     public var resumed: Int
     public var computed: Int
     public var retries: Int
+    /// Tasks handed out (including retries) and the bytes of their Task and InputChunk messages.
+    public var tasksSent: Int
+    public var taskBytesSent: Int
+    /// Result bytes accepted into the checkpoint.
+    public var resultBytesReceived: Int
 }
 
 /// The coordinator's network side for one job: binds a ROUTER socket, admits workers (hello → welcome or
@@ -31,6 +36,9 @@ public final class CoordinatorServer {
     private var inbound: [PeerID: (taskID: UInt64, attempt: UInt32, chunks: ChunkReassembler)] = [:]
     private var lastSent: [PeerID: ContinuousClock.Instant] = [:]
     private var heartbeatSequence: UInt64 = 0
+    private var tasksSent = 0
+    private var taskBytesSent = 0
+    private var resultBytesReceived = 0
     private var progress: ProgressReporter
     /// The real endpoint after binding (port resolved).
     public private(set) var boundEndpoint: String?
@@ -38,6 +46,8 @@ public final class CoordinatorServer {
     public private(set) var finishedHeaders: [Int: CheckpointRecordHeader]
     /// Called on every loop iteration (the merge command supervises its local workers here).
     public var onTick: (() -> Void)?
+    /// Called once the socket is bound, with the real endpoint (the merge command starts its workers here).
+    public var onListening: ((String) throws -> Void)?
 
     public init(plan: MergePlan, store: CheckpointStore, options: CoordinatorOptions, jobID: String,
                 logger: Logger, stop: StopSignal) throws {
@@ -87,6 +97,7 @@ public final class CoordinatorServer {
         logger.info("coordinator listening", metadata: ["endpoint": "\(endpoint)", "job.id": "\(jobID)",
                                                       "modules": "\(plan.modules.count)", "resumed": "\(resumed)"])
         if let file = options.endpointFile { try DurableFile.write(Array((endpoint + "\n").utf8), to: file) }
+        try onListening?(endpoint)
 
         let pollMilliseconds = max(10, min(100, options.scheduler.heartbeatInterval.wholeMilliseconds / 4))
         while !scheduler.isFinished {
@@ -122,7 +133,12 @@ public final class CoordinatorServer {
                 "stopped by \(name) with \(scheduler.doneCount) of \(scheduler.tasks.count) modules done; rerun with the same --checkpoint to resume")
         }
         disconnectAll(reason: "job done")
-        return ServeSummary(resumed: resumed, computed: scheduler.tasks.count - resumed, retries: scheduler.retries)
+        logger.info("transfer totals", metadata: [
+            "tasks.sent": "\(tasksSent)", "task.bytes.sent": "\(taskBytesSent)",
+            "bytes.per.task": "\(tasksSent == 0 ? 0 : taskBytesSent / tasksSent)",
+            "result.bytes.received": "\(resultBytesReceived)", "input.mode": "\(options.inputMode)"])
+        return ServeSummary(resumed: resumed, computed: scheduler.tasks.count - resumed, retries: scheduler.retries,
+                            tasksSent: tasksSent, taskBytesSent: taskBytesSent, resultBytesReceived: resultBytesReceived)
     }
 
     // MARK: receiving
@@ -242,6 +258,7 @@ public final class CoordinatorServer {
             }
             try store.write(CheckpointRecord(header: header, body: body), index: index)
             finishedHeaders[index] = header
+            resultBytesReceived += body.count
         } catch let error as CoordinatorError where error.code == .io {
             // Cannot checkpoint: retrying elsewhere will not help; fail the job with the reason.
             _ = scheduler.fail(peer: peer, taskID: done.taskID, attempt: done.attempt, error: "\(error)", retryable: false)
@@ -285,6 +302,7 @@ public final class CoordinatorServer {
         }
         logger.debug("task sent", metadata: ["peer": "\(assignment.peer)", "task.id": "\(assignment.taskID)",
                                             "attempt": "\(assignment.attempt)", "module": "\(module.name)"])
+        tasksSent += 1
         guard send(.task(task), to: assignment.peer) else { return }
         guard options.inputMode == .inline else { return }
         for (inputIndex, source) in module.sources.enumerated() {
@@ -318,8 +336,13 @@ public final class CoordinatorServer {
     @discardableResult
     private func send(_ message: WireMessage, to peer: PeerID) -> Bool {
         do {
-            try socket?.send([peer.bytes, WireCodec.encode(message)])
+            let payload = WireCodec.encode(message)
+            try socket?.send([peer.bytes, payload])
             lastSent[peer] = .now
+            switch message {
+            case .task, .inputChunk: taskBytesSent += payload.count
+            default: break
+            }
             return true
         } catch {
             logger.warning("worker unreachable; task requeued", metadata: ["peer": "\(peer)", "error": "\(error)"])

@@ -30,9 +30,10 @@ public struct DistributedMergeOutcome: Sendable {
 /// A whole job on the distributed runtime: checkpoint (adopt or create), serve tasks to workers until every
 /// module is checkpointed, then assemble the output adapter from the checkpoint records, one record at a time.
 public enum DistributedMerge {
-    /// `tick` runs on every loop iteration of the coordinator (local worker supervision).
+    /// `listening` runs once the coordinator's socket is bound; `tick` on every loop iteration (local worker
+    /// supervision).
     public static func run(plan: MergePlan, options: DistributedMergeOptions, logger: Logger, stop: StopSignal,
-                           tick: (() -> Void)? = nil) throws -> DistributedMergeOutcome {
+                           listening: ((String) throws -> Void)? = nil, tick: (() -> Void)? = nil) throws -> DistributedMergeOutcome {
         try OutputAssembler.checkDestination(options.outputDirectory, overwrite: options.overwrite)
         let started = Date()
         let jobHash = try JobFingerprint.compute(plan: plan)
@@ -45,6 +46,7 @@ public enum DistributedMerge {
         let server = try CoordinatorServer(plan: plan, store: store, options: options.coordinator,
                                            jobID: String(jobHash.prefix(16)), logger: logger, stop: stop)
         server.onTick = tick
+        server.onListening = listening
         let summary = try server.run()
         let report = try assemble(plan: plan, store: store, headers: server.finishedHeaders, summary: summary,
                                   outputDirectory: options.outputDirectory, overwrite: options.overwrite,

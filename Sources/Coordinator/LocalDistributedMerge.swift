@@ -25,8 +25,7 @@ public enum LocalDistributedMerge {
                                                         threadsPerWorker: threadsPerWorker,
                                                         extraArguments: extraWorkerArguments), logger: logger)
         defer { pool.stopAll() }
-        // Workers connect before the coordinator binds: ZeroMQ retries the connection until the socket exists.
-        try pool.start()
-        return try DistributedMerge.run(plan: plan, options: runOptions, logger: logger, stop: stop, tick: pool.superviseTick)
+        return try DistributedMerge.run(plan: plan, options: runOptions, logger: logger, stop: stop,
+                                        listening: { _ in try pool.start() }, tick: pool.superviseTick)
     }
 }

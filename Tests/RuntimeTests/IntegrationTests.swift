@@ -29,6 +29,18 @@ import Glibc
         #expect(report.modules.allSatisfy { $0.workerID != nil && $0.attempts == 1 && $0.seconds != nil })
     }
 
+    @Test(arguments: ["lego", "svd", "ties", "dare_ties"])
+    func seededMethodsAreIdenticalAcrossProcesses(method: String) throws {
+        let h = try ProcessHarness("method-\(method)")
+        defer { h.finish() }
+        let job = try h.writeJob(method: method, extra: "rank: 4\nseed: 7\n")
+        let reference = try h.inProcessReference(job: job)
+        let out = h.path + "/out"
+        let merge = try h.launch(["merge", job, "--out", out, "--workers", "2"] + Self.fast)
+        #expect(h.wait(merge) == 0, "\(h.output(of: merge))")
+        #expect(h.adapterBytes(out) == reference)
+    }
+
     @Test(arguments: ["shared", "inline"])
     func coordinatorWithThreeSeparateWorkersOverTCP(inputMode: String) throws {
         let h = try ProcessHarness("tcp-\(inputMode)")
@@ -44,6 +56,12 @@ import Glibc
         #expect(h.adapterBytes(out) == reference)
         let workers = Set(try h.report(out).modules.compactMap(\.workerID))
         #expect(!workers.isEmpty)
+        // Inline tasks carry the tensor bytes; shared tasks only paths and offsets.
+        let log = h.output(of: coordinator)
+        let perTask = log.split(separator: " ").first { $0.hasPrefix("bytes.per.task=") }
+            .flatMap { Int($0.dropFirst("bytes.per.task=".count)) }
+        let bytes = try #require(perTask, "\(log)")
+        #expect(inputMode == "inline" ? bytes > 4096 : bytes < 4096)
     }
 
     @Test func workerKilledMidTaskIsRetried() throws {
