@@ -85,8 +85,9 @@ public final class CoordinatorServer {
             socket.close()
             self.socket = nil
         }
-        // A send blocked on a full pipe to a stuck peer must not stall the job longer than its liveness.
-        try socket.setSendTimeout(milliseconds: Int32(clamping: max(100, options.scheduler.expiry.wholeMilliseconds)))
+        // A send blocked on a full pipe to a stuck peer must not stall the loop (and every other worker's
+        // heartbeats) for longer than one interval; such a peer is treated as lost.
+        try socket.setSendTimeout(milliseconds: Int32(clamping: max(100, options.scheduler.heartbeatInterval.wholeMilliseconds)))
         do {
             try socket.bind(options.bind)
         } catch {

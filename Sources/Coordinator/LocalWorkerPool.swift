@@ -81,7 +81,9 @@ public final class LocalWorkerPool {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: configuration.executable)
         started += 1
-        process.arguments = ["worker", "--connect", configuration.endpoint, "--threads", "\(configuration.threadsPerWorker)"] + configuration.extraArguments
+        // A bounded reconnect budget: if this process dies without stopping them, orphaned workers give up.
+        process.arguments = ["worker", "--connect", configuration.endpoint, "--threads", "\(configuration.threadsPerWorker)",
+                             "--id", "local-\(started)", "--max-failed-connections", "5"] + configuration.extraArguments
         var environment = ProcessInfo.processInfo.environment
         environment["OPENBLAS_NUM_THREADS"] = "\(configuration.threadsPerWorker)"
         process.environment = environment
