@@ -1,4 +1,7 @@
 import ArgumentParser
+#if canImport(Glibc)
+import Glibc
+#endif
 import Coordinator
 import Foundation
 import Logging
@@ -31,15 +34,21 @@ struct MergeRuntimeOptions: ParsableArguments {
     @Option(name: .customLong("input-chunk-bytes"), help: .hidden)
     var inputChunkBytes = 1 << 20
 
-    @Option(name: .customLong("log-level"), help: "trace, debug, info, notice, warning, error or critical.")
-    var logLevel: String = "info"
+    @Option(name: .customLong("log-level"), help: "trace, debug, info, notice, warning, error or critical (default: warning on a terminal, where a progress line is shown; info otherwise).")
+    var logLevel: String?
+
+    /// The chosen level, or the default for where stderr goes.
+    var effectiveLogLevel: Logger.Level {
+        if let logLevel, let level = Logger.Level(rawValue: logLevel) { return level }
+        return isatty(STDERR_FILENO) != 0 ? .warning : .info
+    }
 
     func validate() throws {
         guard heartbeatMilliseconds >= 10 else { throw ValidationError("--heartbeat-ms must be at least 10") }
         guard liveness >= 1 else { throw ValidationError("--liveness must be at least 1") }
         guard maxAttempts >= 1 else { throw ValidationError("--max-attempts must be at least 1") }
         guard resultChunkBytes >= 1024, inputChunkBytes >= 1024 else { throw ValidationError("chunk sizes must be at least 1024 bytes") }
-        guard Logger.Level(rawValue: logLevel) != nil else { throw ValidationError("--log-level \(logLevel) is not a log level") }
+        if let logLevel, Logger.Level(rawValue: logLevel) == nil { throw ValidationError("--log-level \(logLevel) is not a log level") }
     }
 
     func coordinatorOptions(bind: String) -> CoordinatorOptions {
@@ -57,7 +66,7 @@ struct MergeRuntimeOptions: ParsableArguments {
 
     /// Logs to stderr at the chosen level (called once per process).
     func makeLogger(label: String) -> Logger {
-        let level = Logger.Level(rawValue: logLevel) ?? .info
+        let level = effectiveLogLevel
         LoggingSystem.bootstrap { name in
             var handler = StreamLogHandler.standardError(label: name)
             handler.logLevel = level
@@ -85,7 +94,8 @@ extension MergeCommand {
         let count = workers ?? ProcessInfo.processInfo.activeProcessorCount
         let outcome = try LocalDistributedMerge.run(
             plan: plan, options: runtime.distributedOptions(out: out, bind: "", overwrite: force), workers: count,
-            threadsPerWorker: threads, extraWorkerArguments: workerArguments, logger: logger, stop: stop)
+            threadsPerWorker: threads, extraWorkerArguments: ["--log-level", runtime.effectiveLogLevel.rawValue] + workerArguments,
+            logger: logger, stop: stop)
         return outcome.report
     }
 }
