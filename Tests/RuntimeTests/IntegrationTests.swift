@@ -84,6 +84,23 @@ import Glibc
         #expect(report.modules.contains { ($0.attempts ?? 0) >= 2 })
     }
 
+    @Test func mergeRespawnsALocalWorkerThatDied() throws {
+        let h = try ProcessHarness("respawn")
+        defer { h.finish() }
+        let job = try h.writeJob()
+        let reference = try h.inProcessReference(job: job)
+        let out = h.path + "/out"
+        let marker = h.path + "/die-once"
+        // The only worker SIGKILLs itself mid-task: the merge must start a replacement to finish.
+        let merge = try h.launch(["merge", job, "--out", out, "--workers", "1"] + Self.fast,
+                                 environment: [Self.faults: "die-in-task,once=\(marker)"])
+        #expect(h.wait(merge) == 0, "\(h.output(of: merge))")
+        #expect(FileManager.default.fileExists(atPath: marker))
+        #expect(h.adapterBytes(out) == reference)
+        #expect((try h.report(out).runtime?.retries ?? 0) >= 1)
+        #expect(h.output(of: merge).contains("starting a replacement"))
+    }
+
     @Test func hangingWorkerIsDetectedAndItsTaskReassigned() throws {
         let h = try ProcessHarness("hang")
         defer { h.finish() }
