@@ -106,12 +106,21 @@ public struct PeftConfig: Sendable, Equatable {
 
     /// Rank PEFT gives `module` (a full module path as in the tensor keys).
     public func rank(for module: String) -> Int {
-        Self.patternKey(in: Array(rankPattern.keys), matching: module).flatMap { rankPattern[$0] } ?? r
+        rank(for: module, patterns: PatternTable(keys: rankPattern.keys))
     }
 
     /// Alpha PEFT gives `module`.
     public func alpha(for module: String) -> Double {
-        Self.patternKey(in: Array(alphaPattern.keys), matching: module).flatMap { alphaPattern[$0] } ?? loraAlpha
+        alpha(for: module, patterns: PatternTable(keys: alphaPattern.keys))
+    }
+
+    /// As `rank(for:)` with the patterns compiled once for many modules.
+    func rank(for module: String, patterns: PatternTable) -> Int {
+        patterns.key(matching: module).flatMap { rankPattern[$0] } ?? r
+    }
+
+    func alpha(for module: String, patterns: PatternTable) -> Double {
+        patterns.key(matching: module).flatMap { alphaPattern[$0] } ?? loraAlpha
     }
 
     /// `alpha / r`, or `alpha / sqrt(r)` with rsLoRA.
@@ -119,22 +128,8 @@ public struct PeftConfig: Sendable, Equatable {
         useRslora ? alpha / Double(rank).squareRoot() : alpha / Double(rank)
     }
 
-    /// PEFT's `get_pattern_key`: key `k` applies when the module name matches the regex `(.*\.)?(k)$`.
-    /// PEFT matches against the name inside the base model (`model.layers.0…`), our names carry the
-    /// `base_model.model.` prefix; the optional leading group makes both forms match, and the stripped name is
-    /// tried too for keys anchored with `^`. PEFT takes the first matching key in file order, which JSON parsing
-    /// loses: an exact name wins, then the longest matching key, then the lexicographically smallest.
     static func patternKey(in keys: [String], matching module: String) -> String? {
-        guard !keys.isEmpty else { return nil }
-        let candidates = [module, PeftNames.strippingWrapperPrefix(module)]
-        if let exact = keys.first(where: { candidates.contains($0) }) { return exact }
-        let matching = keys.filter { key in
-            guard let regex = try? NSRegularExpression(pattern: "^(.*\\.)?(\(key))$") else { return false }
-            return candidates.contains { name in
-                regex.firstMatch(in: name, range: NSRange(name.startIndex..., in: name)) != nil
-            }
-        }
-        return matching.max { ($0.count, $1) < ($1.count, $0) }
+        PatternTable(keys: keys).key(matching: module)
     }
 
     private func validatePatterns(path: String) throws {
@@ -143,6 +138,33 @@ public struct PeftConfig: Sendable, Equatable {
                 throw AdapterIOError(.badConfig, path: path, "rank_pattern/alpha_pattern key \(key) is not a valid regular expression")
             }
         }
+    }
+}
+
+/// PEFT's `get_pattern_key`: key `k` applies when the module name matches the regex `(.*\.)?(k)$`.
+/// PEFT matches against the name inside the base model (`model.layers.0…`), our names carry the
+/// `base_model.model.` prefix; the optional leading group makes both forms match, and the stripped name is
+/// tried too for keys anchored with `^`. PEFT takes the first matching key in file order, which JSON parsing
+/// loses: an exact name wins, then the longest matching key, then the lexicographically smallest.
+struct PatternTable {
+    private let keys: Set<String>
+    private let compiled: [(key: String, regex: NSRegularExpression)]
+
+    init<Keys: Sequence>(keys: Keys) where Keys.Element == String {
+        self.keys = Set(keys)
+        // Keys that do not compile were rejected when the config was parsed; longest first, then bytewise.
+        compiled = self.keys.sorted { ($0.count, $1) > ($1.count, $0) }.compactMap { key in
+            (try? NSRegularExpression(pattern: "^(.*\\.)?(\(key))$")).map { (key, $0) }
+        }
+    }
+
+    func key(matching module: String) -> String? {
+        guard !keys.isEmpty else { return nil }
+        let candidates = [module, PeftNames.strippingWrapperPrefix(module)]
+        if let exact = candidates.first(where: keys.contains) { return exact }
+        return compiled.first { entry in
+            candidates.contains { entry.regex.firstMatch(in: $0, range: NSRange($0.startIndex..., in: $0)) != nil }
+        }?.key
     }
 }
 

@@ -68,4 +68,17 @@ import Testing
         #expect(try back.loadFactors(back.modules[0]).b == [5])
         #expect(try FileManager.default.contentsOfDirectory(atPath: scratch.path) == ["out"])
     }
+
+    @Test func extraFilesAppearWithTheAdapter() throws {
+        let scratch = try ScratchDirectory("peft")
+        let directory = scratch.file("out")
+        let writer = try PeftAdapterWriter(directory: directory, modules: [PeftOutputModule(name: "m.q_proj", rank: 1, inFeatures: 1, outFeatures: 1)],
+                                           config: PeftOutputConfig())
+        try writer.write(module: "m.q_proj", a: [1], b: [2])
+        try writer.addFile(named: "merge-report.json", contents: Array("{}".utf8))
+        #expect(throws: AdapterIOError.self) { try writer.addFile(named: "../escape", contents: []) }
+        #expect(!FileManager.default.fileExists(atPath: directory))
+        try writer.finish()
+        #expect(try FileManager.default.contentsOfDirectory(atPath: directory).sorted() == ["adapter_config.json", "adapter_model.safetensors", "merge-report.json"])
+    }
 }
