@@ -38,7 +38,7 @@ public final class CheckpointStore: @unchecked Sendable {
             throw CoordinatorError(.io, "\(directory): cannot create checkpoint directory: \(error.localizedDescription)")
         }
         let expected = CheckpointManifest(jobHash: jobHash, toolVersion: BrickyardVersion.string, taskCount: taskCount)
-        if let bytes = try DurableFile.read(manifestPath) {
+        if let bytes = try Self.readIfPresent(manifestPath) {
             let found: CheckpointManifest
             do {
                 found = try CanonicalJSON.decode(CheckpointManifest.self, bytes)
@@ -51,7 +51,7 @@ public final class CheckpointStore: @unchecked Sendable {
             }
             manifest = found
         } else {
-            try DurableFile.write(try CanonicalJSON.encode(expected), to: manifestPath)
+            try Self.durableWrite(try CanonicalJSON.encode(expected), to: manifestPath)
             manifest = expected
         }
     }
@@ -64,13 +64,13 @@ public final class CheckpointStore: @unchecked Sendable {
     }
 
     public func write(_ record: CheckpointRecord, index: Int) throws {
-        try DurableFile.write(try record.encoded(), to: recordPath(index: index, key: record.header.key))
+        try Self.durableWrite(try record.encoded(), to: recordPath(index: index, key: record.header.key))
     }
 
     /// Reads and verifies one record against the plan's expectations; nil if absent.
     public func read(index: Int, key: TaskKey, outFeatures: Int, inFeatures: Int) throws -> CheckpointRecord? {
         let path = recordPath(index: index, key: key)
-        guard let bytes = try DurableFile.read(path) else { return nil }
+        guard let bytes = try Self.readIfPresent(path) else { return nil }
         let record = try CheckpointRecord.decode(bytes, path: path)
         let header = record.header
         guard header.key == key else {
@@ -100,6 +100,24 @@ public final class CheckpointStore: @unchecked Sendable {
             }
         }
         return finished
+    }
+
+    /// Atomic write (AdapterIO's temp + fsync + rename + directory fsync), failures reported as `.io`.
+    private static func durableWrite(_ bytes: [UInt8], to path: String) throws {
+        do {
+            try AtomicFile.write(bytes, to: path)
+        } catch {
+            throw CoordinatorError(.io, "\(error)")
+        }
+    }
+
+    /// Whole file, or nil if it does not exist.
+    private static func readIfPresent(_ path: String) throws -> [UInt8]? {
+        guard FileManager.default.fileExists(atPath: path) else { return nil }
+        guard let data = FileManager.default.contents(atPath: path) else {
+            throw CoordinatorError(.io, "\(path): cannot read")
+        }
+        return [UInt8](data)
     }
 
     /// Removes the whole directory (used for the temporary checkpoint after a successful run).

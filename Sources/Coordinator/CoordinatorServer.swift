@@ -97,7 +97,7 @@ public final class CoordinatorServer {
         boundEndpoint = endpoint
         logger.info("coordinator listening", metadata: ["endpoint": "\(endpoint)", "job.id": "\(jobID)",
                                                       "modules": "\(plan.modules.count)", "resumed": "\(resumed)"])
-        if let file = options.endpointFile { try DurableFile.write(Array((endpoint + "\n").utf8), to: file) }
+        if let file = options.endpointFile { try AtomicFile.write(Array((endpoint + "\n").utf8), to: file) }
         try onListening?(endpoint)
 
         let pollMilliseconds = max(10, min(100, options.scheduler.heartbeatInterval.wholeMilliseconds / 4))
@@ -307,15 +307,15 @@ public final class CoordinatorServer {
         guard send(.task(task), to: assignment.peer) else { return }
         guard options.inputMode == .inline else { return }
         for (inputIndex, source) in module.sources.enumerated() {
-            for (factor, tensor) in [(UInt32(0), source.module.a), (UInt32(1), source.module.b)] {
-                let bytes: [UInt8]
-                do {
-                    bytes = try FactorReader.read(path: tensor.path, offset: tensor.byteOffset, length: tensor.byteCount)
-                } catch {
-                    _ = scheduler.fail(peer: assignment.peer, taskID: assignment.taskID, attempt: assignment.attempt,
-                                       error: "\(error)", retryable: false)
-                    return
-                }
+            let factors: [(factor: UInt32, bytes: [UInt8])]
+            do {
+                factors = try FactorReader.factors(of: source.module)
+            } catch {
+                _ = scheduler.fail(peer: assignment.peer, taskID: assignment.taskID, attempt: assignment.attempt,
+                                   error: "\(error)", retryable: false)
+                return
+            }
+            for (factor, bytes) in factors {
                 let chunks = Chunking.inputChunks(of: bytes, taskID: assignment.taskID, attempt: assignment.attempt,
                                                   inputIndex: UInt32(inputIndex), factor: factor,
                                                   maxChunkBytes: options.inputChunkBytes)

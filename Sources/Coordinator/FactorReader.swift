@@ -1,27 +1,23 @@
-#if canImport(Glibc)
-import Glibc
-#endif
+import AdapterIO
 
-/// Inline mode: reads one stored factor's bytes (as on disk, any dtype) with `pread`, so the coordinator holds
-/// at most one factor of one adapter in memory while streaming a task's inputs.
+/// Inline mode: copies one adapter's two stored factors (as on disk, any dtype) out of its memory-mapped
+/// file, so the coordinator holds at most one adapter's factors for one module while streaming a task's inputs.
 enum FactorReader {
-    static func read(path: String, offset: Int, length: Int) throws -> [UInt8] {
-        let fd = open(path, O_RDONLY | O_CLOEXEC)
-        guard fd >= 0 else { throw CoordinatorError(.io, "\(path): cannot open input: \(DurableFile.errnoText())") }
-        defer { close(fd) }
-        var bytes = [UInt8](repeating: 0, count: length)
-        var done = 0
-        var failure: CoordinatorError?
-        bytes.withUnsafeMutableBytes { raw in
-            while done < length, let base = raw.baseAddress {
-                let got = pread(fd, base + done, length - done, off_t(offset + done))
-                if got < 0 && errno == EINTR { continue }
-                if got < 0 { failure = CoordinatorError(.io, "\(path): read failed: \(DurableFile.errnoText())"); return }
-                if got == 0 { failure = CoordinatorError(.io, "\(path): file ends before byte \(offset + length)"); return }
-                done += got
+    static func factors(of info: LoraModuleInfo) throws -> [(factor: UInt32, bytes: [UInt8])] {
+        let file: MappedFile
+        do {
+            file = try MappedFile(path: info.a.path)
+        } catch {
+            throw CoordinatorError(.io, "\(info.a.path): cannot map input: \(error)")
+        }
+        return try file.withBytes { raw in
+            try [(UInt32(0), info.a), (UInt32(1), info.b)].map { factor, tensor in
+                guard tensor.byteOffset >= 0, tensor.byteCount >= 0, tensor.byteOffset + tensor.byteCount <= raw.count else {
+                    throw CoordinatorError(.io,
+                        "\(tensor.path): bytes \(tensor.byteOffset)..<\(tensor.byteOffset + tensor.byteCount) of \(info.name) lie beyond the file's \(raw.count) bytes")
+                }
+                return (factor, Array(raw[tensor.byteOffset..<(tensor.byteOffset + tensor.byteCount)]))
             }
         }
-        if let failure { throw failure }
-        return bytes
     }
 }

@@ -45,7 +45,7 @@ public enum JobFingerprint {
     static func filesOf(_ path: String) throws -> [FileIdentity] {
         var info = stat()
         guard stat(path, &info) == 0 else {
-            throw CoordinatorError(.io, "\(path): cannot stat input: \(DurableFile.errnoText())")
+            throw CoordinatorError(.io, "\(path): cannot stat input: \(String(cString: strerror(errno)))")
         }
         if (info.st_mode & S_IFMT) != S_IFDIR { return [identity(path, info)] }
         let names = try FileManager.default.contentsOfDirectory(atPath: path).sorted()
