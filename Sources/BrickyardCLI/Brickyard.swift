@@ -14,6 +14,7 @@ struct Brickyard: ParsableCommand {
             WorkerCommand.self,
             SynthCommand.self,
             BenchReadCommand.self,
+            BenchEngineCommand.self,
         ]
     )
 }
