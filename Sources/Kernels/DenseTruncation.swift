@@ -37,7 +37,8 @@ public enum DenseTruncation {
         }
         let sketch = min(rank + options.oversampling, p)
         let exact = p <= options.exactLimit || 2 * sketch >= p
-        var (u, s, vt, width) = try SingleThreadedBLAS.run {
+        // One BLAS thread: threaded reductions inside LAPACK would make the bits depend on OPENBLAS_NUM_THREADS.
+        var (u, s, vt, width) = try BLAS.singleThreaded {
             exact
                 ? try exactSVD(d, rows: rows, cols: cols)
                 : try randomizedSVD(d, rows: rows, cols: cols, sketch: sketch, seed: seed, iterations: options.powerIterations)
@@ -113,14 +114,3 @@ public enum DenseTruncation {
     }
 }
 
-/// Runs LAPACK with one OpenBLAS thread. Threaded level-1/2 BLAS inside LAPACK (norms, dots, gemv in Householder
-/// steps) split reductions across threads, so results would change with OPENBLAS_NUM_THREADS; output must not.
-enum SingleThreadedBLAS {
-    static func run<T>(_ body: () throws -> T) rethrows -> T {
-        let previous = BLAS.threadCount
-        if previous == 1 { return try body() }
-        BLAS.threadCount = 1
-        defer { BLAS.threadCount = previous }
-        return try body()
-    }
-}
