@@ -59,8 +59,8 @@ public enum DenseTruncation {
     /// small Qᵀ D [l, cols] gives D ≈ (Q Ũ) Σ Vᵀ.
     private static func randomizedSVD(_ d: [Float], rows: Int, cols: Int, sketch l: Int, seed: UInt64,
                                       iterations: Int) throws -> ([Float], [Float], [Float], Int) {
-        let key = CounterRandom.streamKey(seed: seed, stream: 0x5356_4453)
-        let omega = (0..<(cols * l)).map { CounterRandom.gaussian(key: key, index: UInt64($0)) }
+        var random = DeterministicRandom(seed: CounterRandom.streamKey(seed: seed, stream: 0x5356_4453))
+        let omega = (0..<(cols * l)).map { _ in Float(random.nextGaussian()) }
         var q = try LinearAlgebra.thinQR(BLAS.matmul(d, omega, m: rows, n: l, k: cols), rows: rows, cols: l).q
         for _ in 0..<iterations {
             let z = try LinearAlgebra.thinQR(BLAS.matmul(d, q, m: cols, n: l, k: rows, transA: .transpose),
