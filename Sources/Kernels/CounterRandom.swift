@@ -22,6 +22,26 @@ public enum CounterRandom {
         Float(mix(key &+ index &* 0xd1b5_4a32_d192_ed03) >> 40) * 0x1p-24
     }
 
+    /// 32 random bits for entry `index` of stream `key`: two rounds of MurmurHash3's 32-bit finaliser keyed by both
+    /// halves of the key. Only 32-bit multiplies, so per-entry masks over large matrices vectorise.
+    @inline(__always)
+    public static func bits32(key: UInt64, index: UInt32) -> UInt32 {
+        var h = fmix32(index &+ UInt32(truncatingIfNeeded: key))
+        h = fmix32(h ^ UInt32(truncatingIfNeeded: key >> 32))
+        return h
+    }
+
+    @inline(__always)
+    static func fmix32(_ value: UInt32) -> UInt32 {
+        var h = value
+        h ^= h >> 16
+        h &*= 0x85eb_ca6b
+        h ^= h >> 13
+        h &*= 0xc2b2_ae35
+        h ^= h >> 16
+        return h
+    }
+
     /// Standard normal by Box–Muller from two 53-bit uniforms of the same counter slot.
     public static func gaussian(key: UInt64, index: UInt64) -> Float {
         let first = mix(key &+ (2 &* index) &* 0xd1b5_4a32_d192_ed03)

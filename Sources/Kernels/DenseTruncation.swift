@@ -37,9 +37,11 @@ public enum DenseTruncation {
         }
         let sketch = min(rank + options.oversampling, p)
         let exact = p <= options.exactLimit || 2 * sketch >= p
-        var (u, s, vt, width) = exact
-            ? try exactSVD(d, rows: rows, cols: cols)
-            : try randomizedSVD(d, rows: rows, cols: cols, sketch: sketch, seed: seed, iterations: options.powerIterations)
+        var (u, s, vt, width) = try SingleThreadedBLAS.run {
+            exact
+                ? try exactSVD(d, rows: rows, cols: cols)
+                : try randomizedSVD(d, rows: rows, cols: cols, sketch: sketch, seed: seed, iterations: options.powerIterations)
+        }
         balance(u: &u, s: s, vt: &vt, rows: rows, cols: cols, width: width, rank: rank)
         let b = keepColumns(u, rows: rows, width: width, count: rank)
         let a = Array(vt[0..<(rank * cols)])
@@ -108,5 +110,17 @@ public enum DenseTruncation {
             start += count
         }
         return normSquares > 0 ? (residualSquares / normSquares).squareRoot() : 0
+    }
+}
+
+/// Runs LAPACK with one OpenBLAS thread. Threaded level-1/2 BLAS inside LAPACK (norms, dots, gemv in Householder
+/// steps) split reductions across threads, so results would change with OPENBLAS_NUM_THREADS; output must not.
+enum SingleThreadedBLAS {
+    static func run<T>(_ body: () throws -> T) rethrows -> T {
+        let previous = BLAS.threadCount
+        if previous == 1 { return try body() }
+        BLAS.threadCount = 1
+        defer { BLAS.threadCount = previous }
+        return try body()
     }
 }

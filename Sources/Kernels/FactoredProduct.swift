@@ -28,7 +28,8 @@ public struct FactoredProduct: Sendable {
 
     public init(left: [Float], right: [Float], rows: Int, inner: Int, cols: Int) throws {
         guard rows > 0, inner > 0, cols > 0, left.count == rows * inner, right.count == inner * cols else {
-            throw LinearAlgebraError(routine: "FactoredProduct(\(rows)x\(inner) · \(inner)x\(cols))", info: -1)
+            throw KernelShapeError(kernel: "FactoredProduct", problem: "factors of \(left.count) and \(right.count) values "
+                                   + "for [\(rows), \(inner)] · [\(inner), \(cols)]")
         }
         self.rows = rows
         self.inner = inner

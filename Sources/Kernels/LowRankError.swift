@@ -28,6 +28,11 @@ public enum LowRankError {
                                approximationLeft: [Float], approximationRight: [Float], rank: Int,
                                rows: Int, cols: Int, wantSpectrum: Bool) throws -> LowRankComparison {
         let inner = targetRank + rank
+        guard targetLeft.count == rows * targetRank, targetRight.count == targetRank * cols,
+              approximationLeft.count == rows * rank, approximationRight.count == rank * cols else {
+            throw KernelShapeError(kernel: "LowRankError", problem: "factor sizes do not match target rank "
+                                   + "\(targetRank), rank \(rank) and [\(rows), \(cols)]")
+        }
         guard inner > 0, rows > 0, cols > 0 else {
             return LowRankComparison(relativeError: 0, targetNorm: 0, targetSingularValues: wantSpectrum ? [] : nil)
         }
