@@ -21,12 +21,14 @@ import Glibc
         let job = try h.writeJob()
         let reference = try h.inProcessReference(job: job)
         let out = h.path + "/out"
-        let merge = try h.launch(["merge", job, "--out", out, "--workers", "\(workers)"] + Self.fast)
+        // Default heartbeats (1 s × 3): a loaded test machine must not cause spurious retries here.
+        let merge = try h.launch(["merge", job, "--out", out, "--workers", "\(workers)"])
         #expect(h.wait(merge) == 0, "\(h.output(of: merge))")
         #expect(h.adapterBytes(out) == reference)
         let report = try h.report(out)
         #expect(report.runtime?.computedModules == report.modules.count)
-        #expect(report.modules.allSatisfy { $0.workerID != nil && $0.attempts == 1 && $0.seconds != nil })
+        #expect(report.runtime?.resumedModules == 0)
+        #expect(report.modules.allSatisfy { $0.workerID?.hasPrefix("local-") == true && ($0.attempts ?? 0) >= 1 && $0.seconds != nil })
     }
 
     @Test(arguments: ["lego", "svd", "ties", "dare_ties"])
