@@ -126,7 +126,7 @@ import Glibc
         let reference = try h.inProcessReference(job: job)
         let out = h.path + "/out"
         let checkpoint = h.path + "/ckpt"
-        let (first, endpoint) = try h.coordinator(job: job, out: out, ["--checkpoint", checkpoint] + Self.fast)
+        let (first, endpoint) = try h.coordinator(job: job, out: out, ["--checkpoint", checkpoint])
         try #require(!endpoint.isEmpty)
         // This worker finishes three modules, then goes silent: the job stalls with exactly three records.
         let stalled = try h.launch(["worker", "--connect", endpoint],
@@ -137,7 +137,7 @@ import Glibc
         kill(stalled.processIdentifier, SIGKILL)
         #expect(!FileManager.default.fileExists(atPath: out + "/adapter_model.safetensors"))
 
-        let (second, endpoint2) = try h.coordinator(job: job, out: out, ["--checkpoint", checkpoint] + Self.fast)
+        let (second, endpoint2) = try h.coordinator(job: job, out: out, ["--checkpoint", checkpoint])
         try #require(!endpoint2.isEmpty)
         try h.worker(endpoint2)
         #expect(h.wait(second) == 0, "\(h.output(of: second))")
