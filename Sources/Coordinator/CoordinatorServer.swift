@@ -71,7 +71,8 @@ public final class CoordinatorServer {
         resumed = finished.count
         finishedHeaders = finished
         scheduler = Scheduler(tasks: keys, finished: Set(finished.keys), configuration: options.scheduler)
-        progress = ProgressReporter(total: keys.count, resumed: finished.count, logger: logger)
+        progress = ProgressReporter(total: keys.count, resumed: finished.count, logger: logger,
+                                    interactive: options.showProgress && isatty(STDERR_FILENO) != 0)
         if resumed > 0 { logger.info("resuming from checkpoint", metadata: ["resumed": "\(resumed)", "total": "\(keys.count)"]) }
     }
 
