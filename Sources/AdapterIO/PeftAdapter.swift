@@ -25,13 +25,14 @@ public struct PeftAdapter: Sendable {
             throw AdapterIOError(.io, path: path, "does not exist")
         }
         if isDirectory.boolValue {
-            let configPath = path + "/adapter_config.json"
-            let weightsPath = path + "/adapter_model.safetensors"
+            let folder = path.hasSuffix("/") && path.count > 1 ? String(path.dropLast()) : path
+            let configPath = folder + "/adapter_config.json"
+            let weightsPath = folder + "/adapter_model.safetensors"
             guard FileManager.default.fileExists(atPath: configPath) else {
                 throw AdapterIOError(.missingConfig, path: path, "no adapter_config.json: not a PEFT adapter directory")
             }
             guard FileManager.default.fileExists(atPath: weightsPath) else {
-                if FileManager.default.fileExists(atPath: path + "/adapter_model.bin") {
+                if FileManager.default.fileExists(atPath: folder + "/adapter_model.bin") {
                     throw AdapterIOError(.unsupported, path: path, "adapter_model.bin is a pickle checkpoint: convert it to adapter_model.safetensors (e.g. safetensors.torch.save_file)")
                 }
                 throw AdapterIOError(.io, path: path, "no adapter_model.safetensors")
@@ -59,6 +60,8 @@ public struct PeftAdapter: Sendable {
         let pairs = try LoraKeyGrouping.group(file.tensors, path: weightsPath)
         var modules: [LoraModuleInfo] = []
         modules.reserveCapacity(pairs.count)
+        let rankPatterns = PatternTable(keys: config.rankPattern.keys)
+        let alphaPatterns = PatternTable(keys: config.alphaPattern.keys)
         for pair in pairs {
             let (a, b) = (pair.a, pair.b)
             guard a.shape.count == 2, b.shape.count == 2 else {
@@ -69,12 +72,12 @@ public struct PeftAdapter: Sendable {
                 throw AdapterIOError(.rankMismatch, path: weightsPath, "module \(pair.module): lora_A \(a.shape) has rank \(rank) but lora_B \(b.shape) has rank \(b.shape[1])")
             }
             guard rank >= 1 else { throw AdapterIOError(.rankMismatch, path: weightsPath, "module \(pair.module): rank is 0") }
-            let expectedRank = bare ? (config.r == 0 ? rank : config.r) : config.rank(for: pair.module)
+            let expectedRank = bare ? (config.r == 0 ? rank : config.r) : config.rank(for: pair.module, patterns: rankPatterns)
             guard expectedRank == rank else {
                 let source = bare ? "the given rank is \(expectedRank)" : "adapter_config.json gives r=\(expectedRank)"
                 throw AdapterIOError(.rankMismatch, path: weightsPath, "module \(pair.module): factors have rank \(rank) but \(source)")
             }
-            let alpha = bare ? (alphaGiven ? config.loraAlpha : Double(rank)) : config.alpha(for: pair.module)
+            let alpha = bare ? (alphaGiven ? config.loraAlpha : Double(rank)) : config.alpha(for: pair.module, patterns: alphaPatterns)
             modules.append(LoraModuleInfo(
                 name: pair.module, rank: rank, alpha: alpha, scaling: config.scaling(rank: rank, alpha: alpha),
                 inFeatures: a.shape[1], outFeatures: b.shape[0],
@@ -111,6 +114,17 @@ public struct PeftAdapter: Sendable {
 
     /// Distinct last components of the module names (`q_proj`, …), sorted: what `target_modules` should list.
     public var targetModuleNames: [String] { Array(Set(modules.map { PeftNames.leaf($0.name) })).sorted() }
+
+    /// What a merged adapter's `target_modules` should list so PEFT puts LoRA layers exactly where this adapter
+    /// has factors: its config's short names (plus its modules' last components) when the config targets every
+    /// module of those names; otherwise (regex targets, `layers_to_transform`, `exclude_modules`, bare files) the
+    /// full module names inside the base model, which PEFT matches one module each.
+    public var mergeTargetModules: [String] {
+        guard config.targetsEveryNamedModule, case .names(let names) = config.targetModules else {
+            return Array(Set(modules.map { PeftNames.strippingWrapperPrefix($0.name) })).sorted()
+        }
+        return Array(Set(names).union(targetModuleNames)).sorted()
+    }
 
     /// The module's factors as Float32: A row-major [rank, in], B row-major [out, rank].
     public func loadFactors(_ module: LoraModuleInfo) throws -> (a: [Float], b: [Float]) {

@@ -123,6 +123,15 @@ public final class PeftAdapterWriter {
         try a.withUnsafeBufferPointer { a in try b.withUnsafeBufferPointer { b in try write(module: name, a: a, b: b) } }
     }
 
+    /// Adds another file to the directory (e.g. `merge-report.json`) so it appears atomically with the adapter.
+    public func addFile(named name: String, contents: [UInt8]) throws {
+        guard !name.isEmpty, !name.contains("/"), name != "." && name != "..",
+              !["adapter_config.json", "adapter_model.safetensors"].contains(name) else {
+            throw AdapterIOError(.badArgument, path: directory, "cannot add a file named '\(name)'")
+        }
+        try AtomicFile.write(contents, to: temporaryDirectory + "/" + name)
+    }
+
     /// Writes the config, then moves the finished directory into place.
     public func finish() throws {
         guard !finished else { return }
@@ -155,45 +164,82 @@ public final class PeftAdapterWriter {
     }
 }
 
-/// Builds adapter_config.json with the key set PEFT 0.21 writes (see Tests/Fixtures/peft-tiny).
+/// Builds adapter_config.json laid out as PEFT's `json.dumps(indent=2, sort_keys=True)` does, with only the
+/// long-standing LoRA fields (`keys`). PEFT before 0.14 turns every config key into a `LoraConfig(**kwargs)`
+/// argument and refuses the file on any field it does not know (`unexpected keyword argument
+/// 'alora_invocation_tokens'` from 0.13.2 on the full key set 0.21 writes), while newer PEFT fills absent fields
+/// with defaults, which are what a plain merged LoRA needs. So the file loads in every PEFT since rank_pattern
+/// and alpha_pattern exist (0.7).
 enum PeftConfigWriter {
+    /// Every key written: all are `LoraConfig` fields in PEFT 0.7 through 0.21.
+    static let keys: Set<String> = [
+        "alpha_pattern", "base_model_name_or_path", "bias", "fan_in_fan_out", "inference_mode", "init_lora_weights",
+        "layers_pattern", "layers_to_transform", "lora_alpha", "lora_dropout", "modules_to_save", "peft_type", "r",
+        "rank_pattern", "revision", "target_modules", "task_type", "use_rslora",
+    ]
+
     static func json(modules: [PeftOutputModule], config: PeftOutputConfig, path: String) throws -> Data {
         let rank = config.rank ?? mostCommonRank(modules)
-        var rankPattern: [String: Int] = [:]
-        var alphaPattern: [String: Int] = [:]
+        var rankPattern: [String: ConfigJSON] = [:]
+        var alphaPattern: [String: ConfigJSON] = [:]
         for module in modules where module.rank != rank {
-            // PEFT matches pattern keys against names inside the base model, without the PeftModel wrapper.
+            // PEFT matches pattern keys against names inside the base model, without the PeftModel wrapper. A full
+            // name also works in PEFT < 0.14, whose regex `.*\.{key}$` needs a prefix but which falls back to an
+            // exact lookup of the module name.
             let key = PeftNames.strippingWrapperPrefix(module.name)
-            rankPattern[key] = module.rank
-            alphaPattern[key] = module.rank * config.alphaPerRank
+            rankPattern[key] = .int(module.rank)
+            alphaPattern[key] = .int(module.rank * config.alphaPerRank)
         }
-        let targets = config.targetModules.isEmpty ? Array(Set(modules.map { PeftNames.leaf($0.name) })) : config.targetModules
-        let null = NSNull()
-        let object: [String: Any] = [
-            "alora_invocation_tokens": null, "alpha_pattern": alphaPattern, "arrow_config": null, "auto_mapping": null,
-            "base_model_name_or_path": config.baseModelNameOrPath ?? null, "bias": "none", "corda_config": null,
-            "ensure_weight_tying": false, "eva_config": null, "exclude_modules": null,
-            "fan_in_fan_out": config.fanInFanOut, "inference_mode": true, "init_lora_weights": true, "kasa_config": null,
-            "layer_replication": null, "layers_pattern": null, "layers_to_transform": null, "loftq_config": [String: Any](),
-            "lora_alpha": rank * config.alphaPerRank, "lora_bias": false, "lora_dropout": 0.0, "lora_ga_config": null, "megatron_config": null,
-            "megatron_core": "megatron.core", "modules_to_save": null, "monteclora_config": null, "peft_type": "LORA",
-            "qalora_group_size": 16, "r": rank, "rank_pattern": rankPattern, "revision": null,
-            "target_modules": Array(Set(targets)).sorted(), "target_parameters": null, "task_type": config.taskType ?? null,
-            "trainable_token_indices": null, "use_bdlora": null, "use_dora": false, "use_qalora": false, "use_rslora": false,
-            "velora_config": null,
+        let targets = config.targetModules.isEmpty ? modules.map { PeftNames.leaf($0.name) } : config.targetModules
+        let text: (String?) -> ConfigJSON = { $0.map(ConfigJSON.string) ?? .null }
+        let object: [String: ConfigJSON] = [
+            "alpha_pattern": .object(alphaPattern), "base_model_name_or_path": text(config.baseModelNameOrPath),
+            "bias": .string("none"), "fan_in_fan_out": .bool(config.fanInFanOut), "inference_mode": .bool(true),
+            "init_lora_weights": .bool(true), "layers_pattern": .null, "layers_to_transform": .null,
+            "lora_alpha": .int(rank * config.alphaPerRank), "lora_dropout": .double(0), "modules_to_save": .null,
+            "peft_type": .string("LORA"), "r": .int(rank), "rank_pattern": .object(rankPattern), "revision": .null,
+            "target_modules": .array(Array(Set(targets)).sorted().map(ConfigJSON.string)),
+            "task_type": text(config.taskType), "use_rslora": .bool(false),
         ]
-        do {
-            var data = try JSONSerialization.data(withJSONObject: object, options: [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes])
-            data.append(0x0a)
-            return data
-        } catch {
-            throw AdapterIOError(.badArgument, path: path, "cannot encode adapter_config.json: \(error)")
-        }
+        assert(Set(object.keys) == keys)
+        return Data((ConfigJSON.object(object).render(indent: 0) + "\n").utf8)
     }
 
     static func mostCommonRank(_ modules: [PeftOutputModule]) -> Int {
         var counts: [Int: Int] = [:]
         for module in modules { counts[module.rank, default: 0] += 1 }
         return counts.max { ($0.value, $0.key) < ($1.value, $1.key) }?.key ?? 1
+    }
+}
+
+/// The JSON values an adapter config holds, rendered with sorted keys and two-space indentation.
+enum ConfigJSON {
+    case null
+    case bool(Bool)
+    case int(Int)
+    case double(Double)
+    case string(String)
+    case array([ConfigJSON])
+    case object([String: ConfigJSON])
+
+    func render(indent: Int) -> String {
+        let inner = String(repeating: " ", count: indent + 2)
+        let outer = String(repeating: " ", count: indent)
+        switch self {
+        case .null: return "null"
+        case let .bool(flag): return flag ? "true" : "false"
+        case let .int(number): return String(number)
+        case let .double(number): return number == number.rounded() && abs(number) < 1e15 ? String(format: "%.1f", number) : "\(number)"
+        case let .string(text): return JSONText.quote(text)
+        case let .array(items):
+            guard !items.isEmpty else { return "[]" }
+            return "[\n" + items.map { inner + $0.render(indent: indent + 2) }.joined(separator: ",\n") + "\n" + outer + "]"
+        case let .object(fields):
+            guard !fields.isEmpty else { return "{}" }
+            let lines = fields.keys.sorted().map { key in
+                inner + JSONText.quote(key) + ": " + (fields[key] ?? .null).render(indent: indent + 2)
+            }
+            return "{\n" + lines.joined(separator: ",\n") + "\n" + outer + "}"
+        }
     }
 }

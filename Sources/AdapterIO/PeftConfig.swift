@@ -7,6 +7,11 @@ public struct PeftConfig: Sendable, Equatable {
     public enum TargetModules: Sendable, Equatable {
         case names([String])
         case pattern(String)
+
+        var isPattern: Bool {
+            if case .pattern = self { return true }
+            return false
+        }
     }
 
     public var peftType: String
@@ -20,10 +25,15 @@ public struct PeftConfig: Sendable, Equatable {
     /// Keys are PEFT patterns (module-name suffixes or regexes), values per-module ranks / alphas.
     public var rankPattern: [String: Int]
     public var alphaPattern: [String: Double]
+    /// Whether `target_modules` alone says which modules carry LoRA factors: a list of names, with neither
+    /// `layers_to_transform` nor `exclude_modules` narrowing it. Only then can a merged adapter list the same
+    /// short names (`q_proj`) without PEFT creating empty LoRA layers where the input had none.
+    public var targetsEveryNamedModule: Bool
 
     public init(peftType: String = "LORA", baseModelNameOrPath: String? = nil, taskType: String? = nil,
                 targetModules: TargetModules = .names([]), r: Int, loraAlpha: Double, useRslora: Bool = false,
-                fanInFanOut: Bool = false, rankPattern: [String: Int] = [:], alphaPattern: [String: Double] = [:]) {
+                fanInFanOut: Bool = false, rankPattern: [String: Int] = [:], alphaPattern: [String: Double] = [:],
+                targetsEveryNamedModule: Bool = false) {
         self.peftType = peftType
         self.baseModelNameOrPath = baseModelNameOrPath
         self.taskType = taskType
@@ -34,6 +44,7 @@ public struct PeftConfig: Sendable, Equatable {
         self.fanInFanOut = fanInFanOut
         self.rankPattern = rankPattern
         self.alphaPattern = alphaPattern
+        self.targetsEveryNamedModule = targetsEveryNamedModule
     }
 
     /// Reads and validates `adapter_config.json`.
@@ -99,19 +110,30 @@ public struct PeftConfig: Sendable, Equatable {
             peftType: peftType, baseModelNameOrPath: try fields.string("base_model_name_or_path"),
             taskType: try fields.string("task_type"), targetModules: targets, r: r, loraAlpha: alpha,
             useRslora: try fields.bool("use_rslora") ?? false, fanInFanOut: try fields.bool("fan_in_fan_out") ?? false,
-            rankPattern: rankPattern, alphaPattern: alphaPattern)
+            rankPattern: rankPattern, alphaPattern: alphaPattern,
+            targetsEveryNamedModule: targets != .names([]) && !targets.isPattern
+                && !fields.isPresent("layers_to_transform") && !fields.isPresent("exclude_modules"))
         try config.validatePatterns(path: path)
         return config
     }
 
     /// Rank PEFT gives `module` (a full module path as in the tensor keys).
     public func rank(for module: String) -> Int {
-        Self.patternKey(in: Array(rankPattern.keys), matching: module).flatMap { rankPattern[$0] } ?? r
+        rank(for: module, patterns: PatternTable(keys: rankPattern.keys))
     }
 
     /// Alpha PEFT gives `module`.
     public func alpha(for module: String) -> Double {
-        Self.patternKey(in: Array(alphaPattern.keys), matching: module).flatMap { alphaPattern[$0] } ?? loraAlpha
+        alpha(for: module, patterns: PatternTable(keys: alphaPattern.keys))
+    }
+
+    /// As `rank(for:)` with the patterns compiled once for many modules.
+    func rank(for module: String, patterns: PatternTable) -> Int {
+        patterns.key(matching: module).flatMap { rankPattern[$0] } ?? r
+    }
+
+    func alpha(for module: String, patterns: PatternTable) -> Double {
+        patterns.key(matching: module).flatMap { alphaPattern[$0] } ?? loraAlpha
     }
 
     /// `alpha / r`, or `alpha / sqrt(r)` with rsLoRA.
@@ -119,22 +141,8 @@ public struct PeftConfig: Sendable, Equatable {
         useRslora ? alpha / Double(rank).squareRoot() : alpha / Double(rank)
     }
 
-    /// PEFT's `get_pattern_key`: key `k` applies when the module name matches the regex `(.*\.)?(k)$`.
-    /// PEFT matches against the name inside the base model (`model.layers.0…`), our names carry the
-    /// `base_model.model.` prefix; the optional leading group makes both forms match, and the stripped name is
-    /// tried too for keys anchored with `^`. PEFT takes the first matching key in file order, which JSON parsing
-    /// loses: an exact name wins, then the longest matching key, then the lexicographically smallest.
     static func patternKey(in keys: [String], matching module: String) -> String? {
-        guard !keys.isEmpty else { return nil }
-        let candidates = [module, PeftNames.strippingWrapperPrefix(module)]
-        if let exact = keys.first(where: { candidates.contains($0) }) { return exact }
-        let matching = keys.filter { key in
-            guard let regex = try? NSRegularExpression(pattern: "^(.*\\.)?(\(key))$") else { return false }
-            return candidates.contains { name in
-                regex.firstMatch(in: name, range: NSRange(name.startIndex..., in: name)) != nil
-            }
-        }
-        return matching.max { ($0.count, $1) < ($1.count, $0) }
+        PatternTable(keys: keys).key(matching: module)
     }
 
     private func validatePatterns(path: String) throws {
@@ -143,6 +151,33 @@ public struct PeftConfig: Sendable, Equatable {
                 throw AdapterIOError(.badConfig, path: path, "rank_pattern/alpha_pattern key \(key) is not a valid regular expression")
             }
         }
+    }
+}
+
+/// PEFT's `get_pattern_key`: key `k` applies when the module name matches the regex `(.*\.)?(k)$`.
+/// PEFT matches against the name inside the base model (`model.layers.0…`), our names carry the
+/// `base_model.model.` prefix; the optional leading group makes both forms match, and the stripped name is
+/// tried too for keys anchored with `^`. PEFT takes the first matching key in file order, which JSON parsing
+/// loses: an exact name wins, then the longest matching key, then the lexicographically smallest.
+struct PatternTable {
+    private let keys: Set<String>
+    private let compiled: [(key: String, regex: NSRegularExpression)]
+
+    init<Keys: Sequence>(keys: Keys) where Keys.Element == String {
+        self.keys = Set(keys)
+        // Keys that do not compile were rejected when the config was parsed; longest first, then bytewise.
+        compiled = self.keys.sorted { ($0.count, $1) > ($1.count, $0) }.compactMap { key in
+            (try? NSRegularExpression(pattern: "^(.*\\.)?(\(key))$")).map { (key, $0) }
+        }
+    }
+
+    func key(matching module: String) -> String? {
+        guard !keys.isEmpty else { return nil }
+        let candidates = [module, PeftNames.strippingWrapperPrefix(module)]
+        if let exact = candidates.first(where: keys.contains) { return exact }
+        return compiled.first { entry in
+            candidates.contains { entry.regex.firstMatch(in: $0, range: NSRange($0.startIndex..., in: $0)) != nil }
+        }?.key
     }
 }
 
@@ -169,6 +204,16 @@ private struct ConfigFields {
     private func value(_ key: String) -> Any? {
         guard let value = json[key], !(value is NSNull) else { return nil }
         return value
+    }
+
+    /// Set to something other than null, an empty list or an empty string.
+    func isPresent(_ key: String) -> Bool {
+        switch value(key) {
+        case nil: return false
+        case let list as [Any]: return !list.isEmpty
+        case let text as String: return !text.isEmpty
+        default: return true
+        }
     }
 
     func string(_ key: String) throws -> String? {

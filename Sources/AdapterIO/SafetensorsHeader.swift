@@ -29,6 +29,10 @@ public struct SafetensorsHeader: Sendable {
         guard declared <= UInt64(bytes.count - 8) else {
             throw AdapterIOError(.truncated, path: path, "header length \(declared) exceeds the \(bytes.count - 8) bytes after it (truncated or not safetensors)")
         }
+        // The reference implementation refuses headers over 100 MB; so do we, before allocating for one.
+        guard declared <= 100_000_000 else {
+            throw AdapterIOError(.badHeader, path: path, "header length \(declared) is over the 100 MB limit")
+        }
         let headerLength = Int(declared)
         let dataOffset = 8 + headerLength
         let dataSize = bytes.count - dataOffset

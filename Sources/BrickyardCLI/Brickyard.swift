@@ -11,6 +11,7 @@ struct Brickyard: ParsableCommand {
         subcommands: [
             MergeCommand.self,
             InspectCommand.self,
+            CoordinatorCommand.self,
             WorkerCommand.self,
             SynthCommand.self,
             BenchReadCommand.self,

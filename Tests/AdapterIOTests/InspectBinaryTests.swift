@@ -74,6 +74,29 @@ import Testing
         #expect(abs((rslora["scaling"] as? Double ?? 0) - 32 / 8.0.squareRoot()) < 1e-12)
     }
 
+    @Test func jsonOnEveryFixtureReportsWhatPeftUses() throws {
+        let result = try Self.run(["inspect", "--json"] + FixtureTests.expectations.map { Fixtures.adapter($0.adapter) })
+        #expect(result.status == 0, "\(result.stderr)")
+        let object = try #require(try JSONSerialization.jsonObject(with: Data(result.stdout.utf8)) as? [String: Any])
+        let adapters = try #require(object["adapters"] as? [[String: Any]])
+        #expect(adapters.count == FixtureTests.expectations.count)
+        for (adapter, expected) in zip(adapters, FixtureTests.expectations) {
+            #expect(adapter["dtype"] as? String == expected.dtype)
+            let modules = try #require(adapter["modules"] as? [[String: Any]])
+            #expect(modules.count == expected.moduleCount)
+            for module in modules {
+                let name = try #require(module["name"] as? String)
+                let (rank, alpha, scaling) = try #require(expected.perLeaf[PeftNames.leaf(name)])
+                let shape = try #require(FixtureTests.shapes[PeftNames.leaf(name)])
+                #expect(module["rank"] as? Int == rank, "\(expected.adapter) \(name)")
+                #expect(module["alpha"] as? Double == alpha)
+                #expect(abs((module["scaling"] as? Double ?? 0) - scaling) <= 1e-12 * scaling)
+                #expect(module["in_features"] as? Int == shape.inFeatures)
+                #expect(module["out_features"] as? Int == shape.outFeatures)
+            }
+        }
+    }
+
     @Test func synthThenInspectLlamaShapes() throws {
         let scratch = try ScratchDirectory("synth")
         let synth = try Self.run(["synth", "--out", scratch.path, "--adapters", "2", "--rank", "2", "--shape", "llama3-8b",
