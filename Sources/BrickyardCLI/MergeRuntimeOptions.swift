@@ -59,9 +59,11 @@ struct MergeRuntimeOptions: ParsableArguments {
                            resultChunkBytes: resultChunkBytes, inputChunkBytes: inputChunkBytes, endpointFile: endpointFile)
     }
 
-    func distributedOptions(out: String, bind: String, overwrite: Bool) -> DistributedMergeOptions {
-        DistributedMergeOptions(outputDirectory: out, overwrite: overwrite, checkpointDirectory: checkpoint,
-                                coordinator: coordinatorOptions(bind: bind))
+    func distributedOptions(out: String, bind: String, overwrite: Bool, showProgress: Bool = true) -> DistributedMergeOptions {
+        var coordinator = coordinatorOptions(bind: bind)
+        coordinator.showProgress = showProgress
+        return DistributedMergeOptions(outputDirectory: out, overwrite: overwrite, checkpointDirectory: checkpoint,
+                                       coordinator: coordinator)
     }
 
     /// Logs to stderr at the chosen level (called once per process).
@@ -92,8 +94,10 @@ extension MergeCommand {
         let stop = StopSignal()
         stop.install()
         let count = workers ?? ProcessInfo.processInfo.activeProcessorCount
+        guard count >= 1, threads >= 1 else { throw ValidationError("--workers and --threads must be at least 1") }
         let outcome = try LocalDistributedMerge.run(
-            plan: plan, options: runtime.distributedOptions(out: out, bind: "", overwrite: force), workers: count,
+            plan: plan, options: runtime.distributedOptions(out: out, bind: "", overwrite: force, showProgress: !quiet),
+            workers: count,
             threadsPerWorker: threads, extraWorkerArguments: ["--log-level", runtime.effectiveLogLevel.rawValue] + workerArguments,
             logger: logger, stop: stop)
         return outcome.report

@@ -12,14 +12,18 @@ public struct CoordinatorOptions: Sendable {
     public var inputChunkBytes: Int
     /// If set, the bound endpoint (with the real port) is written here once listening (tests, scripts).
     public var endpointFile: String?
+    /// Show the progress line when stderr is a terminal.
+    public var showProgress: Bool
 
     public init(bind: String, inputMode: Wire.InputMode = .shared, scheduler: SchedulerConfiguration = SchedulerConfiguration(),
-                resultChunkBytes: Int = Chunking.defaultChunkBytes, inputChunkBytes: Int = 1 << 20, endpointFile: String? = nil) {
+                resultChunkBytes: Int = Chunking.defaultChunkBytes, inputChunkBytes: Int = 1 << 20, endpointFile: String? = nil,
+                showProgress: Bool = true) {
         self.bind = bind
         self.inputMode = inputMode
         self.scheduler = scheduler
         self.resultChunkBytes = resultChunkBytes
         self.inputChunkBytes = inputChunkBytes
         self.endpointFile = endpointFile
+        self.showProgress = showProgress
     }
 }

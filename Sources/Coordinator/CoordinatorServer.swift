@@ -71,7 +71,8 @@ public final class CoordinatorServer {
         resumed = finished.count
         finishedHeaders = finished
         scheduler = Scheduler(tasks: keys, finished: Set(finished.keys), configuration: options.scheduler)
-        progress = ProgressReporter(total: keys.count, resumed: finished.count, logger: logger)
+        progress = ProgressReporter(total: keys.count, resumed: finished.count, logger: logger,
+                                    interactive: options.showProgress && isatty(STDERR_FILENO) != 0)
         if resumed > 0 { logger.info("resuming from checkpoint", metadata: ["resumed": "\(resumed)", "total": "\(keys.count)"]) }
     }
 
@@ -102,7 +103,12 @@ public final class CoordinatorServer {
 
         let pollMilliseconds = max(10, min(100, options.scheduler.heartbeatInterval.wholeMilliseconds / 4))
         while !scheduler.isFinished {
-            if stop.isSet { break }
+            if stop.isSet {
+                // Stop handing out work; finished modules are already checkpointed. Running tasks are abandoned
+                // rather than awaited, so a scheduler's grace period is never overrun.
+                scheduler.drain()
+                break
+            }
             if try ZMQPoll.readable([socket], timeoutMilliseconds: pollMilliseconds).first == true {
                 // Bounded batch so heartbeats and dispatch are not starved by a flood.
                 for _ in 0..<256 {
@@ -122,16 +128,14 @@ public final class CoordinatorServer {
         }
         progress.finish()
 
-        let reason: String
         if let failure = scheduler.failure {
-            reason = "job failed"
-            disconnectAll(reason: reason)
+            disconnectAll(reason: "job failed")
             throw failure
         } else if !scheduler.isComplete {
             let name = stop.signalNumber.map { $0 == SIGINT ? "SIGINT" : $0 == SIGTERM ? "SIGTERM" : "signal \($0)" } ?? "stop"
             disconnectAll(reason: "coordinator stopping (\(name))")
             throw CoordinatorError(.interrupted,
-                "stopped by \(name) with \(scheduler.doneCount) of \(scheduler.tasks.count) modules done; rerun with the same --checkpoint to resume")
+                "stopped by \(name) with \(scheduler.doneCount) of \(scheduler.tasks.count) modules done and checkpointed in \(store.directory)")
         }
         disconnectAll(reason: "job done")
         logger.info("transfer totals", metadata: [

@@ -47,7 +47,14 @@ public enum DistributedMerge {
                                            jobID: String(jobHash.prefix(16)), logger: logger, stop: stop)
         server.onTick = tick
         server.onListening = listening
-        let summary = try server.run()
+        let summary: ServeSummary
+        do {
+            summary = try server.run()
+        } catch let error as CoordinatorError where error.code == .interrupted {
+            throw CoordinatorError(.interrupted, error.message + (temporary
+                ? " (temporary checkpoint, removed: pass --checkpoint DIR to be able to resume)"
+                : "; rerun the same command to resume"))
+        }
         let report = try assemble(plan: plan, store: store, headers: server.finishedHeaders, summary: summary,
                                   outputDirectory: options.outputDirectory, overwrite: options.overwrite,
                                   wallSeconds: Date().timeIntervalSince(started))

@@ -5,6 +5,7 @@ import Logging
 /// `worker --connect ENDPOINT`, each with one BLAS thread per `--threads`. A worker that dies is respawned
 /// (up to a bound), so a local merge finishes even if a worker crashes; the coordinator requeues its task.
 public final class LocalWorkerPool {
+    /// Which executable to run, against which endpoint, how many, and how often to replace them.
     public struct Configuration: Sendable {
         public var executable: String
         public var endpoint: String

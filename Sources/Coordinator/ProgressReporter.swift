@@ -14,7 +14,7 @@ final class ProgressReporter {
     private var lastDraw = ContinuousClock.now - .seconds(1)
     private var drewLine = false
 
-    init(total: Int, resumed: Int, logger: Logger, interactive: Bool = isatty(STDERR_FILENO) != 0) {
+    init(total: Int, resumed: Int, logger: Logger, interactive: Bool) {
         self.total = total
         self.resumed = resumed
         self.logger = logger

@@ -37,6 +37,7 @@ public enum ReportOutcome: Sendable, Equatable {
 /// the end of the job. It does no I/O and reads no clock (callers pass `now`), so every rule is unit-tested
 /// without sockets. Tasks are handed out lowest plan index first, one at a time per worker.
 public struct Scheduler: Sendable {
+    /// Where one task stands.
     public enum TaskState: Sendable, Equatable {
         case queued
         case running(peer: PeerID, attempt: UInt32)

@@ -28,8 +28,9 @@ import Testing
 
         let config = try Self.json(out + "/adapter_config.json")
         let fixtureConfig = try Self.json(EngineFixtures.adapter("a_r8") + "/adapter_config.json")
+        // A subset of what PEFT 0.21 writes that older PEFT also accepts (AdapterIOTests/PeftConfigCompatibilityTests).
         #expect(Set(config.keys).isSubset(of: Set(fixtureConfig.keys)))
-        #expect(Set(fixtureConfig.keys).subtracting(config.keys).isSubset(of: ["peft_version"]))
+        #expect(Set(config.keys).isSuperset(of: ["r", "lora_alpha", "rank_pattern", "alpha_pattern", "target_modules", "use_rslora"]))
         let r = try #require(config["r"] as? Int)
         #expect(config["lora_alpha"] as? Int == r)
         #expect(config["use_rslora"] as? Bool == false)

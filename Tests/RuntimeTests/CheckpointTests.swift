@@ -96,6 +96,25 @@ import Testing
         #expect(error?.description.contains("\n") == false)
     }
 
+    @Test func fingerprintCoversFilesInsideAdapterDirectories() throws {
+        let dir = try TemporaryDirectory("fp-dir")
+        defer { dir.remove() }
+        let adapter = dir.path + "/adapter"
+        try FileManager.default.createDirectory(atPath: adapter, withIntermediateDirectories: true)
+        _ = FileManager.default.createFile(atPath: adapter + "/adapter_model.safetensors", contents: Data([1, 2]))
+        let job = JobSpec(method: .cat, adapters: [AdapterEntry(path: adapter)])
+        let plan = MergePlan(job: job, spec: MergeSpec(method: .cat, rank: 4), modules: [], baseModelNameOrPath: nil,
+                             taskType: nil, targetModules: [])
+        let before = try JobFingerprint.compute(plan: plan)
+        _ = FileManager.default.createFile(atPath: adapter + "/adapter_model.safetensors", contents: Data([1, 2, 3]))
+        #expect(try JobFingerprint.compute(plan: plan) != before)
+        #expect(throws: CoordinatorError.self) {
+            _ = try JobFingerprint.compute(plan: MergePlan(job: JobSpec(method: .cat, adapters: [AdapterEntry(path: dir.path + "/missing")]),
+                                                           spec: plan.spec, modules: [], baseModelNameOrPath: nil,
+                                                           taskType: nil, targetModules: []))
+        }
+    }
+
     @Test func fingerprintChangesWithSeedSpecAndInputs() throws {
         let dir = try TemporaryDirectory("fp")
         defer { dir.remove() }

@@ -21,12 +21,14 @@ import Glibc
         let job = try h.writeJob()
         let reference = try h.inProcessReference(job: job)
         let out = h.path + "/out"
-        let merge = try h.launch(["merge", job, "--out", out, "--workers", "\(workers)"] + Self.fast)
+        // Default heartbeats (1 s × 3): a loaded test machine must not cause spurious retries here.
+        let merge = try h.launch(["merge", job, "--out", out, "--workers", "\(workers)"])
         #expect(h.wait(merge) == 0, "\(h.output(of: merge))")
         #expect(h.adapterBytes(out) == reference)
         let report = try h.report(out)
         #expect(report.runtime?.computedModules == report.modules.count)
-        #expect(report.modules.allSatisfy { $0.workerID != nil && $0.attempts == 1 && $0.seconds != nil })
+        #expect(report.runtime?.resumedModules == 0)
+        #expect(report.modules.allSatisfy { $0.workerID?.hasPrefix("local-") == true && ($0.attempts ?? 0) >= 1 && $0.seconds != nil })
     }
 
     @Test(arguments: ["lego", "svd", "ties", "dare_ties"])
@@ -124,7 +126,7 @@ import Glibc
         let reference = try h.inProcessReference(job: job)
         let out = h.path + "/out"
         let checkpoint = h.path + "/ckpt"
-        let (first, endpoint) = try h.coordinator(job: job, out: out, ["--checkpoint", checkpoint] + Self.fast)
+        let (first, endpoint) = try h.coordinator(job: job, out: out, ["--checkpoint", checkpoint])
         try #require(!endpoint.isEmpty)
         // This worker finishes three modules, then goes silent: the job stalls with exactly three records.
         let stalled = try h.launch(["worker", "--connect", endpoint],
@@ -135,7 +137,7 @@ import Glibc
         kill(stalled.processIdentifier, SIGKILL)
         #expect(!FileManager.default.fileExists(atPath: out + "/adapter_model.safetensors"))
 
-        let (second, endpoint2) = try h.coordinator(job: job, out: out, ["--checkpoint", checkpoint] + Self.fast)
+        let (second, endpoint2) = try h.coordinator(job: job, out: out, ["--checkpoint", checkpoint])
         try #require(!endpoint2.isEmpty)
         try h.worker(endpoint2)
         #expect(h.wait(second) == 0, "\(h.output(of: second))")
