@@ -89,6 +89,9 @@ public final class CoordinatorServer {
         // A send blocked on a full pipe to a stuck peer must not stall the loop (and every other worker's
         // heartbeats) for longer than one interval; such a peer is treated as lost.
         try socket.setSendTimeout(milliseconds: Int32(clamping: max(100, options.scheduler.heartbeatInterval.wholeMilliseconds)))
+        // No worker message is larger than one result chunk plus its envelope; ZeroMQ drops a peer that sends
+        // more before the bytes are buffered, so a hostile peer cannot make the coordinator allocate gigabytes.
+        try socket.setMaxMessageSize(Int64(options.resultChunkBytes) + 64 * 1024)
         do {
             try socket.bind(options.bind)
         } catch {
