@@ -115,6 +115,17 @@ public struct PeftAdapter: Sendable {
     /// Distinct last components of the module names (`q_proj`, …), sorted: what `target_modules` should list.
     public var targetModuleNames: [String] { Array(Set(modules.map { PeftNames.leaf($0.name) })).sorted() }
 
+    /// What a merged adapter's `target_modules` should list so PEFT puts LoRA layers exactly where this adapter
+    /// has factors: its config's short names (plus its modules' last components) when the config targets every
+    /// module of those names; otherwise (regex targets, `layers_to_transform`, `exclude_modules`, bare files) the
+    /// full module names inside the base model, which PEFT matches one module each.
+    public var mergeTargetModules: [String] {
+        guard config.targetsEveryNamedModule, case .names(let names) = config.targetModules else {
+            return Array(Set(modules.map { PeftNames.strippingWrapperPrefix($0.name) })).sorted()
+        }
+        return Array(Set(names).union(targetModuleNames)).sorted()
+    }
+
     /// The module's factors as Float32: A row-major [rank, in], B row-major [out, rank].
     public func loadFactors(_ module: LoraModuleInfo) throws -> (a: [Float], b: [Float]) {
         let a = try floats(module.a)

@@ -164,15 +164,28 @@ public final class PeftAdapterWriter {
     }
 }
 
-/// Builds adapter_config.json with the key set PEFT 0.21 writes (see Tests/Fixtures/peft-tiny), laid out as
-/// PEFT's `json.dumps(indent=2, sort_keys=True)` does.
+/// Builds adapter_config.json laid out as PEFT's `json.dumps(indent=2, sort_keys=True)` does, with only the
+/// long-standing LoRA fields (`keys`). PEFT before 0.14 turns every config key into a `LoraConfig(**kwargs)`
+/// argument and refuses the file on any field it does not know (`unexpected keyword argument
+/// 'alora_invocation_tokens'` from 0.13.2 on the full key set 0.21 writes), while newer PEFT fills absent fields
+/// with defaults, which are what a plain merged LoRA needs. So the file loads in every PEFT since rank_pattern
+/// and alpha_pattern exist (0.7).
 enum PeftConfigWriter {
+    /// Every key written: all are `LoraConfig` fields in PEFT 0.7 through 0.21.
+    static let keys: Set<String> = [
+        "alpha_pattern", "base_model_name_or_path", "bias", "fan_in_fan_out", "inference_mode", "init_lora_weights",
+        "layers_pattern", "layers_to_transform", "lora_alpha", "lora_dropout", "modules_to_save", "peft_type", "r",
+        "rank_pattern", "revision", "target_modules", "task_type", "use_rslora",
+    ]
+
     static func json(modules: [PeftOutputModule], config: PeftOutputConfig, path: String) throws -> Data {
         let rank = config.rank ?? mostCommonRank(modules)
         var rankPattern: [String: ConfigJSON] = [:]
         var alphaPattern: [String: ConfigJSON] = [:]
         for module in modules where module.rank != rank {
-            // PEFT matches pattern keys against names inside the base model, without the PeftModel wrapper.
+            // PEFT matches pattern keys against names inside the base model, without the PeftModel wrapper. A full
+            // name also works in PEFT < 0.14, whose regex `.*\.{key}$` needs a prefix but which falls back to an
+            // exact lookup of the module name.
             let key = PeftNames.strippingWrapperPrefix(module.name)
             rankPattern[key] = .int(module.rank)
             alphaPattern[key] = .int(module.rank * config.alphaPerRank)
@@ -180,20 +193,15 @@ enum PeftConfigWriter {
         let targets = config.targetModules.isEmpty ? modules.map { PeftNames.leaf($0.name) } : config.targetModules
         let text: (String?) -> ConfigJSON = { $0.map(ConfigJSON.string) ?? .null }
         let object: [String: ConfigJSON] = [
-            "alora_invocation_tokens": .null, "alpha_pattern": .object(alphaPattern), "arrow_config": .null,
-            "auto_mapping": .null, "base_model_name_or_path": text(config.baseModelNameOrPath), "bias": .string("none"),
-            "corda_config": .null, "ensure_weight_tying": .bool(false), "eva_config": .null, "exclude_modules": .null,
-            "fan_in_fan_out": .bool(config.fanInFanOut), "inference_mode": .bool(true), "init_lora_weights": .bool(true),
-            "kasa_config": .null, "layer_replication": .null, "layers_pattern": .null, "layers_to_transform": .null,
-            "loftq_config": .object([:]), "lora_alpha": .int(rank * config.alphaPerRank), "lora_bias": .bool(false),
-            "lora_dropout": .double(0), "lora_ga_config": .null, "megatron_config": .null,
-            "megatron_core": .string("megatron.core"), "modules_to_save": .null, "monteclora_config": .null,
-            "peft_type": .string("LORA"), "qalora_group_size": .int(16), "r": .int(rank), "rank_pattern": .object(rankPattern),
-            "revision": .null, "target_modules": .array(Array(Set(targets)).sorted().map(ConfigJSON.string)),
-            "target_parameters": .null, "task_type": text(config.taskType), "trainable_token_indices": .null,
-            "use_bdlora": .null, "use_dora": .bool(false), "use_qalora": .bool(false), "use_rslora": .bool(false),
-            "velora_config": .null,
+            "alpha_pattern": .object(alphaPattern), "base_model_name_or_path": text(config.baseModelNameOrPath),
+            "bias": .string("none"), "fan_in_fan_out": .bool(config.fanInFanOut), "inference_mode": .bool(true),
+            "init_lora_weights": .bool(true), "layers_pattern": .null, "layers_to_transform": .null,
+            "lora_alpha": .int(rank * config.alphaPerRank), "lora_dropout": .double(0), "modules_to_save": .null,
+            "peft_type": .string("LORA"), "r": .int(rank), "rank_pattern": .object(rankPattern), "revision": .null,
+            "target_modules": .array(Array(Set(targets)).sorted().map(ConfigJSON.string)),
+            "task_type": text(config.taskType), "use_rslora": .bool(false),
         ]
+        assert(Set(object.keys) == keys)
         return Data((ConfigJSON.object(object).render(indent: 0) + "\n").utf8)
     }
 

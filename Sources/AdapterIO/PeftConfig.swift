@@ -7,6 +7,11 @@ public struct PeftConfig: Sendable, Equatable {
     public enum TargetModules: Sendable, Equatable {
         case names([String])
         case pattern(String)
+
+        var isPattern: Bool {
+            if case .pattern = self { return true }
+            return false
+        }
     }
 
     public var peftType: String
@@ -20,10 +25,15 @@ public struct PeftConfig: Sendable, Equatable {
     /// Keys are PEFT patterns (module-name suffixes or regexes), values per-module ranks / alphas.
     public var rankPattern: [String: Int]
     public var alphaPattern: [String: Double]
+    /// Whether `target_modules` alone says which modules carry LoRA factors: a list of names, with neither
+    /// `layers_to_transform` nor `exclude_modules` narrowing it. Only then can a merged adapter list the same
+    /// short names (`q_proj`) without PEFT creating empty LoRA layers where the input had none.
+    public var targetsEveryNamedModule: Bool
 
     public init(peftType: String = "LORA", baseModelNameOrPath: String? = nil, taskType: String? = nil,
                 targetModules: TargetModules = .names([]), r: Int, loraAlpha: Double, useRslora: Bool = false,
-                fanInFanOut: Bool = false, rankPattern: [String: Int] = [:], alphaPattern: [String: Double] = [:]) {
+                fanInFanOut: Bool = false, rankPattern: [String: Int] = [:], alphaPattern: [String: Double] = [:],
+                targetsEveryNamedModule: Bool = false) {
         self.peftType = peftType
         self.baseModelNameOrPath = baseModelNameOrPath
         self.taskType = taskType
@@ -34,6 +44,7 @@ public struct PeftConfig: Sendable, Equatable {
         self.fanInFanOut = fanInFanOut
         self.rankPattern = rankPattern
         self.alphaPattern = alphaPattern
+        self.targetsEveryNamedModule = targetsEveryNamedModule
     }
 
     /// Reads and validates `adapter_config.json`.
@@ -99,7 +110,9 @@ public struct PeftConfig: Sendable, Equatable {
             peftType: peftType, baseModelNameOrPath: try fields.string("base_model_name_or_path"),
             taskType: try fields.string("task_type"), targetModules: targets, r: r, loraAlpha: alpha,
             useRslora: try fields.bool("use_rslora") ?? false, fanInFanOut: try fields.bool("fan_in_fan_out") ?? false,
-            rankPattern: rankPattern, alphaPattern: alphaPattern)
+            rankPattern: rankPattern, alphaPattern: alphaPattern,
+            targetsEveryNamedModule: targets != .names([]) && !targets.isPattern
+                && !fields.isPresent("layers_to_transform") && !fields.isPresent("exclude_modules"))
         try config.validatePatterns(path: path)
         return config
     }
@@ -191,6 +204,16 @@ private struct ConfigFields {
     private func value(_ key: String) -> Any? {
         guard let value = json[key], !(value is NSNull) else { return nil }
         return value
+    }
+
+    /// Set to something other than null, an empty list or an empty string.
+    func isPresent(_ key: String) -> Bool {
+        switch value(key) {
+        case nil: return false
+        case let list as [Any]: return !list.isEmpty
+        case let text as String: return !text.isEmpty
+        default: return true
+        }
     }
 
     func string(_ key: String) throws -> String? {

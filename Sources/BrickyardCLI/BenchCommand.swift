@@ -121,20 +121,20 @@ struct SVDBench: ParsableCommand {
     func run() throws {
         let input = syntheticModule(out: out, in: inFeatures, adapters: adapters, rank: rank, seed: 11)
         let total = input.totalRank
-        // Stacked factors Bc = [c_i B_i] [out, R], Ac = [A_i] [R, in] (shared by both routes, not timed).
+        // Stacked factors Bc = [c_i B_i] column-major [out, R], Ac = [A_i] [R, in] (shared by both routes, not timed).
         var stackedB = [Float](repeating: 0, count: out * total)
         var stackedA: [Float] = []
         var offset = 0
         for term in input.terms {
             for i in 0..<out { for j in 0..<term.rank {
-                stackedB[i * total + offset + j] = Float(term.coefficient) * term.b[i * term.rank + j]
+                stackedB[(offset + j) * out + i] = Float(term.coefficient) * term.b[i * term.rank + j]
             } }
             stackedA += term.a
             offset += term.rank
         }
         var factored: TruncatedSVD?
         let factoredSeconds = try seconds {
-            factored = try FactoredProduct(left: stackedB, right: stackedA, rows: out, inner: total, cols: inFeatures)
+            factored = try FactoredProduct(leftColumns: stackedB, right: stackedA, rows: out, inner: total, cols: inFeatures)
                 .truncatedSVD(rank: k)
         }
         guard let factored else { throw ValidationError("svd produced no result") }
@@ -149,7 +149,7 @@ struct SVDBench: ParsableCommand {
             var denseSigma: [Float] = []
             let denseSeconds = try seconds {
                 // PEFT's route: T densely (one GEMM), then a full dense SVD.
-                let dense = BLAS.matmul(stackedB, stackedA, m: out, n: inFeatures, k: total)
+                let dense = BLAS.matmul(stackedB, stackedA, m: out, n: inFeatures, k: total, transA: .transpose)
                 denseSigma = try LinearAlgebra.svd(dense, rows: out, cols: inFeatures).s
             }
             let p = min(factored.singularValues.count, denseSigma.count)

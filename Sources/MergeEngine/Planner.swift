@@ -99,9 +99,7 @@ extension Planner {
 extension LoadedAdapter {
     /// The planner's view of an opened PEFT adapter.
     public init(_ adapter: PeftAdapter) {
-        var targets = Set(adapter.targetModuleNames)
-        if case .names(let names) = adapter.config.targetModules { targets.formUnion(names) }
-        self.init(path: adapter.path, modules: adapter.modules, targetModules: targets.sorted(),
+        self.init(path: adapter.path, modules: adapter.modules, targetModules: adapter.mergeTargetModules,
                   baseModelNameOrPath: adapter.config.baseModelNameOrPath, taskType: adapter.config.taskType)
     }
 }
