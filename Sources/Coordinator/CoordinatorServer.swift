@@ -48,6 +48,9 @@ public final class CoordinatorServer {
     public var onTick: (() -> Void)?
     /// Called once the socket is bound, with the real endpoint (the merge command starts its workers here).
     public var onListening: ((String) throws -> Void)?
+    /// Called with the worker ID of a worker declared dead for missing its heartbeats (the merge command kills
+    /// and replaces a hung local worker).
+    public var onWorkerLost: ((String) -> Void)?
 
     public init(plan: MergePlan, store: CheckpointStore, options: CoordinatorOptions, jobID: String,
                 logger: Logger, stop: StopSignal) throws {
@@ -120,9 +123,11 @@ public final class CoordinatorServer {
                 }
             }
             let now = ContinuousClock.now
+            let workerIDs = Dictionary(uniqueKeysWithValues: scheduler.peers.map { ($0, scheduler.workerID(of: $0) ?? "\($0)") })
             for peer in scheduler.expireWorkers(now: now) {
                 logger.warning("worker missed its heartbeats; task requeued", metadata: ["peer": "\(peer)"])
                 forget(peer)
+                if let workerID = workerIDs[peer] { onWorkerLost?(workerID) }
             }
             for assignment in scheduler.dispatch() { send(assignment) }
             sendHeartbeats(now: now)
