@@ -27,9 +27,16 @@ public struct SyntheticPool: Sendable {
     public var seed: UInt64
     /// Adapters cycle through ranks rank/2, rank, 2·rank instead of all having `rank`.
     public var rankSpread: Bool
+    /// 0: every unit independent (no structure to find). K > 0: every rank-one unit of every adapter is one of K
+    /// directions shared per module across the pool (random magnitude, random gauge sign on both factors) plus `noise`, as when adapters
+    /// trained on related tasks learn overlapping directions: the structure LoRA-LEGO clusters.
+    public var sharedUnits: Int
+    /// Relative size of the independent noise added to each shared unit.
+    public var noise: Double
 
     public init(shape: Shape = .tiny, adapterCount: Int, rank: Int, layers: Int? = nil, modules: [String] = moduleKinds,
-                dtype: DType = .bf16, seed: UInt64 = 0, rankSpread: Bool = false) throws {
+                dtype: DType = .bf16, seed: UInt64 = 0, rankSpread: Bool = false, sharedUnits: Int = 0,
+                noise: Double = 0.05) throws {
         guard adapterCount >= 1 else { throw AdapterIOError(.badArgument, path: "synth", "--adapters must be at least 1") }
         guard rank >= 1 else { throw AdapterIOError(.badArgument, path: "synth", "--rank must be at least 1") }
         if let layers, layers < 1 { throw AdapterIOError(.badArgument, path: "synth", "--layers must be at least 1") }
@@ -37,6 +44,8 @@ public struct SyntheticPool: Sendable {
             throw AdapterIOError(.badArgument, path: "synth", "unknown module '\(unknown)' (expected some of \(Self.moduleKinds.joined(separator: ",")))")
         }
         guard !modules.isEmpty else { throw AdapterIOError(.badArgument, path: "synth", "--modules is empty") }
+        guard sharedUnits >= 0 else { throw AdapterIOError(.badArgument, path: "synth", "--shared-units must be 0 or more") }
+        guard noise >= 0, noise.isFinite else { throw AdapterIOError(.badArgument, path: "synth", "--noise must be a finite number ≥ 0") }
         guard [.f32, .f16, .bf16].contains(dtype) else { throw AdapterIOError(.badArgument, path: "synth", "dtype must be F32, F16 or BF16") }
         self.shape = shape
         self.adapterCount = adapterCount
@@ -46,6 +55,8 @@ public struct SyntheticPool: Sendable {
         self.dtype = dtype
         self.seed = seed
         self.rankSpread = rankSpread
+        self.sharedUnits = sharedUnits
+        self.noise = noise
     }
 
     /// Rank of adapter `index`.
@@ -102,12 +113,41 @@ public struct SyntheticPool: Sendable {
         let writer = try PeftAdapterWriter(directory: path, modules: shapes, config: config, overwrite: overwrite)
         for module in shapes {
             var random = GaussianStream(seed: SplitMix.mix(seed ^ SplitMix.mix(UInt64(index))) ^ SplitMix.hash(module.name))
-            // A like a Kaiming-style init (std 1/sqrt(in)); B small but non-zero, as after some training.
-            let a = random.samples(module.rank * module.inFeatures, standardDeviation: 1 / Double(module.inFeatures).squareRoot())
-            let b = random.samples(module.outFeatures * module.rank, standardDeviation: 0.02)
+            let (a, b) = sharedUnits > 0 ? structuredFactors(module, random: &random) : independentFactors(module, random: &random)
             try writer.write(module: module.name, a: a, b: b)
         }
         try writer.finish()
+    }
+}
+
+extension SyntheticPool {
+    // A like a Kaiming-style init (std 1/sqrt(in)); B small but non-zero, as after some training.
+    private static let bStandardDeviation = 0.02
+    private static func aStandardDeviation(_ module: PeftOutputModule) -> Double { 1 / Double(module.inFeatures).squareRoot() }
+
+    private func independentFactors(_ module: PeftOutputModule, random: inout GaussianStream) -> (a: [Float], b: [Float]) {
+        let a = random.samples(module.rank * module.inFeatures, standardDeviation: Self.aStandardDeviation(module))
+        let b = random.samples(module.outFeatures * module.rank, standardDeviation: Self.bStandardDeviation)
+        return (a, b)
+    }
+
+    /// Units drawn from the module's dictionary of `sharedUnits` directions (the same for every adapter of the pool).
+    private func structuredFactors(_ module: PeftOutputModule, random: inout GaussianStream) -> (a: [Float], b: [Float]) {
+        var dictionaryStream = GaussianStream(seed: SplitMix.mix(seed ^ 0x5eed_d1c7) ^ SplitMix.hash(module.name))
+        let (r, inFeatures, outFeatures) = (module.rank, module.inFeatures, module.outFeatures)
+        let dictionaryA = dictionaryStream.samples(sharedUnits * inFeatures, standardDeviation: Self.aStandardDeviation(module))
+        let dictionaryB = dictionaryStream.samples(sharedUnits * outFeatures, standardDeviation: Self.bStandardDeviation)
+        var a = random.samples(r * inFeatures, standardDeviation: Self.aStandardDeviation(module) * noise)
+        var b = random.samples(outFeatures * r, standardDeviation: Self.bStandardDeviation * noise)
+        for j in 0..<r {
+            let unit = random.index(below: sharedUnits)
+            let magnitude = Float((0.5 + random.uniform()).squareRoot())
+            let sign: Float = random.uniform() < 0.5 ? -1 : 1
+            // The sign flips both factors: the same contribution in another gauge, as training produces.
+            for column in 0..<inFeatures { a[j * inFeatures + column] += sign * magnitude * dictionaryA[unit * inFeatures + column] }
+            for row in 0..<outFeatures { b[row * r + j] += sign * magnitude * dictionaryB[unit * outFeatures + row] }
+        }
+        return (a, b)
     }
 }
 
@@ -136,6 +176,12 @@ struct GaussianStream {
     private var state: UInt64
 
     init(seed: UInt64) { state = seed }
+
+    /// Uniform in (0, 1].
+    mutating func uniform() -> Double { nextUniform() }
+
+    /// Uniform in 0..<bound (bound ≥ 1); the modulo bias is irrelevant for test data.
+    mutating func index(below bound: Int) -> Int { Int(min(nextUniform() * Double(bound), Double(bound - 1))) }
 
     private mutating func nextUniform() -> Double {
         state &+= 0x9e37_79b9_7f4a_7c15

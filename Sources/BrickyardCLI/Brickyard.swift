@@ -11,9 +11,11 @@ struct Brickyard: ParsableCommand {
         subcommands: [
             MergeCommand.self,
             InspectCommand.self,
+            CoordinatorCommand.self,
             WorkerCommand.self,
             SynthCommand.self,
             BenchReadCommand.self,
+            BenchEngineCommand.self,
         ]
     )
 }

@@ -5,6 +5,7 @@ import Darwin
 #endif
 import ArgumentParser
 import Foundation
+import Coordinator
 import MergeEngine
 
 /// `brickyard merge JOB.yaml --out DIR`: plan and run a merge job in this process.
@@ -25,18 +26,34 @@ struct MergeCommand: ParsableCommand {
     @Flag(name: .long, help: "Do not show progress.")
     var quiet = false
 
+    @Option(name: .long, help: "Local worker processes (default: the number of cores).")
+    var workers: Int?
+
+    @Option(name: .long, help: "BLAS threads per worker process.")
+    var threads = 1
+
+    @Flag(name: .customLong("in-process"), help: .hidden)
+    var inProcess = false
+
+    @Option(name: .customLong("worker-arg"), help: .hidden)
+    var workerArguments: [String] = []
+
+    @OptionGroup var runtime: MergeRuntimeOptions
+
     func run() throws {
         let meter = ProgressMeter(enabled: !quiet && isatty(STDERR_FILENO) == 1)
         do {
             let spec = try JobSpec.load(path: job)
             let plan = try Planner.plan(job: spec)
-            let report = try LocalMerge.run(plan: plan, outputDirectory: out, overwrite: force, progress: meter.update)
+            let report = inProcess
+                ? try LocalMerge.run(plan: plan, outputDirectory: out, overwrite: force, progress: meter.update)
+                : try runDistributed(plan: plan)
             meter.finish()
             print(MergeSummary.table(report, outputDirectory: out))
         } catch {
             meter.finish()
             StandardError.write("brickyard: \(error)\n")
-            throw ExitCode(1)
+            throw ExitCode(RuntimeExitCode.code(for: error))
         }
     }
 }

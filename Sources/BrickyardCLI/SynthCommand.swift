@@ -36,6 +36,12 @@ struct SynthCommand: ParsableCommand {
     @Flag(help: "Give adapters ranks rank/2, rank, 2·rank in turn.")
     var rankSpread = false
 
+    @Option(help: "Draw every unit from K directions shared across the pool (0: independent units, no structure).")
+    var sharedUnits: Int = 0
+
+    @Option(help: "Relative noise added to each shared unit (with --shared-units).")
+    var noise: Double = 0.05
+
     @Flag(help: "Replace adapter directories that already exist.")
     var overwrite = false
 
@@ -49,7 +55,8 @@ struct SynthCommand: ParsableCommand {
             }
             let pool = try SyntheticPool(shape: shape, adapterCount: adapters, rank: rank, layers: layers,
                                          modules: modules.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) },
-                                         dtype: storedType, seed: seed, rankSpread: rankSpread)
+                                         dtype: storedType, seed: seed, rankSpread: rankSpread,
+                                         sharedUnits: sharedUnits, noise: noise)
             return try pool.write(to: out, overwrite: overwrite)
         }
         print("wrote \(paths.count) adapters to \(out)")

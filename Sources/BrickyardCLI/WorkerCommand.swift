@@ -47,6 +47,8 @@ struct WorkerCommand: ParsableCommand {
     var dieInTask = false
     @Option(name: .customLong("fault-once"), help: .hidden)
     var faultOnce: String?
+    @Option(name: .customLong("slow-tasks-ms"), help: .hidden)
+    var slowTasksMilliseconds: Int?
     @Option(name: .customLong("reconnect-initial-ms"), help: .hidden)
     var reconnectInitialMilliseconds: Int = 1000
 
@@ -80,6 +82,7 @@ struct WorkerCommand: ParsableCommand {
         if let hangAfterTasks { faults.hangAfterTasks = hangAfterTasks }
         if dieInTask { faults.dieInTask = true }
         if let faultOnce { faults.onceMarkerPath = faultOnce }
+        if let slowTasksMilliseconds { faults.slowTaskMilliseconds = max(0, slowTasksMilliseconds) }
 
         let configuration = WorkerConfiguration(
             endpoint: connect, workerID: id ?? WorkerConfiguration.defaultWorkerID(), threads: threads,

@@ -1,4 +1,5 @@
 import COpenBLAS
+import Foundation
 
 /// Thin, checked wrappers over CBLAS for row-major Float32 matrices stored in Swift arrays.
 /// Every kernel in Brickyard goes through these, so the summation order is OpenBLAS's and never depends on
@@ -84,8 +85,53 @@ public enum BLAS {
     }
 
     /// Number of threads OpenBLAS uses (set from `--threads`; OPENBLAS_NUM_THREADS at load time).
+    /// While a `singleThreaded` scope is active anywhere in the process, setting it only records the count to
+    /// restore when the last scope ends, so no merge can be switched to several threads halfway.
     public static var threadCount: Int {
         get { Int(openblas_get_num_threads()) }
-        set { openblas_set_num_threads(Int32(newValue)) }
+        set { ThreadPin.request(newValue) }
+    }
+
+    /// Runs `body` with OpenBLAS pinned to one thread, restoring the previous count when the outermost scope
+    /// ends. Measured with OpenBLAS 0.3.21 here: sgemv, sgemm on some shapes (e.g. 300×16×2000), sgeqrf and
+    /// sgesdd give different bits with 2 threads than with 1, so every merge runs inside this scope and its
+    /// bytes cannot depend on OPENBLAS_NUM_THREADS. Parallelism comes from worker processes instead (for the
+    /// skinny GEMMs of k-means, one thread is as fast as two anyway). Nested and concurrent scopes share one
+    /// counter under a lock.
+    public static func singleThreaded<T>(_ body: () throws -> T) rethrows -> T {
+        ThreadPin.enter()
+        defer { ThreadPin.exit() }
+        return try body()
+    }
+}
+
+/// The process-wide pin behind `BLAS.singleThreaded`.
+private enum ThreadPin {
+    private static let lock = NSLock()
+    // Guarded by `lock`.
+    nonisolated(unsafe) private static var depth = 0
+    nonisolated(unsafe) private static var saved = 1
+
+    static func enter() {
+        lock.lock()
+        defer { lock.unlock() }
+        if depth == 0 {
+            saved = Int(openblas_get_num_threads())
+            if saved != 1 { openblas_set_num_threads(1) }
+        }
+        depth += 1
+    }
+
+    static func exit() {
+        lock.lock()
+        defer { lock.unlock() }
+        depth -= 1
+        if depth == 0 && saved != 1 { openblas_set_num_threads(Int32(saved)) }
+    }
+
+    static func request(_ count: Int) {
+        lock.lock()
+        defer { lock.unlock() }
+        if depth > 0 { saved = max(1, count) } else { openblas_set_num_threads(Int32(max(1, count))) }
     }
 }

@@ -37,9 +37,12 @@ public enum DenseTruncation {
         }
         let sketch = min(rank + options.oversampling, p)
         let exact = p <= options.exactLimit || 2 * sketch >= p
-        var (u, s, vt, width) = exact
-            ? try exactSVD(d, rows: rows, cols: cols)
-            : try randomizedSVD(d, rows: rows, cols: cols, sketch: sketch, seed: seed, iterations: options.powerIterations)
+        // One BLAS thread: threaded reductions inside LAPACK would make the bits depend on OPENBLAS_NUM_THREADS.
+        var (u, s, vt, width) = try BLAS.singleThreaded {
+            exact
+                ? try exactSVD(d, rows: rows, cols: cols)
+                : try randomizedSVD(d, rows: rows, cols: cols, sketch: sketch, seed: seed, iterations: options.powerIterations)
+        }
         balance(u: &u, s: s, vt: &vt, rows: rows, cols: cols, width: width, rank: rank)
         let b = keepColumns(u, rows: rows, width: width, count: rank)
         let a = Array(vt[0..<(rank * cols)])
@@ -56,8 +59,8 @@ public enum DenseTruncation {
     /// small Qᵀ D [l, cols] gives D ≈ (Q Ũ) Σ Vᵀ.
     private static func randomizedSVD(_ d: [Float], rows: Int, cols: Int, sketch l: Int, seed: UInt64,
                                       iterations: Int) throws -> ([Float], [Float], [Float], Int) {
-        let key = CounterRandom.streamKey(seed: seed, stream: 0x5356_4453)
-        let omega = (0..<(cols * l)).map { CounterRandom.gaussian(key: key, index: UInt64($0)) }
+        var random = DeterministicRandom(seed: CounterRandom.streamKey(seed: seed, stream: 0x5356_4453))
+        let omega = (0..<(cols * l)).map { _ in Float(random.nextGaussian()) }
         var q = try LinearAlgebra.thinQR(BLAS.matmul(d, omega, m: rows, n: l, k: cols), rows: rows, cols: l).q
         for _ in 0..<iterations {
             let z = try LinearAlgebra.thinQR(BLAS.matmul(d, q, m: cols, n: l, k: rows, transA: .transpose),
@@ -110,3 +113,4 @@ public enum DenseTruncation {
         return normSquares > 0 ? (residualSquares / normSquares).squareRoot() : 0
     }
 }
+

@@ -67,3 +67,14 @@ extension LinearAlgebra {
         return solution
     }
 }
+
+/// A kernel was handed arrays whose sizes do not match the shapes it was told.
+public struct KernelShapeError: Error, CustomStringConvertible, Sendable {
+    public var kernel: String
+    public var problem: String
+    public init(kernel: String, problem: String) {
+        self.kernel = kernel
+        self.problem = problem
+    }
+    public var description: String { "\(kernel): \(problem)" }
+}

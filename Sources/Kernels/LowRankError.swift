@@ -22,34 +22,28 @@ public enum LowRankError {
     /// Spectra of targets with more than this many stacked ranks are skipped (the SVD of the R×R core is O(R³)).
     public static let spectrumRankLimit = 4096
 
-    /// - Parameters: target B [rows, targetRank] and A [targetRank, cols]; approximation B' [rows, rank] and
-    ///   A' [rank, cols]; all row-major.
-    public static func compare(targetLeft: [Float], targetRight: [Float], targetRank: Int,
+    /// - Parameters: target B column-major [rows, targetRank] (row-major Bᵀ) and A row-major [targetRank, cols];
+    ///   approximation B' [rows, rank] and A' [rank, cols], row-major (as results are stored).
+    public static func compare(targetLeftColumns targetLeft: [Float], targetRight: [Float], targetRank: Int,
                                approximationLeft: [Float], approximationRight: [Float], rank: Int,
                                rows: Int, cols: Int, wantSpectrum: Bool) throws -> LowRankComparison {
         let inner = targetRank + rank
+        guard targetLeft.count == rows * targetRank, targetRight.count == targetRank * cols,
+              approximationLeft.count == rows * rank, approximationRight.count == rank * cols else {
+            throw KernelShapeError(kernel: "LowRankError", problem: "factor sizes do not match target rank "
+                                   + "\(targetRank), rank \(rank) and [\(rows), \(cols)]")
+        }
         guard inner > 0, rows > 0, cols > 0 else {
             return LowRankComparison(relativeError: 0, targetNorm: 0, targetSingularValues: wantSpectrum ? [] : nil)
         }
-        var left = [Float](repeating: 0, count: rows * inner)
-        // Row-major [rows, n] is column-major [n, rows]: stack column blocks with two lacpy calls.
-        if targetRank > 0 {
-            _ = LAPACKE_slacpy(LAPACK_COL_MAJOR, CChar(UInt8(ascii: "A")), Int32(targetRank), Int32(rows),
-                               targetLeft, Int32(targetRank), &left, Int32(inner))
-        }
-        if rank > 0 {
-            left.withUnsafeMutableBufferPointer { l in
-                guard let l = l.baseAddress else { return }
-                _ = LAPACKE_slacpy(LAPACK_COL_MAJOR, CChar(UInt8(ascii: "A")), Int32(rank), Int32(rows),
-                                   approximationLeft, Int32(rank), l + targetRank, Int32(inner))
-            }
-        }
+        // X = [B | B'] column-major [rows, inner]: the target's columns, then B' transposed.
+        let left = targetLeft + FactoredProduct.transposed(approximationLeft, rows: rows, cols: rank)
         var right = targetRight + approximationRight
         right.withUnsafeMutableBufferPointer { r in
             guard let r = r.baseAddress else { return }
             BLAS.scal(rank * cols, alpha: -1, x: r + targetRank * cols)
         }
-        let product = try FactoredProduct(left: left, right: right, rows: rows, inner: inner, cols: cols)
+        let product = try FactoredProduct(leftColumns: left, right: right, rows: rows, inner: inner, cols: cols)
 
         let difference = product.core(prefix: inner)
         let target = product.core(prefix: targetRank)

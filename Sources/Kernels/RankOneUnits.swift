@@ -41,7 +41,12 @@ public struct RankOneUnits: Sendable {
     /// Extracts every unit of every term in term order then rank order. Units with ‖b‖ = 0, ‖a‖ = 0 or c = 0
     /// contribute nothing to T and are dropped, so `Σ_i x_B,i x_A,iᵀ = Σ c B A` holds exactly for the rest.
     public static func extract(terms: [FactorTerm], outFeatures: Int, inFeatures: Int,
-                               gauge: UnitGauge) -> RankOneUnits {
+                               gauge: UnitGauge) throws -> RankOneUnits {
+        for (t, term) in terms.enumerated()
+        where term.rank < 0 || term.a.count != term.rank * inFeatures || term.b.count != outFeatures * term.rank {
+            throw KernelShapeError(kernel: "RankOneUnits", problem: "term \(t) of rank \(term.rank) has A \(term.a.count) "
+                                   + "and B \(term.b.count) values for [\(outFeatures), \(inFeatures)]")
+        }
         struct Kept { var term: Int; var rank: Int; var scaleB: Float; var scaleA: Float }
         var kept: [Kept] = []
         for (t, term) in terms.enumerated() where term.coefficient != 0 && term.rank > 0 {

@@ -60,7 +60,11 @@ public enum SignInvariantKMeans {
     /// Clusters the rows of `units` ([count, dimension], row-major) into `k` clusters.
     /// If k ≥ count, each unit is its own cluster (in unit order) and no iteration runs.
     public static func cluster(units: [Float], count: Int, dimension: Int, k: Int, options: KMeansOptions,
-                               seed: UInt64) -> KMeansResult {
+                               seed: UInt64) throws -> KMeansResult {
+        guard units.count == count * dimension, count >= 0, dimension >= 0 else {
+            throw KernelShapeError(kernel: "SignInvariantKMeans", problem: "\(units.count) values for \(count) units "
+                                   + "of dimension \(dimension)")
+        }
         guard count > 0, k > 0 else {
             return KMeansResult(clusterCount: 0, centroids: [], assignment: [], signs: [], clusterSizes: [],
                                 iterations: 0, objectiveHistory: [0])

@@ -87,6 +87,19 @@ public enum TaskVectors {
             block.update(repeating: 0)
             return
         }
+        // Ties at the threshold are rare: count them first so the common case is one branch-free pass.
+        var ties = 0
+        for value in block { ties += (value.bitPattern & 0x7fff_ffff) == cut.thresholdBits ? 1 : 0 }
+        if ties == 0 || equalSeen >= cut.equalToKeep {
+            guard let base = block.baseAddress else { return }
+            for index in 0..<block.count {
+                let bits = base[index].bitPattern
+                // All ones when |value| > threshold: thresholdBits − |bits| is then negative (both < 2^31).
+                let keep = UInt32(bitPattern: Int32(bitPattern: cut.thresholdBits &- (bits & 0x7fff_ffff)) >> 31)
+                base[index] = Float(bitPattern: bits & keep)
+            }
+            return
+        }
         for index in block.indices {
             let bits = block[index].bitPattern & 0x7fff_ffff
             if bits > cut.thresholdBits { continue }
@@ -99,19 +112,31 @@ public enum TaskVectors {
     }
 
     /// DARE: keeps each entry with probability `density` (counter-based stream `key`, entry index = row-major
-    /// position in the whole matrix) and rescales survivors by 1/density.
+    /// position in the whole matrix, so masks do not depend on blocking) and rescales survivors by 1/density.
+    /// An entry is kept when the top 24 of its 32 random bits, read as u in [0, 1), are below `density`.
     public static func applyRandomDrop(key: UInt64, density: Float, firstIndex: Int,
                                        to block: UnsafeMutableBufferPointer<Float>) {
         let scale = 1 / density
-        for index in block.indices {
-            let keep = CounterRandom.uniform(key: key, index: UInt64(firstIndex + index)) < density
-            block[index] = keep ? block[index] * scale : 0
+        let threshold = keepThreshold(density)
+        let first = UInt32(truncatingIfNeeded: firstIndex)
+        guard let base = block.baseAddress else { return }
+        for index in 0..<block.count {
+            let draw = CounterRandom.bits32(key: key, index: first &+ UInt32(truncatingIfNeeded: index)) >> 8
+            // All ones when draw < threshold (both < 2^24, so the difference's sign bit decides): no branch to
+            // mispredict on a coin flip per entry.
+            let keep = UInt32(bitPattern: Int32(bitPattern: draw &- threshold) >> 31)
+            base[index] = Float(bitPattern: (base[index] * scale).bitPattern & keep)
         }
     }
 
     /// Whether DARE keeps entry `index` of stream `key` (the same rule `applyRandomDrop` uses), for checks.
     public static func randomDropKeeps(key: UInt64, density: Float, index: Int) -> Bool {
-        CounterRandom.uniform(key: key, index: UInt64(index)) < density
+        CounterRandom.bits32(key: key, index: UInt32(truncatingIfNeeded: index)) >> 8 < keepThreshold(density)
+    }
+
+    /// u24 · 2⁻²⁴ < density  ⇔  u24 < ⌈density · 2²⁴⌉ (exact: the product is a power-of-two scaling).
+    private static func keepThreshold(_ density: Float) -> UInt32 {
+        UInt32(min(Double(density) * 0x1p24, 0x1p24).rounded(.up))
     }
 
     /// Calls `body` with each row block of `τ` in order.

@@ -106,10 +106,26 @@ public struct MergeReport: Codable, Sendable, Equatable {
         public var wallSeconds: Double
     }
 
+    /// Distributed runtime figures (nil for an in-process merge).
+    public struct Runtime: Codable, Sendable, Equatable {
+        /// Modules taken from a checkpoint of an earlier run instead of being computed.
+        public var resumedModules: Int
+        public var computedModules: Int
+        /// Tasks handed out again after a failure or a lost worker.
+        public var retries: Int
+
+        public init(resumedModules: Int, computedModules: Int, retries: Int) {
+            self.resumedModules = resumedModules
+            self.computedModules = computedModules
+            self.retries = retries
+        }
+    }
+
     public var brickyardVersion: String
     public var job: Job
     public var modules: [Module]
     public var totals: Totals
+    public var runtime: Runtime? = nil
 
     /// Builds the report of `plan` from its per-module entries (in module order) and the run's wall time.
     public init(plan: MergePlan, modules: [Module], wallSeconds: Double) {

@@ -90,3 +90,22 @@ extension ModuleInput {
         return ModuleInput(name: name, outFeatures: outFeatures, inFeatures: inFeatures, terms: decoded)
     }
 }
+
+extension ModuleInput {
+    /// Checks that every term's factors hold the values their rank and the module's shape say, so methods can index
+    /// without trapping on inputs that came over the wire.
+    func checkShapes() throws {
+        guard outFeatures >= 1, inFeatures >= 1 else {
+            throw MergeError("module \(name): shape [\(outFeatures), \(inFeatures)] is empty")
+        }
+        for (index, term) in terms.enumerated() {
+            guard term.rank >= 0, term.a.count == term.rank * inFeatures, term.b.count == outFeatures * term.rank else {
+                throw MergeError("module \(name): term \(index) of rank \(term.rank) has \(term.a.count) values in A and "
+                    + "\(term.b.count) in B (expected [\(term.rank), \(inFeatures)] and [\(outFeatures), \(term.rank)])")
+            }
+            guard term.coefficient.isFinite else {
+                throw MergeError("module \(name): term \(index) has a non-finite coefficient \(term.coefficient)")
+            }
+        }
+    }
+}

@@ -1,3 +1,5 @@
+import Kernels
+
 /// Errors of the merge engine: bad jobs and impossible merges. `description` is one line for the user.
 public struct MergeError: Error, CustomStringConvertible, Sendable, Equatable {
     public var description: String
@@ -8,6 +10,11 @@ public struct MergeError: Error, CustomStringConvertible, Sendable, Equatable {
 /// merge one module's input according to `spec`, deterministically from `seed`.
 public enum ModuleMerger {
     public static func merge(_ input: ModuleInput, spec: MergeSpec, seed: UInt64) throws -> ModuleResult {
+        // One BLAS thread: OpenBLAS's threaded gemv/gemm/LAPACK change bits with the thread count.
+        try BLAS.singleThreaded { try mergeSingleThreaded(input, spec: spec, seed: seed) }
+    }
+
+    private static func mergeSingleThreaded(_ input: ModuleInput, spec: MergeSpec, seed: UInt64) throws -> ModuleResult {
         var result: ModuleResult
         switch spec.method {
         case .cat: result = try CatMerge.merge(input)

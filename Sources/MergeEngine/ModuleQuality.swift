@@ -14,7 +14,7 @@ enum ModuleQuality {
                              + "that do not match rank \(result.rank) and [\(input.outFeatures), \(input.inFeatures)]")
         }
         let comparison = try LowRankError.compare(
-            targetLeft: target.b, targetRight: target.a, targetRank: target.rank,
+            targetLeftColumns: target.bColumns, targetRight: target.a, targetRank: target.rank,
             approximationLeft: result.b, approximationRight: result.a, rank: result.rank,
             rows: input.outFeatures, cols: input.inFeatures, wantSpectrum: result.stats.svdFloor == nil)
         result.stats.relativeError = comparison.relativeError
@@ -27,8 +27,8 @@ enum ModuleQuality {
 /// The stacked target factors `T = Bc · Ac`: Bc = [c_1 B_1, …] [out, R], Ac = [A_1; …] [R, in].
 struct StackedTarget {
     var rank: Int
-    /// Row-major [out, rank].
-    var b: [Float]
+    /// Bc column-major (column j = c · b_j contiguous), i.e. row-major [rank, out]: the layout QR wants.
+    var bColumns: [Float]
     /// Row-major [rank, in].
     var a: [Float]
 }
@@ -53,25 +53,26 @@ extension ModuleInput {
     func stackedTarget() throws -> StackedTarget {
         let factors = try factorTerms()
         let total = factors.reduce(0) { $0 + $1.rank }
-        var b = [Float](repeating: 0, count: outFeatures * total)
+        var columns = [Float](repeating: 0, count: outFeatures * total)
         var a: [Float] = []
         a.reserveCapacity(total * inFeatures)
-        b.withUnsafeMutableBufferPointer { stacked in
+        columns.withUnsafeMutableBufferPointer { stacked in
             guard let stacked = stacked.baseAddress else { return }
-            var offset = 0
+            var column = 0
             for term in factors {
                 term.b.withUnsafeBufferPointer { source in
                     guard let source = source.baseAddress else { return }
                     for j in 0..<term.rank {
-                        BLAS.copy(outFeatures, x: source + j, strideX: term.rank, y: stacked + offset + j, strideY: total)
-                        BLAS.scal(outFeatures, alpha: Float(term.coefficient), x: stacked + offset + j, stride: total)
+                        let destination = stacked + (column + j) * outFeatures
+                        BLAS.copy(outFeatures, x: source + j, strideX: term.rank, y: destination)
+                        BLAS.scal(outFeatures, alpha: Float(term.coefficient), x: destination)
                     }
                 }
-                offset += term.rank
+                column += term.rank
             }
         }
         for term in factors { a += term.a }
-        return StackedTarget(rank: total, b: b, a: a)
+        return StackedTarget(rank: total, bColumns: columns, a: a)
     }
 }
 

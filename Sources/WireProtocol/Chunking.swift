@@ -4,10 +4,11 @@ public enum Chunking {
     /// Default upper bound of a chunk's payload (4 MiB).
     public static let defaultChunkBytes = 4 << 20
 
-    /// Byte ranges covering `byteCount` bytes in pieces of at most `maxChunkBytes` (treated as ≥ 1).
+    /// Byte ranges covering `byteCount` bytes in pieces of at most `maxChunkBytes` (treated as ≥ 1, and raised
+    /// only if the count would not fit the protocol's 32-bit `total`).
     /// An empty body is one empty chunk, so every body has `total ≥ 1` and a receiver can see it complete.
     public static func ranges(byteCount: Int, maxChunkBytes: Int) -> [Range<Int>] {
-        let size = max(maxChunkBytes, 1)
+        let size = max(maxChunkBytes, 1, byteCount / Int(UInt32.max) + 1)
         guard byteCount > 0 else { return [0..<0] }
         return stride(from: 0, to: byteCount, by: size).map { $0..<min($0 + size, byteCount) }
     }

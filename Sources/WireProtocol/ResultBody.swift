@@ -23,7 +23,8 @@ public enum ResultBody {
                               stats: ModuleStats) throws -> ModuleResult {
         guard outFeatures >= 0, inFeatures >= 0, rank >= 0,
               let bCount = checkedProduct(outFeatures, rank), let aCount = checkedProduct(rank, inFeatures),
-              let expected = checkedProduct(4, bCount + aCount) else {
+              case let (elements, overflow) = bCount.addingReportingOverflow(aCount), !overflow,
+              let expected = checkedProduct(4, elements) else {
             throw WireError(.tooLarge, "result of \(name): shape out \(outFeatures), in \(inFeatures), rank \(rank) is invalid")
         }
         guard bytes.count == expected else {

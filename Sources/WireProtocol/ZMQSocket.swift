@@ -151,10 +151,13 @@ public final class ZMQSocket {
     }
 
     /// Receives one whole multipart message, blocking (up to `ZMQ_RCVTIMEO`) until one arrives.
-    /// With `dontWait`, returns nil when nothing is queued.
-    public func receive(dontWait: Bool = false) throws -> [[UInt8]]? {
+    /// With `dontWait`, returns nil when nothing is queued. A hostile message with more than `maxFrames` frames
+    /// is drained and comes back as `maxFrames + 1` frames (the excess replaced by one empty frame), a shape no
+    /// protocol message has, so callers drop it by its frame count without holding the excess in memory.
+    public func receive(dontWait: Bool = false, maxFrames: Int = 16) throws -> [[UInt8]]? {
         let socket = try open("zmq_msg_recv")
         var frames: [[UInt8]] = []
+        var overflowed = false
         while true {
             var message = zmq_msg_t()
             zmq_msg_init(&message)
@@ -168,7 +171,10 @@ public final class ZMQSocket {
                 throw error
             }
             let size = zmq_msg_size(&message)
-            if size > 0, let data = zmq_msg_data(&message) {
+            if frames.count >= maxFrames {
+                if !overflowed { frames.append([]) }
+                overflowed = true
+            } else if size > 0, let data = zmq_msg_data(&message) {
                 frames.append(Array(UnsafeRawBufferPointer(start: data, count: size)))
             } else {
                 frames.append([])

@@ -28,7 +28,9 @@ struct TaskFailure: Error, Sendable, CustomStringConvertible {
     init(_ error: any Error) {
         message = String(describing: error)
         switch error {
-        case is MergeError, is WireError: retryable = false
+        // Corrupted transfers (crc, chunk totals) may succeed on a resend; bad numbers in a task never will.
+        case let error as WireError: retryable = error.code == .inconsistent
+        case is MergeError: retryable = false
         case let error as AdapterIOError: retryable = error.code == .io
         default: retryable = true
         }
@@ -47,9 +49,12 @@ final class TaskComputation: @unchecked Sendable {
 
     /// Starts computing. `inlineFactors` holds every input's stored (A, B) bytes in inline mode; nil in shared
     /// mode, where the thread reads the files itself.
-    static func start(_ validated: ValidatedTask, inlineFactors: [(a: [UInt8], b: [UInt8])]?) -> TaskComputation {
+    /// `delayMilliseconds` (test-only `slow-tasks`) sleeps first, to stand for a long module.
+    static func start(_ validated: ValidatedTask, inlineFactors: [(a: [UInt8], b: [UInt8])]?,
+                      delayMilliseconds: Int = 0) -> TaskComputation {
         let computation = TaskComputation(task: validated.task)
         let thread = Thread {
+            if delayMilliseconds > 0 { Thread.sleep(forTimeInterval: Double(delayMilliseconds) / 1000) }
             let outcome: Result<ComputedTask, TaskFailure>
             do {
                 outcome = .success(try compute(validated, inlineFactors: inlineFactors))

@@ -9,7 +9,7 @@ import WireProtocol
 /// Connection handling follows ZeroMQ's Paranoid Pirate pattern: heartbeats both ways; when nothing has arrived
 /// from the coordinator for liveness × interval, the socket is closed and a new one connects after an
 /// exponential backoff (`reconnectInitialDelayMilliseconds` doubling up to the maximum), saying Hello again.
-/// Each connection uses a fresh socket identity (`workerID/N`), so a coordinator never confuses a new
+/// Each connection uses a fresh socket identity (`workerID/nonce/N`), so a coordinator never confuses a new
 /// connection with the old one.
 ///
 /// `run()` blocks the calling thread, which owns the socket; merges run on a separate thread.
@@ -22,6 +22,8 @@ public final class Worker {
     var tasksFinished = 0
     /// A computation whose connection died; waited for before reconnecting (one module in memory at a time).
     var orphanedComputation: TaskComputation?
+    /// Distinguishes this process's socket identities from any other worker's (see `WorkerSession`).
+    let identityNonce = String(UInt32.random(in: 0...UInt32.max), radix: 36)
 
     public init(configuration: WorkerConfiguration, logger: Logger, stopFlag: WorkerStopFlag = WorkerStopFlag()) {
         self.configuration = configuration

@@ -8,6 +8,7 @@ import Foundation
 /// - `hang-after-tasks=N` — after N finished tasks, stop heartbeating and answering but keep the process and
 ///   connection alive (the coordinator must detect the silence).
 /// - `die-in-task` — SIGKILL this process in the middle of its first task, after the first result chunk.
+/// - `slow-tasks=MS` — every computation first sleeps MS milliseconds (a long module, on demand).
 /// - `once=PATH` — hang/die only in the one process that first creates PATH (O_EXCL), so in a pool of local
 ///   workers sharing the environment exactly one misbehaves, once.
 public struct WorkerFaults: Sendable, Equatable {
@@ -15,15 +16,18 @@ public struct WorkerFaults: Sendable, Equatable {
     public var hangAfterTasks: Int?
     public var dieInTask = false
     public var onceMarkerPath: String?
+    public var slowTaskMilliseconds = 0
 
     public static let none = WorkerFaults()
     public static let environmentVariable = "BRICKYARD_TEST_WORKER_FAULTS"
 
-    public init(failTasks: Bool = false, hangAfterTasks: Int? = nil, dieInTask: Bool = false, onceMarkerPath: String? = nil) {
+    public init(failTasks: Bool = false, hangAfterTasks: Int? = nil, dieInTask: Bool = false, onceMarkerPath: String? = nil,
+                slowTaskMilliseconds: Int = 0) {
         self.failTasks = failTasks
         self.hangAfterTasks = hangAfterTasks
         self.dieInTask = dieInTask
         self.onceMarkerPath = onceMarkerPath
+        self.slowTaskMilliseconds = slowTaskMilliseconds
     }
 
     /// Parses the environment variable's syntax; unknown items are an error naming them.
@@ -37,6 +41,9 @@ public struct WorkerFaults: Sendable, Equatable {
                 guard let count = Int(value), count >= 0 else { throw WorkerFaultsError(item: item) }
                 hangAfterTasks = count
             case ("once", let path?): onceMarkerPath = path
+            case ("slow-tasks", let value?):
+                guard let milliseconds = Int(value), milliseconds >= 0 else { throw WorkerFaultsError(item: item) }
+                slowTaskMilliseconds = milliseconds
             default: throw WorkerFaultsError(item: item)
             }
         }
@@ -62,6 +69,6 @@ public struct WorkerFaults: Sendable, Equatable {
 public struct WorkerFaultsError: Error, CustomStringConvertible, Sendable {
     public var item: String
     public var description: String {
-        "\(WorkerFaults.environmentVariable): \"\(item)\" is not one of fail-tasks, hang-after-tasks=N, die-in-task, once=PATH"
+        "\(WorkerFaults.environmentVariable): \"\(item)\" is not one of fail-tasks, hang-after-tasks=N, die-in-task, slow-tasks=MS, once=PATH"
     }
 }

@@ -25,14 +25,20 @@ struct WorkerSession {
     private var heartbeatSequence: UInt64 = 0
     private var welcomed = false
     private var logger: Logger { worker.logger }
+    private var isHanging: Bool {
+        if case .hanging = phase { return true }
+        return false
+    }
 
     init(worker: Worker, context: ZMQContext, connection: Int) throws {
         self.worker = worker
         let configuration = worker.configuration
         interval = .milliseconds(configuration.heartbeatIntervalMilliseconds)
         liveness = configuration.heartbeatLiveness
-        // Identity must be 1...255 bytes; the connection number keeps reconnections distinct.
-        let identity = Array("\(configuration.workerID)/\(connection)".utf8.suffix(255))
+        // Identity must be 1...255 bytes. The per-process nonce keeps two workers started with the same --id apart
+        // (a ROUTER ignores a second connection with an identity in use); the connection number keeps
+        // reconnections distinct from the connection the coordinator may not have noticed is dead.
+        let identity = Array("\(configuration.workerID)/\(worker.identityNonce)/\(connection)".utf8.suffix(255))
         socket = try ZMQSocket.dealer(context: context, identity: identity)
         // A send to a dead coordinator must not block past the liveness window.
         try socket.setSendTimeout(milliseconds: Int32(clamping: configuration.heartbeatIntervalMilliseconds * configuration.heartbeatLiveness))
@@ -53,9 +59,8 @@ struct WorkerSession {
 
         while true {
             if let reason = worker.stopFlag.requestedReason {
-                if welcomed, case .hanging = phase {} else if welcomed {
-                    _ = send(.disconnect(reason: "worker stopping (\(reason))"), quiet: true)
-                }
+                // A (test-only) hanging worker stays silent to the end.
+                if welcomed && !isHanging { _ = send(.disconnect(reason: "worker stopping (\(reason))"), quiet: true) }
                 abandonTask()
                 return .stopped(reason)
             }
@@ -80,6 +85,7 @@ struct WorkerSession {
                 return .lost(wasWelcomed: welcomed)
             }
             if readable, let outcome = drainMessages() { return outcome }
+            if startHangingIfDue() { continue }
 
             let after = ContinuousClock.now
             if after - lastHeard > silenceLimit {
@@ -165,7 +171,8 @@ struct WorkerSession {
             do {
                 try inputs.add(chunk)
                 if inputs.isComplete {
-                    phase = .computing(TaskComputation.start(inputs.validated, inlineFactors: try inputs.assembled()))
+                    phase = .computing(TaskComputation.start(inputs.validated, inlineFactors: try inputs.assembled(),
+                                                             delayMilliseconds: worker.faults.slowTaskMilliseconds))
                 } else {
                     phase = .receivingInputs(inputs)
                 }
@@ -182,6 +189,10 @@ struct WorkerSession {
     // MARK: - Tasks
 
     private mutating func start(_ task: Wire.Task) -> SessionOutcome? {
+        if let current = taskInProgress, current.taskID == task.taskID, current.attempt == task.attempt {
+            logger.warning("duplicate of the task in progress dropped", metadata: ["task.id": "\(task.taskID)"])
+            return nil
+        }
         guard case .idle = phase else {
             logger.warning("task received while busy; refused", metadata: ["task.id": "\(task.taskID)"])
             return report(failure: TaskFailure(message: "worker \(worker.configuration.workerID) is busy with another task", retryable: true),
@@ -196,13 +207,23 @@ struct WorkerSession {
         do {
             let validated = try ValidatedTask(task, limits: worker.configuration.limits)
             switch task.inputMode {
-            case .shared: phase = .computing(TaskComputation.start(validated, inlineFactors: nil))
+            case .shared:
+                phase = .computing(TaskComputation.start(validated, inlineFactors: nil,
+                                                         delayMilliseconds: worker.faults.slowTaskMilliseconds))
             case .inline: phase = .receivingInputs(InlineInputs(validated))
             }
         } catch {
             return report(failure: TaskFailure(error), for: task)
         }
         return nil
+    }
+
+    private var taskInProgress: Wire.Task? {
+        switch phase {
+        case .receivingInputs(let inputs): inputs.validated.task
+        case .computing(let computation): computation.task
+        case .awaitingWelcome, .idle, .hanging: nil
+        }
     }
 
     /// Streams a finished computation's result (or its failure) and returns to idle.

@@ -43,6 +43,38 @@ import Testing
         }
     }
 
+    /// With shared units and no noise, every rank-one unit of every adapter is ± one of the K dictionary units
+    /// (gauge sign on both factors, so the contribution b·aᵀ points the same way up to its magnitude).
+    @Test func sharedUnitsComeFromTheModuleDictionary() throws {
+        let scratch = try ScratchDirectory("pool")
+        let paths = try SyntheticPool(adapterCount: 4, rank: 4, modules: ["q"], dtype: .f32, sharedUnits: 3, noise: 0)
+            .write(to: scratch.path)
+        var directions: [[Float]] = []  // distinct unit A-directions, up to sign
+        var contributionSigns: [Int: Set<Bool>] = [:]
+        for path in paths {
+            let adapter = try PeftAdapter.load(path: path)
+            let module = adapter.modules[0]
+            let (a, b) = try adapter.loadFactors(module)
+            let (r, inFeatures) = (module.rank, module.inFeatures)
+            for j in 0..<r {
+                let row = Array(a[(j * inFeatures)..<((j + 1) * inFeatures)])
+                let norm = row.reduce(0) { $0 + $1 * $1 }.squareRoot()
+                let unit = row.map { $0 / norm }
+                let match = directions.firstIndex { d in abs(zip(d, unit).reduce(0) { $0 + $1.0 * $1.1 }) > 0.999 }
+                let index = match ?? directions.count
+                if match == nil { directions.append(unit) }
+                // Sign of the contribution: b_j · a_j against the first one seen for this direction.
+                let aSign = zip(directions[index], unit).reduce(0) { $0 + $1.0 * $1.1 } > 0
+                let bFirst = b[j]  // row 0 of B [out, r]
+                contributionSigns[index, default: []].insert(aSign == (bFirst > 0))
+            }
+        }
+        #expect(directions.count <= 3)
+        #expect(directions.count >= 2)
+        // Gauge flips never flip the contribution: each direction keeps one contribution sign.
+        #expect(contributionSigns.values.allSatisfy { $0.count == 1 })
+    }
+
     @Test func badOptionsAreRefused() {
         #expect(throws: AdapterIOError.self) { try SyntheticPool(adapterCount: 0, rank: 4) }
         #expect(throws: AdapterIOError.self) { try SyntheticPool(adapterCount: 1, rank: 0) }

@@ -15,7 +15,7 @@ import Testing
         let reference = try LinearAlgebra.svd(dense.map { Float($0) }, rows: rows, cols: cols)
         let p = min(rows, cols, inner)
         #expect(svd.rank == min(k, p))
-        for i in 0..<p { #expect(abs(svd.singularValues[i] - reference.s[i]) <= 1e-4 * reference.s[0]) }
+        for i in 0..<svd.rank { #expect(abs(svd.singularValues[i] - reference.s[i]) <= 1e-4 * reference.s[0]) }
 
         // B'A' equals T_k (dense truncated SVD built from the reference factors, in Double).
         let kept = svd.rank
@@ -66,6 +66,26 @@ import Testing
             let column = (0..<30).map { a.left[$0 * 3 + t] }
             let largest = column.max { abs($0) < abs($1) } ?? 0
             #expect(largest > 0)
+        }
+    }
+}
+
+extension FactoredProductTests {
+    /// Degenerate spectra: all-zero product, and all singular values tied (orthonormal factors).
+    @Test(arguments: [true, false])
+    func degenerateSpectraAreHandled(zero: Bool) throws {
+        let (rows, inner, cols, k) = (9, 4, 7, 2)
+        var x = [Float](repeating: 0, count: rows * inner), y = [Float](repeating: 0, count: inner * cols)
+        if !zero { for t in 0..<inner { x[t * inner + t] = 1; y[t * cols + t] = 1 } }
+        let svd = try FactoredProduct(left: x, right: y, rows: rows, inner: inner, cols: cols).truncatedSVD(rank: k)
+        #expect(svd.rank == k)
+        let approx = TestData.denseProduct(svd.left, svd.right, m: rows, k: k, n: cols)
+        let dense = TestData.denseProduct(x, y, m: rows, k: inner, n: cols)
+        if zero {
+            #expect(approx.allSatisfy { $0 == 0 })
+        } else {
+            #expect(abs(TestData.relativeDifference(approx, dense) - (2.0 / 4.0).squareRoot()) < 1e-5)
+            #expect(svd.singularValues.allSatisfy { abs($0 - 1) < 1e-5 })
         }
     }
 }

@@ -6,7 +6,7 @@ import Testing
     func relativeErrorMatchesDenseComputation(rows: Int, targetRank: Int, cols: Int, rank: Int) throws {
         let tb = TestData.gaussian(rows * targetRank, seed: 1), ta = TestData.gaussian(targetRank * cols, seed: 2)
         let b = TestData.gaussian(rows * rank, seed: 3), a = TestData.gaussian(rank * cols, seed: 4)
-        let comparison = try LowRankError.compare(targetLeft: tb, targetRight: ta, targetRank: targetRank,
+        let comparison = try LowRankError.compare(targetLeftColumns: FactoredProduct.transposed(tb, rows: rows, cols: targetRank), targetRight: ta, targetRank: targetRank,
                                                   approximationLeft: b, approximationRight: a, rank: rank,
                                                   rows: rows, cols: cols, wantSpectrum: true)
         let target = TestData.denseProduct(tb, ta, m: rows, k: targetRank, n: cols)
@@ -26,7 +26,7 @@ import Testing
         let (rows, r, cols) = (300, 12, 200)
         let tb = TestData.gaussian(rows * r, seed: 5), ta = TestData.gaussian(r * cols, seed: 6)
         // Same product, factors rescaled: B·2 and A/2.
-        let comparison = try LowRankError.compare(targetLeft: tb, targetRight: ta, targetRank: r,
+        let comparison = try LowRankError.compare(targetLeftColumns: FactoredProduct.transposed(tb, rows: rows, cols: r), targetRight: ta, targetRank: r,
                                                   approximationLeft: tb.map { $0 * 2 }, approximationRight: ta.map { $0 / 2 },
                                                   rank: r, rows: rows, cols: cols, wantSpectrum: false)
         #expect(comparison.relativeError < 1e-6)

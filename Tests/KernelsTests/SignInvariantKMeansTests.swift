@@ -26,10 +26,10 @@ import Testing
     }
 
     @Test(arguments: [UInt64(1), 2, 3, 4, 5])
-    func objectiveNeverIncreases(seed: UInt64) {
+    func objectiveNeverIncreases(seed: UInt64) throws {
         let (n, d, k) = (300, 24, 9)
         let units = TestData.gaussian(n * d, seed: seed)
-        let result = SignInvariantKMeans.cluster(units: units, count: n, dimension: d, k: k,
+        let result = try SignInvariantKMeans.cluster(units: units, count: n, dimension: d, k: k,
                                                  options: KMeansOptions(iterations: 40, tolerance: 0), seed: seed)
         #expect(result.iterations == 40)
         #expect(result.objectiveHistory.count == 41)
@@ -42,10 +42,10 @@ import Testing
     }
 
     @Test(arguments: [UInt64(7), 8, 9, 10])
-    func recoversWellSeparatedClustersUpToSign(seed: UInt64) {
+    func recoversWellSeparatedClustersUpToSign(seed: UInt64) throws {
         let (k, d) = (5, 40)
         let data = Self.planted(clusters: k, perCluster: 30, dimension: d, noise: 0.05, seed: seed)
-        let result = SignInvariantKMeans.cluster(units: data.units, count: data.labels.count, dimension: d, k: k,
+        let result = try SignInvariantKMeans.cluster(units: data.units, count: data.labels.count, dimension: d, k: k,
                                                  options: KMeansOptions(), seed: seed)
         // A bijection between planted labels and found clusters.
         var map: [Int: Int] = [:]
@@ -64,21 +64,21 @@ import Testing
         }
     }
 
-    @Test func twoRunsAreByteIdentical() {
+    @Test func twoRunsAreByteIdentical() throws {
         let (n, d, k) = (200, 16, 6)
         let units = TestData.gaussian(n * d, seed: 77)
         let options = KMeansOptions(iterations: 25, tolerance: 0)
-        let first = SignInvariantKMeans.cluster(units: units, count: n, dimension: d, k: k, options: options, seed: 5)
-        let second = SignInvariantKMeans.cluster(units: units, count: n, dimension: d, k: k, options: options, seed: 5)
+        let first = try SignInvariantKMeans.cluster(units: units, count: n, dimension: d, k: k, options: options, seed: 5)
+        let second = try SignInvariantKMeans.cluster(units: units, count: n, dimension: d, k: k, options: options, seed: 5)
         #expect(first.centroids.map(\.bitPattern) == second.centroids.map(\.bitPattern))
         #expect(first.assignment == second.assignment)
         #expect(first.objectiveHistory == second.objectiveHistory)
     }
 
     @Test(arguments: [3, 4, 10])
-    func everyUnitIsItsOwnClusterWhenKIsAtLeastN(k: Int) {
+    func everyUnitIsItsOwnClusterWhenKIsAtLeastN(k: Int) throws {
         let units = TestData.gaussian(3 * 5, seed: 1)
-        let result = SignInvariantKMeans.cluster(units: units, count: 3, dimension: 5, k: k,
+        let result = try SignInvariantKMeans.cluster(units: units, count: 3, dimension: 5, k: k,
                                                  options: KMeansOptions(), seed: 1)
         #expect(result.clusterCount == 3)
         #expect(result.centroids == units)

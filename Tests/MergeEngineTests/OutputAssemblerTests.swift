@@ -112,4 +112,18 @@ import Testing
         #expect(decoded.terms.map(\.b) == fromDisk.terms.map(\.b))
         #expect(decoded.terms.map(\.coefficient) == fromDisk.terms.map(\.coefficient))
     }
+
+    /// An existing empty directory is taken over; a file in the way is refused.
+    @Test func emptyDirectoryIsReplacedAndFileIsRefused() throws {
+        let scratch = try EngineScratch("empty")
+        let plan = try Planner.plan(job: .fixtureJob(.cat, adapters: ["b_r4"]))
+        let out = scratch.file("out")
+        try FileManager.default.createDirectory(atPath: out, withIntermediateDirectories: false)
+        try LocalMerge.run(plan: plan, outputDirectory: out)
+        #expect(try FileManager.default.contentsOfDirectory(atPath: out).count == 3)
+        let file = scratch.file("file")
+        try "x".write(toFile: file, atomically: true, encoding: .utf8)
+        #expect(throws: MergeError.self) { try LocalMerge.run(plan: plan, outputDirectory: file, overwrite: true) }
+        #expect(try String(contentsOfFile: file, encoding: .utf8) == "x")
+    }
 }

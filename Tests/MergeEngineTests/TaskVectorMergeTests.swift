@@ -131,4 +131,15 @@ import Testing
         #expect(abs(measured - (result.stats.truncationError ?? -1)) < 1e-5)
         #expect(measured > 0)
     }
+
+    /// Without pruning, the summing methods reproduce T exactly at full rank, and the report's error says so.
+    @Test(arguments: [MergeMethodName.magnitudePrune, .dareLinear])
+    func densityOneAtFullRankIsTheExactSum(method: MergeMethodName) throws {
+        let input = Self.input()
+        var spec = MergeSpec(method: method, rank: Self.inFeatures)
+        spec.prune.density = 1
+        let result = try ModuleMerger.merge(input, spec: spec, seed: 3)
+        #expect(Dense.relativeError(Dense.product(result), Dense.target(input)) < 1e-5)
+        #expect(result.stats.relativeError < 1e-5)
+    }
 }

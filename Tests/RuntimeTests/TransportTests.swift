@@ -34,6 +34,19 @@ struct TransportTests {
         #expect(try WireCodec.decode(reply[0]).message == .heartbeat(sequence: 7))
     }
 
+    @Test("a message with too many frames is drained and cut to a shape no protocol message has")
+    func tooManyFrames() throws {
+        let (_, router, dealer) = try pair(identity: Array("flood".utf8))
+        try dealer.send((0..<40).map { [UInt8($0)] })
+        try dealer.send([[7]])
+        let flood = try #require(try router.receive(timeoutMilliseconds: 5_000))
+        #expect(flood.count == 17)
+        #expect(flood.last == [])
+        #expect(RoutedFrames(flood) == nil)
+        let next = try #require(try router.receive(timeoutMilliseconds: 5_000))
+        #expect(next == [Array("flood".utf8), [7]])
+    }
+
     @Test("a ROUTER send to an unknown peer is a typed hostUnreachable error")
     func unknownPeer() throws {
         let (_, router, _) = try pair(identity: Array("known".utf8))
@@ -222,6 +235,7 @@ struct ResultBodyTests {
 
     @Test("wrong lengths and absurd shapes are errors", arguments: [
         (3, 4, 2, 55), (3, 4, 2, 57), (3, 4, 3, 56), (-1, 4, 2, 0), (Int.max, Int.max, 2, 0),
+        (Int.max / 2, Int.max / 2, 1, 0), (Int.max / 8, Int.max / 8, 1, 0),
     ])
     func badLengths(out: Int, inFeatures: Int, rank: Int, byteCount: Int) {
         #expect(throws: WireError.self) {

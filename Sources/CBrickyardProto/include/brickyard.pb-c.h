@@ -154,7 +154,8 @@ struct  Brickyard__V1__InputRef
   uint64_t b_offset;
   uint64_t b_length;
   /*
-   * factors stored transposed (Conv1D-style)
+   * The factors' bytes are stored transposed: A as [in, rank], B as [rank, out]. Set only when the stored
+   * shapes really are transposed (PEFT stores even fan_in_fan_out adapters' factors untransposed).
    */
   protobuf_c_boolean fan_in_fan_out;
 };
@@ -207,7 +208,9 @@ struct  Brickyard__V1__Task
 
 
 /*
- * Coordinator → worker (inline mode): bytes of input `input_index`'s factor (0 = A, 1 = B).
+ * Coordinator → worker (inline mode): bytes of input `input_index`'s factor (0 = A, 1 = B), exactly as stored
+ * in the safetensors file (dtype and layout per the InputRef). Sent right after the Task, for every factor;
+ * the worker starts computing once every factor's chunks 0..total-1 have arrived.
  */
 struct  Brickyard__V1__InputChunk
 {
@@ -231,7 +234,9 @@ struct  Brickyard__V1__InputChunk
 
 /*
  * Worker → coordinator: one piece of a task's result. The concatenated payloads of sequence 0..total-1
- * are the result body (see README: B' then A', float32 little-endian).
+ * are the result body, with no header: B' [out_features, out_rank] then A' [out_rank, in_features], float32
+ * little-endian, row-major (out_rank from TaskDone, features from the Task): 4·out_rank·(out+in) bytes.
+ * Coefficients are folded in (the output adapter's scaling is 1).
  */
 struct  Brickyard__V1__ResultChunk
 {

@@ -2,6 +2,7 @@
 /// folded in. Exact: `B'A' = Σ c_i B_i A_i`, rank Σ r_i.
 enum CatMerge {
     static func merge(_ input: ModuleInput) throws -> ModuleResult {
+        try input.checkShapes()
         let out = input.outFeatures, inFeatures = input.inFeatures, total = input.totalRank
         var b = [Float](repeating: 0, count: out * total)
         var a = [Float](repeating: 0, count: total * inFeatures)

@@ -13,13 +13,13 @@ import Kernels
 enum LegoMerge {
     static func merge(_ input: ModuleInput, rank: Int, options: LegoOptions, seed: UInt64) throws -> ModuleResult {
         guard rank >= 1 else { throw MergeError("module \(input.name): lego needs rank ≥ 1, got \(rank)") }
-        let units = RankOneUnits.extract(terms: try input.factorTerms(), outFeatures: input.outFeatures,
+        let units = try RankOneUnits.extract(terms: try input.factorTerms(), outFeatures: input.outFeatures,
                                          inFeatures: input.inFeatures,
                                          gauge: options.gauge == .raw ? .raw : .balanced)
         guard units.count > 0 else {
             return .zero(for: input, stats: ModuleStats(relativeError: 0, clusterSizes: [], iterations: 0, finalDistance: 0))
         }
-        let clustering = SignInvariantKMeans.cluster(
+        let clustering = try SignInvariantKMeans.cluster(
             units: units.vectors, count: units.count, dimension: units.dimension, k: rank,
             options: KMeansOptions(iterations: max(0, options.iterations), tolerance: max(0, options.tolerance)),
             seed: seed)

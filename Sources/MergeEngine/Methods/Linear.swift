@@ -3,6 +3,7 @@
 /// terms); kept for parity with PEFT and LoraHub. Needs every input at the same rank.
 enum LinearMerge {
     static func merge(_ input: ModuleInput) throws -> ModuleResult {
+        try input.checkShapes()
         guard let rank = input.terms.first?.rank else {
             throw MergeError("module \(input.name): no adapter has this module")
         }

@@ -4,7 +4,7 @@ import Kernels
 /// (src/peft/utils/merge_utils.py) on the dense task vectors `τ_i = c_i B_i A_i`, followed by the best rank-k
 /// approximation of the dense result.
 ///
-/// Choices where PEFT is silent or arbitrary (also in the README):
+/// Choices where PEFT is silent or arbitrary (also in docs/merge-engine.md):
 /// - Weights are inside τ_i (METHODS.md): pruning is unaffected by a positive weight, and `majority_sign: total`
 ///   elects the sign of Σ c_i B_i A_i. (PEFT's merge_utils elects on the unweighted tensors and multiplies by the
 ///   weights afterwards; the two agree whenever the weights are equal.)
@@ -15,6 +15,7 @@ import Kernels
 /// - `density ≥ 1` prunes nothing (PEFT's `prune` returns the tensor unchanged).
 enum TaskVectorMerge {
     static func merge(_ input: ModuleInput, method: MergeMethodName, rank: Int, options: PruneOptions, seed: UInt64) throws -> ModuleResult {
+        guard rank >= 1 else { throw MergeError("module \(input.name): output rank must be at least 1, got \(rank)") }
         let dense = try denseResult(input, method: method, options: options, seed: seed)
         let truncated = try DenseTruncation.truncate(dense, rows: input.outFeatures, cols: input.inFeatures, rank: rank, seed: seed)
         return ModuleResult(name: input.name, rank: truncated.rank, outFeatures: input.outFeatures, inFeatures: input.inFeatures,
@@ -29,6 +30,10 @@ enum TaskVectorMerge {
 
     /// The merged dense task vector [out, in], before rank truncation.
     static func denseResult(_ input: ModuleInput, method: MergeMethodName, options: PruneOptions, seed: UInt64) throws -> [Float] {
+        try input.checkShapes()
+        guard options.density > 0, options.density <= 1 else {
+            throw MergeError("module \(input.name): density must be in (0, 1], got \(options.density)")
+        }
         let rows = input.outFeatures, cols = input.inFeatures
         let terms = input.terms.map { LowRankTerm(coefficient: Float($0.coefficient), rank: $0.rank, b: $0.b, a: $0.a) }
         let step = TaskVectors.blockRows(rows: rows, cols: cols, copies: max(terms.count, 1))
@@ -60,38 +65,51 @@ enum TaskVectorMerge {
     }
 
     /// Sums the pruned blocks entry by entry in term order, or (TIES) keeps only entries agreeing with the elected
-    /// sign and divides by how many agree (at least 1), as PEFT's `disjoint_merge`.
+    /// sign and divides by how many agree (at least 1), as PEFT's `disjoint_merge`. Loops run term by term over
+    /// contiguous entries without branches so they vectorise; each entry still sums its terms in term order.
     private static func combine(blocks: UnsafeMutablePointer<Float>, stride: Int, terms: Int, count: Int,
                                 election: PruneOptions.MajoritySign?, into target: UnsafeMutablePointer<Float>) {
+        target.update(repeating: 0, count: count)
         guard let election else {
-            for j in 0..<count {
-                var sum: Float = 0
-                for t in 0..<terms { sum += blocks[t * stride + j] }
-                target[j] = sum
+            for t in 0..<terms {
+                let block = blocks + t * stride
+                for j in 0..<count { target[j] += block[j] }
             }
             return
         }
-        for j in 0..<count {
-            var vote: Float = 0
-            for t in 0..<terms {
-                let value = blocks[t * stride + j]
-                vote += election == .total ? value : signum(value)
-            }
-            let majority: Float = vote >= 0 ? 1 : -1
-            var sum: Float = 0, agreeing: Float = 0
-            for t in 0..<terms {
-                let value = blocks[t * stride + j]
-                if signum(value) == majority {
-                    sum += value
-                    agreeing += 1
-                }
-            }
-            target[j] = sum / max(agreeing, 1)
+        let vote = UnsafeMutablePointer<Float>.allocate(capacity: max(count, 1))
+        let agreeing = UnsafeMutablePointer<Float>.allocate(capacity: max(count, 1))
+        defer {
+            vote.deallocate()
+            agreeing.deallocate()
         }
+        vote.update(repeating: 0, count: count)
+        agreeing.update(repeating: 0, count: count)
+        for t in 0..<terms {
+            let block = blocks + t * stride
+            if election == .total {
+                for j in 0..<count { vote[j] += block[j] }
+            } else {
+                for j in 0..<count { vote[j] += signum(block[j]) }
+            }
+        }
+        // The elected sign: +1 where the vote is ≥ 0 (torch.where(sign_magnitude >= 0, 1, -1)).
+        for j in 0..<count { vote[j] = vote[j] >= 0 ? 1 : -1 }
+        for t in 0..<terms {
+            let block = blocks + t * stride
+            for j in 0..<count {
+                let value = block[j]
+                // value · sign > 0 exactly when the value is non-zero and has the elected sign.
+                let agrees = value * vote[j] > 0
+                target[j] += agrees ? value : 0
+                agreeing[j] += agrees ? 1 : 0
+            }
+        }
+        for j in 0..<count { target[j] /= max(agreeing[j], 1) }
     }
 
     @inline(__always)
-    private static func signum(_ value: Float) -> Float { value > 0 ? 1 : (value < 0 ? -1 : 0) }
+    private static func signum(_ value: Float) -> Float { (value > 0 ? 1 : 0) - (value < 0 ? 1 : 0) }
 }
 
 /// How each task vector is sparsified before combining.

@@ -1,0 +1,44 @@
+import ArgumentParser
+import Coordinator
+import Foundation
+import MergeEngine
+
+/// `brickyard coordinator JOB.yaml --bind tcp://0.0.0.0:5555 --out DIR`: serve a job to remote workers.
+struct CoordinatorCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "coordinator",
+        abstract: "Serve a merge job to `brickyard worker` processes and write the merged adapter.",
+        discussion: """
+            Exit codes: 0 done; 1 the job failed (a module exhausted --max-attempts, unreadable input, ...); \
+            65 --checkpoint belongs to a different job; 75 stopped by SIGTERM/SIGINT, rerun the same command \
+            to resume from --checkpoint (Slurm: requeue on 75).
+            """)
+
+    @Argument(help: "The YAML job file.")
+    var job: String
+
+    @Option(name: .long, help: "ZeroMQ endpoint to listen on, e.g. tcp://0.0.0.0:5555 (tcp://127.0.0.1:* picks a port).")
+    var bind: String
+
+    @Option(name: .long, help: "Output directory (adapter_config.json, adapter_model.safetensors, merge-report.json).")
+    var out: String
+
+    @Flag(name: .long, help: "Replace the output directory if it exists and is not empty.")
+    var force = false
+
+    @OptionGroup var runtime: MergeRuntimeOptions
+
+    func run() throws {
+        let logger = runtime.makeLogger(label: "brickyard.coordinator")
+        let stop = StopSignal()
+        stop.install()
+        do {
+            let plan = try Planner.plan(job: try JobSpec.load(path: job))
+            let outcome = try DistributedMerge.run(plan: plan, options: runtime.distributedOptions(out: out, bind: bind, overwrite: force),
+                                                   logger: logger, stop: stop)
+            print("wrote \(out): \(outcome.report.modules.count) modules, \(outcome.resumed) resumed from checkpoint, \(outcome.retries) retries")
+        } catch {
+            throw RuntimeFailure.exit(error)
+        }
+    }
+}

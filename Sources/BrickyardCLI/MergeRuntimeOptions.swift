@@ -1,0 +1,113 @@
+import ArgumentParser
+#if canImport(Glibc)
+import Glibc
+#endif
+import Coordinator
+import Foundation
+import Logging
+import MergeEngine
+import WireProtocol
+
+/// Options shared by `brickyard coordinator` and the distributed path of `brickyard merge`.
+struct MergeRuntimeOptions: ParsableArguments {
+    @Option(name: .long, help: "Checkpoint directory: finished modules are kept there and a rerun resumes (default: a temporary one).")
+    var checkpoint: String?
+
+    @Option(name: .customLong("input-mode"), help: "shared: workers read the input files themselves; inline: the coordinator streams the tensor bytes.")
+    var inputMode: InputModeArgument = .shared
+
+    @Option(name: .customLong("heartbeat-ms"), help: "Heartbeat interval in milliseconds.")
+    var heartbeatMilliseconds = 1000
+
+    @Option(name: .long, help: "Heartbeat intervals a worker may miss before it is declared dead.")
+    var liveness = 3
+
+    @Option(name: .customLong("max-attempts"), help: "Failures or lost workers a module may suffer before the job fails.")
+    var maxAttempts = 3
+
+    @Option(name: .customLong("endpoint-file"), help: .hidden)
+    var endpointFile: String?
+
+    @Option(name: .customLong("result-chunk-bytes"), help: .hidden)
+    var resultChunkBytes = Chunking.defaultChunkBytes
+
+    @Option(name: .customLong("input-chunk-bytes"), help: .hidden)
+    var inputChunkBytes = 1 << 20
+
+    @Option(name: .customLong("log-level"), help: "trace, debug, info, notice, warning, error or critical (default: warning on a terminal, where a progress line is shown; info otherwise).")
+    var logLevel: String?
+
+    /// The chosen level, or the default for where stderr goes.
+    var effectiveLogLevel: Logger.Level {
+        if let logLevel, let level = Logger.Level(rawValue: logLevel) { return level }
+        return isatty(STDERR_FILENO) != 0 ? .warning : .info
+    }
+
+    func validate() throws {
+        guard heartbeatMilliseconds >= 10 else { throw ValidationError("--heartbeat-ms must be at least 10") }
+        guard liveness >= 1 else { throw ValidationError("--liveness must be at least 1") }
+        guard maxAttempts >= 1 else { throw ValidationError("--max-attempts must be at least 1") }
+        guard resultChunkBytes >= 1024, inputChunkBytes >= 1024 else { throw ValidationError("chunk sizes must be at least 1024 bytes") }
+        if let logLevel, Logger.Level(rawValue: logLevel) == nil { throw ValidationError("--log-level \(logLevel) is not a log level") }
+    }
+
+    func coordinatorOptions(bind: String) -> CoordinatorOptions {
+        CoordinatorOptions(bind: bind, inputMode: inputMode.wire,
+                           scheduler: SchedulerConfiguration(maxAttempts: maxAttempts,
+                                                             heartbeatInterval: .milliseconds(heartbeatMilliseconds),
+                                                             liveness: liveness),
+                           resultChunkBytes: resultChunkBytes, inputChunkBytes: inputChunkBytes, endpointFile: endpointFile)
+    }
+
+    func distributedOptions(out: String, bind: String, overwrite: Bool, showProgress: Bool = true) -> DistributedMergeOptions {
+        var coordinator = coordinatorOptions(bind: bind)
+        coordinator.showProgress = showProgress
+        return DistributedMergeOptions(outputDirectory: out, overwrite: overwrite, checkpointDirectory: checkpoint,
+                                       coordinator: coordinator)
+    }
+
+    /// Logs to stderr at the chosen level (called once per process).
+    func makeLogger(label: String) -> Logger {
+        let level = effectiveLogLevel
+        LoggingSystem.bootstrap { name in
+            var handler = StreamLogHandler.standardError(label: name)
+            handler.logLevel = level
+            return handler
+        }
+        var logger = Logger(label: label)
+        logger.logLevel = level
+        return logger
+    }
+}
+
+/// `--input-mode` values.
+enum InputModeArgument: String, ExpressibleByArgument, Sendable {
+    case shared, inline
+
+    var wire: Wire.InputMode { self == .shared ? .shared : .inline }
+}
+
+extension MergeCommand {
+    /// The default path of `brickyard merge`: a private coordinator plus local worker processes.
+    func runDistributed(plan: MergePlan) throws -> MergeReport {
+        let logger = runtime.makeLogger(label: "brickyard.merge")
+        let stop = StopSignal()
+        stop.install()
+        let count = workers ?? ProcessInfo.processInfo.activeProcessorCount
+        guard count >= 1, threads >= 1 else { throw ValidationError("--workers and --threads must be at least 1") }
+        let outcome = try LocalDistributedMerge.run(
+            plan: plan, options: runtime.distributedOptions(out: out, bind: "", overwrite: force, showProgress: !quiet),
+            workers: count,
+            threadsPerWorker: threads, extraWorkerArguments: ["--log-level", runtime.effectiveLogLevel.rawValue] + workerArguments,
+            logger: logger, stop: stop)
+        return outcome.report
+    }
+}
+
+/// Maps a runtime error to its documented exit code after printing it on one line.
+enum RuntimeFailure {
+    static func exit(_ error: any Error) -> ExitCode {
+        FileHandle.standardError.write(Data("brickyard: \(error)\n".utf8))
+        return ExitCode(RuntimeExitCode.code(for: error))
+    }
+}

@@ -1,0 +1,396 @@
+import AdapterIO
+import Foundation
+import Logging
+import MergeEngine
+import WireProtocol
+
+/// What a finished serve loop reports: how many tasks came from the checkpoint and how many were retried.
+public struct ServeSummary: Sendable {
+    public var resumed: Int
+    public var computed: Int
+    public var retries: Int
+    /// Tasks handed out (including retries) and the bytes of their Task and InputChunk messages.
+    public var tasksSent: Int
+    public var taskBytesSent: Int
+    /// Result bytes accepted into the checkpoint.
+    public var resultBytesReceived: Int
+}
+
+/// The coordinator's network side for one job: binds a ROUTER socket, admits workers (hello → welcome or
+/// reject), hands out tasks per the `Scheduler`, streams inline inputs, reassembles and verifies results,
+/// checkpoints each finished task and keeps heartbeats flowing. Every malformed or unexpected message is logged
+/// with the peer and dropped; only the job's own end (done, failed, stopped) ends the loop.
+///
+/// Single-threaded: the socket and all state belong to the thread that calls `run()`.
+public final class CoordinatorServer {
+    private let plan: MergePlan
+    private let store: CheckpointStore
+    private let options: CoordinatorOptions
+    private let logger: Logger
+    private let stop: StopSignal
+    private let jobID: String
+    private var scheduler: Scheduler
+    private let resumed: Int
+    private var socket: ZMQSocket?
+    /// Result bodies being received, by peer; keyed to one (task, attempt).
+    private var inbound: [PeerID: (taskID: UInt64, attempt: UInt32, chunks: ChunkReassembler)] = [:]
+    private var lastSent: [PeerID: ContinuousClock.Instant] = [:]
+    private var heartbeatSequence: UInt64 = 0
+    private var tasksSent = 0
+    private var taskBytesSent = 0
+    private var resultBytesReceived = 0
+    private var progress: ProgressReporter
+    /// The real endpoint after binding (port resolved).
+    public private(set) var boundEndpoint: String?
+    /// Headers of every finished task (resumed or computed), by plan index: the report is built from them.
+    public private(set) var finishedHeaders: [Int: CheckpointRecordHeader]
+    /// Called on every loop iteration (the merge command supervises its local workers here).
+    public var onTick: (() -> Void)?
+    /// Called once the socket is bound, with the real endpoint (the merge command starts its workers here).
+    public var onListening: ((String) throws -> Void)?
+
+    public init(plan: MergePlan, store: CheckpointStore, options: CoordinatorOptions, jobID: String,
+                logger: Logger, stop: StopSignal) throws {
+        self.plan = plan
+        self.store = store
+        self.options = options
+        self.logger = logger
+        self.stop = stop
+        self.jobID = jobID
+        // Build every task once up front: a plan the protocol cannot express fails before anything listens.
+        for (index, module) in plan.modules.enumerated() {
+            do {
+                _ = try Wire.Task(module: module, spec: plan.spec, jobID: jobID, taskID: UInt64(index), attempt: 1,
+                                  inputMode: options.inputMode, resultChunkBytes: options.resultChunkBytes)
+            } catch {
+                throw CoordinatorError(.unsupportedPlan, "module \(module.name): cannot be sent to workers: \(error)")
+            }
+        }
+        let keys = plan.modules.map { TaskKey(module: $0.name) }
+        let finished = store.resume(tasks: plan.modules.map { (TaskKey(module: $0.name), $0.outFeatures, $0.inFeatures) })
+        resumed = finished.count
+        finishedHeaders = finished
+        scheduler = Scheduler(tasks: keys, finished: Set(finished.keys), configuration: options.scheduler)
+        progress = ProgressReporter(total: keys.count, resumed: finished.count, logger: logger,
+                                    interactive: options.showProgress && isatty(STDERR_FILENO) != 0)
+        if resumed > 0 { logger.info("resuming from checkpoint", metadata: ["resumed": "\(resumed)", "total": "\(keys.count)"]) }
+    }
+
+    /// Serves until every task is done (returns), a task exhausts its attempts (throws `.taskFailed`) or a stop
+    /// signal arrives (throws `.interrupted`). Workers get a Disconnect in every case.
+    public func run() throws -> ServeSummary {
+        let context = try ZMQContext()
+        let socket = try ZMQSocket.router(context: context)
+        self.socket = socket
+        defer {
+            socket.close()
+            self.socket = nil
+        }
+        // A send blocked on a full pipe to a stuck peer must not stall the loop (and every other worker's
+        // heartbeats) for longer than one interval; such a peer is treated as lost.
+        try socket.setSendTimeout(milliseconds: Int32(clamping: max(100, options.scheduler.heartbeatInterval.wholeMilliseconds)))
+        do {
+            try socket.bind(options.bind)
+        } catch {
+            throw CoordinatorError(.transport, "cannot bind \(options.bind): \(error)")
+        }
+        let endpoint = (try? socket.lastEndpoint()) ?? options.bind
+        boundEndpoint = endpoint
+        logger.info("coordinator listening", metadata: ["endpoint": "\(endpoint)", "job.id": "\(jobID)",
+                                                      "modules": "\(plan.modules.count)", "resumed": "\(resumed)"])
+        if let file = options.endpointFile { try AtomicFile.write(Array((endpoint + "\n").utf8), to: file) }
+        try onListening?(endpoint)
+
+        let pollMilliseconds = max(10, min(100, options.scheduler.heartbeatInterval.wholeMilliseconds / 4))
+        while !scheduler.isFinished {
+            if stop.isSet {
+                // Stop handing out work; finished modules are already checkpointed. Running tasks are abandoned
+                // rather than awaited, so a scheduler's grace period is never overrun.
+                scheduler.drain()
+                break
+            }
+            if try ZMQPoll.readable([socket], timeoutMilliseconds: pollMilliseconds).first == true {
+                // Bounded batch so heartbeats and dispatch are not starved by a flood.
+                for _ in 0..<256 {
+                    guard let frames = try socket.receive(dontWait: true) else { break }
+                    handle(frames: frames, now: .now)
+                }
+            }
+            let now = ContinuousClock.now
+            for peer in scheduler.expireWorkers(now: now) {
+                logger.warning("worker missed its heartbeats; task requeued", metadata: ["peer": "\(peer)"])
+                forget(peer)
+            }
+            for assignment in scheduler.dispatch() { send(assignment) }
+            sendHeartbeats(now: now)
+            onTick?()
+            progress.update(done: scheduler.doneCount, workers: scheduler.aliveWorkers, retries: scheduler.retries)
+        }
+        progress.finish()
+
+        if let failure = scheduler.failure {
+            disconnectAll(reason: "job failed")
+            throw failure
+        } else if !scheduler.isComplete {
+            let name = stop.signalNumber.map { $0 == SIGINT ? "SIGINT" : $0 == SIGTERM ? "SIGTERM" : "signal \($0)" } ?? "stop"
+            disconnectAll(reason: "coordinator stopping (\(name))")
+            throw CoordinatorError(.interrupted,
+                "stopped by \(name) with \(scheduler.doneCount) of \(scheduler.tasks.count) modules done and checkpointed in \(store.directory)")
+        }
+        disconnectAll(reason: "job done")
+        logger.info("transfer totals", metadata: [
+            "tasks.sent": "\(tasksSent)", "task.bytes.sent": "\(taskBytesSent)",
+            "bytes.per.task": "\(tasksSent == 0 ? 0 : taskBytesSent / tasksSent)",
+            "result.bytes.received": "\(resultBytesReceived)", "input.mode": "\(options.inputMode)"])
+        return ServeSummary(resumed: resumed, computed: scheduler.tasks.count - resumed, retries: scheduler.retries,
+                            tasksSent: tasksSent, taskBytesSent: taskBytesSent, resultBytesReceived: resultBytesReceived)
+    }
+
+    // MARK: receiving
+
+    private func handle(frames: [[UInt8]], now: ContinuousClock.Instant) {
+        guard frames.count == 2 else {
+            logger.warning("dropped message with unexpected frame count", metadata: [
+                "peer": "\(frames.first.map { PeerID($0) }.map { "\($0)" } ?? "?")", "frames": "\(frames.count)"])
+            return
+        }
+        let peer = PeerID(frames[0])
+        let decoded: (version: UInt32, message: WireMessage)
+        do {
+            decoded = try WireCodec.decode(frames[1])
+        } catch {
+            logger.warning("dropped malformed message", metadata: ["peer": "\(peer)", "error": "\(error)"])
+            return
+        }
+        guard decoded.version == Wire.protocolVersion else {
+            logger.warning("rejected peer with wrong protocol version", metadata: [
+                "peer": "\(peer)", "version": "\(decoded.version)", "expected": "\(Wire.protocolVersion)"])
+            if case .hello = decoded.message {
+                sendRaw(.reject(reason: "protocol version \(decoded.version) is not supported; this coordinator speaks \(Wire.protocolVersion)"), to: peer)
+            }
+            return
+        }
+        if case .hello(let hello) = decoded.message {
+            admit(hello, peer: peer, now: now)
+            return
+        }
+        guard scheduler.heard(from: peer, now: now) else {
+            logger.warning("dropped message from unknown peer", metadata: ["peer": "\(peer)", "message": "\(Self.kind(decoded.message))"])
+            return
+        }
+        switch decoded.message {
+        case .heartbeat:
+            break
+        case .resultChunk(let chunk):
+            receive(chunk, from: peer)
+        case .taskDone(let done):
+            finish(done, from: peer)
+        case .taskFailed(let failed):
+            inbound[peer] = nil
+            let outcome = scheduler.fail(peer: peer, taskID: failed.taskID, attempt: failed.attempt, error: failed.error,
+                                         retryable: failed.retryable)
+            logger.warning("worker reported task failure", metadata: [
+                "peer": "\(peer)", "task.id": "\(failed.taskID)", "attempt": "\(failed.attempt)",
+                "module": "\(moduleName(failed.taskID))", "error": "\(failed.error)", "outcome": "\(outcome)"])
+        case .disconnect(let reason):
+            logger.info("worker left", metadata: ["peer": "\(peer)", "reason": "\(reason)"])
+            scheduler.removeWorker(peer, countsAgainstTask: false)
+            forget(peer)
+        case .hello, .welcome, .reject, .task, .inputChunk:
+            logger.warning("dropped message a worker must not send", metadata: ["peer": "\(peer)", "message": "\(Self.kind(decoded.message))"])
+        }
+    }
+
+    private func admit(_ hello: Wire.Hello, peer: PeerID, now: ContinuousClock.Instant) {
+        guard hello.version == BrickyardVersion.string else {
+            logger.warning("rejected worker with a different tool version", metadata: [
+                "peer": "\(peer)", "worker.version": "\(hello.version)", "expected": "\(BrickyardVersion.string)"])
+            sendRaw(.reject(reason: "worker version \(hello.version) differs from coordinator version \(BrickyardVersion.string)"), to: peer)
+            return
+        }
+        if scheduler.isKnown(peer) {
+            logger.warning("worker said hello again; its running task is requeued", metadata: ["peer": "\(peer)"])
+            forget(peer)
+        }
+        scheduler.join(peer: peer, workerID: hello.workerID, now: now)
+        logger.info("worker joined", metadata: [
+            "peer": "\(peer)", "worker.id": "\(hello.workerID)", "host": "\(hello.hostname)", "pid": "\(hello.pid)",
+            "blas.threads": "\(hello.blasThreads)"])
+        send(.welcome(Wire.Welcome(jobID: jobID,
+                                   heartbeatIntervalMilliseconds: UInt32(clamping: options.scheduler.heartbeatInterval.wholeMilliseconds),
+                                   heartbeatLiveness: UInt32(clamping: options.scheduler.liveness))), to: peer)
+    }
+
+    private func receive(_ chunk: Wire.ResultChunk, from peer: PeerID) {
+        guard case .accepted(let index) = scheduler.holds(peer: peer, taskID: chunk.taskID, attempt: chunk.attempt) else {
+            logger.warning("dropped result chunk for a task the peer does not hold", metadata: [
+                "peer": "\(peer)", "task.id": "\(chunk.taskID)", "attempt": "\(chunk.attempt)"])
+            return
+        }
+        if let current = inbound[peer], current.taskID != chunk.taskID || current.attempt != chunk.attempt { inbound[peer] = nil }
+        let module = plan.modules[index]
+        var entry = inbound[peer] ?? (chunk.taskID, chunk.attempt, ChunkReassembler(maxTotalBytes: maxResultBytes(module)))
+        do {
+            _ = try entry.chunks.add(chunk)
+            inbound[peer] = entry
+        } catch {
+            inbound[peer] = nil
+            rejectResult(peer: peer, taskID: chunk.taskID, attempt: chunk.attempt, reason: "bad result chunk: \(error)")
+        }
+    }
+
+    private func finish(_ done: Wire.TaskDone, from peer: PeerID) {
+        guard case .accepted(let index) = scheduler.holds(peer: peer, taskID: done.taskID, attempt: done.attempt) else {
+            logger.warning("dropped result for a task the peer does not hold", metadata: [
+                "peer": "\(peer)", "task.id": "\(done.taskID)", "attempt": "\(done.attempt)"])
+            return
+        }
+        let entry = inbound.removeValue(forKey: peer)
+        let module = plan.modules[index]
+        do {
+            guard let entry, entry.taskID == done.taskID, entry.attempt == done.attempt else {
+                throw CoordinatorError(.badResult, "task done without result chunks")
+            }
+            let body = try entry.chunks.assembled(expectedBytes: done.resultBytes, expectedCRC32C: done.resultCRC32C)
+            let rank = Int(done.outRank)
+            let header = CheckpointRecordHeader(
+                module: module.name, block: 0, rank: rank, outFeatures: module.outFeatures, inFeatures: module.inFeatures,
+                bodyBytes: body.count, stats: try CanonicalJSON.decode(ModuleStats.self, Array(done.statsJSON.utf8)),
+                workerID: scheduler.workerID(of: peer) ?? "\(peer)", attempts: Int(done.attempt), seconds: done.seconds)
+            guard rank > 0, body.count == header.expectedBodyBytes else {
+                throw CoordinatorError(.badResult,
+                    "result is \(body.count) bytes but rank \(rank) of [\(module.outFeatures), \(module.inFeatures)] needs \(header.expectedBodyBytes)")
+            }
+            try store.write(CheckpointRecord(header: header, body: body), index: index)
+            finishedHeaders[index] = header
+            resultBytesReceived += body.count
+        } catch let error as CoordinatorError where error.code == .io {
+            // Cannot checkpoint: retrying elsewhere will not help; fail the job with the reason.
+            _ = scheduler.fail(peer: peer, taskID: done.taskID, attempt: done.attempt, error: "\(error)", retryable: false)
+            return
+        } catch {
+            rejectResult(peer: peer, taskID: done.taskID, attempt: done.attempt, reason: "\(error)")
+            return
+        }
+        _ = scheduler.complete(peer: peer, taskID: done.taskID, attempt: done.attempt)
+        progress.update(done: scheduler.doneCount, workers: scheduler.aliveWorkers, retries: scheduler.retries,
+                        finishedModule: module.name, force: true)
+    }
+
+    private func rejectResult(peer: PeerID, taskID: UInt64, attempt: UInt32, reason: String) {
+        logger.warning("result rejected; task will be retried", metadata: [
+            "peer": "\(peer)", "task.id": "\(taskID)", "attempt": "\(attempt)", "module": "\(moduleName(taskID))",
+            "error": "\(reason)"])
+        _ = scheduler.fail(peer: peer, taskID: taskID, attempt: attempt, error: reason, retryable: true)
+    }
+
+    /// Generous bound on a result body: the output rank cannot exceed the inputs' total rank nor min(out, in)·2.
+    private func maxResultBytes(_ module: ModulePlan) -> Int {
+        let totalRank = module.sources.reduce(0) { $0 + $1.module.rank }
+        let rank = max(totalRank, plan.spec.rank, 1)
+        return 4 * rank * (module.outFeatures + module.inFeatures) + 4096
+    }
+
+    // MARK: sending
+
+    private func send(_ assignment: Assignment) {
+        let module = plan.modules[assignment.taskIndex]
+        let task: Wire.Task
+        do {
+            task = try Wire.Task(module: module, spec: plan.spec, jobID: jobID, taskID: assignment.taskID,
+                                 attempt: assignment.attempt, inputMode: options.inputMode,
+                                 resultChunkBytes: options.resultChunkBytes)
+        } catch {
+            _ = scheduler.fail(peer: assignment.peer, taskID: assignment.taskID, attempt: assignment.attempt,
+                               error: "\(error)", retryable: false)
+            return
+        }
+        logger.debug("task sent", metadata: ["peer": "\(assignment.peer)", "task.id": "\(assignment.taskID)",
+                                            "attempt": "\(assignment.attempt)", "module": "\(module.name)"])
+        tasksSent += 1
+        guard send(.task(task), to: assignment.peer) else { return }
+        guard options.inputMode == .inline else { return }
+        for (inputIndex, source) in module.sources.enumerated() {
+            let factors: [(factor: UInt32, bytes: [UInt8])]
+            do {
+                factors = try FactorReader.factors(of: source.module)
+            } catch {
+                _ = scheduler.fail(peer: assignment.peer, taskID: assignment.taskID, attempt: assignment.attempt,
+                                   error: "\(error)", retryable: false)
+                return
+            }
+            for (factor, bytes) in factors {
+                let chunks = Chunking.inputChunks(of: bytes, taskID: assignment.taskID, attempt: assignment.attempt,
+                                                  inputIndex: UInt32(inputIndex), factor: factor,
+                                                  maxChunkBytes: options.inputChunkBytes)
+                for chunk in chunks {
+                    guard send(.inputChunk(chunk), to: assignment.peer) else { return }
+                }
+            }
+        }
+    }
+
+    private func sendHeartbeats(now: ContinuousClock.Instant) {
+        for peer in scheduler.peers where now - (lastSent[peer] ?? now - .seconds(3600)) >= options.scheduler.heartbeatInterval {
+            heartbeatSequence += 1
+            send(.heartbeat(sequence: heartbeatSequence), to: peer)
+        }
+    }
+
+    /// Sends to a known worker; a peer that cannot be reached is treated as lost. Returns false if it was.
+    @discardableResult
+    private func send(_ message: WireMessage, to peer: PeerID) -> Bool {
+        do {
+            let payload = WireCodec.encode(message)
+            try socket?.send([peer.bytes, payload])
+            lastSent[peer] = .now
+            switch message {
+            case .task, .inputChunk: taskBytesSent += payload.count
+            default: break
+            }
+            return true
+        } catch {
+            logger.warning("worker unreachable; task requeued", metadata: ["peer": "\(peer)", "error": "\(error)"])
+            scheduler.removeWorker(peer, countsAgainstTask: true)
+            forget(peer)
+            return false
+        }
+    }
+
+    /// Sends to a peer that is not (or no longer) a worker: failures only matter to the log.
+    private func sendRaw(_ message: WireMessage, to peer: PeerID) {
+        do {
+            try socket?.send([peer.bytes, WireCodec.encode(message)], dontWait: true)
+        } catch {
+            logger.debug("could not answer peer", metadata: ["peer": "\(peer)", "error": "\(error)"])
+        }
+    }
+
+    private func disconnectAll(reason: String) {
+        for peer in scheduler.peers { sendRaw(.disconnect(reason: reason), to: peer) }
+    }
+
+    private func forget(_ peer: PeerID) {
+        inbound[peer] = nil
+        lastSent[peer] = nil
+    }
+
+    private func moduleName(_ taskID: UInt64) -> String {
+        taskID < UInt64(plan.modules.count) ? plan.modules[Int(taskID)].name : "?"
+    }
+
+    private static func kind(_ message: WireMessage) -> String {
+        switch message {
+        case .hello: "hello"
+        case .welcome: "welcome"
+        case .reject: "reject"
+        case .heartbeat: "heartbeat"
+        case .task: "task"
+        case .inputChunk: "input_chunk"
+        case .resultChunk: "result_chunk"
+        case .taskDone: "task_done"
+        case .taskFailed: "task_failed"
+        case .disconnect: "disconnect"
+        }
+    }
+}

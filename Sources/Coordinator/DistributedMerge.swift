@@ -1,0 +1,100 @@
+import AdapterIO
+import Foundation
+import Logging
+import MergeEngine
+import WireProtocol
+
+/// What a distributed run needs besides the plan.
+public struct DistributedMergeOptions: Sendable {
+    public var outputDirectory: String
+    public var overwrite: Bool
+    /// nil: a temporary checkpoint, removed when the run ends.
+    public var checkpointDirectory: String?
+    public var coordinator: CoordinatorOptions
+
+    public init(outputDirectory: String, overwrite: Bool = false, checkpointDirectory: String? = nil, coordinator: CoordinatorOptions) {
+        self.outputDirectory = outputDirectory
+        self.overwrite = overwrite
+        self.checkpointDirectory = checkpointDirectory
+        self.coordinator = coordinator
+    }
+}
+
+/// The result of a distributed run: the report written, plus the runtime figures the CLI prints.
+public struct DistributedMergeOutcome: Sendable {
+    public var report: MergeReport
+    public var resumed: Int
+    public var retries: Int
+}
+
+/// A whole job on the distributed runtime: checkpoint (adopt or create), serve tasks to workers until every
+/// module is checkpointed, then assemble the output adapter from the checkpoint records, one record at a time.
+public enum DistributedMerge {
+    /// `listening` runs once the coordinator's socket is bound; `tick` on every loop iteration (local worker
+    /// supervision).
+    public static func run(plan: MergePlan, options: DistributedMergeOptions, logger: Logger, stop: StopSignal,
+                           listening: ((String) throws -> Void)? = nil, tick: (() -> Void)? = nil) throws -> DistributedMergeOutcome {
+        try OutputAssembler.checkDestination(options.outputDirectory, overwrite: options.overwrite)
+        let started = Date()
+        let jobHash = try JobFingerprint.compute(plan: plan)
+        let temporary = options.checkpointDirectory == nil
+        let directory = options.checkpointDirectory
+            ?? NSTemporaryDirectory() + "brickyard-checkpoint-\(getpid())-\(UUID().uuidString.prefix(8))"
+        let store = try CheckpointStore(directory: directory, jobHash: jobHash, taskCount: plan.modules.count, logger: logger)
+        defer { if temporary { store.removeAll() } }
+
+        let server = try CoordinatorServer(plan: plan, store: store, options: options.coordinator,
+                                           jobID: String(jobHash.prefix(16)), logger: logger, stop: stop)
+        server.onTick = tick
+        server.onListening = listening
+        let summary: ServeSummary
+        do {
+            summary = try server.run()
+        } catch let error as CoordinatorError where error.code == .interrupted {
+            throw CoordinatorError(.interrupted, error.message + (temporary
+                ? " (temporary checkpoint, removed: pass --checkpoint DIR to be able to resume)"
+                : "; rerun the same command to resume"))
+        }
+        let report = try assemble(plan: plan, store: store, headers: server.finishedHeaders, summary: summary,
+                                  outputDirectory: options.outputDirectory, overwrite: options.overwrite,
+                                  wallSeconds: Date().timeIntervalSince(started))
+        logger.info("merge written", metadata: ["out": "\(options.outputDirectory)", "resumed": "\(summary.resumed)",
+                                                "computed": "\(summary.computed)", "retries": "\(summary.retries)"])
+        return DistributedMergeOutcome(report: report, resumed: summary.resumed, retries: summary.retries)
+    }
+
+    /// Writes the output from the checkpoint: every record is read and verified again as it is streamed to
+    /// the writer, so a record damaged after it was written cannot reach the output.
+    static func assemble(plan: MergePlan, store: CheckpointStore, headers: [Int: CheckpointRecordHeader],
+                         summary: ServeSummary, outputDirectory: String, overwrite: Bool,
+                         wallSeconds: Double) throws -> MergeReport {
+        var entries: [MergeReport.Module] = []
+        var declared: [PeftOutputModule] = []
+        for (index, module) in plan.modules.enumerated() {
+            guard let header = headers[index] else {
+                throw CoordinatorError(.corruptRecord, "\(store.directory): no checkpoint record for module \(module.name)")
+            }
+            let shapeOnly = ModuleResult(name: module.name, rank: header.rank, outFeatures: module.outFeatures,
+                                         inFeatures: module.inFeatures, b: [], a: [], stats: header.stats)
+            entries.append(MergeReport.Module(plan: module, method: plan.spec.method, result: shapeOnly,
+                                              workerID: header.workerID, attempts: header.attempts, seconds: header.seconds))
+            declared.append(PeftOutputModule(name: module.name, rank: header.rank, inFeatures: module.inFeatures,
+                                             outFeatures: module.outFeatures))
+        }
+        var report = MergeReport(plan: plan, modules: entries, wallSeconds: wallSeconds)
+        report.runtime = MergeReport.Runtime(resumedModules: summary.resumed, computedModules: summary.computed,
+                                             retries: summary.retries)
+        try OutputAssembler.assemble(plan: plan, to: outputDirectory, overwrite: overwrite, modules: declared, report: report) { write in
+            for (index, module) in plan.modules.enumerated() {
+                guard let record = try store.read(index: index, key: TaskKey(module: module.name),
+                                                  outFeatures: module.outFeatures, inFeatures: module.inFeatures) else {
+                    throw CoordinatorError(.corruptRecord, "\(store.recordPath(index: index, key: TaskKey(module: module.name))): record vanished before assembly")
+                }
+                try write(try ResultBody.decode(record.body, name: module.name, outFeatures: module.outFeatures,
+                                                inFeatures: module.inFeatures, rank: record.header.rank,
+                                                stats: record.header.stats))
+            }
+        }
+        return report
+    }
+}

@@ -1,0 +1,98 @@
+import Foundation
+import Logging
+
+/// The worker processes `brickyard merge` runs on this machine: N copies of this executable running
+/// `worker --connect ENDPOINT`, each with one BLAS thread per `--threads`. A worker that dies is respawned
+/// (up to a bound), so a local merge finishes even if a worker crashes; the coordinator requeues its task.
+public final class LocalWorkerPool {
+    /// Which executable to run, against which endpoint, how many, and how often to replace them.
+    public struct Configuration: Sendable {
+        public var executable: String
+        public var endpoint: String
+        public var count: Int
+        public var threadsPerWorker: Int
+        /// Total respawns allowed over the job (beyond the initial `count` starts).
+        public var maxRespawns: Int
+        /// Extra arguments for every worker (hidden test options).
+        public var extraArguments: [String]
+
+        public init(executable: String, endpoint: String, count: Int, threadsPerWorker: Int = 1,
+                    maxRespawns: Int? = nil, extraArguments: [String] = []) {
+            self.executable = executable
+            self.endpoint = endpoint
+            self.count = max(1, count)
+            self.threadsPerWorker = max(1, threadsPerWorker)
+            self.maxRespawns = maxRespawns ?? 2 * max(1, count)
+            self.extraArguments = extraArguments
+        }
+    }
+
+    public let configuration: Configuration
+    private let logger: Logger
+    private var processes: [Process] = []
+    private var respawns = 0
+    private var started = 0
+
+    public init(configuration: Configuration, logger: Logger) {
+        self.configuration = configuration
+        self.logger = logger
+    }
+
+    /// The running executable's path (`/proc/self/exe`), so workers run exactly the same build.
+    public static func currentExecutable() -> String {
+        (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
+    }
+
+    public func start() throws {
+        for _ in 0..<configuration.count { processes.append(try spawn()) }
+    }
+
+    /// Replaces workers that exited, within the respawn budget. Called from the coordinator's loop.
+    public func superviseTick() {
+        for index in processes.indices where !processes[index].isRunning {
+            let old = processes[index]
+            guard respawns < configuration.maxRespawns else { continue }
+            respawns += 1
+            logger.warning("local worker exited; starting a replacement", metadata: [
+                "pid": "\(old.processIdentifier)", "status": "\(old.terminationStatus)", "respawns": "\(respawns)"])
+            do {
+                processes[index] = try spawn()
+            } catch {
+                logger.error("cannot start a replacement worker", metadata: ["error": "\(error)"])
+            }
+        }
+    }
+
+    /// Pids of the current worker processes (tests kill them).
+    public var processIdentifiers: [Int32] { processes.map(\.processIdentifier) }
+
+    /// Asks every worker to stop (SIGTERM), waits up to `grace`, then SIGKILLs the rest.
+    public func stopAll(grace: Duration = .seconds(2)) {
+        for process in processes where process.isRunning { process.terminate() }
+        let deadline = ContinuousClock.now + grace
+        while processes.contains(where: \.isRunning) && ContinuousClock.now < deadline {
+            Thread.sleep(forTimeInterval: 0.02)
+        }
+        for process in processes where process.isRunning { kill(process.processIdentifier, SIGKILL) }
+        for process in processes { process.waitUntilExit() }
+        processes = []
+    }
+
+    private func spawn() throws -> Process {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: configuration.executable)
+        started += 1
+        // A bounded reconnect budget: if this process dies without stopping them, orphaned workers give up.
+        process.arguments = ["worker", "--connect", configuration.endpoint, "--threads", "\(configuration.threadsPerWorker)",
+                             "--id", "local-\(started)", "--max-failed-connections", "5"] + configuration.extraArguments
+        var environment = ProcessInfo.processInfo.environment
+        environment["OPENBLAS_NUM_THREADS"] = "\(configuration.threadsPerWorker)"
+        process.environment = environment
+        do {
+            try process.run()
+        } catch {
+            throw CoordinatorError(.io, "\(configuration.executable): cannot start worker: \(error.localizedDescription)")
+        }
+        return process
+    }
+}

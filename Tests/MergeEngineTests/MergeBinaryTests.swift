@@ -1,0 +1,66 @@
+import Foundation
+import Testing
+
+/// Runs the built `brickyard merge` as a user would: exit status, streams, and what is left on disk.
+@Suite struct MergeBinaryTests {
+    static var binary: String? {
+        let candidates = [
+            URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent(),
+            Bundle.main.bundleURL,
+            Bundle.main.bundleURL.deletingLastPathComponent(),
+        ]
+        return candidates.map { $0.appendingPathComponent("brickyard").path }
+            .first { FileManager.default.isExecutableFile(atPath: $0) }
+    }
+
+    static func run(_ arguments: [String]) throws -> (status: Int32, stdout: String, stderr: String) {
+        let path = try #require(binary, "brickyard not built next to the tests (run swift build --build-tests)")
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: path)
+        process.arguments = arguments
+        let out = Pipe(), err = Pipe()
+        process.standardOutput = out
+        process.standardError = err
+        try process.run()
+        let stdoutData = out.fileHandleForReading.readDataToEndOfFile()
+        let stderrData = err.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        #expect(process.terminationReason == .exit)
+        return (process.terminationStatus, String(decoding: stdoutData, as: UTF8.self), String(decoding: stderrData, as: UTF8.self))
+    }
+
+    static func job(_ scratch: EngineScratch, _ body: String) throws -> String {
+        let path = scratch.file("job.yaml")
+        let adapters = "adapters:\n  - path: \(EngineFixtures.adapter("a_r8"))\n  - path: \(EngineFixtures.adapter("b_r4"))\n"
+        try (body + adapters).write(toFile: path, atomically: true, encoding: .utf8)
+        return path
+    }
+
+    @Test func goodJobWritesTheAdapterAndPrintsASummary() throws {
+        let scratch = try EngineScratch("cli-good")
+        let out = scratch.file("merged")
+        let result = try Self.run(["merge", try Self.job(scratch, "method: ties\nrank: 4\n"), "--out", out])
+        #expect(result.status == 0, "\(result.stderr)")
+        #expect(result.stdout.contains("ties") && result.stdout.contains("relative error"))
+        #expect(try FileManager.default.contentsOfDirectory(atPath: out).sorted()
+                == ["adapter_config.json", "adapter_model.safetensors", "merge-report.json"])
+    }
+
+    @Test(arguments: [
+        ("method: ties\nparameters:\n  density: 2\n", "parameters.density"),
+        ("method: lego\nparameters:\n  colour: red\n", "parameters.colour"),
+        ("method: merge_everything\n", "method"),
+    ])
+    func badJobExitsOneWithOneLineAndWritesNothing(body: String, key: String) throws {
+        let scratch = try EngineScratch("cli-bad")
+        let out = scratch.file("merged")
+        let jobPath = try Self.job(scratch, body)
+        let result = try Self.run(["merge", jobPath, "--out", out])
+        #expect(result.status == 1)
+        #expect(result.stdout.isEmpty)
+        #expect(result.stderr.hasPrefix("brickyard: \(jobPath): \(key)"), "\(result.stderr)")
+        #expect(result.stderr.filter { $0 == "\n" }.count == 1)
+        #expect(!FileManager.default.fileExists(atPath: out))
+        #expect(try FileManager.default.contentsOfDirectory(atPath: scratch.path) == ["job.yaml"])
+    }
+}

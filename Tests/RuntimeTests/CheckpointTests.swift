@@ -1,0 +1,135 @@
+import AdapterIO
+import Foundation
+import Logging
+import MergeEngine
+import Testing
+@testable import Coordinator
+
+@Suite struct CheckpointTests {
+    let logger = Logger(label: "test.checkpoint")
+
+    static func record(module: String, rank: Int = 2, out: Int = 3, input: Int = 4) -> CheckpointRecord {
+        let count = 4 * (out * rank + rank * input)
+        let body = (0..<count).map { UInt8(truncatingIfNeeded: $0 &* 31 &+ module.utf8.count) }
+        let header = CheckpointRecordHeader(module: module, block: 0, rank: rank, outFeatures: out, inFeatures: input,
+                                            bodyBytes: count, stats: ModuleStats(relativeError: 0.25), workerID: "w1",
+                                            attempts: 1, seconds: 0.5)
+        return CheckpointRecord(header: header, body: body)
+    }
+
+    @Test(arguments: [
+        ("", "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"),
+        ("abc", "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"),
+        ("abcdbcdecdefdefgefghfghighijhijkijkljklmklmnlmnomnopnopq",
+         "248d6a61d20638b8e5c026930c3e6039a33ce45964ff2167f6ecedd419db06c1"),
+    ])
+    func sha256MatchesStandardVectors(input: String, expected: String) {
+        #expect(SHA256.hex(SHA256.hash(Array(input.utf8))) == expected)
+    }
+
+    @Test func sha256IncrementalEqualsOneShot() {
+        let bytes = (0..<1000).map { UInt8(truncatingIfNeeded: $0 * 7) }
+        var hasher = SHA256()
+        hasher.update(bytes[0..<63]); hasher.update(bytes[63..<130]); hasher.update(bytes[130...])
+        #expect(hasher.finalize() == SHA256.hash(bytes))
+        // A million 'a': the FIPS long-message vector.
+        #expect(SHA256.hex(SHA256.hash(Array(repeating: UInt8(ascii: "a"), count: 1_000_000)))
+                == "cdc76e5c9914fb9281a1c7e284d73e67f1809a48a497200e046d39ccc7112cd0")
+    }
+
+    @Test func recordRoundTrips() throws {
+        let record = Self.record(module: "m.q_proj")
+        let decoded = try CheckpointRecord.decode(try record.encoded(), path: "x")
+        #expect(decoded.header == record.header)
+        #expect(decoded.body == record.body)
+    }
+
+    @Test(arguments: [1, 10, 37, 60])
+    func truncatedOrFlippedRecordIsRejected(cut: Int) throws {
+        let bytes = try Self.record(module: "m").encoded()
+        #expect(throws: CoordinatorError.self) { try CheckpointRecord.decode(Array(bytes.dropLast(cut)), path: "x") }
+        var flipped = bytes
+        flipped[cut] ^= 0x40
+        #expect(throws: CoordinatorError.self) { try CheckpointRecord.decode(flipped, path: "x") }
+    }
+
+    @Test func storeResumesGoodRecordsAndDropsBadOnes() throws {
+        let dir = try TemporaryDirectory("ckpt")
+        defer { dir.remove() }
+        let store = try CheckpointStore(directory: dir.path + "/ck", jobHash: "h1", taskCount: 3, logger: logger)
+        let keys = ["a", "b", "c"].map { TaskKey(module: $0) }
+        try store.write(Self.record(module: "a"), index: 0)
+        try store.write(Self.record(module: "b"), index: 1)
+        try store.write(Self.record(module: "c", out: 5), index: 2)
+        // Truncate b on disk.
+        let bPath = store.recordPath(index: 1, key: keys[1])
+        let bBytes = try #require(FileManager.default.contents(atPath: bPath))
+        try bBytes.prefix(bBytes.count - 9).write(to: URL(fileURLWithPath: bPath))
+
+        let reopened = try CheckpointStore(directory: dir.path + "/ck", jobHash: "h1", taskCount: 3, logger: logger)
+        // c was written with out=5 but the plan says 3: a shape mismatch.
+        let finished = reopened.resume(tasks: keys.map { ($0, 3, 4) })
+        #expect(Set(finished.keys) == [0])
+        #expect(finished[0]?.module == "a")
+        #expect(!FileManager.default.fileExists(atPath: bPath))
+    }
+
+    @Test func recordUnderWrongNameIsRejected() throws {
+        let dir = try TemporaryDirectory("ckpt")
+        defer { dir.remove() }
+        let store = try CheckpointStore(directory: dir.path, jobHash: "h", taskCount: 1, logger: logger)
+        try store.write(Self.record(module: "other"), index: 0)
+        #expect(throws: CoordinatorError.self) {
+            try store.read(index: 0, key: TaskKey(module: "wanted"), outFeatures: 3, inFeatures: 4)
+        }
+    }
+
+    @Test func checkpointOfAnotherJobIsRefused() throws {
+        let dir = try TemporaryDirectory("ckpt")
+        defer { dir.remove() }
+        _ = try CheckpointStore(directory: dir.path, jobHash: "first", taskCount: 1, logger: logger)
+        let error = #expect(throws: CoordinatorError.self) {
+            _ = try CheckpointStore(directory: dir.path, jobHash: "second", taskCount: 1, logger: logger)
+        }
+        #expect(error?.code == .checkpointMismatch)
+        #expect(error?.description.contains("different job") == true)
+        #expect(error?.description.contains("\n") == false)
+    }
+
+    @Test func fingerprintCoversFilesInsideAdapterDirectories() throws {
+        let dir = try TemporaryDirectory("fp-dir")
+        defer { dir.remove() }
+        let adapter = dir.path + "/adapter"
+        try FileManager.default.createDirectory(atPath: adapter, withIntermediateDirectories: true)
+        _ = FileManager.default.createFile(atPath: adapter + "/adapter_model.safetensors", contents: Data([1, 2]))
+        let job = JobSpec(method: .cat, adapters: [AdapterEntry(path: adapter)])
+        let plan = MergePlan(job: job, spec: MergeSpec(method: .cat, rank: 4), modules: [], baseModelNameOrPath: nil,
+                             taskType: nil, targetModules: [])
+        let before = try JobFingerprint.compute(plan: plan)
+        _ = FileManager.default.createFile(atPath: adapter + "/adapter_model.safetensors", contents: Data([1, 2, 3]))
+        #expect(try JobFingerprint.compute(plan: plan) != before)
+        #expect(throws: CoordinatorError.self) {
+            _ = try JobFingerprint.compute(plan: MergePlan(job: JobSpec(method: .cat, adapters: [AdapterEntry(path: dir.path + "/missing")]),
+                                                           spec: plan.spec, modules: [], baseModelNameOrPath: nil,
+                                                           taskType: nil, targetModules: []))
+        }
+    }
+
+    @Test func fingerprintChangesWithSeedSpecAndInputs() throws {
+        let dir = try TemporaryDirectory("fp")
+        defer { dir.remove() }
+        let input = dir.path + "/a.safetensors"
+        _ = FileManager.default.createFile(atPath: input, contents: Data([1, 2, 3]))
+        func plan(seed: UInt64, rank: Int) -> MergePlan {
+            let job = JobSpec(method: .cat, seed: seed, adapters: [AdapterEntry(path: input, rank: 2, alpha: 2)])
+            return MergePlan(job: job, spec: MergeSpec(method: .cat, rank: rank), modules: [], baseModelNameOrPath: nil,
+                             taskType: nil, targetModules: [])
+        }
+        let base = try JobFingerprint.compute(plan: plan(seed: 1, rank: 4))
+        #expect(try JobFingerprint.compute(plan: plan(seed: 1, rank: 4)) == base)
+        #expect(try JobFingerprint.compute(plan: plan(seed: 2, rank: 4)) != base)
+        #expect(try JobFingerprint.compute(plan: plan(seed: 1, rank: 8)) != base)
+        _ = FileManager.default.createFile(atPath: input, contents: Data([1, 2, 3, 4]))
+        #expect(try JobFingerprint.compute(plan: plan(seed: 1, rank: 4)) != base)
+    }
+}

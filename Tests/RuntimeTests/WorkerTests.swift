@@ -1,0 +1,339 @@
+import AdapterIO
+import Foundation
+import Logging
+import MergeEngine
+import Testing
+@testable import WireProtocol
+@testable import Worker
+
+/// Two small synthetic adapters (one F32, one BF16) for one module, written with the safetensors writer into a
+/// per-test directory, and the plan that references them.
+private struct SyntheticModule {
+    static let name = "base_model.model.layers.0.self_attn.q_proj"
+    let directory: String
+    let plan: ModulePlan
+
+    init(outFeatures: Int = 12, inFeatures: Int = 10, ranks: [Int] = [3, 2]) throws {
+        directory = NSTemporaryDirectory() + "brickyard-worker-\(UUID().uuidString)"
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        var sources: [ModuleSource] = []
+        for (index, rank) in ranks.enumerated() {
+            let dtype: DType = index % 2 == 0 ? .f32 : .bf16
+            let path = "\(directory)/adapter\(index).safetensors"
+            let a = (0..<(rank * inFeatures)).map { Float(($0 * 7 + index * 3) % 11) / 8 - 0.5 }
+            let b = (0..<(outFeatures * rank)).map { Float(($0 * 5 + index) % 13) / 16 - 0.375 }
+            try SafetensorsWriter.write(path: path, tensors: [
+                (TensorDeclaration(name: "\(Self.name).lora_A.weight", dtype: dtype, shape: [rank, inFeatures]), a),
+                (TensorDeclaration(name: "\(Self.name).lora_B.weight", dtype: dtype, shape: [outFeatures, rank]), b),
+            ])
+            let file = try SafetensorsFile(path: path)
+            let info = LoraModuleInfo(name: Self.name, rank: rank, alpha: Double(2 * rank), scaling: 2,
+                                      inFeatures: inFeatures, outFeatures: outFeatures,
+                                      a: try file.reference("\(Self.name).lora_A.weight"),
+                                      b: try file.reference("\(Self.name).lora_B.weight"))
+            sources.append(ModuleSource(adapterIndex: index, module: info, coefficient: index == 0 ? 0.75 : -1.5))
+        }
+        plan = ModulePlan(name: Self.name, outFeatures: outFeatures, inFeatures: inFeatures, sources: sources,
+                          seed: ModuleSeed.derive(jobSeed: 7, module: Self.name))
+    }
+
+    func remove() { try? FileManager.default.removeItem(atPath: directory) }
+
+    /// Stored bytes of every factor, as a coordinator sends them inline.
+    func storedFactors() throws -> [(a: [UInt8], b: [UInt8])] {
+        try plan.sources.map { source in
+            let file = try SafetensorsFile(path: source.module.a.path)
+            return (try file.withRawBytes("\(Self.name).lora_A.weight") { Array($0) },
+                    try file.withRawBytes("\(Self.name).lora_B.weight") { Array($0) })
+        }
+    }
+}
+
+/// Runs a `Worker` on its own thread (as the CLI's main thread would) and collects its exit status.
+private final class WorkerThread: @unchecked Sendable {
+    let stop = WorkerStopFlag()
+    private let lock = NSLock()
+    private var status: Int32?
+
+    init(_ configuration: WorkerConfiguration) {
+        let stop = self.stop
+        let thread = Thread { [self] in
+            var logger = Logger(label: "test.worker")
+            logger.logLevel = .critical
+            let status = Worker(configuration: configuration, logger: logger, stopFlag: stop).run()
+            lock.withLock { self.status = status }
+        }
+        thread.start()
+    }
+
+    /// The exit status, waiting up to `seconds`; nil if still running.
+    func exitStatus(within seconds: Double) -> Int32? {
+        let deadline = Date().addingTimeInterval(seconds)
+        while Date() < deadline {
+            if let status = lock.withLock({ status }) { return status }
+            Thread.sleep(forTimeInterval: 0.01)
+        }
+        return lock.withLock { status }
+    }
+}
+
+/// A scripted coordinator: a ROUTER on an ephemeral loopback port that answers the worker's heartbeats while the
+/// test waits for the next interesting message.
+private final class FakeCoordinator {
+    let context: ZMQContext
+    let router: ZMQSocket
+    let endpoint: String
+    private(set) var heartbeatsReceived = 0
+    var answersHeartbeats = true
+
+    init() throws {
+        context = try ZMQContext()
+        router = try ZMQSocket.router(context: context, lingerMilliseconds: 0)
+        try router.bind("tcp://127.0.0.1:*")
+        endpoint = try router.lastEndpoint()
+    }
+
+    /// The next non-heartbeat message, or nil after `seconds`.
+    func next(within seconds: Double = 10) throws -> (peer: [UInt8], message: WireMessage)? {
+        let deadline = Date().addingTimeInterval(seconds)
+        while Date() < deadline {
+            guard let frames = try router.receive(timeoutMilliseconds: 20), let routed = RoutedFrames(frames) else { continue }
+            let message = try WireCodec.decode(routed.payload).message
+            if case .heartbeat(let sequence) = message {
+                heartbeatsReceived += 1
+                if answersHeartbeats { try router.send(.heartbeat(sequence: sequence), to: routed.peer) }
+                continue
+            }
+            return (routed.peer, message)
+        }
+        return nil
+    }
+
+    /// Waits for a Hello and welcomes it; returns the peer identity and the hello.
+    func admit(intervalMilliseconds: UInt32 = 100, liveness: UInt32 = 20) throws -> (peer: [UInt8], hello: Wire.Hello) {
+        let first = try #require(try next())
+        guard case .hello(let hello) = first.message else {
+            Issue.record("expected hello, got \(first.message)")
+            throw WireError(.invalidField, "no hello")
+        }
+        try router.send(.welcome(Wire.Welcome(jobID: "job", heartbeatIntervalMilliseconds: intervalMilliseconds,
+                                              heartbeatLiveness: liveness)), to: first.peer)
+        return (first.peer, hello)
+    }
+
+    /// Collects result chunks until TaskDone or TaskFailed.
+    func collectResult() throws -> (body: [UInt8]?, done: Wire.TaskDone?, failed: Wire.TaskFailed?) {
+        var reassembler = ChunkReassembler(maxTotalBytes: 1 << 24)
+        while let (_, message) = try next() {
+            switch message {
+            case .resultChunk(let chunk): _ = try reassembler.add(chunk)
+            case .taskDone(let done):
+                return (try reassembler.assembled(expectedBytes: done.resultBytes, expectedCRC32C: done.resultCRC32C), done, nil)
+            case .taskFailed(let failed): return (nil, nil, failed)
+            default: Issue.record("unexpected \(message)")
+            }
+        }
+        return (nil, nil, nil)
+    }
+}
+
+private func configuration(_ endpoint: String, faults: WorkerFaults = .none) -> WorkerConfiguration {
+    WorkerConfiguration(endpoint: endpoint, workerID: "test-worker", heartbeatIntervalMilliseconds: 100,
+                        heartbeatLiveness: 20, reconnectInitialDelayMilliseconds: 20, reconnectMaxDelayMilliseconds: 100,
+                        faults: faults)
+}
+
+@Suite("Worker against a scripted coordinator", .serialized)
+struct WorkerTests {
+    @Test("hello → welcome → task → result chunks equal ModuleMerger.merge's output, in both input modes",
+          arguments: [Wire.InputMode.shared, .inline])
+    func computesTask(mode: Wire.InputMode) throws {
+        let module = try SyntheticModule()
+        defer { module.remove() }
+        let spec = MergeSpec(method: .cat, rank: 0)
+        let expected = try ModuleMerger.merge(module.plan.loadInput(), spec: spec, seed: module.plan.seed)
+
+        let coordinator = try FakeCoordinator()
+        let worker = WorkerThread(configuration(coordinator.endpoint))
+        let (peer, hello) = try coordinator.admit()
+        #expect(hello.workerID == "test-worker")
+        #expect(hello.version == BrickyardVersion.string)
+        #expect(hello.pid == UInt32(ProcessInfo.processInfo.processIdentifier))
+
+        // Small chunks so the result spans several.
+        let task = try Wire.Task(module: module.plan, spec: spec, jobID: "job", taskID: 3, attempt: 2, inputMode: mode,
+                                 resultChunkBytes: 64)
+        try coordinator.router.send(.task(task), to: peer)
+        if mode == .inline {
+            for (index, factors) in try module.storedFactors().enumerated() {
+                for (factor, bytes) in [(UInt32(0), factors.a), (1, factors.b)] {
+                    for chunk in Chunking.inputChunks(of: bytes, taskID: 3, attempt: 2, inputIndex: UInt32(index),
+                                                      factor: factor, maxChunkBytes: 16) {
+                        try coordinator.router.send(.inputChunk(chunk), to: peer)
+                    }
+                }
+            }
+        }
+        let (body, done, failed) = try coordinator.collectResult()
+        #expect(failed == nil)
+        let finished = try #require(done)
+        #expect(finished.taskID == 3 && finished.attempt == 2)
+        #expect(Int(finished.outRank) == expected.rank)
+        #expect(try SpecJSONTestSupport.stats(finished.statsJSON) == expected.stats)
+        #expect(try #require(body) == ResultBody.encode(expected))
+
+        try coordinator.router.send(.disconnect(reason: "job done"), to: peer)
+        #expect(worker.exitStatus(within: 10) == WorkerExit.success)
+    }
+
+    @Test("heartbeats keep flowing while a long task computes, and the connection survives it")
+    func heartbeatsWhileComputing() throws {
+        let module = try SyntheticModule()
+        defer { module.remove() }
+        let coordinator = try FakeCoordinator()
+        let worker = WorkerThread(configuration(coordinator.endpoint, faults: WorkerFaults(slowTaskMilliseconds: 800)))
+        let (peer, _) = try coordinator.admit(intervalMilliseconds: 25, liveness: 8)
+        let task = try Wire.Task(module: module.plan, spec: MergeSpec(method: .cat, rank: 0), jobID: "job", taskID: 1,
+                                 attempt: 1, inputMode: .shared)
+        let before = coordinator.heartbeatsReceived
+        try coordinator.router.send(.task(task), to: peer)
+        let (body, done, _) = try coordinator.collectResult()
+        #expect(done != nil && body != nil)
+        // 800 ms at one heartbeat per 25 ms: well over 8 even on a loaded machine; a worker blocked in the
+        // computation would send none, and would have reconnected (a hello here fails collectResult).
+        #expect(coordinator.heartbeatsReceived - before >= 8)
+        worker.stop.request(reason: "test over")
+        #expect(worker.exitStatus(within: 10) == WorkerExit.success)
+    }
+
+    @Test("a reject ends the worker with the rejected status")
+    func rejected() throws {
+        let coordinator = try FakeCoordinator()
+        let worker = WorkerThread(configuration(coordinator.endpoint))
+        let first = try #require(try coordinator.next())
+        guard case .hello = first.message else { Issue.record("expected hello"); return }
+        try coordinator.router.send(.reject(reason: "protocol version 1 is not 2"), to: first.peer)
+        #expect(worker.exitStatus(within: 10) == WorkerExit.rejected)
+    }
+
+    @Test("garbage, wrong-version envelopes and stray input chunks from the coordinator are dropped")
+    func ignoresGarbage() throws {
+        let coordinator = try FakeCoordinator()
+        let worker = WorkerThread(configuration(coordinator.endpoint))
+        let (peer, _) = try coordinator.admit()
+        try coordinator.router.send([peer, [0xFF, 0x00, 0x13]])
+        try coordinator.router.send([peer, WireCodec.encode(.disconnect(reason: "v9"), protocolVersion: 9)])
+        try coordinator.router.send(.inputChunk(Wire.InputChunk(taskID: 99, attempt: 1, inputIndex: 0, factor: 0, sequence: 0,
+                                                                total: 1, payload: [1], crc32c: CRC32C.checksum([1]))), to: peer)
+        // Still alive and heartbeating: nothing but heartbeats arrives, and the worker has not exited.
+        #expect(try coordinator.next(within: 0.5) == nil)
+        #expect(coordinator.heartbeatsReceived > 0)
+        #expect(worker.exitStatus(within: 0) == nil)
+        worker.stop.request(reason: "test over")
+        let goodbye = try #require(try coordinator.next())
+        guard case .disconnect = goodbye.message else { Issue.record("expected disconnect, got \(goodbye.message)"); return }
+        #expect(worker.exitStatus(within: 10) == WorkerExit.success)
+    }
+
+    @Test("a silent coordinator is detected: the worker reconnects with a new identity and says hello again")
+    func reconnectsAfterSilence() throws {
+        let coordinator = try FakeCoordinator()
+        let worker = WorkerThread(configuration(coordinator.endpoint))
+        let (firstPeer, _) = try coordinator.admit(intervalMilliseconds: 50, liveness: 3)
+        coordinator.answersHeartbeats = false
+        let second = try #require(try coordinator.next(within: 10))
+        guard case .hello(let hello) = second.message else { Issue.record("expected hello, got \(second.message)"); return }
+        #expect(hello.workerID == "test-worker")
+        #expect(second.peer != firstPeer)
+        #expect(coordinator.heartbeatsReceived >= 2)
+        worker.stop.request(reason: "test over")
+        #expect(worker.exitStatus(within: 10) == WorkerExit.success)
+    }
+
+    @Test("inconsistent tasks fail without retry; injected failures fail with retry", arguments: [false, true])
+    func failures(injected: Bool) throws {
+        let module = try SyntheticModule()
+        defer { module.remove() }
+        let coordinator = try FakeCoordinator()
+        let worker = WorkerThread(configuration(coordinator.endpoint, faults: WorkerFaults(failTasks: injected)))
+        let (peer, _) = try coordinator.admit()
+        var task = try Wire.Task(module: module.plan, spec: MergeSpec(method: .cat, rank: 0), jobID: "job", taskID: 1,
+                                 attempt: 1, inputMode: .shared)
+        if !injected { task.inputs[1].bLength += 2 }
+        try coordinator.router.send(.task(task), to: peer)
+        let (_, done, failed) = try coordinator.collectResult()
+        #expect(done == nil)
+        let failure = try #require(failed)
+        #expect(failure.retryable == injected)
+        #expect(failure.error.contains(injected ? "injected" : "b_length"))
+        worker.stop.request(reason: "test over")
+        #expect(worker.exitStatus(within: 10) == WorkerExit.success)
+    }
+
+    @Test("a file that vanished after planning is a retryable failure naming the file")
+    func missingFile() throws {
+        let module = try SyntheticModule()
+        let coordinator = try FakeCoordinator()
+        let worker = WorkerThread(configuration(coordinator.endpoint))
+        let (peer, _) = try coordinator.admit()
+        let task = try Wire.Task(module: module.plan, spec: MergeSpec(method: .cat, rank: 0), jobID: "job", taskID: 1,
+                                 attempt: 1, inputMode: .shared)
+        module.remove()
+        try coordinator.router.send(.task(task), to: peer)
+        let failure = try #require(try coordinator.collectResult().failed)
+        #expect(failure.retryable)
+        #expect(failure.error.contains("adapter0.safetensors"))
+        worker.stop.request(reason: "test over")
+        #expect(worker.exitStatus(within: 10) == WorkerExit.success)
+    }
+
+    @Test("test-only hang-after-tasks: the worker stops heartbeating but stays alive")
+    func hangs() throws {
+        let coordinator = try FakeCoordinator()
+        let worker = WorkerThread(configuration(coordinator.endpoint, faults: WorkerFaults(hangAfterTasks: 0)))
+        _ = try coordinator.admit()
+        #expect(try coordinator.next(within: 0.5) == nil)
+        #expect(coordinator.heartbeatsReceived == 0)
+        #expect(worker.exitStatus(within: 0) == nil)
+        worker.stop.request(reason: "test over")
+        #expect(worker.exitStatus(within: 10) == WorkerExit.success)
+    }
+
+    @Test("the worker gives up after maxFailedConnections connections without a welcome")
+    func givesUp() throws {
+        let coordinator = try FakeCoordinator()
+        var settings = configuration(coordinator.endpoint)
+        settings.heartbeatIntervalMilliseconds = 20
+        settings.heartbeatLiveness = 2
+        settings.maxFailedConnections = 2
+        let worker = WorkerThread(settings)
+        var hellos = 0
+        while let received = try coordinator.next(within: 1) {
+            if case .hello = received.message { hellos += 1 }
+        }
+        #expect(hellos == 2)
+        #expect(worker.exitStatus(within: 10) == WorkerExit.coordinatorUnreachable)
+    }
+}
+
+@Suite("Test-only fault specification")
+struct WorkerFaultsTests {
+    @Test("parses the environment syntax")
+    func parses() throws {
+        let faults = try WorkerFaults(specification: "fail-tasks, hang-after-tasks=2,die-in-task,once=/tmp/x,slow-tasks=5")
+        #expect(faults == WorkerFaults(failTasks: true, hangAfterTasks: 2, dieInTask: true, onceMarkerPath: "/tmp/x",
+                                       slowTaskMilliseconds: 5))
+        #expect(try WorkerFaults(specification: "") == .none)
+    }
+
+    @Test("rejects unknown items", arguments: ["explode", "hang-after-tasks", "hang-after-tasks=-1", "once", "slow-tasks=x"])
+    func rejects(specification: String) {
+        #expect(throws: WorkerFaultsError.self) { try WorkerFaults(specification: specification) }
+    }
+}
+
+enum SpecJSONTestSupport {
+    static func stats(_ json: String) throws -> ModuleStats {
+        try JSONDecoder().decode(ModuleStats.self, from: Data(json.utf8))
+    }
+}
