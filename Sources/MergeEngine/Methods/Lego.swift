@@ -21,7 +21,8 @@ enum LegoMerge {
         }
         let clustering = try SignInvariantKMeans.cluster(
             units: units.vectors, count: units.count, dimension: units.dimension, k: rank,
-            options: KMeansOptions(iterations: max(0, options.iterations), tolerance: max(0, options.tolerance)),
+            options: KMeansOptions(iterations: max(0, options.iterations), tolerance: max(0, options.tolerance),
+                                   restarts: max(1, options.restarts)),
             seed: seed)
         let weights: [Double]
         if clustering.clusterCount == units.count {
