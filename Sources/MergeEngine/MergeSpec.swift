@@ -21,7 +21,7 @@ public struct LegoOptions: Sendable, Codable, Equatable {
     /// Seeding + Lloyd runs per module; the lowest final objective wins (scikit-learn's n_init).
     public var restarts: Int = LegoOptions.defaultRestarts
 
-    public static let defaultRestarts = 1
+    public static let defaultRestarts = 3
 
     public init() {}
 }
