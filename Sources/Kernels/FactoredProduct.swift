@@ -136,8 +136,8 @@ public struct FactoredProduct: Sendable {
 
     /// Top `count` singular triplets of a column-major [rows, cols] matrix (destroyed): U column-major
     /// [rows, count], σ descending, Vᵀ column-major [count, cols]. Divide-and-conquer `sgesdd`, truncated:
-    /// `sgesvdx` (top triplets only) was 3× faster on a 1024² core but wrote past its outputs on an all-zero
-    /// matrix and hung once in testing, so the robust driver is used.
+    /// `sgesvdx` (top triplets only) was 3× faster on a 1024² core, but with it the tests corrupted the heap on
+    /// an all-zero core (and one run hung), so the robust driver is used.
     static func topSingularTriplets(_ matrix: inout [Float], rows: Int, cols: Int, count: Int) throws
         -> (u: [Float], s: [Float], vt: [Float]) {
         let p = min(rows, cols)
