@@ -29,8 +29,9 @@ public enum LowRankError {
         case denseBlocks
     }
 
-    /// Spectra of targets with more than this many stacked ranks are skipped (the SVD of the R×R core is O(R³)).
-    public static let spectrumRankLimit = 4096
+    /// Spectra of targets with more than this many stacked ranks are skipped: the SVD of the R×R core is O(R³),
+    /// and at R = 4096 it already cost more than a lego merge of the module.
+    public static let spectrumRankLimit = 2048
 
     /// - Parameters: target B column-major [rows, targetRank] (row-major Bᵀ) and A row-major [targetRank, cols];
     ///   approximation B' [rows, rank] and A' [rank, cols], row-major (as results are stored).
