@@ -107,7 +107,7 @@ struct LloydBench: ParsableCommand {
     }
 }
 
-/// The factored svd route (QR + small SVD) against forming T densely and running LAPACK sgesdd on it.
+/// The factored svd route (two thin QRs + top-k triplets of the small core) against forming T densely and running LAPACK sgesdd on it.
 struct SVDBench: ParsableCommand {
     static let configuration = CommandConfiguration(commandName: "svd")
 

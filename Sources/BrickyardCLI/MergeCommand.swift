@@ -23,7 +23,7 @@ struct MergeCommand: ParsableCommand {
     @Flag(name: .long, help: "Replace the output directory if it exists and is not empty.")
     var force = false
 
-    @Flag(name: .long, help: "Do not show progress.")
+    @Flag(name: .long, help: "Show no progress line and log only warnings and errors.")
     var quiet = false
 
     @Option(name: .long, help: "Local worker processes (default: the number of cores).")

@@ -37,10 +37,10 @@ struct MergeRuntimeOptions: ParsableArguments {
     @Option(name: .customLong("log-level"), help: "trace, debug, info, notice, warning, error or critical (default: warning on a terminal, where a progress line is shown; info otherwise).")
     var logLevel: String?
 
-    /// The chosen level, or the default for where stderr goes.
-    var effectiveLogLevel: Logger.Level {
+    /// The chosen level, or the default for where stderr goes (`quiet`: warnings and errors only).
+    func effectiveLogLevel(quiet: Bool = false) -> Logger.Level {
         if let logLevel, let level = Logger.Level(rawValue: logLevel) { return level }
-        return isatty(STDERR_FILENO) != 0 ? .warning : .info
+        return quiet || isatty(STDERR_FILENO) != 0 ? .warning : .info
     }
 
     func validate() throws {
@@ -67,8 +67,8 @@ struct MergeRuntimeOptions: ParsableArguments {
     }
 
     /// Logs to stderr at the chosen level (called once per process).
-    func makeLogger(label: String) -> Logger {
-        let level = effectiveLogLevel
+    func makeLogger(label: String, quiet: Bool = false) -> Logger {
+        let level = effectiveLogLevel(quiet: quiet)
         LoggingSystem.bootstrap { name in
             var handler = StreamLogHandler.standardError(label: name)
             handler.logLevel = level
@@ -90,7 +90,7 @@ enum InputModeArgument: String, ExpressibleByArgument, Sendable {
 extension MergeCommand {
     /// The default path of `brickyard merge`: a private coordinator plus local worker processes.
     func runDistributed(plan: MergePlan) throws -> MergeReport {
-        let logger = runtime.makeLogger(label: "brickyard.merge")
+        let logger = runtime.makeLogger(label: "brickyard.merge", quiet: quiet)
         let stop = StopSignal()
         stop.install()
         let count = workers ?? ProcessInfo.processInfo.activeProcessorCount
@@ -98,7 +98,7 @@ extension MergeCommand {
         let outcome = try LocalDistributedMerge.run(
             plan: plan, options: runtime.distributedOptions(out: out, bind: "", overwrite: force, showProgress: !quiet),
             workers: count,
-            threadsPerWorker: threads, extraWorkerArguments: ["--log-level", runtime.effectiveLogLevel.rawValue] + workerArguments,
+            threadsPerWorker: threads, extraWorkerArguments: ["--log-level", runtime.effectiveLogLevel(quiet: quiet).rawValue] + workerArguments,
             logger: logger, stop: stop)
         return outcome.report
     }

@@ -48,6 +48,9 @@ public final class CoordinatorServer {
     public var onTick: (() -> Void)?
     /// Called once the socket is bound, with the real endpoint (the merge command starts its workers here).
     public var onListening: ((String) throws -> Void)?
+    /// Called with the worker ID of a worker declared dead for missing its heartbeats (the merge command kills
+    /// and replaces a hung local worker).
+    public var onWorkerLost: ((String) -> Void)?
 
     public init(plan: MergePlan, store: CheckpointStore, options: CoordinatorOptions, jobID: String,
                 logger: Logger, stop: StopSignal) throws {
@@ -89,6 +92,9 @@ public final class CoordinatorServer {
         // A send blocked on a full pipe to a stuck peer must not stall the loop (and every other worker's
         // heartbeats) for longer than one interval; such a peer is treated as lost.
         try socket.setSendTimeout(milliseconds: Int32(clamping: max(100, options.scheduler.heartbeatInterval.wholeMilliseconds)))
+        // No worker message is larger than one result chunk plus its envelope; ZeroMQ drops a peer that sends
+        // more before the bytes are buffered, so a hostile peer cannot make the coordinator allocate gigabytes.
+        try socket.setMaxMessageSize(Int64(options.resultChunkBytes) + 64 * 1024)
         do {
             try socket.bind(options.bind)
         } catch {
@@ -117,9 +123,11 @@ public final class CoordinatorServer {
                 }
             }
             let now = ContinuousClock.now
+            let workerIDs = Dictionary(uniqueKeysWithValues: scheduler.peers.map { ($0, scheduler.workerID(of: $0) ?? "\($0)") })
             for peer in scheduler.expireWorkers(now: now) {
                 logger.warning("worker missed its heartbeats; task requeued", metadata: ["peer": "\(peer)"])
                 forget(peer)
+                if let workerID = workerIDs[peer] { onWorkerLost?(workerID) }
             }
             for assignment in scheduler.dispatch() { send(assignment) }
             sendHeartbeats(now: now)

@@ -30,10 +30,11 @@ public struct DistributedMergeOutcome: Sendable {
 /// A whole job on the distributed runtime: checkpoint (adopt or create), serve tasks to workers until every
 /// module is checkpointed, then assemble the output adapter from the checkpoint records, one record at a time.
 public enum DistributedMerge {
-    /// `listening` runs once the coordinator's socket is bound; `tick` on every loop iteration (local worker
-    /// supervision).
+    /// `listening` runs once the coordinator's socket is bound; `tick` on every loop iteration and `workerLost`
+    /// when a worker misses its heartbeats (local worker supervision).
     public static func run(plan: MergePlan, options: DistributedMergeOptions, logger: Logger, stop: StopSignal,
-                           listening: ((String) throws -> Void)? = nil, tick: (() -> Void)? = nil) throws -> DistributedMergeOutcome {
+                           listening: ((String) throws -> Void)? = nil, tick: (() -> Void)? = nil,
+                           workerLost: ((String) -> Void)? = nil) throws -> DistributedMergeOutcome {
         try OutputAssembler.checkDestination(options.outputDirectory, overwrite: options.overwrite)
         let started = Date()
         let jobHash = try JobFingerprint.compute(plan: plan)
@@ -47,6 +48,7 @@ public enum DistributedMerge {
                                            jobID: String(jobHash.prefix(16)), logger: logger, stop: stop)
         server.onTick = tick
         server.onListening = listening
+        server.onWorkerLost = workerLost
         let summary: ServeSummary
         do {
             summary = try server.run()

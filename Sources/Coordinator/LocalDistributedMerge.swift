@@ -26,6 +26,7 @@ public enum LocalDistributedMerge {
                                                         extraArguments: extraWorkerArguments), logger: logger)
         defer { pool.stopAll() }
         return try DistributedMerge.run(plan: plan, options: runOptions, logger: logger, stop: stop,
-                                        listening: { _ in try pool.start() }, tick: pool.superviseTick)
+                                        listening: { _ in try pool.start() }, tick: pool.superviseTick,
+                                        workerLost: pool.replaceHung)
     }
 }

@@ -30,6 +30,8 @@ public final class LocalWorkerPool {
     public let configuration: Configuration
     private let logger: Logger
     private var processes: [Process] = []
+    /// The `--id` each process was started with, by pid.
+    private var workerIDs: [Int32: String] = [:]
     private var respawns = 0
     private var started = 0
 
@@ -63,6 +65,16 @@ public final class LocalWorkerPool {
         }
     }
 
+    /// A local worker the coordinator declared dead while its process still runs (hung): kill it, so the next
+    /// `superviseTick` starts a replacement. Worker IDs that are not ours (remote workers) are ignored.
+    public func replaceHung(workerID: String) {
+        guard let process = processes.first(where: { workerIDs[$0.processIdentifier] == workerID }), process.isRunning else { return }
+        logger.warning("local worker stopped heartbeating; killing it", metadata: [
+            "worker.id": "\(workerID)", "pid": "\(process.processIdentifier)"])
+        kill(process.processIdentifier, SIGKILL)
+        process.waitUntilExit()
+    }
+
     /// Pids of the current worker processes (tests kill them).
     public var processIdentifiers: [Int32] { processes.map(\.processIdentifier) }
 
@@ -93,6 +105,7 @@ public final class LocalWorkerPool {
         } catch {
             throw CoordinatorError(.io, "\(configuration.executable): cannot start worker: \(error.localizedDescription)")
         }
+        workerIDs[process.processIdentifier] = "local-\(started)"
         return process
     }
 }

@@ -30,6 +30,9 @@ public enum DenseTruncation {
 
     public static func truncate(_ d: [Float], rows: Int, cols: Int, rank k: Int, seed: UInt64,
                                 options: Options = Options()) throws -> Result {
+        guard rows >= 0, cols >= 0, d.count == rows * cols else {
+            throw LinearAlgebraError(routine: "DenseTruncation: \(d.count) values for [\(rows), \(cols)]", info: -1)
+        }
         let p = min(rows, cols)
         let rank = max(0, min(k, p))
         guard rank > 0 else {

@@ -19,6 +19,16 @@ public struct LowRankComparison: Sendable {
 /// factors are the leading block of X and Y, so the same factorization yields ‖T‖_F and T's singular values
 /// (for the Eckart–Young floor). Cost O((out + in)(R + k)²) + O(R³) for the spectrum.
 public enum LowRankError {
+    /// How the error is computed: both routes give the same value up to Float rounding.
+    public enum Route: Sendable {
+        /// Factored while the SVD floor is wanted and affordable, or while it is the cheaper route.
+        case automatic
+        /// QR of the stacked factors (cost grows with the square of the stacked rank); yields the spectrum.
+        case factored
+        /// `T − B'A'` formed densely one block of rows at a time (cost linear in the stacked rank); no spectrum.
+        case denseBlocks
+    }
+
     /// Spectra of targets with more than this many stacked ranks are skipped (the SVD of the R×R core is O(R³)).
     public static let spectrumRankLimit = 4096
 
@@ -26,7 +36,8 @@ public enum LowRankError {
     ///   approximation B' [rows, rank] and A' [rank, cols], row-major (as results are stored).
     public static func compare(targetLeftColumns targetLeft: [Float], targetRight: [Float], targetRank: Int,
                                approximationLeft: [Float], approximationRight: [Float], rank: Int,
-                               rows: Int, cols: Int, wantSpectrum: Bool) throws -> LowRankComparison {
+                               rows: Int, cols: Int, wantSpectrum: Bool,
+                               route: Route = .automatic) throws -> LowRankComparison {
         let inner = targetRank + rank
         guard targetLeft.count == rows * targetRank, targetRight.count == targetRank * cols,
               approximationLeft.count == rows * rank, approximationRight.count == rank * cols else {
@@ -43,6 +54,20 @@ public enum LowRankError {
             guard let r = r.baseAddress else { return }
             BLAS.scal(rank * cols, alpha: -1, x: r + targetRank * cols)
         }
+        let dense = switch route {
+        case .automatic:
+            prefersDenseBlocks(rows: rows, cols: cols, inner: inner)
+                && (!wantSpectrum || targetRank > spectrumRankLimit)
+        case .factored: false
+        case .denseBlocks: true
+        }
+        if dense {
+            // Large pools: the factored route's O((rows + cols)·inner²) would outgrow the merge itself.
+            let (differenceNorm, targetNorm) = denseNorms(left: left, right: right, rows: rows, cols: cols,
+                                                          targetRank: targetRank, inner: inner)
+            return LowRankComparison(relativeError: targetNorm > 0 ? differenceNorm / targetNorm : 0,
+                                     targetNorm: targetNorm, targetSingularValues: nil)
+        }
         let product = try FactoredProduct(leftColumns: left, right: right, rows: rows, inner: inner, cols: cols)
 
         let difference = product.core(prefix: inner)
@@ -55,6 +80,51 @@ public enum LowRankError {
         }
         return LowRankComparison(relativeError: targetNorm > 0 ? differenceNorm / targetNorm : 0,
                                  targetNorm: targetNorm, targetSingularValues: spectrum)
+    }
+
+    /// Whether forming `T − B'A'` densely, one block of rows at a time (2·rows·cols·inner flops, one block in
+    /// memory), is cheaper than factoring the stacked factors (about 2·(rows + cols)·inner² flops for the two QRs).
+    /// True for pools whose stacked rank exceeds rows·cols / (rows + cols): e.g. R > 2048 on a 4096×4096 module.
+    /// That route yields no spectrum.
+    static func prefersDenseBlocks(rows: Int, cols: Int, inner: Int) -> Bool {
+        Double(rows) * Double(cols) < Double(rows + cols) * Double(inner)
+    }
+
+    /// Rows per dense block: about 16 MB of Float.
+    static func denseBlockRows(cols: Int) -> Int { max(1, (4 << 20) / max(cols, 1)) }
+
+    /// ‖X Y‖_F and ‖X[:, :targetRank] Y[:targetRank, :]‖_F by dense row blocks. X column-major [rows, inner],
+    /// Y row-major [inner, cols] whose trailing rows are the negated approximation. Each block is the target
+    /// block, then the approximation added by a second GEMM with beta 1, so the difference is formed entry by
+    /// entry (no cancellation between norms). Block sizes depend only on the shape: the result is deterministic.
+    static func denseNorms(left: [Float], right: [Float], rows: Int, cols: Int, targetRank: Int,
+                           inner: Int) -> (difference: Double, target: Double) {
+        let blockRows = min(rows, denseBlockRows(cols: cols))
+        var block = [Float](repeating: 0, count: blockRows * cols)
+        var differenceSquared = 0.0, targetSquared = 0.0
+        left.withUnsafeBufferPointer { x in
+            right.withUnsafeBufferPointer { y in
+                block.withUnsafeMutableBufferPointer { c in
+                    guard let x = x.baseAddress, let y = y.baseAddress, let c = c.baseAddress else { return }
+                    var start = 0
+                    while start < rows {
+                        let height = min(blockRows, rows - start)
+                        // Row-major view of column-major X is Xᵀ [inner, rows]: op = transpose, offset = first row.
+                        BLAS.gemm(.transpose, .none, m: height, n: cols, k: targetRank, a: x + start, lda: rows,
+                                  b: y, ldb: cols, beta: 0, c: c, ldc: cols)
+                        let targetPart = Double(BLAS.nrm2(height * cols, c))
+                        targetSquared += targetPart * targetPart
+                        BLAS.gemm(.transpose, .none, m: height, n: cols, k: inner - targetRank,
+                                  a: x + targetRank * rows + start, lda: rows, b: y + targetRank * cols, ldb: cols,
+                                  beta: 1, c: c, ldc: cols)
+                        let differencePart = Double(BLAS.nrm2(height * cols, c))
+                        differenceSquared += differencePart * differencePart
+                        start += height
+                    }
+                }
+            }
+        }
+        return (differenceSquared.squareRoot(), targetSquared.squareRoot())
     }
 
     /// Frobenius norm via nrm2 (scaled, single-threaded: no overflow, thread-count independent).

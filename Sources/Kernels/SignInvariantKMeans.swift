@@ -1,3 +1,5 @@
+import Foundation
+
 /// Options of the sign-invariant k-means.
 public struct KMeansOptions: Sendable, Equatable {
     /// Maximum number of Lloyd iterations (update + reassignment).
@@ -7,13 +9,27 @@ public struct KMeansOptions: Sendable, Equatable {
     /// Units per Lloyd block. Part of the result's definition (it fixes the summation order of centroid sums):
     /// keep it fixed so a module gives the same bytes whether its blocks run locally or on several workers.
     public var blockSize: Int
+    /// Independent seeding + Lloyd runs (scikit-learn's `n_init`); the lowest final objective wins, ties to the
+    /// lowest restart index. Values below 1 count as 1.
+    public var restarts: Int
+    /// D² candidates drawn per greedy k-means++ step; nil takes scikit-learn's `2 + Int(log(k))`, 1 is plain
+    /// k-means++.
+    public var seedingCandidates: Int?
 
     public static let defaultBlockSize = 4096
 
-    public init(iterations: Int = 100, tolerance: Double = 1e-4, blockSize: Int = KMeansOptions.defaultBlockSize) {
+    public init(iterations: Int = 100, tolerance: Double = 1e-4, blockSize: Int = KMeansOptions.defaultBlockSize,
+                restarts: Int = 1, seedingCandidates: Int? = nil) {
         self.iterations = iterations
         self.tolerance = tolerance
         self.blockSize = blockSize
+        self.restarts = restarts
+        self.seedingCandidates = seedingCandidates
+    }
+
+    /// Candidates per greedy seeding step for `k` clusters.
+    public func candidates(k: Int) -> Int {
+        max(1, seedingCandidates ?? 2 + Int(log(Double(max(1, k)))))
     }
 }
 
@@ -28,8 +44,10 @@ public struct KMeansResult: Sendable {
     /// ±1 per unit: the sign it entered its centroid with.
     public var signs: [Float]
     public var clusterSizes: [Int]
-    /// Lloyd iterations run (0 when every unit is its own cluster).
+    /// Lloyd iterations run by the kept restart (0 when every unit is its own cluster).
     public var iterations: Int
+    /// Index of the restart whose clustering was kept (0 when only one ran).
+    public var restart: Int = 0
     /// Objective after seeding and after every iteration; never increases (up to Float rounding of the GEMM).
     public var objectiveHistory: [Double]
     /// Objective of the last assignment: Σ_i min_c d(x_i, μ_c) with d = ‖x‖² + ‖μ‖² − 2|x·μ|.
@@ -76,8 +94,33 @@ public enum SignInvariantKMeans {
                                 objectiveHistory: [0])
         }
         let unitNorms = rowNormsSquared(units, count: count, dimension: dimension)
+        var best: KMeansResult?
+        for restart in 0..<max(1, options.restarts) {
+            var result = lloyd(units: units, count: count, dimension: dimension, k: k, unitNormsSquared: unitNorms,
+                               options: options, seed: restartSeed(seed, restart: restart))
+            result.restart = restart
+            if let kept = best, kept.finalObjective <= result.finalObjective { continue }
+            best = result
+        }
+        return best ?? KMeansResult(clusterCount: 0, centroids: [], assignment: [], signs: [], clusterSizes: [],
+                                    iterations: 0, objectiveHistory: [0])
+    }
+
+    /// The seed of one restart: the module seed itself for restart 0 (so `restarts: 1` is restart 0 alone),
+    /// a SplitMix64 mix of (seed, index) for the others.
+    static func restartSeed(_ seed: UInt64, restart: Int) -> UInt64 {
+        guard restart > 0 else { return seed }
+        var z = seed ^ (UInt64(restart) &* 0x9e37_79b9_7f4a_7c15)
+        z = (z ^ (z >> 30)) &* 0xbf58_476d_1ce4_e5b9
+        z = (z ^ (z >> 27)) &* 0x94d0_49bb_1331_11eb
+        return z ^ (z >> 31)
+    }
+
+    /// One run: greedy k-means++ seeding, then Lloyd iterations until `options` stop them.
+    static func lloyd(units: [Float], count: Int, dimension: Int, k: Int, unitNormsSquared unitNorms: [Double],
+                      options: KMeansOptions, seed: UInt64) -> KMeansResult {
         var centroids = seedPlusPlus(units: units, count: count, dimension: dimension, k: k,
-                                     unitNormsSquared: unitNorms, seed: seed)
+                                     unitNormsSquared: unitNorms, candidates: options.candidates(k: k), seed: seed)
         var step = lloydStep(units: units, count: count, dimension: dimension, unitNormsSquared: unitNorms,
                              centroids: centroids, k: k, blockSize: options.blockSize)
         var history = [step.objective]
@@ -119,52 +162,96 @@ public enum SignInvariantKMeans {
         return d <= 4 * Double(Float.ulpOfOne) * total ? 0 : d
     }
 
-    /// k-means++ seeding (D² sampling) from a generator seeded by `seed` only. When every remaining unit is
-    /// at distance 0 from the chosen centroids, the lowest-index unit not chosen yet is taken.
+    /// Greedy k-means++ seeding (scikit-learn's default): the first centroid is a uniform unit; each next one is
+    /// the best of `candidates` units drawn by D² sampling, "best" meaning the lowest potential Σ_i min(D²_i,
+    /// d(x_i, candidate)) (ties: the earliest draw). A plain k-means++ step picks one D² draw, which on pools of
+    /// unequal clusters often lands two seeds in one cluster and none in another; Lloyd rarely repairs that.
+    /// The candidates' distances come from one GEMM `X Cᵀ` per step, which reads X once like the plain step's GEMV.
+    /// When every remaining unit is at distance 0 from the chosen centroids, the lowest-index unit not chosen yet
+    /// is taken.
     static func seedPlusPlus(units: [Float], count: Int, dimension: Int, k: Int, unitNormsSquared: [Double],
-                             seed: UInt64) -> [Float] {
+                             candidates: Int, seed: UInt64) -> [Float] {
         var random = DeterministicRandom(seed: seed)
+        let draws = max(1, candidates)
         var centroids = [Float](repeating: 0, count: k * dimension)
         var chosen = [Bool](repeating: false, count: count)
         var nearest = [Double](repeating: .infinity, count: count)
-        var dots = [Float](repeating: 0, count: count)
-        var pick = random.nextIndex(below: count)
+        var cumulative = [Double](repeating: 0, count: count)
+        var candidateRows = [Float](repeating: 0, count: draws * dimension)
+        var dots = [Float](repeating: 0, count: count * draws)
+        var candidateDistances = [Double](repeating: 0, count: count * draws)
         units.withUnsafeBufferPointer { x in
             centroids.withUnsafeMutableBufferPointer { m in
                 guard let x = x.baseAddress, let m = m.baseAddress else { return }
                 for c in 0..<k {
-                    if c > 0 {
+                    var picks: [Int]
+                    if c == 0 {
+                        picks = [random.nextIndex(below: count)]
+                    } else {
                         var total = 0.0
-                        for d in nearest { total += d }
-                        pick = -1
+                        for i in 0..<count { total += nearest[i]; cumulative[i] = total }
                         if total > 0 {
-                            let target = random.nextUnitDouble() * total
-                            var cumulative = 0.0
-                            for i in 0..<count where nearest[i] > 0 {
-                                cumulative += nearest[i]
-                                pick = i
-                                if cumulative > target { break }
+                            picks = (0..<draws).map { _ in
+                                drawProportional(cumulative, target: random.nextUnitDouble() * total)
                             }
+                        } else {
+                            picks = [chosen.firstIndex(of: false) ?? 0]
                         }
-                        if pick < 0 { pick = chosen.firstIndex(of: false) ?? 0 }
                     }
+                    let width = picks.count
+                    candidateRows.withUnsafeMutableBufferPointer { cp in
+                        guard let cp = cp.baseAddress else { return }
+                        for (j, pick) in picks.enumerated() {
+                            BLAS.copy(dimension, x: x + pick * dimension, y: cp + j * dimension)
+                        }
+                    }
+                    candidateRows.withUnsafeBufferPointer { cp in
+                        dots.withUnsafeMutableBufferPointer { p in
+                            guard let cp = cp.baseAddress, let p = p.baseAddress else { return }
+                            BLAS.gemm(.none, .transpose, m: count, n: width, k: dimension, a: x, b: cp, c: p)
+                        }
+                    }
+                    // Distances to each candidate, and the potential each would leave (unit order, fixed).
+                    var bestCandidate = 0
+                    var bestPotential = Double.infinity
+                    for j in 0..<width {
+                        let pick = picks[j]
+                        let candidateNorm = unitNormsSquared[pick]
+                        var potential = 0.0
+                        for i in 0..<count {
+                            let d = chosen[i] || i == pick
+                                ? 0 : distance(unitNormSquared: unitNormsSquared[i], centroidNormSquared: candidateNorm,
+                                               dot: dots[i * width + j])
+                            candidateDistances[j * count + i] = d
+                            potential += min(d, nearest[i])
+                        }
+                        if potential < bestPotential { bestPotential = potential; bestCandidate = j }
+                    }
+                    let pick = picks[bestCandidate]
                     chosen[pick] = true
-                    let centroid = m + c * dimension
-                    BLAS.copy(dimension, x: x + pick * dimension, y: centroid)
-                    dots.withUnsafeMutableBufferPointer { p in
-                        guard let p = p.baseAddress else { return }
-                        BLAS.gemv(.none, rows: count, cols: dimension, a: x, x: centroid, y: p)
-                    }
-                    let centroidNorm = unitNormsSquared[pick]
+                    BLAS.copy(dimension, x: x + pick * dimension, y: m + c * dimension)
                     for i in 0..<count {
-                        let d = chosen[i] ? 0 : distance(unitNormSquared: unitNormsSquared[i],
-                                                         centroidNormSquared: centroidNorm, dot: dots[i])
+                        let d = candidateDistances[bestCandidate * count + i]
                         if d < nearest[i] { nearest[i] = d }
                     }
                 }
             }
         }
         return centroids
+    }
+
+    /// The first unit whose running D² sum exceeds `target` (a unit at distance 0 never is: the sum does not grow
+    /// there); the last unit that adds weight if rounding puts `target` at the total.
+    static func drawProportional(_ cumulative: [Double], target: Double) -> Int {
+        var low = 0, high = cumulative.count
+        while low < high {
+            let middle = (low + high) / 2
+            if cumulative[middle] > target { high = middle } else { low = middle + 1 }
+        }
+        if low < cumulative.count { return low }
+        var last = cumulative.count - 1
+        while last > 0 && cumulative[last] == cumulative[last - 1] { last -= 1 }
+        return last
     }
 
     /// One assignment step over all units, as the ordered reduction of fixed-size blocks.

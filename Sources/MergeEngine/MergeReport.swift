@@ -30,11 +30,12 @@ public struct MergeReport: Codable, Sendable, Equatable {
         public var reweight: String?
         public var gauge: String?
         public var initialization: String?
+        public var restarts: Int?
         public var density: Double?
         public var majoritySign: String?
 
         enum CodingKeys: String, CodingKey {
-            case iterations, tolerance, reweight, gauge, density, majoritySign
+            case iterations, tolerance, reweight, gauge, restarts, density, majoritySign
             case initialization = "init"
         }
 
@@ -46,6 +47,7 @@ public struct MergeReport: Codable, Sendable, Equatable {
             reweight = when("reweight", spec.lego.reweight.rawValue)
             gauge = when("gauge", spec.lego.gauge.rawValue)
             initialization = when("init", spec.lego.initialization.rawValue)
+            restarts = when("restarts", spec.lego.restarts)
             density = when("density", spec.prune.density)
             majoritySign = when("majority_sign", spec.prune.majoritySign.rawValue)
         }

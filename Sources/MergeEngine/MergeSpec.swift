@@ -18,6 +18,10 @@ public struct LegoOptions: Sendable, Codable, Equatable {
     public var reweight: Reweight = .dual
     public var gauge: Gauge = .balanced
     public var initialization: Initialization = .kmeansPlusPlus
+    /// Seeding + Lloyd runs per module; the lowest final objective wins (scikit-learn's n_init).
+    public var restarts: Int = LegoOptions.defaultRestarts
+
+    public static let defaultRestarts = 3
 
     public init() {}
 }

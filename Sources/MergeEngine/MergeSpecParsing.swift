@@ -4,7 +4,7 @@ extension MergeSpec {
     /// The options each method accepts.
     static func allowedParameters(for method: MergeMethodName) -> Set<String> {
         switch method {
-        case .lego: ["iterations", "tolerance", "reweight", "gauge", "init"]
+        case .lego: ["iterations", "tolerance", "reweight", "gauge", "init", "restarts"]
         case .ties, .dareTies: ["density", "majority_sign"]
         case .dareLinear, .magnitudePrune: ["density"]
         case .cat, .svd, .linear: []
@@ -29,6 +29,10 @@ extension MergeSpec {
             if let iterations = try reader.integer("iterations") {
                 guard iterations >= 1 else { throw reader.error(key: "parameters.iterations", "must be at least 1, got \(iterations)") }
                 spec.lego.iterations = iterations
+            }
+            if let restarts = try reader.integer("restarts") {
+                guard restarts >= 1 else { throw reader.error(key: "parameters.restarts", "must be at least 1, got \(restarts)") }
+                spec.lego.restarts = restarts
             }
             if let tolerance = try reader.number("tolerance") {
                 guard tolerance >= 0, tolerance.isFinite else {

@@ -1,20 +1,9 @@
-/// One adapter's contribution to a module: `coefficient · B · A`.
-public struct LoraTerm: Sendable {
-    /// `c_i = w_i · s_i`: the (normalised) merge weight times the adapter's PEFT scaling.
-    public var coefficient: Double
-    public var rank: Int
-    /// Row-major [rank, inFeatures].
-    public var a: [Float]
-    /// Row-major [outFeatures, rank].
-    public var b: [Float]
+import Kernels
 
-    public init(coefficient: Double, rank: Int, a: [Float], b: [Float]) {
-        self.coefficient = coefficient
-        self.rank = rank
-        self.a = a
-        self.b = b
-    }
-}
+/// One adapter's contribution to a module: `coefficient · B · A`, with `coefficient` = `c_i = w_i · s_i` (the
+/// normalised merge weight times the adapter's PEFT scaling), A row-major [rank, in] and B row-major [out, rank].
+/// The same type the kernels work on, so terms reach them without a copy.
+public typealias LoraTerm = FactorTerm
 
 /// Everything a merge method needs for one module, already in Float32 and in memory.
 /// Terms are in job order (the order of the adapters in the job file); the order is part of the

@@ -34,7 +34,7 @@ struct StackedTarget {
 }
 
 extension ModuleInput {
-    /// The terms as Kernels' factor type, after checking every factor has the shape its rank says.
+    /// The terms, after checking every factor has the shape its rank says and every coefficient is finite.
     func factorTerms() throws -> [FactorTerm] {
         try terms.enumerated().map { index, term in
             guard term.rank >= 0, term.a.count == term.rank * inFeatures, term.b.count == outFeatures * term.rank else {
@@ -45,7 +45,7 @@ extension ModuleInput {
             guard term.coefficient.isFinite else {
                 throw MergeError("module \(name): term \(index) has a non-finite coefficient \(term.coefficient)")
             }
-            return FactorTerm(coefficient: term.coefficient, rank: term.rank, a: term.a, b: term.b)
+            return term
         }
     }
 

@@ -56,3 +56,17 @@ import Foundation
         for j in 1..<p { #expect(s[j - 1] >= s[j]) }
     }
 }
+
+extension LinearAlgebraTests {
+    @Test func positiveDefiniteSystemIsSolvedExactly() throws {
+        let g: [Double] = [4, 1, 1, 3], h: [Double] = [1, 2]
+        let beta = try LinearAlgebra.solveSymmetricPositiveSemidefinite(g, h, n: 2)
+        #expect(abs(4 * beta[0] + beta[1] - 1) < 1e-12 && abs(beta[0] + 3 * beta[1] - 2) < 1e-12)
+    }
+
+    /// Singular G (two identical rank-one matrices): the minimum-norm least-squares solution splits the weight.
+    @Test func singularSystemFallsBackToMinimumNormLeastSquares() throws {
+        let beta = try LinearAlgebra.solveSymmetricPositiveSemidefinite([1, 1, 1, 1], [2, 2], n: 2)
+        #expect(abs(beta[0] - 1) < 1e-9 && abs(beta[1] - 1) < 1e-9)
+    }
+}

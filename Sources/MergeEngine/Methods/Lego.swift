@@ -8,6 +8,8 @@ import Kernels
 ///   unit, since PEFT cannot load rank 0).
 /// - k ≥ n: every unit is its own cluster and every reweighting reduces to weight 1 (dual: one member at its own
 ///   norm; optimal: weight 1 already fits T exactly), so the result is exactly T.
+/// - `restarts` runs the clustering that many times from seeds derived from the module seed and keeps the lowest
+///   objective (docs/kernels.md: default 3, because greedy seeding alone still misses on some structured pools).
 /// - `gauge: raw` changes only how units are written (`[sign(c)√|c| b ; √|c| a]`); the distance stays
 ///   sign-invariant, so the two gauges differ in one thing.
 enum LegoMerge {
@@ -21,7 +23,8 @@ enum LegoMerge {
         }
         let clustering = try SignInvariantKMeans.cluster(
             units: units.vectors, count: units.count, dimension: units.dimension, k: rank,
-            options: KMeansOptions(iterations: max(0, options.iterations), tolerance: max(0, options.tolerance)),
+            options: KMeansOptions(iterations: max(0, options.iterations), tolerance: max(0, options.tolerance),
+                                   restarts: max(1, options.restarts)),
             seed: seed)
         let weights: [Double]
         if clustering.clusterCount == units.count {
