@@ -54,10 +54,12 @@ let package = Package(
             .product(name: "Logging", package: "swift-log"),
         ]),
 
-        .testTarget(name: "AdapterIOTests", dependencies: ["AdapterIO"]),
+        // Runs the built `brickyard` for the tests that check it as a user would.
+        .target(name: "BrickyardTestSupport", path: "Tests/TestSupport"),
+        .testTarget(name: "AdapterIOTests", dependencies: ["AdapterIO", "BrickyardTestSupport"]),
         .testTarget(name: "KernelsTests", dependencies: ["Kernels"]),
-        .testTarget(name: "MergeEngineTests", dependencies: ["MergeEngine", "AdapterIO", "Kernels"]),
-        .testTarget(name: "RuntimeTests", dependencies: ["WireProtocol", "Coordinator", "Worker", "MergeEngine", "AdapterIO"]),
+        .testTarget(name: "MergeEngineTests", dependencies: ["MergeEngine", "AdapterIO", "Kernels", "BrickyardTestSupport"]),
+        .testTarget(name: "RuntimeTests", dependencies: ["BrickyardTestSupport", "WireProtocol", "Coordinator", "Worker", "MergeEngine", "AdapterIO"]),
     ],
     swiftLanguageModes: [.v6]
 )

@@ -1,43 +1,12 @@
 import Foundation
 import Testing
 @testable import AdapterIO
+import BrickyardTestSupport
 
 /// Runs the built `brickyard` executable, as a user would, to check exit status and output streams.
 @Suite struct InspectBinaryTests {
-    /// Products sit next to the test bundle in .build/<triple>/debug/.
-    static var binary: String? {
-        let candidates = [
-            URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent(),
-            Bundle.main.bundleURL,
-            Bundle.main.bundleURL.deletingLastPathComponent(),
-        ]
-        return candidates.map { $0.appendingPathComponent("brickyard").path }
-            .first { FileManager.default.isExecutableFile(atPath: $0) }
-    }
-
-    struct Run {
-        var status: Int32
-        var reason: Process.TerminationReason
-        var stdout: String
-        var stderr: String
-    }
-
-    static func run(_ arguments: [String]) throws -> Run {
-        let path = try #require(binary, "brickyard not built next to the tests (run swift build --build-tests)")
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: path)
-        process.arguments = arguments
-        let out = Pipe()
-        let err = Pipe()
-        process.standardOutput = out
-        process.standardError = err
-        try process.run()
-        // Read both pipes before waiting so a full pipe can never block the child.
-        let stdoutData = out.fileHandleForReading.readDataToEndOfFile()
-        let stderrData = err.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        return Run(status: process.terminationStatus, reason: process.terminationReason,
-                   stdout: String(decoding: stdoutData, as: UTF8.self), stderr: String(decoding: stderrData, as: UTF8.self))
+    static func run(_ arguments: [String]) throws -> BrickyardExecutable.Run {
+        try BrickyardExecutable.run(arguments)
     }
 
     @Test func badFileExitsOneWithOneLineNamingTheFile() throws {

@@ -1,32 +1,13 @@
 import Foundation
 import Testing
+import BrickyardTestSupport
 
 /// Runs the built `brickyard merge` as a user would: exit status, streams, and what is left on disk.
 @Suite struct MergeBinaryTests {
-    static var binary: String? {
-        let candidates = [
-            URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent(),
-            Bundle.main.bundleURL,
-            Bundle.main.bundleURL.deletingLastPathComponent(),
-        ]
-        return candidates.map { $0.appendingPathComponent("brickyard").path }
-            .first { FileManager.default.isExecutableFile(atPath: $0) }
-    }
-
     static func run(_ arguments: [String]) throws -> (status: Int32, stdout: String, stderr: String) {
-        let path = try #require(binary, "brickyard not built next to the tests (run swift build --build-tests)")
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: path)
-        process.arguments = arguments
-        let out = Pipe(), err = Pipe()
-        process.standardOutput = out
-        process.standardError = err
-        try process.run()
-        let stdoutData = out.fileHandleForReading.readDataToEndOfFile()
-        let stderrData = err.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        #expect(process.terminationReason == .exit)
-        return (process.terminationStatus, String(decoding: stdoutData, as: UTF8.self), String(decoding: stderrData, as: UTF8.self))
+        let run = try BrickyardExecutable.run(arguments)
+        #expect(run.reason == .exit)
+        return (run.status, run.stdout, run.stderr)
     }
 
     static func job(_ scratch: EngineScratch, _ body: String) throws -> String {

@@ -1,3 +1,4 @@
+import BrickyardTestSupport
 import Foundation
 import MergeEngine
 import Testing
@@ -18,13 +19,7 @@ final class ProcessHarness: @unchecked Sendable {
     }
 
     /// The brickyard binary built with the tests.
-    static let executable: String = {
-        let bundleDirectory = ((try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0])
-        let besideBundle = URL(fileURLWithPath: bundleDirectory).deletingLastPathComponent().appendingPathComponent("brickyard").path
-        if FileManager.default.isExecutableFile(atPath: besideBundle) { return besideBundle }
-        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
-        return root.appendingPathComponent(".build/debug/brickyard").path
-    }()
+    static let executable: String = BrickyardExecutable.path ?? "brickyard"
 
     var path: String { directory.path }
 

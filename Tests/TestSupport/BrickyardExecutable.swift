@@ -1,0 +1,53 @@
+import Foundation
+
+/// The `brickyard` binary built with the tests, run as a user would: shared by every test target that checks
+/// exit statuses, output streams and what a command leaves on disk.
+public enum BrickyardExecutable {
+    /// Why the binary could not be run.
+    public struct NotBuilt: Error, CustomStringConvertible {
+        public var description: String { "brickyard is not built next to the tests (run swift build --build-tests)" }
+    }
+
+    /// What one run produced.
+    public struct Run: Sendable {
+        public var status: Int32
+        public var reason: Process.TerminationReason
+        public var stdout: String
+        public var stderr: String
+    }
+
+    /// Products sit next to the test bundle in .build/<triple>/debug/; .build/debug/ is the fallback.
+    public static let path: String? = {
+        let executable = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
+        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+        let candidates = [
+            URL(fileURLWithPath: executable).deletingLastPathComponent(),
+            URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent(),
+            Bundle.main.bundleURL,
+            Bundle.main.bundleURL.deletingLastPathComponent(),
+            root.appendingPathComponent(".build/debug"),
+        ]
+        return candidates.map { $0.appendingPathComponent("brickyard").path }
+            .first { FileManager.default.isExecutableFile(atPath: $0) }
+    }()
+
+    /// Runs the binary to completion. Both pipes are drained before waiting, so a full pipe never blocks the child.
+    public static func run(_ arguments: [String], environment: [String: String]? = nil) throws -> Run {
+        guard let path else { throw NotBuilt() }
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: path)
+        process.arguments = arguments
+        if let environment {
+            process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
+        }
+        let out = Pipe(), err = Pipe()
+        process.standardOutput = out
+        process.standardError = err
+        try process.run()
+        let stdoutData = out.fileHandleForReading.readDataToEndOfFile()
+        let stderrData = err.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        return Run(status: process.terminationStatus, reason: process.terminationReason,
+                   stdout: String(decoding: stdoutData, as: UTF8.self), stderr: String(decoding: stderrData, as: UTF8.self))
+    }
+}
