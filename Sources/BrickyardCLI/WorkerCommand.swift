@@ -49,6 +49,8 @@ struct WorkerCommand: ParsableCommand {
     var faultOnce: String?
     @Option(name: .customLong("slow-tasks-ms"), help: .hidden)
     var slowTasksMilliseconds: Int?
+    @Option(name: .customLong("exit-with-parent"), help: .hidden)
+    var exitWithParent: Int32?
     @Option(name: .customLong("reconnect-initial-ms"), help: .hidden)
     var reconnectInitialMilliseconds: Int = 1000
 
@@ -91,6 +93,7 @@ struct WorkerCommand: ParsableCommand {
             maxFailedConnections: maxFailedConnections, faults: faults)
         let stop = WorkerStopFlag()
         stop.installSignalHandlers()
+        if let parent = exitWithParent { stop.stopWhenParentExits(parent) }
         let status = Worker(configuration: configuration, logger: logger, stopFlag: stop).run()
         if status != 0 { throw ExitCode(status) }
     }

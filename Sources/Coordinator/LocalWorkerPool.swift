@@ -94,9 +94,12 @@ public final class LocalWorkerPool {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: configuration.executable)
         started += 1
-        // A bounded reconnect budget: if this process dies without stopping them, orphaned workers give up.
+        // If this process dies without stopping them (SIGKILL), workers notice they were re-parented and leave;
+        // the bounded reconnect budget is a second line of defence.
         process.arguments = ["worker", "--connect", configuration.endpoint, "--threads", "\(configuration.threadsPerWorker)",
-                             "--id", "local-\(started)", "--max-failed-connections", "5"] + configuration.extraArguments
+                             "--id", "local-\(started)", "--max-failed-connections", "5",
+                             "--exit-with-parent", "\(ProcessInfo.processInfo.processIdentifier)"]
+            + configuration.extraArguments
         var environment = ProcessInfo.processInfo.environment
         environment["OPENBLAS_NUM_THREADS"] = "\(configuration.threadsPerWorker)"
         process.environment = environment

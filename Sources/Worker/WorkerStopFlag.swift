@@ -6,7 +6,7 @@ import Foundation
 public final class WorkerStopFlag: @unchecked Sendable {
     private let lock = NSLock()
     private var reason: String?
-    private var sources: [DispatchSourceSignal] = []
+    private var sources: [any DispatchSourceProtocol] = []
 
     public init() {}
 
@@ -28,5 +28,19 @@ public final class WorkerStopFlag: @unchecked Sendable {
             source.resume()
             lock.withLock { sources.append(source) }
         }
+    }
+
+    /// Requests a stop once `parent` is no longer this process's parent (it exited and the process was
+    /// re-parented; also when that had happened before this call), checking every `interval`.
+    /// Local workers of `brickyard merge` use it: a merge killed with SIGKILL cannot stop its workers, and
+    /// without this they would keep reconnecting to a coordinator that no longer exists.
+    public func stopWhenParentExits(_ parent: pid_t, checkEvery interval: DispatchTimeInterval = .milliseconds(200)) {
+        let timer = DispatchSource.makeTimerSource(queue: .global())
+        timer.schedule(deadline: .now(), repeating: interval)
+        timer.setEventHandler { [weak self] in
+            if getppid() != parent { self?.request(reason: "parent process \(parent) exited") }
+        }
+        timer.resume()
+        lock.withLock { sources.append(timer) }
     }
 }

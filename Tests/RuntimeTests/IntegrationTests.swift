@@ -122,6 +122,43 @@ import Glibc
         #expect(log.contains("killing it") && log.contains("starting a replacement"))
     }
 
+    /// A merge killed with SIGKILL cannot stop its local workers; they must notice they were orphaned and leave
+    /// (not keep reconnecting to a coordinator that is gone).
+    @Test func localWorkersLeaveWhenTheMergeIsKilled() throws {
+        let h = try ProcessHarness("orphans")
+        defer { h.finish() }
+        let job = try h.writeJob()
+        let merge = try h.launch(["merge", job, "--out", h.path + "/out", "--workers", "2"] + Self.fast,
+                                 environment: [Self.faults: "slow-tasks=5000"])
+        // The local workers connect to the merge's private endpoint, named after its pid.
+        let marker = "brickyard-merge-\(merge.processIdentifier)-"
+        func workers() -> [Int32] { Self.processes { $0.contains(" worker ") && $0.contains(marker) } }
+        #expect(h.eventually(timeout: .seconds(20)) { workers().count == 2 })
+        kill(merge.processIdentifier, SIGKILL)
+        _ = h.wait(merge, timeout: .seconds(5))
+        #expect(h.eventually(timeout: .seconds(5)) { workers().isEmpty },
+                "orphaned workers: \(workers().map { Self.status(of: $0) })\n\(h.output(of: merge))")
+        for pid in workers() { kill(pid, SIGKILL) }
+    }
+
+    /// State and parent of a process, from /proc/PID/status (for failure messages).
+    static func status(of pid: Int32) -> String {
+        let text = (try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8)) ?? ""
+        let fields = text.split(separator: "\n").filter { $0.hasPrefix("State") || $0.hasPrefix("PPid") }
+        return "\(pid) " + fields.joined(separator: " ")
+    }
+
+    /// Pids of processes whose command line (arguments joined by spaces) satisfies `matches`.
+    static func processes(_ matches: (String) -> Bool) -> [Int32] {
+        let entries = (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? []
+        return entries.compactMap { entry -> Int32? in
+            guard let pid = Int32(entry),
+                  let data = FileManager.default.contents(atPath: "/proc/\(entry)/cmdline") else { return nil }
+            let line = String(decoding: data.map { $0 == 0 ? UInt8(ascii: " ") : $0 }, as: UTF8.self)
+            return matches(line) ? pid : nil
+        }
+    }
+
     @Test func coordinatorKilledMidJobResumesFromCheckpoint() throws {
         let h = try ProcessHarness("resume")
         defer { h.finish() }
