@@ -8,7 +8,8 @@ import MergeEngine
 public enum LocalDistributedMerge {
     public static func run(plan: MergePlan, options: DistributedMergeOptions, workers: Int, threadsPerWorker: Int,
                            extraWorkerArguments: [String] = [], logger: Logger, stop: StopSignal) throws -> DistributedMergeOutcome {
-        let directory = NSTemporaryDirectory() + "brickyard-merge-\(getpid())-\(UUID().uuidString.prefix(8))"
+        removeDirectoriesOfDeadMerges()
+        let directory = NSTemporaryDirectory() + "\(directoryPrefix)\(getpid())-\(UUID().uuidString.prefix(8))"
         do {
             try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         } catch {
@@ -28,5 +29,21 @@ public enum LocalDistributedMerge {
         return try DistributedMerge.run(plan: plan, options: runOptions, logger: logger, stop: stop,
                                         listening: { _ in try pool.start() }, tick: pool.superviseTick,
                                         workerLost: pool.replaceHung)
+    }
+
+    static let directoryPrefix = "brickyard-merge-"
+
+    /// A merge killed with SIGKILL leaves its endpoint directory (just a socket) behind; the next merge removes
+    /// those whose process no longer exists. Directories of live processes, or that this user may not remove,
+    /// are left alone.
+    static func removeDirectoriesOfDeadMerges() {
+        let temporary = NSTemporaryDirectory()
+        let entries = (try? FileManager.default.contentsOfDirectory(atPath: temporary)) ?? []
+        for entry in entries where entry.hasPrefix(directoryPrefix) {
+            let fields = entry.dropFirst(directoryPrefix.count).split(separator: "-")
+            guard fields.count == 2, let pid = Int32(fields[0]), pid > 0 else { continue }
+            if kill(pid, 0) == 0 || errno != ESRCH { continue }
+            try? FileManager.default.removeItem(atPath: temporary + entry)
+        }
     }
 }

@@ -123,7 +123,7 @@ import Glibc
     }
 
     /// A merge killed with SIGKILL cannot stop its local workers; they must notice they were orphaned and leave
-    /// (not keep reconnecting to a coordinator that is gone).
+    /// (not keep reconnecting to a coordinator that is gone). Its endpoint directory is cleaned by the next merge.
     @Test func localWorkersLeaveWhenTheMergeIsKilled() throws {
         let h = try ProcessHarness("orphans")
         defer { h.finish() }
@@ -139,6 +139,14 @@ import Glibc
         #expect(h.eventually(timeout: .seconds(5)) { workers().isEmpty },
                 "orphaned workers: \(workers().map { Self.status(of: $0) })\n\(h.output(of: merge))")
         for pid in workers() { kill(pid, SIGKILL) }
+        // The killed merge's endpoint directory is left behind; the next merge removes it.
+        func leftovers() -> [String] {
+            ((try? FileManager.default.contentsOfDirectory(atPath: NSTemporaryDirectory())) ?? []).filter { $0.hasPrefix(marker) }
+        }
+        #expect(!leftovers().isEmpty)
+        let next = try h.launch(["merge", job, "--out", h.path + "/out", "--workers", "1"] + Self.fast)
+        #expect(h.wait(next) == 0, "\(h.output(of: next))")
+        #expect(leftovers().isEmpty)
     }
 
     /// State and parent of a process, from /proc/PID/status (for failure messages).
