@@ -87,39 +87,34 @@ import Glibc
     }
 
     @Test func mergeRespawnsALocalWorkerThatDied() throws {
-        let h = try ProcessHarness("respawn")
-        defer { h.finish() }
-        let job = try h.writeJob()
-        let reference = try h.inProcessReference(job: job)
-        let out = h.path + "/out"
-        let marker = h.path + "/die-once"
         // The only worker SIGKILLs itself mid-task: the merge must start a replacement to finish.
-        let merge = try h.launch(["merge", job, "--out", out, "--workers", "1"] + Self.fast,
-                                 environment: [Self.faults: "die-in-task,once=\(marker)"])
-        #expect(h.wait(merge) == 0, "\(h.output(of: merge))")
-        #expect(FileManager.default.fileExists(atPath: marker))
-        #expect(h.adapterBytes(out) == reference)
-        #expect((try h.report(out).runtime?.retries ?? 0) >= 1)
-        #expect(h.output(of: merge).contains("starting a replacement"))
+        let log = try Self.expectMergeRecovers("respawn", workers: 1, fault: "die-in-task")
+        #expect(log.contains("starting a replacement"))
     }
 
     @Test func hangingWorkerIsDetectedAndItsTaskReassigned() throws {
-        let h = try ProcessHarness("hang")
+        let log = try Self.expectMergeRecovers("hang", workers: 2, fault: "hang-after-tasks=1")
+        #expect(log.contains("missed its heartbeats"))
+        // The hung process is killed and a replacement started.
+        #expect(log.contains("killing it") && log.contains("starting a replacement"))
+    }
+
+    /// Runs `merge` with one local worker misbehaving once (`fault`), and expects it to finish anyway with the
+    /// in-process engine's bytes and a retry in the report. Returns the merge's log.
+    static func expectMergeRecovers(_ label: String, workers: Int, fault: String) throws -> String {
+        let h = try ProcessHarness(label)
         defer { h.finish() }
         let job = try h.writeJob()
         let reference = try h.inProcessReference(job: job)
         let out = h.path + "/out"
-        let marker = h.path + "/hang-once"
-        let merge = try h.launch(["merge", job, "--out", out, "--workers", "2"] + Self.fast,
-                                 environment: [Self.faults: "hang-after-tasks=1,once=\(marker)"])
+        let marker = h.path + "/fault-once"
+        let merge = try h.launch(["merge", job, "--out", out, "--workers", "\(workers)"] + fast,
+                                 environment: [faults: "\(fault),once=\(marker)"])
         #expect(h.wait(merge) == 0, "\(h.output(of: merge))")
         #expect(FileManager.default.fileExists(atPath: marker))
         #expect(h.adapterBytes(out) == reference)
         #expect((try h.report(out).runtime?.retries ?? 0) >= 1)
-        let log = h.output(of: merge)
-        #expect(log.contains("missed its heartbeats"))
-        // The hung process is killed and a replacement started.
-        #expect(log.contains("killing it") && log.contains("starting a replacement"))
+        return h.output(of: merge)
     }
 
     /// A merge killed with SIGKILL cannot stop its local workers; they must notice they were orphaned and leave

@@ -65,35 +65,33 @@ enum LegoMerge {
     static func optimalWeights(_ clustering: KMeansResult, units: RankOneUnits) throws -> [Double] {
         let k = clustering.clusterCount, n = units.count
         let out = units.outFeatures, dim = units.dimension
-        var gramB = [Float](repeating: 0, count: k * k), gramA = gramB
-        var projB = [Float](repeating: 0, count: n * k), projA = projB
-        clustering.centroids.withUnsafeBufferPointer { m in
-            units.vectors.withUnsafeBufferPointer { x in
-                guard let m = m.baseAddress, let x = x.baseAddress else { return }
-                gramB.withUnsafeMutableBufferPointer { g in
-                    guard let g = g.baseAddress else { return }
-                    BLAS.gemm(.none, .transpose, m: k, n: k, k: out, a: m, lda: dim, b: m, ldb: dim, c: g)
-                }
-                gramA.withUnsafeMutableBufferPointer { g in
-                    guard let g = g.baseAddress else { return }
-                    BLAS.gemm(.none, .transpose, m: k, n: k, k: units.inFeatures, a: m + out, lda: dim,
-                              b: m + out, ldb: dim, c: g)
-                }
-                projB.withUnsafeMutableBufferPointer { p in
-                    guard let p = p.baseAddress else { return }
-                    BLAS.gemm(.none, .transpose, m: n, n: k, k: out, a: x, lda: dim, b: m, ldb: dim, c: p)
-                }
-                projA.withUnsafeMutableBufferPointer { p in
-                    guard let p = p.baseAddress else { return }
-                    BLAS.gemm(.none, .transpose, m: n, n: k, k: units.inFeatures, a: x + out, lda: dim,
-                              b: m + out, ldb: dim, c: p)
-                }
-            }
-        }
+        let inFeatures = units.inFeatures
+        let centroids = clustering.centroids, vectors = units.vectors
+        let gramB = halfProducts(centroids, rows: k, centroids, rows: k, offset: 0, length: out, dimension: dim)
+        let gramA = halfProducts(centroids, rows: k, centroids, rows: k, offset: out, length: inFeatures, dimension: dim)
+        let projB = halfProducts(vectors, rows: n, centroids, rows: k, offset: 0, length: out, dimension: dim)
+        let projA = halfProducts(vectors, rows: n, centroids, rows: k, offset: out, length: inFeatures, dimension: dim)
         let g = (0..<(k * k)).map { Double(gramB[$0]) * Double(gramA[$0]) }
         var h = [Double](repeating: 0, count: k)
         for i in 0..<n { for s in 0..<k { h[s] += Double(projB[i * k + s]) * Double(projA[i * k + s]) } }
         return try LinearAlgebra.solveSymmetricPositiveSemidefinite(g, h, n: k)
+    }
+
+    /// Inner products of one half of the rows of two row-major unit matrices of width `dimension` (the B part:
+    /// offset 0, length out; the A part: offset out, length in), by one GEMM: [leftRows, rightRows].
+    static func halfProducts(_ left: [Float], rows leftRows: Int, _ right: [Float], rows rightRows: Int,
+                             offset: Int, length: Int, dimension: Int) -> [Float] {
+        var product = [Float](repeating: 0, count: leftRows * rightRows)
+        left.withUnsafeBufferPointer { l in
+            right.withUnsafeBufferPointer { r in
+                product.withUnsafeMutableBufferPointer { p in
+                    guard let l = l.baseAddress, let r = r.baseAddress, let p = p.baseAddress else { return }
+                    BLAS.gemm(.none, .transpose, m: leftRows, n: rightRows, k: length, a: l + offset, lda: dimension,
+                              b: r + offset, ldb: dimension, c: p)
+                }
+            }
+        }
+        return product
     }
 
     /// b'_t = sign(β_t)√|β_t| μ_B,t, a'_t = √|β_t| μ_A,t.
