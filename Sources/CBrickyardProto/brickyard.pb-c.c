@@ -502,6 +502,231 @@ void   brickyard__v1__disconnect__free_unpacked
   assert(message->base.descriptor == &brickyard__v1__disconnect__descriptor);
   protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
 }
+void   brickyard__v1__example__init
+                     (Brickyard__V1__Example         *message)
+{
+  static const Brickyard__V1__Example init_value = BRICKYARD__V1__EXAMPLE__INIT;
+  *message = init_value;
+}
+size_t brickyard__v1__example__get_packed_size
+                     (const Brickyard__V1__Example *message)
+{
+  assert(message->base.descriptor == &brickyard__v1__example__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t brickyard__v1__example__pack
+                     (const Brickyard__V1__Example *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &brickyard__v1__example__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t brickyard__v1__example__pack_to_buffer
+                     (const Brickyard__V1__Example *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &brickyard__v1__example__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Brickyard__V1__Example *
+       brickyard__v1__example__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Brickyard__V1__Example *)
+     protobuf_c_message_unpack (&brickyard__v1__example__descriptor,
+                                allocator, len, data);
+}
+void   brickyard__v1__example__free_unpacked
+                     (Brickyard__V1__Example *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &brickyard__v1__example__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   brickyard__v1__adapter_ref__init
+                     (Brickyard__V1__AdapterRef         *message)
+{
+  static const Brickyard__V1__AdapterRef init_value = BRICKYARD__V1__ADAPTER_REF__INIT;
+  *message = init_value;
+}
+size_t brickyard__v1__adapter_ref__get_packed_size
+                     (const Brickyard__V1__AdapterRef *message)
+{
+  assert(message->base.descriptor == &brickyard__v1__adapter_ref__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t brickyard__v1__adapter_ref__pack
+                     (const Brickyard__V1__AdapterRef *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &brickyard__v1__adapter_ref__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t brickyard__v1__adapter_ref__pack_to_buffer
+                     (const Brickyard__V1__AdapterRef *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &brickyard__v1__adapter_ref__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Brickyard__V1__AdapterRef *
+       brickyard__v1__adapter_ref__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Brickyard__V1__AdapterRef *)
+     protobuf_c_message_unpack (&brickyard__v1__adapter_ref__descriptor,
+                                allocator, len, data);
+}
+void   brickyard__v1__adapter_ref__free_unpacked
+                     (Brickyard__V1__AdapterRef *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &brickyard__v1__adapter_ref__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   brickyard__v1__eval_request__init
+                     (Brickyard__V1__EvalRequest         *message)
+{
+  static const Brickyard__V1__EvalRequest init_value = BRICKYARD__V1__EVAL_REQUEST__INIT;
+  *message = init_value;
+}
+size_t brickyard__v1__eval_request__get_packed_size
+                     (const Brickyard__V1__EvalRequest *message)
+{
+  assert(message->base.descriptor == &brickyard__v1__eval_request__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t brickyard__v1__eval_request__pack
+                     (const Brickyard__V1__EvalRequest *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &brickyard__v1__eval_request__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t brickyard__v1__eval_request__pack_to_buffer
+                     (const Brickyard__V1__EvalRequest *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &brickyard__v1__eval_request__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Brickyard__V1__EvalRequest *
+       brickyard__v1__eval_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Brickyard__V1__EvalRequest *)
+     protobuf_c_message_unpack (&brickyard__v1__eval_request__descriptor,
+                                allocator, len, data);
+}
+void   brickyard__v1__eval_request__free_unpacked
+                     (Brickyard__V1__EvalRequest *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &brickyard__v1__eval_request__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   brickyard__v1__eval_result__init
+                     (Brickyard__V1__EvalResult         *message)
+{
+  static const Brickyard__V1__EvalResult init_value = BRICKYARD__V1__EVAL_RESULT__INIT;
+  *message = init_value;
+}
+size_t brickyard__v1__eval_result__get_packed_size
+                     (const Brickyard__V1__EvalResult *message)
+{
+  assert(message->base.descriptor == &brickyard__v1__eval_result__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t brickyard__v1__eval_result__pack
+                     (const Brickyard__V1__EvalResult *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &brickyard__v1__eval_result__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t brickyard__v1__eval_result__pack_to_buffer
+                     (const Brickyard__V1__EvalResult *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &brickyard__v1__eval_result__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Brickyard__V1__EvalResult *
+       brickyard__v1__eval_result__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Brickyard__V1__EvalResult *)
+     protobuf_c_message_unpack (&brickyard__v1__eval_result__descriptor,
+                                allocator, len, data);
+}
+void   brickyard__v1__eval_result__free_unpacked
+                     (Brickyard__V1__EvalResult *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &brickyard__v1__eval_result__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   brickyard__v1__eval_failed__init
+                     (Brickyard__V1__EvalFailed         *message)
+{
+  static const Brickyard__V1__EvalFailed init_value = BRICKYARD__V1__EVAL_FAILED__INIT;
+  *message = init_value;
+}
+size_t brickyard__v1__eval_failed__get_packed_size
+                     (const Brickyard__V1__EvalFailed *message)
+{
+  assert(message->base.descriptor == &brickyard__v1__eval_failed__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t brickyard__v1__eval_failed__pack
+                     (const Brickyard__V1__EvalFailed *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &brickyard__v1__eval_failed__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t brickyard__v1__eval_failed__pack_to_buffer
+                     (const Brickyard__V1__EvalFailed *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &brickyard__v1__eval_failed__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Brickyard__V1__EvalFailed *
+       brickyard__v1__eval_failed__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Brickyard__V1__EvalFailed *)
+     protobuf_c_message_unpack (&brickyard__v1__eval_failed__descriptor,
+                                allocator, len, data);
+}
+void   brickyard__v1__eval_failed__free_unpacked
+                     (Brickyard__V1__EvalFailed *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &brickyard__v1__eval_failed__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
 void   brickyard__v1__envelope__init
                      (Brickyard__V1__Envelope         *message)
 {
@@ -547,7 +772,7 @@ void   brickyard__v1__envelope__free_unpacked
   assert(message->base.descriptor == &brickyard__v1__envelope__descriptor);
   protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
 }
-static const ProtobufCFieldDescriptor brickyard__v1__hello__field_descriptors[6] =
+static const ProtobufCFieldDescriptor brickyard__v1__hello__field_descriptors[9] =
 {
   {
     "worker_id",
@@ -621,19 +846,58 @@ static const ProtobufCFieldDescriptor brickyard__v1__hello__field_descriptors[6]
     0,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
+  {
+    "role",
+    7,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_ENUM,
+    0,   /* quantifier_offset */
+    offsetof(Brickyard__V1__Hello, role),
+    &brickyard__v1__peer_role__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "device",
+    8,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Brickyard__V1__Hello, device),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "dtype",
+    9,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Brickyard__V1__Hello, dtype),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
 };
 static const unsigned brickyard__v1__hello__field_indices_by_name[] = {
   3,   /* field[3] = blas_threads */
   2,   /* field[2] = cores */
+  7,   /* field[7] = device */
+  8,   /* field[8] = dtype */
   5,   /* field[5] = hostname */
   4,   /* field[4] = pid */
+  6,   /* field[6] = role */
   1,   /* field[1] = version */
   0,   /* field[0] = worker_id */
 };
 static const ProtobufCIntRange brickyard__v1__hello__number_ranges[1 + 1] =
 {
   { 1, 0 },
-  { 0, 6 }
+  { 0, 9 }
 };
 const ProtobufCMessageDescriptor brickyard__v1__hello__descriptor =
 {
@@ -643,14 +907,14 @@ const ProtobufCMessageDescriptor brickyard__v1__hello__descriptor =
   "Brickyard__V1__Hello",
   "brickyard.v1",
   sizeof(Brickyard__V1__Hello),
-  6,
+  9,
   brickyard__v1__hello__field_descriptors,
   brickyard__v1__hello__field_indices_by_name,
   1,  brickyard__v1__hello__number_ranges,
   (ProtobufCMessageInit) brickyard__v1__hello__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
-static const ProtobufCFieldDescriptor brickyard__v1__welcome__field_descriptors[3] =
+static const ProtobufCFieldDescriptor brickyard__v1__welcome__field_descriptors[4] =
 {
   {
     "job_id",
@@ -688,8 +952,21 @@ static const ProtobufCFieldDescriptor brickyard__v1__welcome__field_descriptors[
     0,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
+  {
+    "base_model_path",
+    4,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Brickyard__V1__Welcome, base_model_path),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
 };
 static const unsigned brickyard__v1__welcome__field_indices_by_name[] = {
+  3,   /* field[3] = base_model_path */
   1,   /* field[1] = heartbeat_interval_ms */
   2,   /* field[2] = heartbeat_liveness */
   0,   /* field[0] = job_id */
@@ -697,7 +974,7 @@ static const unsigned brickyard__v1__welcome__field_indices_by_name[] = {
 static const ProtobufCIntRange brickyard__v1__welcome__number_ranges[1 + 1] =
 {
   { 1, 0 },
-  { 0, 3 }
+  { 0, 4 }
 };
 const ProtobufCMessageDescriptor brickyard__v1__welcome__descriptor =
 {
@@ -707,7 +984,7 @@ const ProtobufCMessageDescriptor brickyard__v1__welcome__descriptor =
   "Brickyard__V1__Welcome",
   "brickyard.v1",
   sizeof(Brickyard__V1__Welcome),
-  3,
+  4,
   brickyard__v1__welcome__field_descriptors,
   brickyard__v1__welcome__field_indices_by_name,
   1,  brickyard__v1__welcome__number_ranges,
@@ -1654,7 +1931,509 @@ const ProtobufCMessageDescriptor brickyard__v1__disconnect__descriptor =
   (ProtobufCMessageInit) brickyard__v1__disconnect__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
-static const ProtobufCFieldDescriptor brickyard__v1__envelope__field_descriptors[11] =
+static const ProtobufCFieldDescriptor brickyard__v1__example__field_descriptors[4] =
+{
+  {
+    "id",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT32,
+    0,   /* quantifier_offset */
+    offsetof(Brickyard__V1__Example, id),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "prompt",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Brickyard__V1__Example, prompt),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "completion",
+    3,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Brickyard__V1__Example, completion),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "messages_json",
+    4,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Brickyard__V1__Example, messages_json),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned brickyard__v1__example__field_indices_by_name[] = {
+  2,   /* field[2] = completion */
+  0,   /* field[0] = id */
+  3,   /* field[3] = messages_json */
+  1,   /* field[1] = prompt */
+};
+static const ProtobufCIntRange brickyard__v1__example__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 4 }
+};
+const ProtobufCMessageDescriptor brickyard__v1__example__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "brickyard.v1.Example",
+  "Example",
+  "Brickyard__V1__Example",
+  "brickyard.v1",
+  sizeof(Brickyard__V1__Example),
+  4,
+  brickyard__v1__example__field_descriptors,
+  brickyard__v1__example__field_indices_by_name,
+  1,  brickyard__v1__example__number_ranges,
+  (ProtobufCMessageInit) brickyard__v1__example__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor brickyard__v1__adapter_ref__field_descriptors[2] =
+{
+  {
+    "path",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Brickyard__V1__AdapterRef, path),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "content_hash",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Brickyard__V1__AdapterRef, content_hash),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned brickyard__v1__adapter_ref__field_indices_by_name[] = {
+  1,   /* field[1] = content_hash */
+  0,   /* field[0] = path */
+};
+static const ProtobufCIntRange brickyard__v1__adapter_ref__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 2 }
+};
+const ProtobufCMessageDescriptor brickyard__v1__adapter_ref__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "brickyard.v1.AdapterRef",
+  "AdapterRef",
+  "Brickyard__V1__AdapterRef",
+  "brickyard.v1",
+  sizeof(Brickyard__V1__AdapterRef),
+  2,
+  brickyard__v1__adapter_ref__field_descriptors,
+  brickyard__v1__adapter_ref__field_indices_by_name,
+  1,  brickyard__v1__adapter_ref__number_ranges,
+  (ProtobufCMessageInit) brickyard__v1__adapter_ref__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor brickyard__v1__eval_request__field_descriptors[9] =
+{
+  {
+    "job_id",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Brickyard__V1__EvalRequest, job_id),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "request_id",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT64,
+    0,   /* quantifier_offset */
+    offsetof(Brickyard__V1__EvalRequest, request_id),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "attempt",
+    3,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT32,
+    0,   /* quantifier_offset */
+    offsetof(Brickyard__V1__EvalRequest, attempt),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "kind",
+    4,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_ENUM,
+    0,   /* quantifier_offset */
+    offsetof(Brickyard__V1__EvalRequest, kind),
+    &brickyard__v1__eval_kind__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "adapters",
+    5,
+    PROTOBUF_C_LABEL_REPEATED,
+    PROTOBUF_C_TYPE_MESSAGE,
+    offsetof(Brickyard__V1__EvalRequest, n_adapters),
+    offsetof(Brickyard__V1__EvalRequest, adapters),
+    &brickyard__v1__adapter_ref__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "modules",
+    6,
+    PROTOBUF_C_LABEL_REPEATED,
+    PROTOBUF_C_TYPE_STRING,
+    offsetof(Brickyard__V1__EvalRequest, n_modules),
+    offsetof(Brickyard__V1__EvalRequest, modules),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "coefficients",
+    7,
+    PROTOBUF_C_LABEL_REPEATED,
+    PROTOBUF_C_TYPE_DOUBLE,
+    offsetof(Brickyard__V1__EvalRequest, n_coefficients),
+    offsetof(Brickyard__V1__EvalRequest, coefficients),
+    NULL,
+    NULL,
+    0 | PROTOBUF_C_FIELD_FLAG_PACKED,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "examples",
+    8,
+    PROTOBUF_C_LABEL_REPEATED,
+    PROTOBUF_C_TYPE_MESSAGE,
+    offsetof(Brickyard__V1__EvalRequest, n_examples),
+    offsetof(Brickyard__V1__EvalRequest, examples),
+    &brickyard__v1__example__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "max_new_tokens",
+    9,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT32,
+    0,   /* quantifier_offset */
+    offsetof(Brickyard__V1__EvalRequest, max_new_tokens),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned brickyard__v1__eval_request__field_indices_by_name[] = {
+  4,   /* field[4] = adapters */
+  2,   /* field[2] = attempt */
+  6,   /* field[6] = coefficients */
+  7,   /* field[7] = examples */
+  0,   /* field[0] = job_id */
+  3,   /* field[3] = kind */
+  8,   /* field[8] = max_new_tokens */
+  5,   /* field[5] = modules */
+  1,   /* field[1] = request_id */
+};
+static const ProtobufCIntRange brickyard__v1__eval_request__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 9 }
+};
+const ProtobufCMessageDescriptor brickyard__v1__eval_request__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "brickyard.v1.EvalRequest",
+  "EvalRequest",
+  "Brickyard__V1__EvalRequest",
+  "brickyard.v1",
+  sizeof(Brickyard__V1__EvalRequest),
+  9,
+  brickyard__v1__eval_request__field_descriptors,
+  brickyard__v1__eval_request__field_indices_by_name,
+  1,  brickyard__v1__eval_request__number_ranges,
+  (ProtobufCMessageInit) brickyard__v1__eval_request__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor brickyard__v1__eval_result__field_descriptors[10] =
+{
+  {
+    "request_id",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT64,
+    0,   /* quantifier_offset */
+    offsetof(Brickyard__V1__EvalResult, request_id),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "attempt",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT32,
+    0,   /* quantifier_offset */
+    offsetof(Brickyard__V1__EvalResult, attempt),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "loss_sum",
+    3,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_DOUBLE,
+    0,   /* quantifier_offset */
+    offsetof(Brickyard__V1__EvalResult, loss_sum),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "token_count",
+    4,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT64,
+    0,   /* quantifier_offset */
+    offsetof(Brickyard__V1__EvalResult, token_count),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "example_ids",
+    5,
+    PROTOBUF_C_LABEL_REPEATED,
+    PROTOBUF_C_TYPE_UINT32,
+    offsetof(Brickyard__V1__EvalResult, n_example_ids),
+    offsetof(Brickyard__V1__EvalResult, example_ids),
+    NULL,
+    NULL,
+    0 | PROTOBUF_C_FIELD_FLAG_PACKED,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "example_losses",
+    6,
+    PROTOBUF_C_LABEL_REPEATED,
+    PROTOBUF_C_TYPE_DOUBLE,
+    offsetof(Brickyard__V1__EvalResult, n_example_losses),
+    offsetof(Brickyard__V1__EvalResult, example_losses),
+    NULL,
+    NULL,
+    0 | PROTOBUF_C_FIELD_FLAG_PACKED,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "example_tokens",
+    7,
+    PROTOBUF_C_LABEL_REPEATED,
+    PROTOBUF_C_TYPE_UINT32,
+    offsetof(Brickyard__V1__EvalResult, n_example_tokens),
+    offsetof(Brickyard__V1__EvalResult, example_tokens),
+    NULL,
+    NULL,
+    0 | PROTOBUF_C_FIELD_FLAG_PACKED,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "example_correct",
+    8,
+    PROTOBUF_C_LABEL_REPEATED,
+    PROTOBUF_C_TYPE_BOOL,
+    offsetof(Brickyard__V1__EvalResult, n_example_correct),
+    offsetof(Brickyard__V1__EvalResult, example_correct),
+    NULL,
+    NULL,
+    0 | PROTOBUF_C_FIELD_FLAG_PACKED,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "gradient",
+    9,
+    PROTOBUF_C_LABEL_REPEATED,
+    PROTOBUF_C_TYPE_DOUBLE,
+    offsetof(Brickyard__V1__EvalResult, n_gradient),
+    offsetof(Brickyard__V1__EvalResult, gradient),
+    NULL,
+    NULL,
+    0 | PROTOBUF_C_FIELD_FLAG_PACKED,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "seconds",
+    10,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_DOUBLE,
+    0,   /* quantifier_offset */
+    offsetof(Brickyard__V1__EvalResult, seconds),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned brickyard__v1__eval_result__field_indices_by_name[] = {
+  1,   /* field[1] = attempt */
+  7,   /* field[7] = example_correct */
+  4,   /* field[4] = example_ids */
+  5,   /* field[5] = example_losses */
+  6,   /* field[6] = example_tokens */
+  8,   /* field[8] = gradient */
+  2,   /* field[2] = loss_sum */
+  0,   /* field[0] = request_id */
+  9,   /* field[9] = seconds */
+  3,   /* field[3] = token_count */
+};
+static const ProtobufCIntRange brickyard__v1__eval_result__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 10 }
+};
+const ProtobufCMessageDescriptor brickyard__v1__eval_result__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "brickyard.v1.EvalResult",
+  "EvalResult",
+  "Brickyard__V1__EvalResult",
+  "brickyard.v1",
+  sizeof(Brickyard__V1__EvalResult),
+  10,
+  brickyard__v1__eval_result__field_descriptors,
+  brickyard__v1__eval_result__field_indices_by_name,
+  1,  brickyard__v1__eval_result__number_ranges,
+  (ProtobufCMessageInit) brickyard__v1__eval_result__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor brickyard__v1__eval_failed__field_descriptors[4] =
+{
+  {
+    "request_id",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT64,
+    0,   /* quantifier_offset */
+    offsetof(Brickyard__V1__EvalFailed, request_id),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "attempt",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT32,
+    0,   /* quantifier_offset */
+    offsetof(Brickyard__V1__EvalFailed, attempt),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "error",
+    3,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Brickyard__V1__EvalFailed, error),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "retryable",
+    4,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_BOOL,
+    0,   /* quantifier_offset */
+    offsetof(Brickyard__V1__EvalFailed, retryable),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned brickyard__v1__eval_failed__field_indices_by_name[] = {
+  1,   /* field[1] = attempt */
+  2,   /* field[2] = error */
+  0,   /* field[0] = request_id */
+  3,   /* field[3] = retryable */
+};
+static const ProtobufCIntRange brickyard__v1__eval_failed__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 4 }
+};
+const ProtobufCMessageDescriptor brickyard__v1__eval_failed__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "brickyard.v1.EvalFailed",
+  "EvalFailed",
+  "Brickyard__V1__EvalFailed",
+  "brickyard.v1",
+  sizeof(Brickyard__V1__EvalFailed),
+  4,
+  brickyard__v1__eval_failed__field_descriptors,
+  brickyard__v1__eval_failed__field_indices_by_name,
+  1,  brickyard__v1__eval_failed__number_ranges,
+  (ProtobufCMessageInit) brickyard__v1__eval_failed__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor brickyard__v1__envelope__field_descriptors[14] =
 {
   {
     "protocol_version",
@@ -1788,9 +2567,48 @@ static const ProtobufCFieldDescriptor brickyard__v1__envelope__field_descriptors
     0 | PROTOBUF_C_FIELD_FLAG_ONEOF,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
+  {
+    "eval_request",
+    30,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_MESSAGE,
+    offsetof(Brickyard__V1__Envelope, body_case),
+    offsetof(Brickyard__V1__Envelope, eval_request),
+    &brickyard__v1__eval_request__descriptor,
+    NULL,
+    0 | PROTOBUF_C_FIELD_FLAG_ONEOF,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "eval_result",
+    31,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_MESSAGE,
+    offsetof(Brickyard__V1__Envelope, body_case),
+    offsetof(Brickyard__V1__Envelope, eval_result),
+    &brickyard__v1__eval_result__descriptor,
+    NULL,
+    0 | PROTOBUF_C_FIELD_FLAG_ONEOF,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "eval_failed",
+    32,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_MESSAGE,
+    offsetof(Brickyard__V1__Envelope, body_case),
+    offsetof(Brickyard__V1__Envelope, eval_failed),
+    &brickyard__v1__eval_failed__descriptor,
+    NULL,
+    0 | PROTOBUF_C_FIELD_FLAG_ONEOF,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
 };
 static const unsigned brickyard__v1__envelope__field_indices_by_name[] = {
   10,   /* field[10] = disconnect */
+  13,   /* field[13] = eval_failed */
+  11,   /* field[11] = eval_request */
+  12,   /* field[12] = eval_result */
   4,   /* field[4] = heartbeat */
   1,   /* field[1] = hello */
   6,   /* field[6] = input_chunk */
@@ -1802,11 +2620,12 @@ static const unsigned brickyard__v1__envelope__field_indices_by_name[] = {
   9,   /* field[9] = task_failed */
   2,   /* field[2] = welcome */
 };
-static const ProtobufCIntRange brickyard__v1__envelope__number_ranges[2 + 1] =
+static const ProtobufCIntRange brickyard__v1__envelope__number_ranges[3 + 1] =
 {
   { 1, 0 },
   { 10, 1 },
-  { 0, 11 }
+  { 30, 11 },
+  { 0, 14 }
 };
 const ProtobufCMessageDescriptor brickyard__v1__envelope__descriptor =
 {
@@ -1816,10 +2635,10 @@ const ProtobufCMessageDescriptor brickyard__v1__envelope__descriptor =
   "Brickyard__V1__Envelope",
   "brickyard.v1",
   sizeof(Brickyard__V1__Envelope),
-  11,
+  14,
   brickyard__v1__envelope__field_descriptors,
   brickyard__v1__envelope__field_indices_by_name,
-  2,  brickyard__v1__envelope__number_ranges,
+  3,  brickyard__v1__envelope__number_ranges,
   (ProtobufCMessageInit) brickyard__v1__envelope__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
@@ -1915,5 +2734,65 @@ const ProtobufCEnumDescriptor brickyard__v1__input_mode__descriptor =
   brickyard__v1__input_mode__enum_values_by_name,
   1,
   brickyard__v1__input_mode__value_ranges,
+  NULL,NULL,NULL,NULL   /* reserved[1234] */
+};
+static const ProtobufCEnumValue brickyard__v1__peer_role__enum_values_by_number[2] =
+{
+  { "PEER_ROLE_MERGE_WORKER", "BRICKYARD__V1__PEER_ROLE__PEER_ROLE_MERGE_WORKER", 0 },
+  { "PEER_ROLE_EVALUATOR", "BRICKYARD__V1__PEER_ROLE__PEER_ROLE_EVALUATOR", 1 },
+};
+static const ProtobufCIntRange brickyard__v1__peer_role__value_ranges[] = {
+{0, 0},{0, 2}
+};
+static const ProtobufCEnumValueIndex brickyard__v1__peer_role__enum_values_by_name[2] =
+{
+  { "PEER_ROLE_EVALUATOR", 1 },
+  { "PEER_ROLE_MERGE_WORKER", 0 },
+};
+const ProtobufCEnumDescriptor brickyard__v1__peer_role__descriptor =
+{
+  PROTOBUF_C__ENUM_DESCRIPTOR_MAGIC,
+  "brickyard.v1.PeerRole",
+  "PeerRole",
+  "Brickyard__V1__PeerRole",
+  "brickyard.v1",
+  2,
+  brickyard__v1__peer_role__enum_values_by_number,
+  2,
+  brickyard__v1__peer_role__enum_values_by_name,
+  1,
+  brickyard__v1__peer_role__value_ranges,
+  NULL,NULL,NULL,NULL   /* reserved[1234] */
+};
+static const ProtobufCEnumValue brickyard__v1__eval_kind__enum_values_by_number[4] =
+{
+  { "EVAL_KIND_UNSPECIFIED", "BRICKYARD__V1__EVAL_KIND__EVAL_KIND_UNSPECIFIED", 0 },
+  { "EVAL_KIND_LOSS", "BRICKYARD__V1__EVAL_KIND__EVAL_KIND_LOSS", 1 },
+  { "EVAL_KIND_LOSS_AND_ACCURACY", "BRICKYARD__V1__EVAL_KIND__EVAL_KIND_LOSS_AND_ACCURACY", 2 },
+  { "EVAL_KIND_GRADIENT", "BRICKYARD__V1__EVAL_KIND__EVAL_KIND_GRADIENT", 3 },
+};
+static const ProtobufCIntRange brickyard__v1__eval_kind__value_ranges[] = {
+{0, 0},{0, 4}
+};
+static const ProtobufCEnumValueIndex brickyard__v1__eval_kind__enum_values_by_name[4] =
+{
+  { "EVAL_KIND_GRADIENT", 3 },
+  { "EVAL_KIND_LOSS", 1 },
+  { "EVAL_KIND_LOSS_AND_ACCURACY", 2 },
+  { "EVAL_KIND_UNSPECIFIED", 0 },
+};
+const ProtobufCEnumDescriptor brickyard__v1__eval_kind__descriptor =
+{
+  PROTOBUF_C__ENUM_DESCRIPTOR_MAGIC,
+  "brickyard.v1.EvalKind",
+  "EvalKind",
+  "Brickyard__V1__EvalKind",
+  "brickyard.v1",
+  4,
+  brickyard__v1__eval_kind__enum_values_by_number,
+  4,
+  brickyard__v1__eval_kind__enum_values_by_name,
+  1,
+  brickyard__v1__eval_kind__value_ranges,
   NULL,NULL,NULL,NULL   /* reserved[1234] */
 };

@@ -26,6 +26,11 @@ typedef struct Brickyard__V1__ResultChunk Brickyard__V1__ResultChunk;
 typedef struct Brickyard__V1__TaskDone Brickyard__V1__TaskDone;
 typedef struct Brickyard__V1__TaskFailed Brickyard__V1__TaskFailed;
 typedef struct Brickyard__V1__Disconnect Brickyard__V1__Disconnect;
+typedef struct Brickyard__V1__Example Brickyard__V1__Example;
+typedef struct Brickyard__V1__AdapterRef Brickyard__V1__AdapterRef;
+typedef struct Brickyard__V1__EvalRequest Brickyard__V1__EvalRequest;
+typedef struct Brickyard__V1__EvalResult Brickyard__V1__EvalResult;
+typedef struct Brickyard__V1__EvalFailed Brickyard__V1__EvalFailed;
 typedef struct Brickyard__V1__Envelope Brickyard__V1__Envelope;
 
 
@@ -67,6 +72,31 @@ typedef enum _Brickyard__V1__InputMode {
   BRICKYARD__V1__INPUT_MODE__INPUT_MODE_INLINE = 2
     PROTOBUF_C__FORCE_ENUM_TO_BE_INT_SIZE(BRICKYARD__V1__INPUT_MODE)
 } Brickyard__V1__InputMode;
+/*
+ * What kind of peer says Hello. A merge coordinator serves only merge workers; an adapt/eval coordinator serves
+ * only evaluators; a peer of the wrong role gets a Reject naming the role it needs.
+ */
+typedef enum _Brickyard__V1__PeerRole {
+  BRICKYARD__V1__PEER_ROLE__PEER_ROLE_MERGE_WORKER = 0,
+  BRICKYARD__V1__PEER_ROLE__PEER_ROLE_EVALUATOR = 1
+    PROTOBUF_C__FORCE_ENUM_TO_BE_INT_SIZE(BRICKYARD__V1__PEER_ROLE)
+} Brickyard__V1__PeerRole;
+typedef enum _Brickyard__V1__EvalKind {
+  BRICKYARD__V1__EVAL_KIND__EVAL_KIND_UNSPECIFIED = 0,
+  /*
+   * loss sums and per-example losses
+   */
+  BRICKYARD__V1__EVAL_KIND__EVAL_KIND_LOSS = 1,
+  /*
+   * plus exact match of greedy decoding against the completion
+   */
+  BRICKYARD__V1__EVAL_KIND__EVAL_KIND_LOSS_AND_ACCURACY = 2,
+  /*
+   * loss sums plus dL/dλ (L = loss_sum of this request)
+   */
+  BRICKYARD__V1__EVAL_KIND__EVAL_KIND_GRADIENT = 3
+    PROTOBUF_C__FORCE_ENUM_TO_BE_INT_SIZE(BRICKYARD__V1__EVAL_KIND)
+} Brickyard__V1__EvalKind;
 
 /* --- messages --- */
 
@@ -85,10 +115,22 @@ struct  Brickyard__V1__Hello
   uint32_t blas_threads;
   uint32_t pid;
   char *hostname;
+  /*
+   * unset = a merge worker
+   */
+  Brickyard__V1__PeerRole role;
+  /*
+   * evaluators: "cpu" or "cuda"
+   */
+  char *device;
+  /*
+   * evaluators: "float32" or "bfloat16"
+   */
+  char *dtype;
 };
 #define BRICKYARD__V1__HELLO__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&brickyard__v1__hello__descriptor) \
-    , (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, 0, 0, 0, (char *)protobuf_c_empty_string }
+    , (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, 0, 0, 0, (char *)protobuf_c_empty_string, BRICKYARD__V1__PEER_ROLE__PEER_ROLE_MERGE_WORKER, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string }
 
 
 /*
@@ -100,10 +142,16 @@ struct  Brickyard__V1__Welcome
   char *job_id;
   uint32_t heartbeat_interval_ms;
   uint32_t heartbeat_liveness;
+  /*
+   * Evaluators only: the base model to load once (a local directory with config.json, the weights and the
+   * tokenizer; loaded offline). The evaluator keeps heartbeating while it loads and answers every EvalRequest
+   * only after loading; a model that cannot be loaded is answered with EvalFailed (retryable = false).
+   */
+  char *base_model_path;
 };
 #define BRICKYARD__V1__WELCOME__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&brickyard__v1__welcome__descriptor) \
-    , (char *)protobuf_c_empty_string, 0, 0 }
+    , (char *)protobuf_c_empty_string, 0, 0, (char *)protobuf_c_empty_string }
 
 
 /*
@@ -307,6 +355,141 @@ struct  Brickyard__V1__Disconnect
     , (char *)protobuf_c_empty_string }
 
 
+/*
+ * One training or validation example. Exactly one of (prompt + completion) or messages_json is set.
+ * The loss counts completion tokens only (for chat examples: the tokens of the last assistant message).
+ */
+struct  Brickyard__V1__Example
+{
+  ProtobufCMessage base;
+  /*
+   * fixed by the coordinator (line index in the data file); echoed in answers
+   */
+  uint32_t id;
+  char *prompt;
+  char *completion;
+  /*
+   * JSON array of {"role", "content"}; rendered with the tokenizer's chat template
+   */
+  char *messages_json;
+};
+#define BRICKYARD__V1__EXAMPLE__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&brickyard__v1__example__descriptor) \
+    , 0, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string }
+
+
+/*
+ * One LoRA adapter the request combines. The evaluator caches loaded adapters by content_hash.
+ */
+struct  Brickyard__V1__AdapterRef
+{
+  ProtobufCMessage base;
+  /*
+   * PEFT adapter directory (adapter_config.json + adapter_model.safetensors)
+   */
+  char *path;
+  /*
+   * SHA-256 (hex) of adapter_model.safetensors then adapter_config.json bytes
+   */
+  char *content_hash;
+};
+#define BRICKYARD__V1__ADAPTER_REF__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&brickyard__v1__adapter_ref__descriptor) \
+    , (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string }
+
+
+/*
+ * Coordinator → evaluator. The model evaluated is the base with, on every module m of `modules`, the update
+ *   ΔW_m = Σ_i λ[m, i] · s_i · B_i A_i
+ * (s_i the adapter's own PEFT scaling for m; the exact CAT form, linear in λ). λ is module-major:
+ * coefficients[m * len(adapters) + i]. An empty `coefficients` means λ = 1 everywhere; empty `adapters` means
+ * the base model alone. A module of `modules` that an adapter lacks contributes zero for that adapter; an
+ * adapter module that the base model lacks, or whose shape differs from the base layer, is an EvalFailed
+ * (retryable = false) naming the adapter and module.
+ */
+struct  Brickyard__V1__EvalRequest
+{
+  ProtobufCMessage base;
+  char *job_id;
+  uint64_t request_id;
+  uint32_t attempt;
+  Brickyard__V1__EvalKind kind;
+  size_t n_adapters;
+  Brickyard__V1__AdapterRef **adapters;
+  size_t n_modules;
+  char **modules;
+  size_t n_coefficients;
+  double *coefficients;
+  size_t n_examples;
+  Brickyard__V1__Example **examples;
+  /*
+   * accuracy only: greedy decoding budget (0 = completion length + 8)
+   */
+  uint32_t max_new_tokens;
+};
+#define BRICKYARD__V1__EVAL_REQUEST__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&brickyard__v1__eval_request__descriptor) \
+    , (char *)protobuf_c_empty_string, 0, 0, BRICKYARD__V1__EVAL_KIND__EVAL_KIND_UNSPECIFIED, 0,NULL, 0,NULL, 0,NULL, 0,NULL, 0 }
+
+
+/*
+ * Evaluator → coordinator: the answer to one EvalRequest (same request_id and attempt).
+ */
+struct  Brickyard__V1__EvalResult
+{
+  ProtobufCMessage base;
+  uint64_t request_id;
+  uint32_t attempt;
+  /*
+   * Σ over completion tokens of all examples of the request (natural log)
+   */
+  double loss_sum;
+  uint64_t token_count;
+  /*
+   * in the request's order
+   */
+  size_t n_example_ids;
+  uint32_t *example_ids;
+  /*
+   * per example: sum over its completion tokens
+   */
+  size_t n_example_losses;
+  double *example_losses;
+  size_t n_example_tokens;
+  uint32_t *example_tokens;
+  /*
+   * LOSS_AND_ACCURACY only
+   */
+  size_t n_example_correct;
+  protobuf_c_boolean *example_correct;
+  /*
+   * GRADIENT only: d loss_sum / dλ, same layout as coefficients
+   */
+  size_t n_gradient;
+  double *gradient;
+  double seconds;
+};
+#define BRICKYARD__V1__EVAL_RESULT__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&brickyard__v1__eval_result__descriptor) \
+    , 0, 0, 0, 0, 0,NULL, 0,NULL, 0,NULL, 0,NULL, 0,NULL, 0 }
+
+
+/*
+ * Evaluator → coordinator: the request could not be answered.
+ */
+struct  Brickyard__V1__EvalFailed
+{
+  ProtobufCMessage base;
+  uint64_t request_id;
+  uint32_t attempt;
+  char *error;
+  protobuf_c_boolean retryable;
+};
+#define BRICKYARD__V1__EVAL_FAILED__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&brickyard__v1__eval_failed__descriptor) \
+    , 0, 0, (char *)protobuf_c_empty_string, 0 }
+
+
 typedef enum {
   BRICKYARD__V1__ENVELOPE__BODY__NOT_SET = 0,
   BRICKYARD__V1__ENVELOPE__BODY_HELLO = 10,
@@ -318,7 +501,10 @@ typedef enum {
   BRICKYARD__V1__ENVELOPE__BODY_RESULT_CHUNK = 16,
   BRICKYARD__V1__ENVELOPE__BODY_TASK_DONE = 17,
   BRICKYARD__V1__ENVELOPE__BODY_TASK_FAILED = 18,
-  BRICKYARD__V1__ENVELOPE__BODY_DISCONNECT = 19
+  BRICKYARD__V1__ENVELOPE__BODY_DISCONNECT = 19,
+  BRICKYARD__V1__ENVELOPE__BODY_EVAL_REQUEST = 30,
+  BRICKYARD__V1__ENVELOPE__BODY_EVAL_RESULT = 31,
+  BRICKYARD__V1__ENVELOPE__BODY_EVAL_FAILED = 32
     PROTOBUF_C__FORCE_ENUM_TO_BE_INT_SIZE(BRICKYARD__V1__ENVELOPE__BODY__CASE)
 } Brickyard__V1__Envelope__BodyCase;
 
@@ -338,6 +524,12 @@ struct  Brickyard__V1__Envelope
     Brickyard__V1__TaskDone *task_done;
     Brickyard__V1__TaskFailed *task_failed;
     Brickyard__V1__Disconnect *disconnect;
+    /*
+     * 30–49: evaluators (adaptive merging). 50–59: module-splitting k-means rounds. 60–69: cluster runtime.
+     */
+    Brickyard__V1__EvalRequest *eval_request;
+    Brickyard__V1__EvalResult *eval_result;
+    Brickyard__V1__EvalFailed *eval_failed;
   };
 };
 #define BRICKYARD__V1__ENVELOPE__INIT \
@@ -554,6 +746,101 @@ Brickyard__V1__Disconnect *
 void   brickyard__v1__disconnect__free_unpacked
                      (Brickyard__V1__Disconnect *message,
                       ProtobufCAllocator *allocator);
+/* Brickyard__V1__Example methods */
+void   brickyard__v1__example__init
+                     (Brickyard__V1__Example         *message);
+size_t brickyard__v1__example__get_packed_size
+                     (const Brickyard__V1__Example   *message);
+size_t brickyard__v1__example__pack
+                     (const Brickyard__V1__Example   *message,
+                      uint8_t             *out);
+size_t brickyard__v1__example__pack_to_buffer
+                     (const Brickyard__V1__Example   *message,
+                      ProtobufCBuffer     *buffer);
+Brickyard__V1__Example *
+       brickyard__v1__example__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   brickyard__v1__example__free_unpacked
+                     (Brickyard__V1__Example *message,
+                      ProtobufCAllocator *allocator);
+/* Brickyard__V1__AdapterRef methods */
+void   brickyard__v1__adapter_ref__init
+                     (Brickyard__V1__AdapterRef         *message);
+size_t brickyard__v1__adapter_ref__get_packed_size
+                     (const Brickyard__V1__AdapterRef   *message);
+size_t brickyard__v1__adapter_ref__pack
+                     (const Brickyard__V1__AdapterRef   *message,
+                      uint8_t             *out);
+size_t brickyard__v1__adapter_ref__pack_to_buffer
+                     (const Brickyard__V1__AdapterRef   *message,
+                      ProtobufCBuffer     *buffer);
+Brickyard__V1__AdapterRef *
+       brickyard__v1__adapter_ref__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   brickyard__v1__adapter_ref__free_unpacked
+                     (Brickyard__V1__AdapterRef *message,
+                      ProtobufCAllocator *allocator);
+/* Brickyard__V1__EvalRequest methods */
+void   brickyard__v1__eval_request__init
+                     (Brickyard__V1__EvalRequest         *message);
+size_t brickyard__v1__eval_request__get_packed_size
+                     (const Brickyard__V1__EvalRequest   *message);
+size_t brickyard__v1__eval_request__pack
+                     (const Brickyard__V1__EvalRequest   *message,
+                      uint8_t             *out);
+size_t brickyard__v1__eval_request__pack_to_buffer
+                     (const Brickyard__V1__EvalRequest   *message,
+                      ProtobufCBuffer     *buffer);
+Brickyard__V1__EvalRequest *
+       brickyard__v1__eval_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   brickyard__v1__eval_request__free_unpacked
+                     (Brickyard__V1__EvalRequest *message,
+                      ProtobufCAllocator *allocator);
+/* Brickyard__V1__EvalResult methods */
+void   brickyard__v1__eval_result__init
+                     (Brickyard__V1__EvalResult         *message);
+size_t brickyard__v1__eval_result__get_packed_size
+                     (const Brickyard__V1__EvalResult   *message);
+size_t brickyard__v1__eval_result__pack
+                     (const Brickyard__V1__EvalResult   *message,
+                      uint8_t             *out);
+size_t brickyard__v1__eval_result__pack_to_buffer
+                     (const Brickyard__V1__EvalResult   *message,
+                      ProtobufCBuffer     *buffer);
+Brickyard__V1__EvalResult *
+       brickyard__v1__eval_result__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   brickyard__v1__eval_result__free_unpacked
+                     (Brickyard__V1__EvalResult *message,
+                      ProtobufCAllocator *allocator);
+/* Brickyard__V1__EvalFailed methods */
+void   brickyard__v1__eval_failed__init
+                     (Brickyard__V1__EvalFailed         *message);
+size_t brickyard__v1__eval_failed__get_packed_size
+                     (const Brickyard__V1__EvalFailed   *message);
+size_t brickyard__v1__eval_failed__pack
+                     (const Brickyard__V1__EvalFailed   *message,
+                      uint8_t             *out);
+size_t brickyard__v1__eval_failed__pack_to_buffer
+                     (const Brickyard__V1__EvalFailed   *message,
+                      ProtobufCBuffer     *buffer);
+Brickyard__V1__EvalFailed *
+       brickyard__v1__eval_failed__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   brickyard__v1__eval_failed__free_unpacked
+                     (Brickyard__V1__EvalFailed *message,
+                      ProtobufCAllocator *allocator);
 /* Brickyard__V1__Envelope methods */
 void   brickyard__v1__envelope__init
                      (Brickyard__V1__Envelope         *message);
@@ -608,6 +895,21 @@ typedef void (*Brickyard__V1__TaskFailed_Closure)
 typedef void (*Brickyard__V1__Disconnect_Closure)
                  (const Brickyard__V1__Disconnect *message,
                   void *closure_data);
+typedef void (*Brickyard__V1__Example_Closure)
+                 (const Brickyard__V1__Example *message,
+                  void *closure_data);
+typedef void (*Brickyard__V1__AdapterRef_Closure)
+                 (const Brickyard__V1__AdapterRef *message,
+                  void *closure_data);
+typedef void (*Brickyard__V1__EvalRequest_Closure)
+                 (const Brickyard__V1__EvalRequest *message,
+                  void *closure_data);
+typedef void (*Brickyard__V1__EvalResult_Closure)
+                 (const Brickyard__V1__EvalResult *message,
+                  void *closure_data);
+typedef void (*Brickyard__V1__EvalFailed_Closure)
+                 (const Brickyard__V1__EvalFailed *message,
+                  void *closure_data);
 typedef void (*Brickyard__V1__Envelope_Closure)
                  (const Brickyard__V1__Envelope *message,
                   void *closure_data);
@@ -620,6 +922,8 @@ typedef void (*Brickyard__V1__Envelope_Closure)
 extern const ProtobufCEnumDescriptor    brickyard__v1__dtype__descriptor;
 extern const ProtobufCEnumDescriptor    brickyard__v1__task_kind__descriptor;
 extern const ProtobufCEnumDescriptor    brickyard__v1__input_mode__descriptor;
+extern const ProtobufCEnumDescriptor    brickyard__v1__peer_role__descriptor;
+extern const ProtobufCEnumDescriptor    brickyard__v1__eval_kind__descriptor;
 extern const ProtobufCMessageDescriptor brickyard__v1__hello__descriptor;
 extern const ProtobufCMessageDescriptor brickyard__v1__welcome__descriptor;
 extern const ProtobufCMessageDescriptor brickyard__v1__reject__descriptor;
@@ -631,6 +935,11 @@ extern const ProtobufCMessageDescriptor brickyard__v1__result_chunk__descriptor;
 extern const ProtobufCMessageDescriptor brickyard__v1__task_done__descriptor;
 extern const ProtobufCMessageDescriptor brickyard__v1__task_failed__descriptor;
 extern const ProtobufCMessageDescriptor brickyard__v1__disconnect__descriptor;
+extern const ProtobufCMessageDescriptor brickyard__v1__example__descriptor;
+extern const ProtobufCMessageDescriptor brickyard__v1__adapter_ref__descriptor;
+extern const ProtobufCMessageDescriptor brickyard__v1__eval_request__descriptor;
+extern const ProtobufCMessageDescriptor brickyard__v1__eval_result__descriptor;
+extern const ProtobufCMessageDescriptor brickyard__v1__eval_failed__descriptor;
 extern const ProtobufCMessageDescriptor brickyard__v1__envelope__descriptor;
 
 PROTOBUF_C__END_DECLS
