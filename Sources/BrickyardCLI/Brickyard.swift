@@ -13,6 +13,7 @@ struct Brickyard: ParsableCommand {
             InspectCommand.self,
             CoordinatorCommand.self,
             WorkerCommand.self,
+            KeysCommand.self,
             SynthCommand.self,
             BenchReadCommand.self,
             BenchEngineCommand.self,

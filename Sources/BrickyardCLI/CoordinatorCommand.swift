@@ -26,7 +26,23 @@ struct CoordinatorCommand: ParsableCommand {
     @Flag(name: .long, help: "Replace the output directory if it exists and is not empty.")
     var force = false
 
+    @Option(name: .customLong("curve-secret"), help: "CURVE: this coordinator's .secret key file (brickyard keys generate); requires --allow.")
+    var curveSecret: String?
+
+    @Option(name: .long, help: "CURVE: directory of the .public key files of the workers allowed to join.")
+    var allow: String?
+
+    // TEST-ONLY: do not start the ZAP handler (the coordinator must then refuse to start).
+    @Flag(name: .customLong("no-zap-handler"), help: .hidden)
+    var noZAPHandler = false
+
     @OptionGroup var runtime: MergeRuntimeOptions
+
+    func validate() throws {
+        guard (curveSecret == nil) == (allow == nil) else {
+            throw ValidationError("--curve-secret and --allow go together (the coordinator's key and the workers' keys)")
+        }
+    }
 
     func run() throws {
         let logger = runtime.makeLogger(label: "brickyard.coordinator")
@@ -34,8 +50,12 @@ struct CoordinatorCommand: ParsableCommand {
         stop.install()
         do {
             let plan = try Planner.plan(job: try JobSpec.load(path: job))
-            let outcome = try DistributedMerge.run(plan: plan, options: runtime.distributedOptions(out: out, bind: bind, overwrite: force),
-                                                   logger: logger, stop: stop)
+            var options = runtime.distributedOptions(out: out, bind: bind, overwrite: force)
+            if let curveSecret, let allow {
+                options.coordinator.curve = CurveServerOptions(secretKeyFile: curveSecret, allowDirectory: allow,
+                                                               startsZAPHandler: !noZAPHandler)
+            }
+            let outcome = try DistributedMerge.run(plan: plan, options: options, logger: logger, stop: stop)
             print("wrote \(out): \(outcome.report.modules.count) modules, \(outcome.resumed) resumed from checkpoint, \(outcome.retries) retries")
         } catch {
             throw RuntimeFailure.exit(error)

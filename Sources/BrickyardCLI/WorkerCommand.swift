@@ -9,9 +9,11 @@ struct WorkerCommand: ParsableCommand {
         commandName: "worker",
         abstract: "Compute merge tasks for a `brickyard coordinator` (or `brickyard merge`).",
         discussion: """
-            Exit codes: 0 dismissed by the coordinator or stopped by SIGTERM/SIGINT (the coordinator is told and \
-            requeues the current task); 1 setup failed; 2 rejected by the coordinator (version mismatch); \
-            3 coordinator unreachable after --max-failed-connections attempts.
+            Exit codes: 0 dismissed by the coordinator, or stopped by SIGTERM/SIGINT/SIGUSR2 or its parent's exit \
+            (the coordinator is told and requeues the current task; the process leaves with _exit right away, \
+            never by a signal); 1 setup failed; 2 rejected by the coordinator (version mismatch); \
+            3 coordinator unreachable after --max-failed-connections attempts; 4 the coordinator refused this \
+            worker's CURVE key (or the CURVE handshake failed).
             """)
 
     @Option(name: .long, help: "Coordinator endpoint, e.g. tcp://HOST:5555.")
@@ -38,6 +40,12 @@ struct WorkerCommand: ParsableCommand {
     @Option(name: .customLong("log-level"), help: "trace, debug, info, notice, warning, error or critical.")
     var logLevel: String = "info"
 
+    @Option(name: .customLong("curve-server-key"), help: "CURVE: the coordinator's .public key file; requires --curve-secret.")
+    var curveServerKey: String?
+
+    @Option(name: .customLong("curve-secret"), help: "CURVE: this worker's .secret key file (its public key must be in the coordinator's --allow directory).")
+    var curveSecret: String?
+
     // TEST-ONLY fault injection (also via BRICKYARD_TEST_WORKER_FAULTS); see WorkerFaults.
     @Option(name: .customLong("fail-tasks"), help: .hidden)
     var failTasks: FailTasksMode?
@@ -59,9 +67,15 @@ struct WorkerCommand: ParsableCommand {
     func validate() throws {
         guard threads >= 1 else { throw ValidationError("--threads must be at least 1") }
         guard heartbeatMilliseconds >= 1, liveness >= 1 else { throw ValidationError("--heartbeat-ms and --liveness must be positive") }
+        guard (curveServerKey == nil) == (curveSecret == nil) else {
+            throw ValidationError("--curve-server-key and --curve-secret go together (the coordinator's public key and this worker's secret key)")
+        }
     }
 
     func run() throws {
+        // First of all: from here on a stop request is a flag, never the default (killing) signal action.
+        let stop = WorkerStopFlag()
+        stop.installSignalHandlers()
         let level = Logger.Level(rawValue: logLevel) ?? .info
         LoggingSystem.bootstrap { label in
             var handler = StreamLogHandler.standardError(label: label)
@@ -77,7 +91,7 @@ struct WorkerCommand: ParsableCommand {
         if let specification = ProcessInfo.processInfo.environment[WorkerFaults.environmentVariable] {
             do { faults = try WorkerFaults(specification: specification) } catch {
                 FileHandle.standardError.write(Data("brickyard: \(error)\n".utf8))
-                throw ExitCode(1)
+                WorkerProcess.exit(WorkerExit.setupFailed, worker: nil, logger: logger)
             }
         }
         if failTasks != nil { faults.failTasks = true }
@@ -86,15 +100,17 @@ struct WorkerCommand: ParsableCommand {
         if let faultOnce { faults.onceMarkerPath = faultOnce }
         if let slowTasksMilliseconds { faults.slowTaskMilliseconds = max(0, slowTasksMilliseconds) }
 
-        let configuration = WorkerConfiguration(
+        var configuration = WorkerConfiguration(
             endpoint: connect, workerID: id ?? WorkerConfiguration.defaultWorkerID(), threads: threads,
             heartbeatIntervalMilliseconds: heartbeatMilliseconds, heartbeatLiveness: liveness,
             reconnectInitialDelayMilliseconds: reconnectInitialMilliseconds, reconnectMaxDelayMilliseconds: reconnectMaxMilliseconds,
             maxFailedConnections: maxFailedConnections, faults: faults)
-        let stop = WorkerStopFlag()
-        stop.installSignalHandlers()
+        if let curveServerKey, let curveSecret {
+            configuration.curve = CurveClientOptions(serverKeyFile: curveServerKey, secretKeyFile: curveSecret)
+        }
         if let parent = exitWithParent { stop.stopWhenParentExits(parent) }
-        let status = Worker(configuration: configuration, logger: logger, stopFlag: stop).run()
-        if status != 0 { throw ExitCode(status) }
+        let worker = Worker(configuration: configuration, logger: logger, stopFlag: stop)
+        let status = worker.run()
+        WorkerProcess.exit(status, worker: worker, logger: logger)
     }
 }

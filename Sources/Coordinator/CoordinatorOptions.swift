@@ -14,6 +14,8 @@ public struct CoordinatorOptions: Sendable {
     public var endpointFile: String?
     /// Show the progress line when stderr is a terminal.
     public var showProgress: Bool
+    /// CURVE encryption and authentication of workers; nil: plaintext (fine on ipc:// and loopback only).
+    public var curve: CurveServerOptions?
 
     public init(bind: String, inputMode: Wire.InputMode = .shared, scheduler: SchedulerConfiguration = SchedulerConfiguration(),
                 resultChunkBytes: Int = Chunking.defaultChunkBytes, inputChunkBytes: Int = 1 << 20, endpointFile: String? = nil,
@@ -25,5 +27,41 @@ public struct CoordinatorOptions: Sendable {
         self.inputChunkBytes = inputChunkBytes
         self.endpointFile = endpointFile
         self.showProgress = showProgress
+    }
+}
+
+/// The coordinator's CURVE setup: its own key pair and the public keys of the workers it admits.
+public struct CurveServerOptions: Sendable, Equatable {
+    /// A `.secret` key file (see `CurveKeyFiles`).
+    public var secretKeyFile: String
+    /// A directory of `.public` key files: the workers allowed to join.
+    public var allowDirectory: String
+    /// TEST-ONLY: false skips starting the ZAP handler, to prove the coordinator then refuses to start.
+    public var startsZAPHandler: Bool
+
+    public init(secretKeyFile: String, allowDirectory: String, startsZAPHandler: Bool = true) {
+        self.secretKeyFile = secretKeyFile
+        self.allowDirectory = allowDirectory
+        self.startsZAPHandler = startsZAPHandler
+    }
+
+    /// ZAP domain of Brickyard's coordinator sockets.
+    public static let zapDomain = "brickyard"
+}
+
+/// Whether an endpoint is reachable only from this machine (ipc://, inproc://, loopback TCP), where plaintext
+/// is acceptable; anything else without CURVE gets a loud warning.
+public enum EndpointScope {
+    public static func isLocal(_ endpoint: String) -> Bool {
+        if endpoint.hasPrefix("ipc://") || endpoint.hasPrefix("inproc://") { return true }
+        guard endpoint.hasPrefix("tcp://") else { return false }
+        var host = String(endpoint.dropFirst("tcp://".count))
+        // tcp://[::1]:5555, tcp://127.0.0.1:*, tcp://localhost:5555 (an interface name or 0.0.0.0 is not local).
+        if host.hasPrefix("[") {
+            host = String(host.dropFirst().prefix { $0 != "]" })
+        } else if let colon = host.lastIndex(of: ":") {
+            host = String(host[..<colon])
+        }
+        return host == "localhost" || host == "::1" || host.hasPrefix("127.")
     }
 }

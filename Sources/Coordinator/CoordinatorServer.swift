@@ -83,6 +83,10 @@ public final class CoordinatorServer {
     /// signal arrives (throws `.interrupted`). Workers get a Disconnect in every case.
     public func run() throws -> ServeSummary {
         let context = try ZMQContext()
+        // The ZAP handler must be running and answering before the ROUTER binds (libzmq fails open without one);
+        // declared before the socket so it stops after the socket is closed.
+        let security = try startSecurity(context: context)
+        defer { security?.handler.stop() }
         let socket = try ZMQSocket.router(context: context)
         self.socket = socket
         defer {
@@ -95,6 +99,11 @@ public final class CoordinatorServer {
         // No worker message is larger than one result chunk plus its envelope; ZeroMQ drops a peer that sends
         // more before the bytes are buffered, so a hostile peer cannot make the coordinator allocate gigabytes.
         try socket.setMaxMessageSize(Int64(options.resultChunkBytes) + 64 * 1024)
+        if let security {
+            try socket.makeCurveServer(security.keys, zapDomain: CurveServerOptions.zapDomain)
+        } else if !EndpointScope.isLocal(options.bind) {
+            logger.warning("WARNING: \(options.bind) is bound WITHOUT encryption or authentication: any process that can reach it can join as a worker and receive adapter bytes. Use --curve-secret and --allow (brickyard keys generate), or bind ipc:// or 127.0.0.1.")
+        }
         do {
             try socket.bind(options.bind)
         } catch {
@@ -109,6 +118,11 @@ public final class CoordinatorServer {
 
         let pollMilliseconds = max(10, min(100, options.scheduler.heartbeatInterval.wholeMilliseconds / 4))
         while !scheduler.isFinished {
+            if let security, !security.handler.isRunning {
+                // Fail closed: without its handler libzmq would admit any CURVE key.
+                disconnectAll(reason: "coordinator stopping (authentication handler stopped)")
+                throw CoordinatorError(.transport, "the ZAP authentication handler stopped; refusing to serve workers without it")
+            }
             if stop.isSet {
                 // Stop handing out work; finished modules are already checkpointed. Running tasks are abandoned
                 // rather than awaited, so a scheduler's grace period is never overrun.
@@ -152,6 +166,32 @@ public final class CoordinatorServer {
             "result.bytes.received": "\(resultBytesReceived)", "input.mode": "\(options.inputMode)"])
         return ServeSummary(resumed: resumed, computed: scheduler.tasks.count - resumed, retries: scheduler.retries,
                             tasksSent: tasksSent, taskBytesSent: taskBytesSent, resultBytesReceived: resultBytesReceived)
+    }
+
+    // MARK: security
+
+    /// Loads the CURVE keys, starts the ZAP handler and proves it answers; nil without CURVE.
+    private func startSecurity(context: ZMQContext) throws -> (keys: CurveKeyPair, handler: ZAPHandler)? {
+        guard let curve = options.curve else { return nil }
+        let keys: CurveKeyPair
+        let allowed: Set<String>
+        do {
+            keys = try CurveKeyFiles.readSecret(path: curve.secretKeyFile)
+            allowed = try CurveKeyFiles.readAllowed(directory: curve.allowDirectory)
+        } catch {
+            throw CoordinatorError(.transport, "\(error)")
+        }
+        let handler = ZAPHandler(context: context, allowedKeys: allowed, domain: CurveServerOptions.zapDomain, logger: logger)
+        do {
+            if curve.startsZAPHandler { try handler.start() }
+            try ZAPHandler.probe(context: context)
+        } catch {
+            handler.stop()
+            throw CoordinatorError(.transport, "CURVE: \(error)")
+        }
+        logger.info("CURVE on: workers must present an allowed key", metadata: [
+            "allowed.keys": "\(allowed.count)", "allow.dir": "\(curve.allowDirectory)", "server.key": "\(keys.publicKey)"])
+        return (keys, handler)
     }
 
     // MARK: receiving

@@ -33,6 +33,8 @@ public final class LocalWorkerPool {
     /// The `--id` each process was started with, by pid.
     private var workerIDs: [Int32: String] = [:]
     private var respawns = 0
+    /// Workers whose end was already logged (each is logged once).
+    private var loggedExits: Set<Int32> = []
     private var started = 0
 
     public init(configuration: Configuration, logger: Logger) {
@@ -53,6 +55,7 @@ public final class LocalWorkerPool {
     public func superviseTick() {
         for index in processes.indices where !processes[index].isRunning {
             let old = processes[index]
+            logExit(old)
             guard respawns < configuration.maxRespawns else { continue }
             respawns += 1
             logger.warning("local worker exited; starting a replacement", metadata: [
@@ -79,15 +82,40 @@ public final class LocalWorkerPool {
     public var processIdentifiers: [Int32] { processes.map(\.processIdentifier) }
 
     /// Asks every worker to stop (SIGTERM), waits up to `grace`, then SIGKILLs the rest.
-    public func stopAll(grace: Duration = .seconds(2)) {
-        for process in processes where process.isRunning { process.terminate() }
+    ///
+    /// SIGTERM is repeated every 100 ms: workers inherit this process's ignored SIGTERM (the stop handler sets
+    /// SIG_IGN, and an ignored disposition survives exec), so a worker still starting up discards the first
+    /// signal; once it has installed its own handler the next one reaches it and it leaves with its status.
+    public func stopAll(grace: Duration = .seconds(5)) {
         let deadline = ContinuousClock.now + grace
+        var nextSignal = ContinuousClock.now
         while processes.contains(where: \.isRunning) && ContinuousClock.now < deadline {
-            Thread.sleep(forTimeInterval: 0.02)
+            if ContinuousClock.now >= nextSignal {
+                for process in processes where process.isRunning { kill(process.processIdentifier, SIGTERM) }
+                nextSignal = ContinuousClock.now + .milliseconds(100)
+            }
+            Thread.sleep(forTimeInterval: 0.01)
         }
-        for process in processes where process.isRunning { kill(process.processIdentifier, SIGKILL) }
-        for process in processes { process.waitUntilExit() }
+        for process in processes where process.isRunning {
+            logger.warning("local worker did not stop within the grace period; killing it", metadata: [
+                "pid": "\(process.processIdentifier)"])
+            kill(process.processIdentifier, SIGKILL)
+        }
+        for process in processes {
+            process.waitUntilExit()
+            logExit(process)
+        }
         processes = []
+    }
+
+    /// One line per finished worker with how it ended (tests check that no worker ends by a signal).
+    private func logExit(_ process: Process) {
+        guard loggedExits.insert(process.processIdentifier).inserted else { return }
+        let how = process.terminationReason == .uncaughtSignal ? "signal" : "exit"
+        let message: Logger.Message = "local worker ended"
+        let metadata: Logger.Metadata = ["pid": "\(process.processIdentifier)", "worker.id": "\(workerIDs[process.processIdentifier] ?? "?")",
+                                         "ended.by": "\(how)", "status": "\(process.terminationStatus)"]
+        if how == "signal" { logger.warning(message, metadata: metadata) } else { logger.info(message, metadata: metadata) }
     }
 
     private func spawn() throws -> Process {
@@ -109,6 +137,7 @@ public final class LocalWorkerPool {
             throw CoordinatorError(.io, "\(configuration.executable): cannot start worker: \(error.localizedDescription)")
         }
         workerIDs[process.processIdentifier] = "local-\(started)"
+        logger.info("local worker started", metadata: ["pid": "\(process.processIdentifier)", "worker.id": "local-\(started)"])
         return process
     }
 }

@@ -16,11 +16,20 @@ public final class ZMQSocket {
         case router
         /// Worker side: one connection, no identity or delimiter frames.
         case dealer
+        /// The ZAP handler's side of ZeroMQ's authentication protocol (request → reply, in order).
+        case reply
+        /// Asks a ZAP handler (the coordinator's start-up probe).
+        case request
+        /// Receives a socket monitor's events.
+        case pair
 
         var raw: Int32 {
             switch self {
             case .router: ZMQ_ROUTER
             case .dealer: ZMQ_DEALER
+            case .reply: ZMQ_REP
+            case .request: ZMQ_REQ
+            case .pair: ZMQ_PAIR
             }
         }
     }
@@ -115,7 +124,7 @@ public final class ZMQSocket {
         }
     }
 
-    private func setOption(_ option: Int32, _ value: Int32, _ name: String) throws {
+    func setOption(_ option: Int32, _ value: Int32, _ name: String) throws {
         var value = value
         guard zmq_setsockopt(try open("zmq_setsockopt"), option, &value, MemoryLayout<Int32>.size) == 0 else {
             throw ZMQError.last("zmq_setsockopt(\(name))")

@@ -24,6 +24,8 @@ public final class Worker {
     var orphanedComputation: TaskComputation?
     /// Distinguishes this process's socket identities from any other worker's (see `WorkerSession`).
     let identityNonce = String(UInt32.random(in: 0...UInt32.max), radix: 36)
+    /// The coordinator's public key and this worker's key pair, loaded once by `run()` (CURVE only).
+    var curveKeys: (serverKey: String, keys: CurveKeyPair)?
 
     public init(configuration: WorkerConfiguration, logger: Logger, stopFlag: WorkerStopFlag = WorkerStopFlag()) {
         self.configuration = configuration
@@ -39,6 +41,14 @@ public final class Worker {
     public func run() -> Int32 {
         BLAS.threadCount = configuration.threads
         if faults != .none { logger.warning("TEST-ONLY fault injection active", metadata: ["faults": "\(faults)"]) }
+        if let curve = configuration.curve {
+            do {
+                curveKeys = (try CurveKeyFiles.readPublic(path: curve.serverKeyFile), try CurveKeyFiles.readSecret(path: curve.secretKeyFile))
+            } catch {
+                logger.error("cannot load CURVE keys", metadata: ["error": "\(error)"])
+                return WorkerExit.setupFailed
+            }
+        }
         let context: ZMQContext
         do {
             context = try ZMQContext()
@@ -69,6 +79,9 @@ public final class Worker {
             case .rejected(let reason):
                 logger.error("coordinator rejected the worker", metadata: ["reason": "\(reason)"])
                 return WorkerExit.rejected
+            case .refused(let reason):
+                logger.error("\(reason)")
+                return WorkerExit.curveRefused
             case .lost(let wasWelcomed):
                 if wasWelcomed {
                     failedConnections = 0
@@ -113,6 +126,8 @@ enum SessionOutcome: Equatable {
     /// The coordinator sent Disconnect (job done or coordinator stopping).
     case dismissed(String)
     case rejected(String)
+    /// CURVE: the coordinator refused our key, or the handshake kept failing; the message says which.
+    case refused(String)
     /// Heartbeats stopped or a send failed; `wasWelcomed` tells whether this connection ever got a Welcome.
     case lost(wasWelcomed: Bool)
 }

@@ -22,6 +22,8 @@ public struct WorkerConfiguration: Sendable {
     public var limits: TaskLimits
     /// Test-only misbehaviour; `.none` in production.
     public var faults: WorkerFaults
+    /// CURVE: encrypt the connection and authenticate both sides; nil: plaintext.
+    public var curve: CurveClientOptions?
 
     public init(endpoint: String, workerID: String = WorkerConfiguration.defaultWorkerID(), threads: Int = 1,
                 heartbeatIntervalMilliseconds: Int = 1000, heartbeatLiveness: Int = 3,
@@ -55,4 +57,20 @@ public enum WorkerExit {
     public static let rejected: Int32 = 2
     /// `maxFailedConnections` consecutive connections without a Welcome.
     public static let coordinatorUnreachable: Int32 = 3
+    /// CURVE: the coordinator refused this worker's key, or the handshake kept failing (wrong server key, or a
+    /// coordinator without CURVE).
+    public static let curveRefused: Int32 = 4
+}
+
+/// A worker's CURVE setup: the coordinator's public key and this worker's own key pair.
+public struct CurveClientOptions: Sendable, Equatable {
+    /// The coordinator's `.public` key file.
+    public var serverKeyFile: String
+    /// This worker's `.secret` key file (its public key is derived and must be in the coordinator's --allow).
+    public var secretKeyFile: String
+
+    public init(serverKeyFile: String, secretKeyFile: String) {
+        self.serverKeyFile = serverKeyFile
+        self.secretKeyFile = secretKeyFile
+    }
 }

@@ -17,6 +17,9 @@ struct WorkerSession {
 
     private let worker: Worker
     private let socket: ZMQSocket
+    /// The socket's handshake events (why a coordinator refused us).
+    private let monitor: ZMQSocket?
+    private var failedHandshakes = 0
     private var phase = Phase.awaitingWelcome
     private var interval: Duration
     private var liveness: Int
@@ -42,11 +45,24 @@ struct WorkerSession {
         socket = try ZMQSocket.dealer(context: context, identity: identity)
         // A send to a dead coordinator must not block past the liveness window.
         try socket.setSendTimeout(milliseconds: Int32(clamping: configuration.heartbeatIntervalMilliseconds * configuration.heartbeatLiveness))
+        if let curve = worker.curveKeys { try socket.makeCurveClient(serverKey: curve.serverKey, keys: curve.keys) }
+        // Handshake events tell a refused worker why (unknown key, wrong server key, CURVE on one side only).
+        monitor = try socket.monitor(endpoint: "inproc://brickyard-monitor-\(worker.identityNonce)-\(connection)",
+                                     events: ZMQMonitorEvent.handshakeSucceeded | ZMQMonitorEvent.handshakeFailedAuth
+                                         | ZMQMonitorEvent.handshakeFailedProtocol | ZMQMonitorEvent.handshakeFailedNoDetail)
         try socket.connect(configuration.endpoint)
     }
 
+    /// After this many failed CURVE handshakes in a row (no refusal from the ZAP handler, just a broken
+    /// handshake) the keys cannot work: the server key is wrong or the coordinator does not speak CURVE.
+    static let handshakeFailureLimit = 3
+
     mutating func run() -> SessionOutcome {
-        defer { socket.close() }
+        defer {
+            socket.stopMonitor()
+            monitor?.close()
+            socket.close()
+        }
         let configuration = worker.configuration
         let hello = Wire.Hello(
             workerID: configuration.workerID, version: BrickyardVersion.string,
@@ -60,7 +76,9 @@ struct WorkerSession {
         while true {
             if let reason = worker.stopFlag.requestedReason {
                 // A (test-only) hanging worker stays silent to the end.
-                if welcomed && !isHanging { _ = send(.disconnect(reason: "worker stopping (\(reason))"), quiet: true) }
+                // dontWait: a vanished coordinator must not delay the stop by a whole send timeout; a queued
+                // Disconnect still leaves within the socket's linger.
+                if welcomed && !isHanging { _ = send(.disconnect(reason: "worker stopping (\(reason))"), quiet: true, dontWait: true) }
                 abandonTask()
                 return .stopped(reason)
             }
@@ -76,15 +94,19 @@ struct WorkerSession {
             let untilHeartbeat = welcomed ? nextHeartbeat - now : silenceLimit
             var timeout = min(untilHeartbeat, lastHeard + silenceLimit - now, .milliseconds(100))
             if case .computing = phase { timeout = min(timeout, .milliseconds(20)) }
-            let readable: Bool
+            let readable: [Bool]
             do {
-                readable = try ZMQPoll.readable([socket], timeoutMilliseconds: max(0, timeout.wholeMilliseconds)).first == true
+                readable = try ZMQPoll.readable([socket] + (monitor.map { [$0] } ?? []), timeoutMilliseconds: max(0, timeout.wholeMilliseconds))
             } catch {
                 logger.warning("poll failed", metadata: ["error": "\(error)"])
                 abandonTask()
                 return .lost(wasWelcomed: welcomed)
             }
-            if readable, let outcome = drainMessages() { return outcome }
+            if readable.count > 1, readable[1], let outcome = drainHandshakeEvents() {
+                abandonTask()
+                return outcome
+            }
+            if readable[0], let outcome = drainMessages() { return outcome }
             if startHangingIfDue() { continue }
 
             let after = ContinuousClock.now
@@ -103,6 +125,38 @@ struct WorkerSession {
     }
 
     // MARK: - Receiving
+
+    /// Handshake events: a ZAP refusal ends the worker at once; repeated broken handshakes too (they mean the
+    /// keys cannot work, or one side speaks CURVE and the other not).
+    private mutating func drainHandshakeEvents() -> SessionOutcome? {
+        guard let monitor else { return nil }
+        while let frames = try? monitor.receive(dontWait: true), let event = ZMQMonitorEvent(frames) {
+            switch event.event {
+            case ZMQMonitorEvent.handshakeSucceeded:
+                failedHandshakes = 0
+                logger.debug("CURVE handshake succeeded", metadata: ["endpoint": "\(event.endpoint)"])
+            case ZMQMonitorEvent.handshakeFailedAuth:
+                let key = worker.curveKeys?.keys.publicKey ?? "?"
+                return .refused("the coordinator refused this worker's CURVE key (ZAP status \(event.value)): public key \(key) is not in the coordinator's --allow directory")
+            default:
+                failedHandshakes += 1
+                let curve = worker.curveKeys != nil
+                let detail = switch (event.event == ZMQMonitorEvent.handshakeFailedProtocol, curve) {
+                case (true, true): "protocol error 0x\(String(event.value, radix: 16)) (does the coordinator run with --curve-secret?)"
+                case (true, false): "protocol error 0x\(String(event.value, radix: 16)) (the coordinator may require CURVE: pass --curve-server-key and --curve-secret)"
+                case (false, true): "the coordinator closed the connection during the handshake (errno \(event.value))"
+                case (false, false): "the coordinator closed the connection during the handshake (errno \(event.value); the coordinator may require CURVE: pass --curve-server-key and --curve-secret)"
+                }
+                logger.warning("CURVE handshake with the coordinator failed", metadata: [
+                    "endpoint": "\(event.endpoint)", "detail": "\(detail)", "failures": "\(failedHandshakes)"])
+                if failedHandshakes >= Self.handshakeFailureLimit {
+                    return .refused("CURVE handshake with the coordinator failed \(failedHandshakes) times in a row: \(detail)"
+                                    + (curve ? "; check that --curve-server-key is the coordinator's public key" : ""))
+                }
+            }
+        }
+        return nil
+    }
 
     /// Handles every queued message (bounded, so heartbeats are not starved by a flood).
     private mutating func drainMessages() -> SessionOutcome? {
@@ -266,7 +320,8 @@ struct WorkerSession {
     }
 
     /// The connection is ending with a task unfinished: the coordinator requeues it. A running computation
-    /// cannot be cancelled; the worker waits for it before reconnecting.
+    /// cannot be cancelled; the worker waits for it before reconnecting, and a worker that stops instead leaves
+    /// through `WorkerProcess.exit` (`_exit`), which never runs finalizers under a computing thread.
     private mutating func abandonTask() {
         if case .computing(let computation) = phase { worker.orphanedComputation = computation }
         phase = .idle
@@ -293,9 +348,9 @@ struct WorkerSession {
     // MARK: - Sending
 
     /// Sends; false (after logging) if the coordinator cannot be reached within the send timeout.
-    private func send(_ message: WireMessage, quiet: Bool = false) -> Bool {
+    private func send(_ message: WireMessage, quiet: Bool = false, dontWait: Bool = false) -> Bool {
         do {
-            try socket.send(message)
+            try socket.send(message, dontWait: dontWait)
             return true
         } catch {
             if !quiet { logger.warning("send to the coordinator failed", metadata: ["error": "\(error)"]) }

@@ -17,13 +17,19 @@ public final class WorkerStopFlag: @unchecked Sendable {
     /// Why the stop was requested; nil while running.
     public var requestedReason: String? { lock.withLock { reason } }
 
-    /// Routes SIGTERM and SIGINT to `request` (the default actions are disabled so the worker can say goodbye).
+    /// Routes SIGTERM, SIGINT and SIGUSR2 (Slurm's preemption warning) to `request` (the default actions, which
+    /// end the process by signal, are disabled so the worker can say goodbye and exit with its status).
     /// Keeps the dispatch sources alive as long as the flag.
-    public func installSignalHandlers(_ signals: [Int32] = [SIGTERM, SIGINT]) {
+    public func installSignalHandlers(_ signals: [Int32] = [SIGTERM, SIGINT, SIGUSR2]) {
         for number in signals {
             signal(number, SIG_IGN)
             let source = DispatchSource.makeSignalSource(signal: number, queue: .global())
-            let name = number == SIGTERM ? "SIGTERM" : number == SIGINT ? "SIGINT" : "signal \(number)"
+            let name = switch number {
+            case SIGTERM: "SIGTERM"
+            case SIGINT: "SIGINT"
+            case SIGUSR2: "SIGUSR2"
+            default: "signal \(number)"
+            }
             source.setEventHandler { [weak self] in self?.request(reason: name) }
             source.resume()
             lock.withLock { sources.append(source) }
