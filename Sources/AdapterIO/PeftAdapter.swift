@@ -101,7 +101,7 @@ public struct PeftAdapter: Sendable {
     }
 
     /// `BF16`, or `F16+F32` when mixed.
-    public var dtypeSummary: String { dtypes.map(\.rawValue).joined(separator: "+") }
+    public var dtypeSummary: String { dtypes.map(\.canonicalName).joined(separator: "+") }
 
     /// Number of LoRA parameters (Σ r·(in + out)).
     public var parameterCount: Int { modules.reduce(0) { $0 + $1.rank * ($1.inFeatures + $1.outFeatures) } }

@@ -72,7 +72,7 @@ public final class PeftAdapterWriter {
         self.directory = directory
         self.overwrite = overwrite
         guard [.f32, .f16, .bf16].contains(config.dtype) else {
-            throw AdapterIOError(.badArgument, path: directory, "output dtype must be F32, F16 or BF16, not \(config.dtype.rawValue)")
+            throw AdapterIOError(.badArgument, path: directory, "output dtype must be float32, float16 or bfloat16, not \(config.dtype.canonicalName)")
         }
         guard !modules.isEmpty else { throw AdapterIOError(.badArgument, path: directory, "no modules to write") }
         guard config.alphaPerRank >= 1 else { throw AdapterIOError(.badArgument, path: directory, "alphaPerRank must be at least 1") }

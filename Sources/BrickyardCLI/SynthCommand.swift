@@ -27,8 +27,8 @@ struct SynthCommand: ParsableCommand {
     @Option(help: "Comma-separated modules among q,k,v,o,gate,up,down.")
     var modules: String = SyntheticPool.moduleKinds.joined(separator: ",")
 
-    @Option(help: "Stored dtype: f32, f16 or bf16.")
-    var dtype: String = "bf16"
+    @Option(help: "Stored dtype: \(DType.storedSpellings).")
+    var dtype: String = "bfloat16"
 
     @Option(help: "Random seed.")
     var seed: UInt64 = 0
@@ -50,8 +50,8 @@ struct SynthCommand: ParsableCommand {
             guard let shape = SyntheticPool.Shape(rawValue: shape) else {
                 throw ValidationFailure("--shape must be tiny or llama3-8b, not '\(shape)'")
             }
-            guard let storedType = DType(rawValue: dtype.uppercased()), storedType != .f64 else {
-                throw ValidationFailure("--dtype must be f32, f16 or bf16, not '\(dtype)'")
+            guard let storedType = DType(spelling: dtype), storedType != .f64 else {
+                throw ValidationFailure("--dtype must be \(DType.storedSpellings), not '\(dtype)'")
             }
             let pool = try SyntheticPool(shape: shape, adapterCount: adapters, rank: rank, layers: layers,
                                          modules: modules.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) },

@@ -105,12 +105,11 @@ private struct JobFileParser {
     func outputDType(_ node: Node) throws -> DType {
         let fields = try mapping(node, key: "output", allowed: ["dtype"])
         guard let dtypeNode = fields["dtype"] else { return .f32 }
-        switch try string(dtypeNode, key: "output.dtype") {
-        case "float32": return .f32
-        case "float16": return .f16
-        case "bfloat16": return .bf16
-        case let other: throw fail("output.dtype", "unknown dtype '\(other)' (expected float32, float16 or bfloat16)")
+        let text = try string(dtypeNode, key: "output.dtype")
+        guard let dtype = DType(spelling: text), dtype != .f64 else {
+            throw fail("output.dtype", "unknown dtype '\(text)' (expected \(DType.storedSpellings))")
         }
+        return dtype
     }
 
     func adapterList(_ node: Node) throws -> [AdapterEntry] {

@@ -134,7 +134,7 @@ public struct MergeReport: Codable, Sendable, Equatable {
         brickyardVersion = BrickyardVersion.string
         let weights = (try? Planner.normalizedWeights(plan.job, file: "")) ?? plan.job.adapters.map(\.weight)
         job = Job(file: plan.job.sourcePath, method: plan.spec.method.rawValue, rank: plan.spec.rank,
-                  normalize: plan.job.normalize, seed: plan.job.seed, outputDType: plan.job.outputDType.rawValue,
+                  normalize: plan.job.normalize, seed: plan.job.seed, outputDType: plan.job.outputDType.canonicalName,
                   options: Options(plan.spec),
                   adapters: zip(plan.job.adapters, weights).map { Adapter(path: $0.path, weight: $0.weight, effectiveWeight: $1) })
         self.modules = modules

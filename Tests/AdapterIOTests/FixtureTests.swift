@@ -14,12 +14,12 @@ import Testing
     }
 
     static let expectations: [Expectation] = [
-        Expectation(adapter: "a_r8", moduleCount: 6, perLeaf: ["q_proj": (8, 16, 2), "v_proj": (8, 16, 2), "up_proj": (8, 16, 2)], dtype: "F32"),
-        Expectation(adapter: "b_r4", moduleCount: 6, perLeaf: ["q_proj": (4, 8, 2), "v_proj": (4, 8, 2), "up_proj": (4, 8, 2)], dtype: "F32"),
+        Expectation(adapter: "a_r8", moduleCount: 6, perLeaf: ["q_proj": (8, 16, 2), "v_proj": (8, 16, 2), "up_proj": (8, 16, 2)], dtype: "float32"),
+        Expectation(adapter: "b_r4", moduleCount: 6, perLeaf: ["q_proj": (4, 8, 2), "v_proj": (4, 8, 2), "up_proj": (4, 8, 2)], dtype: "float32"),
         Expectation(adapter: "c_rslora", moduleCount: 8, perLeaf: ["q_proj": (8, 32, 32 / 8.0.squareRoot()), "k_proj": (8, 32, 32 / 8.0.squareRoot()),
-                                                                  "v_proj": (8, 32, 32 / 8.0.squareRoot()), "o_proj": (8, 32, 32 / 8.0.squareRoot())], dtype: "F32"),
-        Expectation(adapter: "d_pattern", moduleCount: 4, perLeaf: ["q_proj": (4, 4, 1), "v_proj": (8, 16, 2)], dtype: "F32"),
-        Expectation(adapter: "e_bf16", moduleCount: 6, perLeaf: ["q_proj": (8, 16, 2), "v_proj": (8, 16, 2), "up_proj": (8, 16, 2)], dtype: "BF16"),
+                                                                  "v_proj": (8, 32, 32 / 8.0.squareRoot()), "o_proj": (8, 32, 32 / 8.0.squareRoot())], dtype: "float32"),
+        Expectation(adapter: "d_pattern", moduleCount: 4, perLeaf: ["q_proj": (4, 4, 1), "v_proj": (8, 16, 2)], dtype: "float32"),
+        Expectation(adapter: "e_bf16", moduleCount: 6, perLeaf: ["q_proj": (8, 16, 2), "v_proj": (8, 16, 2), "up_proj": (8, 16, 2)], dtype: "bfloat16"),
     ]
 
     /// Shapes of the tiny Llama (hidden 64, intermediate 128, 2 KV heads of 16).

@@ -29,7 +29,7 @@ import BrickyardTestSupport
         let adapters = try #require(object["adapters"] as? [[String: Any]])
         #expect(adapters.count == 2)
         #expect(adapters[0]["path"] as? String == Fixtures.adapter("d_pattern"))
-        #expect(adapters[0]["dtype"] as? String == "F32")
+        #expect(adapters[0]["dtype"] as? String == "float32")
         #expect(adapters[0].keys.contains("base_model"))
         let modules = try #require(adapters[0]["modules"] as? [[String: Any]])
         let q = try #require(modules.first { ($0["name"] as? String) == "base_model.model.model.layers.0.self_attn.q_proj" })
@@ -75,7 +75,7 @@ import BrickyardTestSupport
         let object = try #require(try JSONSerialization.jsonObject(with: Data(result.stdout.utf8)) as? [String: Any])
         let adapter = try #require((object["adapters"] as? [[String: Any]])?.first)
         #expect(adapter["base_model"] as? String == "meta-llama/Meta-Llama-3-8B")
-        #expect(adapter["dtype"] as? String == "BF16")
+        #expect(adapter["dtype"] as? String == "bfloat16")
         let shapes = (adapter["modules"] as? [[String: Any]] ?? []).map { [$0["in_features"] as? Int ?? 0, $0["out_features"] as? Int ?? 0] }
         #expect(shapes == [[14336, 4096], [4096, 14336], [4096, 1024]]) // down, gate, k (sorted by name)
     }

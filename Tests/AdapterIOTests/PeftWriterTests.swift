@@ -27,7 +27,7 @@ import Testing
         #expect(back.modules.allSatisfy { $0.scaling == 1 })
         #expect(back.config.baseModelNameOrPath == "tiny-llama")
         #expect(back.config.taskType == "CAUSAL_LM")
-        #expect(back.dtypeSummary == "F16")
+        #expect(back.dtypeSummary == "float16")
         #expect(back.config.r == 8)
         let firstName = PeftNames.strippingWrapperPrefix(source.modules[0].name)
         #expect(back.config.rankPattern == [firstName: 3])
