@@ -13,6 +13,10 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
         .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
         .package(url: "https://github.com/jpsim/Yams", from: "5.0.1"),
+        // SHA-256 for checkpoint records and the job hash (BoringSSL on Linux).
+        .package(url: "https://github.com/apple/swift-crypto", from: "3.12.3"),
+        // Prometheus exposition of the coordinator's metrics (`--metrics-bind`).
+        .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
     ],
     targets: [
         // C shims: expose C only.
@@ -43,13 +47,15 @@ let package = Package(
         .target(name: "Coordinator", dependencies: [
             "WireProtocol", "MergeEngine", "AdapterIO",
             .product(name: "Logging", package: "swift-log"),
+            .product(name: "Crypto", package: "swift-crypto"),
+            .product(name: "Prometheus", package: "swift-prometheus"),
         ]),
         .target(name: "Worker", dependencies: [
             "WireProtocol", "MergeEngine", "AdapterIO", "Kernels",
             .product(name: "Logging", package: "swift-log"),
         ]),
         .executableTarget(name: "BrickyardCLI", dependencies: [
-            "AdapterIO", "MergeEngine", "Coordinator", "Worker",
+            "AdapterIO", "MergeEngine", "WireProtocol", "Coordinator", "Worker",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "Logging", package: "swift-log"),
         ]),

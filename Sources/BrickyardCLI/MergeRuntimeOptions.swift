@@ -25,6 +25,9 @@ struct MergeRuntimeOptions: ParsableArguments {
     @Option(name: .customLong("max-attempts"), help: "Failures or lost workers a module may suffer before the job fails.")
     var maxAttempts = 3
 
+    @Option(name: .customLong("metrics-bind"), help: "Serve Prometheus metrics at http://HOST:PORT/metrics while the job runs (port 0 picks one; the address is logged).")
+    var metricsBind: String?
+
     @Option(name: .customLong("endpoint-file"), help: .hidden)
     var endpointFile: String?
 
@@ -52,11 +55,13 @@ struct MergeRuntimeOptions: ParsableArguments {
     }
 
     func coordinatorOptions(bind: String) -> CoordinatorOptions {
-        CoordinatorOptions(bind: bind, inputMode: inputMode.wire,
+        var options = CoordinatorOptions(bind: bind, inputMode: inputMode.wire,
                            scheduler: SchedulerConfiguration(maxAttempts: maxAttempts,
                                                              heartbeatInterval: .milliseconds(heartbeatMilliseconds),
                                                              liveness: liveness),
                            resultChunkBytes: resultChunkBytes, inputChunkBytes: inputChunkBytes, endpointFile: endpointFile)
+        options.metricsBind = metricsBind
+        return options
     }
 
     func distributedOptions(out: String, bind: String, overwrite: Bool, showProgress: Bool = true) -> DistributedMergeOptions {

@@ -16,6 +16,8 @@ public struct CoordinatorOptions: Sendable {
     public var showProgress: Bool
     /// CURVE encryption and authentication of workers; nil: plaintext (fine on ipc:// and loopback only).
     public var curve: CurveServerOptions?
+    /// `HOST:PORT` to serve Prometheus metrics on (`GET /metrics`; port 0 picks one); nil: no metrics endpoint.
+    public var metricsBind: String?
 
     public init(bind: String, inputMode: Wire.InputMode = .shared, scheduler: SchedulerConfiguration = SchedulerConfiguration(),
                 resultChunkBytes: Int = Chunking.defaultChunkBytes, inputChunkBytes: Int = 1 << 20, endpointFile: String? = nil,

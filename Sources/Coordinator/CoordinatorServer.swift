@@ -42,6 +42,11 @@ public final class CoordinatorServer {
     private var progress: ProgressReporter
     /// The real endpoint after binding (port resolved).
     public private(set) var boundEndpoint: String?
+    /// Prometheus metrics, when `options.metricsBind` is set.
+    private var metrics: CoordinatorMetrics?
+    private var retriesCounted = 0
+    /// Where the metrics are served (`HOST:PORT`, port resolved), once listening.
+    public private(set) var metricsAddress: String?
     /// Headers of every finished task (resumed or computed), by plan index: the report is built from them.
     public private(set) var finishedHeaders: [Int: CheckpointRecordHeader]
     /// Called on every loop iteration (the merge command supervises its local workers here).
@@ -87,6 +92,8 @@ public final class CoordinatorServer {
         // declared before the socket so it stops after the socket is closed.
         let security = try startSecurity(context: context)
         defer { security?.handler.stop() }
+        let metricsEndpoint = try startMetrics()
+        defer { metricsEndpoint?.stop() }
         let socket = try ZMQSocket.router(context: context)
         self.socket = socket
         defer {
@@ -147,7 +154,9 @@ public final class CoordinatorServer {
             sendHeartbeats(now: now)
             onTick?()
             progress.update(done: scheduler.doneCount, workers: scheduler.aliveWorkers, retries: scheduler.retries)
+            updateMetrics()
         }
+        updateMetrics()
         progress.finish()
 
         if let failure = scheduler.failure {
@@ -166,6 +175,30 @@ public final class CoordinatorServer {
             "result.bytes.received": "\(resultBytesReceived)", "input.mode": "\(options.inputMode)"])
         return ServeSummary(resumed: resumed, computed: scheduler.tasks.count - resumed, retries: scheduler.retries,
                             tasksSent: tasksSent, taskBytesSent: taskBytesSent, resultBytesReceived: resultBytesReceived)
+    }
+
+    // MARK: metrics
+
+    private func startMetrics() throws -> MetricsEndpoint? {
+        guard let bind = options.metricsBind else { return nil }
+        let metrics = CoordinatorMetrics()
+        metrics.tasks.set(Int64(plan.modules.count))
+        self.metrics = metrics
+        updateMetrics()
+        let endpoint = MetricsEndpoint(metrics: metrics, logger: logger)
+        try endpoint.start(address: bind)
+        metricsAddress = endpoint.boundAddress
+        return endpoint
+    }
+
+    private func updateMetrics() {
+        guard let metrics else { return }
+        metrics.tasksDone.set(Int64(scheduler.doneCount))
+        metrics.workersAlive.set(Int64(scheduler.aliveWorkers))
+        if scheduler.retries > retriesCounted {
+            metrics.retries.increment(by: Int64(scheduler.retries - retriesCounted))
+            retriesCounted = scheduler.retries
+        }
     }
 
     // MARK: security
@@ -203,6 +236,7 @@ public final class CoordinatorServer {
             return
         }
         let peer = PeerID(frames[0])
+        metrics?.bytesReceived.increment(by: Int64(frames[1].count))
         let decoded: (version: UInt32, message: WireMessage)
         do {
             decoded = try WireCodec.decode(frames[1])
@@ -310,6 +344,8 @@ public final class CoordinatorServer {
                     "result is \(body.count) bytes but rank \(rank) of [\(module.outFeatures), \(module.inFeatures)] needs \(header.expectedBodyBytes)")
             }
             try store.write(CheckpointRecord(header: header, body: body), index: index)
+            metrics?.checkpointWrites.increment()
+            metrics?.taskSeconds.record(done.seconds)
             finishedHeaders[index] = header
             resultBytesReceived += body.count
         } catch let error as CoordinatorError where error.code == .io {
@@ -391,6 +427,7 @@ public final class CoordinatorServer {
         do {
             let payload = WireCodec.encode(message)
             try socket?.send([peer.bytes, payload])
+            metrics?.bytesSent.increment(by: Int64(payload.count))
             lastSent[peer] = .now
             switch message {
             case .task, .inputChunk: taskBytesSent += payload.count
@@ -408,7 +445,9 @@ public final class CoordinatorServer {
     /// Sends to a peer that is not (or no longer) a worker: failures only matter to the log.
     private func sendRaw(_ message: WireMessage, to peer: PeerID) {
         do {
-            try socket?.send([peer.bytes, WireCodec.encode(message)], dontWait: true)
+            let payload = WireCodec.encode(message)
+            try socket?.send([peer.bytes, payload], dontWait: true)
+            metrics?.bytesSent.increment(by: Int64(payload.count))
         } catch {
             logger.debug("could not answer peer", metadata: ["peer": "\(peer)", "error": "\(error)"])
         }
