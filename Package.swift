@@ -37,11 +37,11 @@ let package = Package(
         ]),
         // ZeroMQ transport and protobuf-c message codec.
         .target(name: "WireProtocol", dependencies: [
-            "CZeroMQ", "CBrickyardProto", "MergeEngine",
+            "CZeroMQ", "CBrickyardProto", "MergeEngine", "Kernels",
             .product(name: "Logging", package: "swift-log"),
         ]),
         .target(name: "Coordinator", dependencies: [
-            "WireProtocol", "MergeEngine", "AdapterIO",
+            "WireProtocol", "MergeEngine", "AdapterIO", "Kernels",
             .product(name: "Logging", package: "swift-log"),
         ]),
         .target(name: "Worker", dependencies: [

@@ -60,7 +60,8 @@ private struct JobFileParser {
     func fail(_ key: String, _ problem: String) -> JobFileError { JobFileError(file: file, key: key, problem) }
 
     func job(_ root: Node) throws -> JobSpec {
-        let fields = try mapping(root, key: "", allowed: ["method", "rank", "normalize", "seed", "parameters", "output", "adapters"])
+        let fields = try mapping(root, key: "", allowed: ["method", "rank", "normalize", "seed", "parameters", "output", "adapters",
+                                                                "max_task_mb"])
         guard let methodNode = fields["method"] else { throw fail("method", "is required") }
         let methodName = try string(methodNode, key: "method")
         guard let method = MergeMethodName(rawValue: methodName) else {
@@ -79,8 +80,14 @@ private struct JobFileParser {
         let dtype = try fields["output"].map { try outputDType($0) } ?? .f32
         guard let adaptersNode = fields["adapters"] else { throw fail("adapters", "is required (a list of {path, weight} or {glob} entries)") }
         let adapters = try adapterList(adaptersNode)
-        return JobSpec(method: method, rank: rank, normalize: normalize, seed: seed, parameters: parameters,
-                       outputDType: dtype, adapters: adapters)
+        var spec = JobSpec(method: method, rank: rank, normalize: normalize, seed: seed, parameters: parameters,
+                           outputDType: dtype, adapters: adapters)
+        if let node = fields["max_task_mb"] {
+            let value = try number(node, key: "max_task_mb")
+            guard value > 0, value.isFinite else { throw fail("max_task_mb", "must be a positive number of megabytes, got \(value)") }
+            spec.maxTaskMB = value
+        }
+        return spec
     }
 
     // MARK: Sections

@@ -38,6 +38,9 @@ public struct JobSpec: Sendable, Equatable {
     public var adapters: [AdapterEntry]
     /// The job file itself (absolute), or nil for jobs built in code.
     public var sourcePath: String?
+    /// Task budget in MB (`max_task_mb`): a lego module whose units exceed it is split into blocks
+    /// (`TaskBudget`); nil leaves the choice to the runtime (`--max-task-mb`, else its default).
+    public var maxTaskMB: Double?
 
     public init(method: MergeMethodName, rank: Int? = nil, normalize: Bool = true, seed: UInt64 = 0,
                 parameters: [String: ParameterValue] = [:], outputDType: DType = .f32,
