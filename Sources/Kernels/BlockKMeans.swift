@@ -20,6 +20,16 @@ public struct UnitBlock: Sendable {
         ids = units.sources.map { idOffset + UInt64(termRankOffsets[$0.term] + $0.rank) }
     }
 
+    /// A block from raw unit rows (row-major [count, dimension]) and their ids.
+    public init(vectors: [Float], count: Int, dimension: Int, outFeatures: Int, ids: [UInt64]) {
+        self.dimension = dimension
+        self.outFeatures = outFeatures
+        self.count = count
+        self.vectors = vectors
+        normsSquared = SignInvariantKMeans.rowNormsSquared(vectors, count: count, dimension: dimension)
+        self.ids = ids
+    }
+
     /// Bytes held (for a worker's block cache).
     public var byteSize: Int { 4 * vectors.count + 16 * count }
 }
