@@ -142,9 +142,10 @@ public struct MergeReport: Codable, Sendable, Equatable {
         self.modules = modules
         // Split lego modules report no error (NaN): the totals cover the modules that have one.
         let errors = modules.map(\.relativeError).filter(\.isFinite)
+        let none = modules.isEmpty ? 0 : Double.nan  // every module split: no error to summarise
         totals = Totals(modules: modules.count,
-                        meanRelativeError: errors.isEmpty ? 0 : errors.reduce(0, +) / Double(errors.count),
-                        maxRelativeError: errors.max() ?? 0, wallSeconds: wallSeconds)
+                        meanRelativeError: errors.isEmpty ? none : errors.reduce(0, +) / Double(errors.count),
+                        maxRelativeError: errors.max() ?? none, wallSeconds: wallSeconds)
     }
 
     /// Pretty, key-sorted JSON with a trailing newline (`totals` sorts last).
