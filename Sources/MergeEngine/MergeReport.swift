@@ -72,13 +72,18 @@ public struct MergeReport: Codable, Sendable, Equatable {
         public var iterations: Int?
         public var finalDistance: Double?
         public var truncationError: Double?
+        /// svd: route of the top-k triplets and, on the subspace route, its iterations.
+        public var svdRoute: String?
+        public var svdIterations: Int?
+        /// `report: minimal`: relative error and floor were not measured (relative_error then reads 0).
+        public var qualityOmitted: Bool?
         public var workerID: String?
         public var attempts: Int?
         public var seconds: Double?
 
         enum CodingKeys: String, CodingKey {
             case name, method, inputs, outputRank, relativeError, svdFloor, clusterSizes, iterations, finalDistance
-            case truncationError, attempts, seconds
+            case truncationError, attempts, seconds, svdRoute, svdIterations, qualityOmitted
             case workerID = "workerId"
         }
 
@@ -94,6 +99,9 @@ public struct MergeReport: Codable, Sendable, Equatable {
             iterations = result.stats.iterations
             finalDistance = result.stats.finalDistance
             truncationError = result.stats.truncationError
+            svdRoute = result.stats.svdRoute
+            svdIterations = result.stats.svdIterations
+            qualityOmitted = result.stats.qualityOmitted
             self.workerID = workerID
             self.attempts = attempts
             self.seconds = seconds

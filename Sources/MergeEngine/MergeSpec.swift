@@ -44,11 +44,23 @@ public struct MergeSpec: Sendable, Codable, Equatable {
     public var rank: Int
     public var lego: LegoOptions
     public var prune: PruneOptions
+    /// `report: minimal` skips the per-module quality figures; nil (the default) computes them.
+    public var report: ReportLevel?
 
-    public init(method: MergeMethodName, rank: Int, lego: LegoOptions = LegoOptions(), prune: PruneOptions = PruneOptions()) {
+    public init(method: MergeMethodName, rank: Int, lego: LegoOptions = LegoOptions(), prune: PruneOptions = PruneOptions(),
+                report: ReportLevel? = nil) {
+        self.report = report
         self.method = method
         self.rank = rank
         self.lego = lego
         self.prune = prune
     }
+}
+
+/// How much of `merge-report.json` a job asks for (job file key `report`).
+public enum ReportLevel: String, Sendable, Codable, CaseIterable {
+    /// Every module's relative error against T and SVD floor (the default).
+    case full
+    /// Method figures only (cluster sizes, iterations, …): no quality computation at all.
+    case minimal
 }

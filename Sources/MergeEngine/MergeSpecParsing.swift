@@ -24,6 +24,7 @@ extension MergeSpec {
             throw reader.error(key: "parameters.\(unknown)", "unknown option for method \(job.method.rawValue) (\(accepted))")
         }
         var spec = MergeSpec(method: job.method, rank: rank)
+        spec.report = job.report == .minimal ? .minimal : nil
         switch job.method {
         case .lego:
             if let iterations = try reader.integer("iterations") {

@@ -19,12 +19,12 @@ public enum ModuleMerger {
         switch spec.method {
         case .cat: result = try CatMerge.merge(input)
         case .linear: result = try LinearMerge.merge(input)
-        case .svd: result = try SVDMerge.merge(input, rank: spec.rank)
+        case .svd: result = try SVDMerge.merge(input, rank: spec.rank, seed: seed, wantQuality: spec.report != .minimal)
         case .lego: result = try LegoMerge.merge(input, rank: spec.rank, options: spec.lego, seed: seed)
         case .ties, .dareTies, .dareLinear, .magnitudePrune:
             result = try TaskVectorMerge.merge(input, method: spec.method, rank: spec.rank, options: spec.prune, seed: seed)
         }
-        try ModuleQuality.fillStats(&result, input: input)
+        try ModuleQuality.fillStats(&result, input: input, minimal: spec.report == .minimal, seed: seed)
         return result
     }
 }

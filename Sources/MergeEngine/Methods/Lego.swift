@@ -37,11 +37,17 @@ enum LegoMerge {
             }
         }
         let (b, a) = assemble(clustering, weights: weights, units: units)
-        return ModuleResult(name: input.name, rank: clustering.clusterCount, outFeatures: input.outFeatures,
-                            inFeatures: input.inFeatures, b: b, a: a,
-                            stats: ModuleStats(relativeError: 0, clusterSizes: clustering.clusterSizes,
-                                               iterations: clustering.iterations,
-                                               finalDistance: clustering.finalObjective))
+        var result = ModuleResult(name: input.name, rank: clustering.clusterCount, outFeatures: input.outFeatures,
+                                  inFeatures: input.inFeatures, b: b, a: a,
+                                  stats: ModuleStats(relativeError: 0, clusterSizes: clustering.clusterSizes,
+                                                     iterations: clustering.iterations,
+                                                     finalDistance: clustering.finalObjective))
+        if clustering.clusterCount == units.count {
+            // One cluster per unit with weight 1: B'A' = T exactly, floor 0 (rank n ≥ rank T).
+            result.stats.svdFloor = 0
+            result.knownQuality = .exact
+        }
+        return result
     }
 
     /// The paper's two steps in one scalar per cluster: rescaling μ to its members' mean norm scales μ_B μ_Aᵀ
