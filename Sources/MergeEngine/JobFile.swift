@@ -60,7 +60,8 @@ private struct JobFileParser {
     func fail(_ key: String, _ problem: String) -> JobFileError { JobFileError(file: file, key: key, problem) }
 
     func job(_ root: Node) throws -> JobSpec {
-        let fields = try mapping(root, key: "", allowed: ["method", "rank", "normalize", "scale", "seed", "parameters", "output", "adapters"])
+        let fields = try mapping(root, key: "", allowed: ["method", "rank", "normalize", "scale", "seed", "parameters", "output",
+                                                          "adapters", "report"])
         guard let methodNode = fields["method"] else { throw fail("method", "is required") }
         let methodName = try string(methodNode, key: "method")
         guard let method = MergeMethodName(rawValue: methodName) else {
@@ -81,8 +82,16 @@ private struct JobFileParser {
         let dtype = try fields["output"].map { try outputDType($0) } ?? .f32
         guard let adaptersNode = fields["adapters"] else { throw fail("adapters", "is required (a list of {path, weight} or {glob} entries)") }
         let adapters = try adapterList(adaptersNode)
-        return JobSpec(method: method, rank: rank, normalize: normalize, scale: scale, seed: seed, parameters: parameters,
-                       outputDType: dtype, adapters: adapters)
+        var job = JobSpec(method: method, rank: rank, normalize: normalize, scale: scale, seed: seed, parameters: parameters,
+                          outputDType: dtype, adapters: adapters)
+        if let node = fields["report"] {
+            let value = try string(node, key: "report")
+            guard let level = ReportLevel(rawValue: value) else {
+                throw fail("report", "unknown report level '\(value)' (expected full or minimal)")
+            }
+            job.report = level
+        }
+        return job
     }
 
     // MARK: Sections

@@ -40,6 +40,8 @@ public struct JobSpec: Sendable, Equatable {
     public var adapters: [AdapterEntry]
     /// The job file itself (absolute), or nil for jobs built in code.
     public var sourcePath: String?
+    /// `report: full | minimal` (nil: full).
+    public var report: ReportLevel?
 
     public init(method: MergeMethodName, rank: Int? = nil, normalize: Bool = true, scale: Double = 1, seed: UInt64 = 0,
                 parameters: [String: ParameterValue] = [:], outputDType: DType = .f32,

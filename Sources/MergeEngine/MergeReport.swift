@@ -78,13 +78,19 @@ public struct MergeReport: Codable, Sendable, Equatable {
         public var truncationError: Double?
         public var clusterCoherence: [Double]?
         public var catchAllShare: Double?
+        /// svd: route of the top-k triplets and, on the subspace route, its iterations.
+        public var svdRoute: String?
+        public var svdIterations: Int?
+        /// `report: minimal`: relative error and floor were not measured (relative_error then reads 0).
+        public var qualityOmitted: Bool?
         public var workerID: String?
         public var attempts: Int?
         public var seconds: Double?
 
         enum CodingKeys: String, CodingKey {
             case name, method, inputs, outputRank, relativeError, svdFloor, clusterSizes, iterations, finalDistance
-            case truncationError, clusterCoherence, catchAllShare, attempts, seconds
+            case truncationError, clusterCoherence, catchAllShare, attempts, seconds, svdRoute, svdIterations
+            case qualityOmitted
             case workerID = "workerId"
         }
 
@@ -102,6 +108,9 @@ public struct MergeReport: Codable, Sendable, Equatable {
             truncationError = result.stats.truncationError
             clusterCoherence = result.stats.clusterCoherence
             catchAllShare = result.stats.catchAllShare
+            svdRoute = result.stats.svdRoute
+            svdIterations = result.stats.svdIterations
+            qualityOmitted = result.stats.qualityOmitted
             self.workerID = workerID
             self.attempts = attempts
             self.seconds = seconds

@@ -50,13 +50,24 @@ public struct MergeSpec: Sendable, Codable, Equatable {
     public var prune: PruneOptions
     /// Global strength λ (job key `scale`, default 1): the merged update of every module is multiplied by it.
     public var scale: Double
+    /// `report: minimal` skips the per-module quality figures; nil (the default) computes them.
+    public var report: ReportLevel?
 
     public init(method: MergeMethodName, rank: Int, lego: LegoOptions = LegoOptions(), prune: PruneOptions = PruneOptions(),
-                scale: Double = 1) {
+                scale: Double = 1, report: ReportLevel? = nil) {
+        self.report = report
         self.method = method
         self.rank = rank
         self.lego = lego
         self.prune = prune
         self.scale = scale
     }
+}
+
+/// How much of `merge-report.json` a job asks for (job file key `report`).
+public enum ReportLevel: String, Sendable, Codable, CaseIterable {
+    /// Every module's relative error against T and SVD floor (the default).
+    case full
+    /// Method figures only (cluster sizes, iterations, …): no quality computation at all.
+    case minimal
 }

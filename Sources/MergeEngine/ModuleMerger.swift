@@ -19,13 +19,13 @@ public enum ModuleMerger {
         switch spec.method {
         case .cat: result = try CatMerge.merge(input)
         case .linear: result = try LinearMerge.merge(input)
-        case .svd: result = try SVDMerge.merge(input, rank: spec.rank)
+        case .svd: result = try SVDMerge.merge(input, rank: spec.rank, seed: seed, wantQuality: spec.report != .minimal)
         case .lego: result = try LegoMerge.merge(input, rank: spec.rank, options: spec.lego, seed: seed)
         case .ties, .dareTies, .dareLinear, .magnitudePrune:
             result = try TaskVectorMerge.merge(input, method: spec.method, rank: spec.rank, options: spec.prune, seed: seed)
         }
         // Quality figures describe the merge itself (against T); `scale` is the user's strength on top of it.
-        try ModuleQuality.fillStats(&result, input: input)
+        try ModuleQuality.fillStats(&result, input: input, minimal: spec.report == .minimal, seed: seed)
         result.applyScale(spec.scale)
         return result
     }

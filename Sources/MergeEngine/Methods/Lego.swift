@@ -46,13 +46,19 @@ enum LegoMerge {
             weights = try ClusterReweighting(options.reweight).weights(statistics, centroids: clustering.centroids)
         }
         let (b, a) = assemble(clustering, weights: weights, units: units)
-        return ModuleResult(name: input.name, rank: k, outFeatures: input.outFeatures,
-                            inFeatures: input.inFeatures, b: b, a: a,
-                            stats: ModuleStats(relativeError: 0, clusterSizes: clustering.clusterSizes,
-                                               iterations: clustering.iterations,
-                                               finalDistance: clustering.finalObjective,
-                                               clusterCoherence: statistics.coherence,
-                                               catchAllShare: statistics.catchAllShare()))
+        var result = ModuleResult(name: input.name, rank: k, outFeatures: input.outFeatures,
+                                  inFeatures: input.inFeatures, b: b, a: a,
+                                  stats: ModuleStats(relativeError: 0, clusterSizes: clustering.clusterSizes,
+                                                     iterations: clustering.iterations,
+                                                     finalDistance: clustering.finalObjective,
+                                                     clusterCoherence: statistics.coherence,
+                                                     catchAllShare: statistics.catchAllShare()))
+        if k == units.count {
+            // One cluster per unit with weight 1: B'A' = T exactly, floor 0 (rank n ≥ rank T).
+            result.stats.svdFloor = 0
+            result.knownQuality = .exact
+        }
+        return result
     }
 
     /// b'_t = sign(β_t)√|β_t| μ_B,t, a'_t = √|β_t| μ_A,t.
