@@ -99,11 +99,13 @@ public struct BlockPartial: Sendable, Equatable {
     public var sums: [Float]
     /// lloyd: Σ ‖x‖ of each cluster's members; reweight: h_s = Σ_i (x_B,i·μ_B,s)(x_A,i·μ_A,s).
     public var perCenter: [Double]
+    /// lloyd: Σ ‖x‖² of each cluster's members.
+    public var perCenterSquares: [Double]
 
     public init(kind: BlockRoundKind, unitCount: Int, cost: Double = 0, units: [ReportedUnit] = [], counts: [Int] = [],
-                sums: [Float] = [], perCenter: [Double] = []) {
+                sums: [Float] = [], perCenter: [Double] = [], perCenterSquares: [Double] = []) {
         self.kind = kind; self.unitCount = unitCount; self.cost = cost; self.units = units; self.counts = counts
-        self.sums = sums; self.perCenter = perCenter
+        self.sums = sums; self.perCenter = perCenter; self.perCenterSquares = perCenterSquares
     }
 }
 
@@ -210,18 +212,28 @@ public enum BlockKMeans {
                                                       centroids: request.centers, centroidNormsSquared: centroidNorms, k: k)
             }
         }
-        var normSums = [Double](repeating: 0, count: k)
-        for i in 0..<block.count { normSums[step.assignment[i]] += block.normsSquared[i].squareRoot() }
+        // Σ‖x‖ and Σ‖x‖² per cluster, each norm from nrm2 as `ClusterStatistics.block` takes it.
+        var normSums = [Double](repeating: 0, count: k), normSquares = [Double](repeating: 0, count: k)
+        var norms = [Double](repeating: 0, count: block.count)
+        block.vectors.withUnsafeBufferPointer { x in
+            guard let x = x.baseAddress else { return }
+            for i in 0..<block.count {
+                let norm = Double(BLAS.nrm2(dim, x + i * dim))
+                norms[i] = norm
+                normSums[step.assignment[i]] += norm
+                normSquares[step.assignment[i]] += norm * norm
+            }
+        }
         // The farthest units (distance descending, id ascending): candidates to refill empty clusters.
         let far = Array(block.count == 0 ? [] : (0..<block.count).sorted {
             step.distances[$0] != step.distances[$1] ? step.distances[$0] > step.distances[$1] : $0 < $1
         }.prefix(max(0, request.farthest)))
         let reported = far.map { i in
-            ReportedUnit(id: block.ids[i], first: step.distances[i], second: block.normsSquared[i].squareRoot(),
+            ReportedUnit(id: block.ids[i], first: step.distances[i], second: norms[i],
                          cluster: step.assignment[i], sign: step.signs[i], vector: row(block, i))
         }
         return BlockPartial(kind: .lloyd, unitCount: block.count, cost: step.objective, units: reported,
-                            counts: step.counts, sums: step.sums, perCenter: normSums)
+                            counts: step.counts, sums: step.sums, perCenter: normSums, perCenterSquares: normSquares)
     }
 
     /// h_s = Σ_i (x_B,i·μ_B,s)(x_A,i·μ_A,s): the right-hand side of lego's optimal weights, a sum over units.

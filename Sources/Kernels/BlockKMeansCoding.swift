@@ -146,7 +146,7 @@ extension BlockPartial {
             w.u64(unit.id); w.double(unit.first); w.double(unit.second); w.int(unit.cluster); w.float(unit.sign)
             w.floats(unit.vector)
         }
-        w.ints(counts); w.floats(sums); w.doubles(perCenter)
+        w.ints(counts); w.floats(sums); w.doubles(perCenter); w.doubles(perCenterSquares)
         return w.bytes
     }
 
@@ -168,6 +168,7 @@ extension BlockPartial {
         partial.counts = try r.ints()
         partial.sums = try r.floats()
         partial.perCenter = try r.doubles()
+        partial.perCenterSquares = try r.doubles()
         try r.finish()
         return partial
     }

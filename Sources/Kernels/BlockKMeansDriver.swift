@@ -56,10 +56,11 @@ public struct BlockKMeansOutcome: Sendable {
     /// Row-major [clusterCount, dimension]: aligned means of the final assignment.
     public var centroids: [Float]
     public var clusterSizes: [Int]
-    /// Σ ‖x‖ over each cluster's members (the dual reweighting's statistic).
-    public var normSums: [Double]
-    /// h_s (the optimal reweighting's right-hand side); nil when the reweight round did not run.
-    public var projections: [Double]?
+    /// The final assignment's per-cluster statistics reduced over the blocks (projections h from the reweight
+    /// round when it ran): what lego's reweighting and cluster report need.
+    public var statistics: ClusterStatistics
+    public var normSums: [Double] { statistics.normSums }
+    public var projections: [Double]? { statistics.projections }
     public var iterations: Int
     public var objectiveHistory: [Double]
     public var unitCount: Int
@@ -92,6 +93,8 @@ public struct BlockKMeansDriver: Sendable {
     private(set) var lloydRounds = 0
     private(set) var clusterSizes: [Int] = []
     private(set) var normSums: [Double] = []
+    private(set) var normSquaredSums: [Double] = []
+    private(set) var alignedSums: [Float] = []
     private(set) var projections: [Double]?
 
     public init(configuration: BlockKMeansConfiguration) {
@@ -123,8 +126,17 @@ public struct BlockKMeansDriver: Sendable {
     /// The finished clustering; nil until done.
     public var outcome: BlockKMeansOutcome? {
         guard phase == .done else { return nil }
+        var statistics = ClusterStatistics(k: clusterCount, outFeatures: configuration.outFeatures,
+                                           inFeatures: configuration.dimension - configuration.outFeatures)
+        if clusterCount > 0 {
+            statistics.counts = clusterSizes
+            statistics.alignedSums = alignedSums
+            statistics.normSums = normSums
+            statistics.normSquaredSums = normSquaredSums
+            statistics.projections = projections
+        }
         return BlockKMeansOutcome(clusterCount: clusterCount, centroids: centroids, clusterSizes: clusterSizes,
-                                  normSums: normSums, projections: projections, iterations: iterations,
+                                  statistics: statistics, iterations: iterations,
                                   objectiveHistory: history, unitCount: unitCount)
     }
 
@@ -151,7 +163,7 @@ public struct BlockKMeansDriver: Sendable {
             }
         case .lloyd:
             guard partial.counts.count == m, partial.counts.allSatisfy({ $0 >= 0 }), partial.counts.reduce(0, +) == partial.unitCount,
-                  partial.sums.count == m * dim, partial.perCenter.count == m,
+                  partial.sums.count == m * dim, partial.perCenter.count == m, partial.perCenterSquares.count == m,
                   partial.units.count <= min(request.farthest, partial.unitCount),
                   partial.units.allSatisfy({ (0..<m).contains($0.cluster) && abs($0.sign) == 1 }) else {
                 throw problem("Lloyd partial does not match \(m) centroids of dimension \(dim)")
@@ -246,7 +258,7 @@ public struct BlockKMeansDriver: Sendable {
         let k = clusterCount, dim = configuration.dimension
         var sums = partials[0].sums
         var counts = [Int](repeating: 0, count: k)
-        var norms = [Double](repeating: 0, count: k)
+        var norms = [Double](repeating: 0, count: k), squares = [Double](repeating: 0, count: k)
         var objective = 0.0
         var far: [ReportedUnit] = []
         for (b, partial) in partials.enumerated() {
@@ -258,7 +270,11 @@ public struct BlockKMeansDriver: Sendable {
                     }
                 }
             }
-            for c in 0..<k { counts[c] += partial.counts[c]; norms[c] += partial.perCenter[c] }
+            for c in 0..<k {
+                counts[c] += partial.counts[c]
+                norms[c] += partial.perCenter[c]
+                squares[c] += partial.perCenterSquares[c]
+            }
             objective += partial.cost
             far += partial.units
         }
@@ -294,11 +310,14 @@ public struct BlockKMeansDriver: Sendable {
                     }
                     counts[unit.cluster] -= 1
                     norms[unit.cluster] -= unit.second
+                    squares[unit.cluster] -= unit.second * unit.second
                     counts[c] = 1
                     norms[c] = unit.second
+                    squares[c] = unit.second * unit.second
                 }
             }
         }
+        let finalSums = sums
         sums.withUnsafeMutableBufferPointer { m in
             guard let m = m.baseAddress else { return }
             for c in 0..<k where counts[c] > 0 { BLAS.scal(dim, alpha: 1 / Float(counts[c]), x: m + c * dim) }
@@ -307,6 +326,8 @@ public struct BlockKMeansDriver: Sendable {
         if iterations < configuration.iterations && !converged { return }
         clusterSizes = counts
         normSums = norms
+        normSquaredSums = squares
+        alignedSums = finalSums
         phase = configuration.reweightRound ? .reweight : .done
     }
 
@@ -330,7 +351,7 @@ public struct BlockKMeansDriver: Sendable {
         w.int(phaseCode); w.int(phaseArgument); w.int(round); w.int(unitCount)
         w.floats(candidates); w.int(candidateCount); w.double(cost)
         w.floats(centroids); w.int(clusterCount); w.doubles(history); w.int(iterations); w.int(lloydRounds)
-        w.ints(clusterSizes); w.doubles(normSums)
+        w.ints(clusterSizes); w.doubles(normSums); w.doubles(normSquaredSums); w.floats(alignedSums)
         w.int(projections == nil ? 0 : 1); w.doubles(projections ?? [])
         return Self.magic + w.bytes
     }
@@ -363,7 +384,8 @@ public struct BlockKMeansDriver: Sendable {
         centroids = try r.floats(); clusterCount = try r.bounded(configuration.k, "clusters")
         history = try r.doubles(); iterations = try r.bounded(configuration.iterations, "iterations")
         lloydRounds = try r.bounded(Int(Int32.max), "Lloyd rounds")
-        clusterSizes = try r.ints(); normSums = try r.doubles()
+        clusterSizes = try r.ints(); normSums = try r.doubles(); normSquaredSums = try r.doubles()
+        alignedSums = try r.floats()
         let hasProjections = try r.bounded(1, "projections flag")
         let h = try r.doubles()
         projections = hasProjections == 1 ? h : nil

@@ -28,7 +28,8 @@ public enum SplitLego {
     public static func unitBlock(_ input: ModuleInput, spec: MergeSpec, unitIDOffset: Int) throws -> UnitBlock {
         let terms = try input.factorTerms()
         let units = try RankOneUnits.extract(terms: terms, outFeatures: input.outFeatures, inFeatures: input.inFeatures,
-                                             gauge: spec.lego.gauge == .raw ? .raw : .balanced)
+                                             gauge: spec.lego.gauge == .raw ? .raw : .balanced,
+                                             basis: spec.lego.basis == .svd ? .svd : .raw)
         var offsets: [Int] = []
         var running = 0
         for term in terms { offsets.append(running); running += term.rank }
@@ -60,38 +61,24 @@ public enum SplitLego {
 
     private static func resultSingleThreaded(module: ModulePlan, spec: MergeSpec, outcome: BlockKMeansOutcome) throws -> ModuleResult {
         let k = outcome.clusterCount, out = module.outFeatures, inFeatures = module.inFeatures
+        let statistics = outcome.statistics
         var stats = ModuleStats(relativeError: .nan, clusterSizes: outcome.clusterSizes, iterations: outcome.iterations,
-                                finalDistance: outcome.finalObjective)
+                                finalDistance: outcome.finalObjective, clusterCoherence: statistics.coherence,
+                                catchAllShare: statistics.catchAllShare())
         guard k > 0 else {
             stats.clusterSizes = []
             return ModuleResult(name: module.name, rank: 1, outFeatures: out, inFeatures: inFeatures,
                                 b: [Float](repeating: 0, count: out), a: [Float](repeating: 0, count: inFeatures), stats: stats)
         }
-        let dim = out + inFeatures
         let weights: [Double]
         if k == outcome.unitCount {
+            // Every unit is its own cluster: weight 1 reproduces T under every reweighting (as unsplit lego).
             weights = [Double](repeating: 1, count: k)
         } else {
-            switch spec.lego.reweight {
-            case .none:
-                weights = [Double](repeating: 1, count: k)
-            case .dual:
-                let centroidNorms = SignInvariantKMeans.rowNormsSquared(outcome.centroids, count: k, dimension: dim)
-                weights = (0..<k).map { t in
-                    let members = Double(outcome.clusterSizes[t])
-                    guard members > 0, centroidNorms[t] > 0 else { return 0 }
-                    let meanNorm = outcome.normSums[t] / members
-                    return members * meanNorm * meanNorm / centroidNorms[t]
-                }
-            case .optimal:
-                guard let h = outcome.projections, h.count == k else {
-                    throw MergeError("module \(module.name): optimal reweighting needs the reweight round's statistics")
-                }
-                let c = outcome.centroids
-                let gramB = LegoMerge.halfProducts(c, rows: k, c, rows: k, offset: 0, length: out, dimension: dim)
-                let gramA = LegoMerge.halfProducts(c, rows: k, c, rows: k, offset: out, length: inFeatures, dimension: dim)
-                let g = (0..<(k * k)).map { Double(gramB[$0]) * Double(gramA[$0]) }
-                weights = try LinearAlgebra.solveSymmetricPositiveSemidefinite(g, h, n: k)
+            do {
+                weights = try ClusterReweighting(spec.lego.reweight).weights(statistics, centroids: outcome.centroids)
+            } catch {
+                throw MergeError("module \(module.name): \(error)")
             }
         }
         let (b, a) = LegoMerge.assemble(centroids: outcome.centroids, count: k, weights: weights, outFeatures: out,
