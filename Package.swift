@@ -41,11 +41,11 @@ let package = Package(
         ]),
         // ZeroMQ transport and protobuf-c message codec.
         .target(name: "WireProtocol", dependencies: [
-            "CZeroMQ", "CBrickyardProto", "MergeEngine",
+            "CZeroMQ", "CBrickyardProto", "MergeEngine", "Kernels",
             .product(name: "Logging", package: "swift-log"),
         ]),
         .target(name: "Coordinator", dependencies: [
-            "WireProtocol", "MergeEngine", "AdapterIO",
+            "WireProtocol", "MergeEngine", "AdapterIO", "Kernels",
             .product(name: "Logging", package: "swift-log"),
             .product(name: "Crypto", package: "swift-crypto"),
             .product(name: "Prometheus", package: "swift-prometheus"),
@@ -65,7 +65,7 @@ let package = Package(
         .testTarget(name: "AdapterIOTests", dependencies: ["AdapterIO", "BrickyardTestSupport"]),
         .testTarget(name: "KernelsTests", dependencies: ["Kernels"]),
         .testTarget(name: "MergeEngineTests", dependencies: ["MergeEngine", "AdapterIO", "Kernels", "BrickyardTestSupport"]),
-        .testTarget(name: "RuntimeTests", dependencies: ["BrickyardTestSupport", "WireProtocol", "Coordinator", "Worker", "MergeEngine", "AdapterIO"]),
+        .testTarget(name: "RuntimeTests", dependencies: ["BrickyardTestSupport", "WireProtocol", "Coordinator", "Worker", "MergeEngine", "AdapterIO", "Kernels"]),
     ],
     swiftLanguageModes: [.v6]
 )

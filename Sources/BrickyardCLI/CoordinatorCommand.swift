@@ -49,7 +49,7 @@ struct CoordinatorCommand: ParsableCommand {
         let stop = StopSignal()
         stop.install()
         do {
-            let plan = try Planner.plan(job: try JobSpec.load(path: job))
+            let plan = try runtime.plan(jobFile: job)
             var options = runtime.distributedOptions(out: out, bind: bind, overwrite: force)
             if let curveSecret, let allow {
                 options.coordinator.curve = CurveServerOptions(secretKeyFile: curveSecret, allowDirectory: allow,

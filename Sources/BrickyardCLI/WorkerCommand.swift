@@ -37,6 +37,9 @@ struct WorkerCommand: ParsableCommand {
     @Option(name: .customLong("max-failed-connections"), help: "Exit after this many connections without a welcome (default: retry forever).")
     var maxFailedConnections: Int?
 
+    @Option(name: .customLong("block-cache-mb"), help: "Memory for blocks of split modules kept loaded between k-means rounds (default: a quarter of this machine's memory).")
+    var blockCacheMB: Double?
+
     @Option(name: .customLong("log-level"), help: "trace, debug, info, notice, warning, error or critical.")
     var logLevel: String = "info"
 
@@ -70,6 +73,7 @@ struct WorkerCommand: ParsableCommand {
         guard (curveServerKey == nil) == (curveSecret == nil) else {
             throw ValidationError("--curve-server-key and --curve-secret go together (the coordinator's public key and this worker's secret key)")
         }
+        if let blockCacheMB, !(blockCacheMB >= 0 && blockCacheMB.isFinite) { throw ValidationError("--block-cache-mb must be a non-negative number") }
     }
 
     func run() throws {
@@ -108,6 +112,7 @@ struct WorkerCommand: ParsableCommand {
         if let curveServerKey, let curveSecret {
             configuration.curve = CurveClientOptions(serverKeyFile: curveServerKey, secretKeyFile: curveSecret)
         }
+        if let blockCacheMB { configuration.blockCacheBytes = Int(blockCacheMB * 1_048_576) }
         if let parent = exitWithParent { stop.stopWhenParentExits(parent) }
         let worker = Worker(configuration: configuration, logger: logger, stopFlag: stop)
         let status = worker.run()
