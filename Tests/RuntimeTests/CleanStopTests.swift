@@ -7,7 +7,10 @@ import Glibc
 /// Stops at random moments (issue 10 item 0): a worker asked to stop in the middle of a task, or a merge killed
 /// in its first seconds, must leave every worker exiting with its documented status: no signal exit, no crash
 /// report, and the rerun's output is byte-identical to the in-process engine's.
-@Suite(.serialized) struct CleanStopTests {
+/// Nested in the serialized `IntegrationTests`: its merges clean up the endpoint directories of dead merges,
+/// which `localWorkersLeaveWhenTheMergeIsKilled` inspects.
+extension IntegrationTests {
+@Suite struct CleanStopTests {
     static let trials = 20
 
     /// What a crashing process leaves on stderr (Swift's runtime backtracer, fatalError, glibc aborts).
@@ -128,4 +131,5 @@ import Glibc
             line.split(separator: " ").first { $0.hasPrefix(key + "=") }.map { String($0.dropFirst(key.count + 1)) }
         }
     }
+}
 }
