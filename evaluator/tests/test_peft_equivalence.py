@@ -107,3 +107,21 @@ def test_per_module_coefficients_give_the_dense_update(tiny_base, tiny_adapters)
     combiner.clear()
     assert all(layer.a is None for layer in (combiner.layer(m) for m in modules))
     assert module_path("base_model.model.model.layers.0.mlp.up_proj") == "model.layers.0.mlp.up_proj"
+
+
+def test_bfloat16_host_stays_close_to_float32(tiny_base, tiny_adapters):
+    """--dtype bfloat16: same request, losses within bf16 precision of float32, finite gradient of the same sign."""
+    examples = random_examples(6, 100, seed=9)
+    results = {}
+    for dtype in (torch.float32, torch.bfloat16):
+        host = ModelHost.load(str(tiny_base), "cpu", dtype)
+        adapters = [AdapterCache("cpu", dtype).get(str(path)) for path in tiny_adapters]
+        modules = resolve_modules(adapters, [])
+        tokenized = [tokenize_example(host.tokenizer, e, host.max_positions) for e in examples]
+        lam = [0.3] * (len(modules) * len(adapters))
+        results[dtype] = evaluate(host, Combiner(host.model), adapters, modules, lam, tokenized, gradient=True)
+    full, half = results[torch.float32], results[torch.bfloat16]
+    assert half.loss_sum == pytest.approx(full.loss_sum, rel=0.05)
+    assert np.isfinite(half.gradient).all()
+    big = np.abs(full.gradient) > 0.2 * np.abs(full.gradient).max()
+    assert (np.sign(np.asarray(half.gradient)[big]) == np.sign(np.asarray(full.gradient)[big])).all()

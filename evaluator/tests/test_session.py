@@ -55,7 +55,7 @@ class FakeCoordinator:
         assert self.peer is not None
         self.router.send_multipart([self.peer, frame])
 
-    def receive(self, kind: str, timeout: float = 60.0):
+    def receive(self, kind: str, timeout: float = 180.0):
         """Waits for a message of `kind` (heartbeats counted, not returned); returns (version, body)."""
         deadline = time.monotonic() + timeout
         next_beat = time.monotonic()
@@ -101,7 +101,7 @@ def spawn(endpoint: str, *extra: str) -> subprocess.Popen:
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, text=True)
 
 
-def finish(process: subprocess.Popen, timeout: float = 30.0) -> tuple[int, str]:
+def finish(process: subprocess.Popen, timeout: float = 120.0) -> tuple[int, str]:
     try:
         _, stderr = process.communicate(timeout=timeout)
     except subprocess.TimeoutExpired:
@@ -221,7 +221,7 @@ def test_silent_coordinator_gets_a_new_hello_from_a_new_identity(coordinator, ti
         coordinator.send(pb.Welcome(job_id="j", heartbeat_interval_ms=100, heartbeat_liveness=3,
                                     base_model_path=str(tiny_base)))
         coordinator.heartbeating = False  # go silent: the evaluator must give up on this connection
-        coordinator.receive("hello", timeout=30)
+        coordinator.receive("hello", timeout=60)
         assert len(coordinator.identities) == 2 and coordinator.identities[0] != coordinator.identities[1]
         process.send_signal(signal.SIGTERM)
         code, stderr = finish(process)
@@ -251,14 +251,14 @@ def test_sigterm_sends_disconnect_and_exits_0(coordinator, tiny_base):
 
 def test_unreachable_coordinator_exits_3(tmp_path):
     process = spawn(f"ipc://{tmp_path}/nobody.sock", "--max-failed-connections", "2", "--liveness", "2")
-    code, stderr = finish(process, timeout=60)
+    code, stderr = finish(process, timeout=180)
     assert code == 3, stderr
     assert "unreachable" in stderr
 
 
 def test_bad_command_line_exits_64():
     process = subprocess.run(evaluator_command() + ["--connect", "tcp://127.0.0.1:1", "--dtype", "float16"],
-                             capture_output=True, text=True, timeout=60,
+                             capture_output=True, text=True, timeout=180,
                              env=dict(os.environ, PYTHONPATH=str(EVALUATOR_ROOT)))
     assert process.returncode == 64
     assert "--dtype" in process.stderr
