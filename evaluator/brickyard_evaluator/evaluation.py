@@ -84,21 +84,45 @@ def completion_nll(model: torch.nn.Module, examples: Sequence[TokenizedExample],
 
 
 @torch.no_grad()
+def greedy_completions(model: torch.nn.Module, examples: Sequence[TokenizedExample], budgets: Sequence[int],
+                       eos_ids: set[int], device: str) -> list[list[int]]:
+    """Greedy decoding of several prompts at once (left-padded, position ids from the attention mask, KV cache):
+    row r gets at most budgets[r] tokens and stops at an eos token, which is not returned."""
+    rows = len(examples)
+    prompts = [example.ids[: example.prompt_length] for example in examples]
+    width = max(len(prompt) for prompt in prompts)
+    ids = torch.zeros(rows, width, dtype=torch.long)
+    mask = torch.zeros(rows, width, dtype=torch.long)
+    for row, prompt in enumerate(prompts):
+        ids[row, width - len(prompt):] = torch.tensor(prompt)
+        mask[row, width - len(prompt):] = 1
+    ids, mask = ids.to(device), mask.to(device)
+    positions = (mask.cumsum(-1) - 1).clamp(min=0)
+    generated: list[list[int]] = [[] for _ in range(rows)]
+    finished = [budget <= 0 for budget in budgets]
+    cache = None
+    while not all(finished):
+        output = model(input_ids=ids, attention_mask=mask, position_ids=positions, cache=cache, use_cache=True)
+        cache = output.cache
+        tokens = output.logits[:, -1].argmax(-1).tolist()
+        for row, token in enumerate(tokens):
+            if finished[row]:
+                continue
+            if token in eos_ids:
+                finished[row] = True
+                continue
+            generated[row].append(token)
+            finished[row] = len(generated[row]) >= budgets[row]
+        ids = torch.tensor(tokens, device=device)[:, None]
+        mask = torch.cat([mask, torch.ones(rows, 1, dtype=mask.dtype, device=device)], dim=1)
+        positions = positions[:, -1:] + 1
+    return generated
+
+
 def greedy_completion(model: torch.nn.Module, example: TokenizedExample, max_new_tokens: int,
                       eos_ids: set[int], device: str) -> list[int]:
-    """Greedy decoding from the example's prompt with the KV cache; stops at an eos token."""
-    generated: list[int] = []
-    step_input = torch.tensor([example.ids[: example.prompt_length]], device=device)
-    cache = None
-    for _ in range(max_new_tokens):
-        output = model(input_ids=step_input, cache=cache, use_cache=True)
-        cache = output.cache
-        token = int(output.logits[0, -1].argmax())
-        if token in eos_ids:
-            break
-        generated.append(token)
-        step_input = torch.tensor([[token]], device=device)
-    return generated
+    """Greedy decoding of one prompt (no padding)."""
+    return greedy_completions(model, [example], [max_new_tokens], eos_ids, device)[0]
 
 
 def evaluate(host: ModelHost, combiner: Combiner, adapters: Sequence[LoraAdapter], modules: Sequence[str],
@@ -136,11 +160,14 @@ def evaluate(host: ModelHost, combiner: Combiner, adapters: Sequence[LoraAdapter
         if accuracy:
             eos_ids = host.eos_token_ids()
             combiner.install(terms, module_index, lam.detach(), host.dtype)
-            for example in examples:
-                budget = max_new_tokens or example.completion_length + 8
-                tokens = greedy_completion(host.model, example, budget, eos_ids, host.device)
-                decoded = host.tokenizer.decode(tokens, skip_special_tokens=True)
-                result.example_correct.append(decoded.strip() == example.reference.strip())
+            step = max(1, micro_batch)
+            for start in range(0, len(examples), step):
+                chunk = examples[start : start + step]
+                budgets = [max_new_tokens or example.completion_length + 8 for example in chunk]
+                for example, tokens in zip(chunk, greedy_completions(host.model, chunk, budgets, eos_ids,
+                                                                     host.device)):
+                    decoded = host.tokenizer.decode(tokens, skip_special_tokens=True)
+                    result.example_correct.append(decoded.strip() == example.reference.strip())
     finally:
         combiner.clear()
     return result
