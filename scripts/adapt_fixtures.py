@@ -8,6 +8,7 @@ Run with the evaluator's venv: ~/.cache/brickyard/venv/bin/python scripts/adapt_
   DIR/data.jsonl              prompts of random words; completions = greedy decoding of the TEACHER:
                               base + Σ_i λ*_i · s_i · B_i A_i over the teacher adapters (special tokens suppressed)
   DIR/validation.jsonl        more examples of the same kind, held out
+  DIR/foreign                 a LoRA of another tiny Llama (hidden 48): does not fit DIR/base
   DIR/teacher.json            {"adapters": [pool indices], "lambda": [λ*_i]}
 The tiny model and LoRA builders are shared with the evaluator's pytest fixtures (evaluator/tests/tiny.py).
 """
@@ -85,6 +86,15 @@ def planted(args) -> None:
         lines.append(json.dumps({"prompt": prompt, "completion": completion}) + "\n")
     (out / "data.jsonl").write_text("".join(lines[:args.examples]))
     (out / "validation.jsonl").write_text("".join(lines[args.examples:]))
+    # An adapter of another model (hidden size 48): its modules do not fit the base.
+    other = out / "other-base"
+    config = {"vocab_size": 128, "hidden_size": 48, "intermediate_size": 64, "num_hidden_layers": 2,
+              "num_attention_heads": 4, "num_key_value_heads": 2, "max_position_embeddings": 128,
+              "bos_token_id": 1, "eos_token_id": 2, "pad_token_id": 0, "tie_word_embeddings": False}
+    other.mkdir(parents=True, exist_ok=True)
+    (other / "config-in.json").write_text(json.dumps(config))
+    build_tiny_llama(other, seed=9, config_json=other / "config-in.json")
+    random_lora(other, out / "foreign", seed=9, rank=4, alpha=8, targets=("q_proj", "v_proj"))
     (out / "teacher.json").write_text(json.dumps({"adapters": teacher, "lambda": lambdas}) + "\n")
 
 

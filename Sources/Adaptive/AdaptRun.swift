@@ -58,7 +58,8 @@ public final class AdaptRun {
         var state = try checkpoint?.load(fingerprint: fingerprint) ?? AdaptState(fingerprint: fingerprint)
         if state.selection == nil {
             state.selection = try select()
-            try save(state)
+            // Nothing was computed for `by: none`: the first checkpoint is written after the baselines.
+            if spec.select.by != .none { try save(state) }
         }
         let selected = state.selection?.selected ?? []
         let layout = CoefficientLayout(granularity: spec.coefficients, modules: modules(of: selected), adapterCount: selected.count)

@@ -56,13 +56,9 @@ public final class AdaptCheckpoint: @unchecked Sendable {
     public let directory: String
     private var path: String { directory + "/state.json" }
 
+    /// The directory is created by the first `save`, so a job that fails before any work leaves nothing behind.
     public init(directory: String) throws {
         self.directory = directory
-        do {
-            try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
-        } catch {
-            throw AdaptError("\(directory): cannot create the checkpoint directory: \(error.localizedDescription)")
-        }
     }
 
     /// The saved state of the same job, nil if none; a different job's state is an error.
@@ -87,6 +83,7 @@ public final class AdaptCheckpoint: @unchecked Sendable {
         encoder.outputFormatting = [.sortedKeys]
         encoder.nonConformingFloatEncodingStrategy = .convertToString(positiveInfinity: "inf", negativeInfinity: "-inf", nan: "nan")
         do {
+            try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
             try AtomicFile.write(Array(try encoder.encode(state)), to: path)
         } catch {
             throw AdaptError("\(path): cannot write the checkpoint: \(error)")
