@@ -20,6 +20,11 @@ class TaskKind(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     TASK_KIND_UNSPECIFIED: _ClassVar[TaskKind]
     TASK_KIND_MERGE_MODULE: _ClassVar[TaskKind]
     TASK_KIND_KMEANS_BLOCK_STEP: _ClassVar[TaskKind]
+    TASK_KIND_KMEANS_FIRST_CENTER: _ClassVar[TaskKind]
+    TASK_KIND_KMEANS_OVERSAMPLE: _ClassVar[TaskKind]
+    TASK_KIND_KMEANS_CANDIDATE_WEIGHTS: _ClassVar[TaskKind]
+    TASK_KIND_KMEANS_LLOYD: _ClassVar[TaskKind]
+    TASK_KIND_KMEANS_REWEIGHT: _ClassVar[TaskKind]
 
 class InputMode(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
@@ -46,6 +51,11 @@ DTYPE_F64: DType
 TASK_KIND_UNSPECIFIED: TaskKind
 TASK_KIND_MERGE_MODULE: TaskKind
 TASK_KIND_KMEANS_BLOCK_STEP: TaskKind
+TASK_KIND_KMEANS_FIRST_CENTER: TaskKind
+TASK_KIND_KMEANS_OVERSAMPLE: TaskKind
+TASK_KIND_KMEANS_CANDIDATE_WEIGHTS: TaskKind
+TASK_KIND_KMEANS_LLOYD: TaskKind
+TASK_KIND_KMEANS_REWEIGHT: TaskKind
 INPUT_MODE_UNSPECIFIED: InputMode
 INPUT_MODE_SHARED: InputMode
 INPUT_MODE_INLINE: InputMode
@@ -314,8 +324,26 @@ class EvalFailed(_message.Message):
     retryable: bool
     def __init__(self, request_id: _Optional[int] = ..., attempt: _Optional[int] = ..., error: _Optional[str] = ..., retryable: _Optional[bool] = ...) -> None: ...
 
+class KMeansBlockTask(_message.Message):
+    __slots__ = ("task", "round", "unit_id_offset", "center_count", "centers", "oversampling", "farthest")
+    TASK_FIELD_NUMBER: _ClassVar[int]
+    ROUND_FIELD_NUMBER: _ClassVar[int]
+    UNIT_ID_OFFSET_FIELD_NUMBER: _ClassVar[int]
+    CENTER_COUNT_FIELD_NUMBER: _ClassVar[int]
+    CENTERS_FIELD_NUMBER: _ClassVar[int]
+    OVERSAMPLING_FIELD_NUMBER: _ClassVar[int]
+    FARTHEST_FIELD_NUMBER: _ClassVar[int]
+    task: Task
+    round: int
+    unit_id_offset: int
+    center_count: int
+    centers: bytes
+    oversampling: float
+    farthest: int
+    def __init__(self, task: _Optional[_Union[Task, _Mapping]] = ..., round: _Optional[int] = ..., unit_id_offset: _Optional[int] = ..., center_count: _Optional[int] = ..., centers: _Optional[bytes] = ..., oversampling: _Optional[float] = ..., farthest: _Optional[int] = ...) -> None: ...
+
 class Envelope(_message.Message):
-    __slots__ = ("protocol_version", "hello", "welcome", "reject", "heartbeat", "task", "input_chunk", "result_chunk", "task_done", "task_failed", "disconnect", "eval_request", "eval_result", "eval_failed")
+    __slots__ = ("protocol_version", "hello", "welcome", "reject", "heartbeat", "task", "input_chunk", "result_chunk", "task_done", "task_failed", "disconnect", "eval_request", "eval_result", "eval_failed", "kmeans_block_task")
     PROTOCOL_VERSION_FIELD_NUMBER: _ClassVar[int]
     HELLO_FIELD_NUMBER: _ClassVar[int]
     WELCOME_FIELD_NUMBER: _ClassVar[int]
@@ -330,6 +358,7 @@ class Envelope(_message.Message):
     EVAL_REQUEST_FIELD_NUMBER: _ClassVar[int]
     EVAL_RESULT_FIELD_NUMBER: _ClassVar[int]
     EVAL_FAILED_FIELD_NUMBER: _ClassVar[int]
+    KMEANS_BLOCK_TASK_FIELD_NUMBER: _ClassVar[int]
     protocol_version: int
     hello: Hello
     welcome: Welcome
@@ -344,4 +373,5 @@ class Envelope(_message.Message):
     eval_request: EvalRequest
     eval_result: EvalResult
     eval_failed: EvalFailed
-    def __init__(self, protocol_version: _Optional[int] = ..., hello: _Optional[_Union[Hello, _Mapping]] = ..., welcome: _Optional[_Union[Welcome, _Mapping]] = ..., reject: _Optional[_Union[Reject, _Mapping]] = ..., heartbeat: _Optional[_Union[Heartbeat, _Mapping]] = ..., task: _Optional[_Union[Task, _Mapping]] = ..., input_chunk: _Optional[_Union[InputChunk, _Mapping]] = ..., result_chunk: _Optional[_Union[ResultChunk, _Mapping]] = ..., task_done: _Optional[_Union[TaskDone, _Mapping]] = ..., task_failed: _Optional[_Union[TaskFailed, _Mapping]] = ..., disconnect: _Optional[_Union[Disconnect, _Mapping]] = ..., eval_request: _Optional[_Union[EvalRequest, _Mapping]] = ..., eval_result: _Optional[_Union[EvalResult, _Mapping]] = ..., eval_failed: _Optional[_Union[EvalFailed, _Mapping]] = ...) -> None: ...
+    kmeans_block_task: KMeansBlockTask
+    def __init__(self, protocol_version: _Optional[int] = ..., hello: _Optional[_Union[Hello, _Mapping]] = ..., welcome: _Optional[_Union[Welcome, _Mapping]] = ..., reject: _Optional[_Union[Reject, _Mapping]] = ..., heartbeat: _Optional[_Union[Heartbeat, _Mapping]] = ..., task: _Optional[_Union[Task, _Mapping]] = ..., input_chunk: _Optional[_Union[InputChunk, _Mapping]] = ..., result_chunk: _Optional[_Union[ResultChunk, _Mapping]] = ..., task_done: _Optional[_Union[TaskDone, _Mapping]] = ..., task_failed: _Optional[_Union[TaskFailed, _Mapping]] = ..., disconnect: _Optional[_Union[Disconnect, _Mapping]] = ..., eval_request: _Optional[_Union[EvalRequest, _Mapping]] = ..., eval_result: _Optional[_Union[EvalResult, _Mapping]] = ..., eval_failed: _Optional[_Union[EvalFailed, _Mapping]] = ..., kmeans_block_task: _Optional[_Union[KMeansBlockTask, _Mapping]] = ...) -> None: ...
