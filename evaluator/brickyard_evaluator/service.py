@@ -123,10 +123,12 @@ class EvaluatorService:
             self._host = ModelHost.load(path, self.device, self.dtype)
             self._combiner = Combiner(self._host.model)
             log.info("base model loaded seconds=%.2f", time.monotonic() - started)
-        except EvalError as error:
-            self._host_error = error
+        except Exception as error:  # EvalError, or e.g. a device error in model.to(): never kill this thread
+            self._host_error = error if isinstance(error, EvalError) else EvalError(
+                f"cannot load base model {path}: {type(error).__name__}: {error}")
+            self._host, self._combiner = None, None
             self._failed_path = path
-            log.error("%s", error)
+            log.error("%s", self._host_error)
 
     def _answer(self, request):
         started = time.monotonic()

@@ -262,3 +262,24 @@ def test_bad_command_line_exits_64():
                              env=dict(os.environ, PYTHONPATH=str(EVALUATOR_ROOT)))
     assert process.returncode == 64
     assert "--dtype" in process.stderr
+
+
+def test_unloadable_base_model_fails_every_request_and_keeps_serving(coordinator, tmp_path):
+    process = spawn(coordinator.endpoint)
+    try:
+        coordinator.receive("hello")
+        missing = tmp_path / "no-model"
+        welcome(coordinator, missing)
+        examples = random_examples(2, 100, seed=1)
+        for request_id in (1, 2):
+            coordinator.send(request_for(request_id, pb.EVAL_KIND_LOSS, [], examples))
+            _, failed = coordinator.receive("eval_failed")
+            assert failed.request_id == request_id and not failed.retryable
+            assert f"cannot load base model {missing}" in failed.error
+        coordinator.send(pb.Disconnect(reason="done"))
+        code, stderr = finish(process)
+        assert code == 0, stderr
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
