@@ -28,6 +28,8 @@ public final class Worker {
     let identityNonce = String(UInt32.random(in: 0...UInt32.max), radix: 36)
     /// The coordinator's public key and this worker's key pair, loaded once by `run()` (CURVE only).
     var curveKeys: (serverKey: String, keys: CurveKeyPair)?
+    /// Failed handshakes in a row over all connections (a loaded coordinator may allow only one per connection).
+    var failedHandshakes = 0
 
     public init(configuration: WorkerConfiguration, logger: Logger, stopFlag: WorkerStopFlag = WorkerStopFlag()) {
         self.configuration = configuration

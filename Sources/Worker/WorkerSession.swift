@@ -19,7 +19,11 @@ struct WorkerSession {
     private let socket: ZMQSocket
     /// The socket's handshake events (why a coordinator refused us).
     private let monitor: ZMQSocket?
-    private var failedHandshakes = 0
+    /// Consecutive failed handshakes, across reconnections (kept by the worker; reset by a successful one).
+    private var failedHandshakes: Int {
+        get { worker.failedHandshakes }
+        nonmutating set { worker.failedHandshakes = newValue }
+    }
     private var phase = Phase.awaitingWelcome
     private var interval: Duration
     private var liveness: Int
