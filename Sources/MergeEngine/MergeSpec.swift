@@ -48,8 +48,19 @@ public struct MergeSpec: Sendable, Codable, Equatable {
     public var rank: Int
     public var lego: LegoOptions
     public var prune: PruneOptions
-    /// Global strength λ (job key `scale`, default 1): the merged update of every module is multiplied by it.
-    public var scale: Double
+    /// Global strength λ (job key `scale`): the merged update of every module is multiplied by it. Stored as nil
+    /// for 1 (the default), so the canonical spec JSON and job fingerprints of jobs without `scale` are unchanged.
+    public var strength: Double?
+    /// λ, 1 when unset.
+    public var scale: Double {
+        get { strength ?? 1 }
+        set { strength = newValue == 1 ? nil : newValue }
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case method, rank, lego, prune, report
+        case strength = "scale"
+    }
     /// `report: minimal` skips the per-module quality figures; nil (the default) computes them.
     public var report: ReportLevel?
 
@@ -60,7 +71,7 @@ public struct MergeSpec: Sendable, Codable, Equatable {
         self.rank = rank
         self.lego = lego
         self.prune = prune
-        self.scale = scale
+        self.strength = scale == 1 ? nil : scale
     }
 }
 
