@@ -6,7 +6,11 @@ public enum Wire {
     /// Bumped on any incompatible change to proto/brickyard.proto.
     public static let protocolVersion: UInt32 = 1
 
-    public enum TaskKind: Sendable, Equatable { case mergeModule, kmeansBlockStep }
+    public enum TaskKind: Sendable, Equatable {
+        case mergeModule, kmeansBlockStep
+        /// Rounds of a split lego module's k-means (sent in a `KMeansBlockTask`).
+        case kmeansFirstCenter, kmeansOversample, kmeansCandidateWeights, kmeansLloyd, kmeansReweight
+    }
     public enum InputMode: Sendable, Equatable { case shared, inline }
 
     public struct Hello: Sendable, Equatable {
@@ -16,9 +20,17 @@ public enum Wire {
         public var blasThreads: UInt32
         public var pid: UInt32
         public var hostname: String
-        public init(workerID: String, version: String, cores: UInt32, blasThreads: UInt32, pid: UInt32, hostname: String) {
+        /// Merge worker (the default) or evaluator.
+        public var role: PeerRole
+        /// Evaluators: "cpu" or "cuda".
+        public var device: String
+        /// Evaluators: "float32" or "bfloat16".
+        public var dtype: String
+        public init(workerID: String, version: String, cores: UInt32, blasThreads: UInt32, pid: UInt32, hostname: String,
+                    role: PeerRole = .mergeWorker, device: String = "", dtype: String = "") {
             self.workerID = workerID; self.version = version; self.cores = cores
             self.blasThreads = blasThreads; self.pid = pid; self.hostname = hostname
+            self.role = role; self.device = device; self.dtype = dtype
         }
     }
 
@@ -26,14 +38,16 @@ public enum Wire {
         public var jobID: String
         public var heartbeatIntervalMilliseconds: UInt32
         public var heartbeatLiveness: UInt32
-        public init(jobID: String, heartbeatIntervalMilliseconds: UInt32, heartbeatLiveness: UInt32) {
+        /// Evaluators only: the local base model directory to load once.
+        public var baseModelPath: String
+        public init(jobID: String, heartbeatIntervalMilliseconds: UInt32, heartbeatLiveness: UInt32, baseModelPath: String = "") {
             self.jobID = jobID; self.heartbeatIntervalMilliseconds = heartbeatIntervalMilliseconds
-            self.heartbeatLiveness = heartbeatLiveness
+            self.heartbeatLiveness = heartbeatLiveness; self.baseModelPath = baseModelPath
         }
     }
 
     /// One adapter's factors for the task's module (see `InputRef` in the proto).
-    public struct InputRef: Sendable, Equatable {
+    public struct InputRef: Sendable, Hashable {
         public var pathIndex: UInt32
         public var coefficient: Double
         public var rank: UInt32
@@ -140,6 +154,26 @@ public enum Wire {
     }
 }
 
+extension Wire {
+    /// One round of a split module's k-means on one block (see `KMeansBlockTask` in the proto).
+    public struct KMeansBlockTask: Sendable, Equatable {
+        public var task: Task
+        public var round: UInt32
+        public var unitIDOffset: UInt64
+        public var centerCount: UInt32
+        /// Float32 little-endian, row-major [centerCount, out + in].
+        public var centers: [UInt8]
+        public var oversampling: Double
+        public var farthest: UInt32
+
+        public init(task: Task, round: UInt32, unitIDOffset: UInt64, centerCount: UInt32, centers: [UInt8],
+                    oversampling: Double, farthest: UInt32) {
+            self.task = task; self.round = round; self.unitIDOffset = unitIDOffset; self.centerCount = centerCount
+            self.centers = centers; self.oversampling = oversampling; self.farthest = farthest
+        }
+    }
+}
+
 /// One protocol message: the body of an `Envelope`.
 public enum WireMessage: Sendable, Equatable {
     case hello(Wire.Hello)
@@ -152,4 +186,28 @@ public enum WireMessage: Sendable, Equatable {
     case taskDone(Wire.TaskDone)
     case taskFailed(Wire.TaskFailed)
     case disconnect(reason: String)
+    case evalRequest(Wire.EvalRequest)
+    case evalResult(Wire.EvalResult)
+    case evalFailed(Wire.EvalFailed)
+    case kmeansBlockTask(Wire.KMeansBlockTask)
+
+    /// The message's proto field name (for logs).
+    public var kindName: String {
+        switch self {
+        case .hello: "hello"
+        case .welcome: "welcome"
+        case .reject: "reject"
+        case .heartbeat: "heartbeat"
+        case .task: "task"
+        case .inputChunk: "input_chunk"
+        case .resultChunk: "result_chunk"
+        case .taskDone: "task_done"
+        case .taskFailed: "task_failed"
+        case .disconnect: "disconnect"
+        case .evalRequest: "eval_request"
+        case .evalResult: "eval_result"
+        case .evalFailed: "eval_failed"
+        case .kmeansBlockTask: "kmeans_block_task"
+        }
+    }
 }
