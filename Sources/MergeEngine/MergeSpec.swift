@@ -11,8 +11,9 @@ public struct LegoOptions: Sendable, Codable, Equatable {
     /// How each cluster's centroid is weighted (`ClusterReweighting`; METHODS.md, lego step 4).
     public enum Reweight: String, Sendable, Codable { case none, sum, dual, optimal }
     public enum Gauge: String, Sendable, Codable { case balanced, raw }
-    /// Which rank-one units each adapter is cut into: its SVD basis (canonical) or its stored columns.
-    public enum Basis: String, Sendable, Codable { case svd, raw }
+    /// Which rank-one units each adapter is cut into: its SVD basis (canonical), its stored columns, or per module
+    /// whichever of the two clusters better (`auto`: two clusterings).
+    public enum Basis: String, Sendable, Codable { case svd, raw, auto }
     public enum Initialization: String, Sendable, Codable { case kmeansPlusPlus = "kmeans++" }
 
     public var iterations: Int = 100
