@@ -37,11 +37,11 @@ let package = Package(
         ]),
         // ZeroMQ transport and protobuf-c message codec.
         .target(name: "WireProtocol", dependencies: [
-            "CZeroMQ", "CBrickyardProto", "MergeEngine",
+            "CZeroMQ", "CBrickyardProto", "MergeEngine", "Kernels",
             .product(name: "Logging", package: "swift-log"),
         ]),
         .target(name: "Coordinator", dependencies: [
-            "WireProtocol", "MergeEngine", "AdapterIO",
+            "WireProtocol", "MergeEngine", "AdapterIO", "Kernels",
             .product(name: "Logging", package: "swift-log"),
         ]),
         .target(name: "Worker", dependencies: [
@@ -59,7 +59,7 @@ let package = Package(
         .testTarget(name: "AdapterIOTests", dependencies: ["AdapterIO", "BrickyardTestSupport"]),
         .testTarget(name: "KernelsTests", dependencies: ["Kernels"]),
         .testTarget(name: "MergeEngineTests", dependencies: ["MergeEngine", "AdapterIO", "Kernels", "BrickyardTestSupport"]),
-        .testTarget(name: "RuntimeTests", dependencies: ["BrickyardTestSupport", "WireProtocol", "Coordinator", "Worker", "MergeEngine", "AdapterIO"]),
+        .testTarget(name: "RuntimeTests", dependencies: ["BrickyardTestSupport", "WireProtocol", "Coordinator", "Worker", "MergeEngine", "AdapterIO", "Kernels"]),
     ],
     swiftLanguageModes: [.v6]
 )

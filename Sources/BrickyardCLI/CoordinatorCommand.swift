@@ -33,7 +33,7 @@ struct CoordinatorCommand: ParsableCommand {
         let stop = StopSignal()
         stop.install()
         do {
-            let plan = try Planner.plan(job: try JobSpec.load(path: job))
+            let plan = try runtime.plan(jobFile: job)
             let outcome = try DistributedMerge.run(plan: plan, options: runtime.distributedOptions(out: out, bind: bind, overwrite: force),
                                                    logger: logger, stop: stop)
             print("wrote \(out): \(outcome.report.modules.count) modules, \(outcome.resumed) resumed from checkpoint, \(outcome.retries) retries")

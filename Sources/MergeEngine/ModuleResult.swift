@@ -10,6 +10,10 @@ public struct ModuleStats: Sendable, Codable, Equatable {
     public var iterations: Int?
     /// lego: final k-means objective (sum of sign-invariant squared distances).
     public var finalDistance: Double?
+    /// lego: coherence of each cluster, ‖Σ aligned members‖ / Σ ‖members‖ (1 = all alike, ≈ 1/√n unrelated).
+    public var clusterCoherence: [Double]?
+    /// lego: fraction of units in clusters of 2+ members whose coherence is below 0.5 ("catch-all" clusters).
+    public var catchAllShare: Double?
     /// Randomized truncated SVD (ties/dare/magnitude_prune): its relative error against the dense result.
     public var truncationError: Double?
     /// svd: how the top-k triplets were computed (`factored`, `subspace`, `dense_gram`; docs/kernels.md).
@@ -20,13 +24,16 @@ public struct ModuleStats: Sendable, Codable, Equatable {
     public var qualityOmitted: Bool?
 
     public init(relativeError: Double, svdFloor: Double? = nil, clusterSizes: [Int]? = nil, iterations: Int? = nil,
-                finalDistance: Double? = nil, truncationError: Double? = nil) {
+                finalDistance: Double? = nil, truncationError: Double? = nil, clusterCoherence: [Double]? = nil,
+                catchAllShare: Double? = nil) {
         self.relativeError = relativeError
         self.svdFloor = svdFloor
         self.clusterSizes = clusterSizes
         self.iterations = iterations
         self.finalDistance = finalDistance
         self.truncationError = truncationError
+        self.clusterCoherence = clusterCoherence
+        self.catchAllShare = catchAllShare
     }
 }
 
