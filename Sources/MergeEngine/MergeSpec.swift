@@ -19,7 +19,7 @@ public struct LegoOptions: Sendable, Codable, Equatable {
     public var iterations: Int = 100
     /// Stop when the relative drop of the objective is below this; 0 runs exactly `iterations`.
     public var tolerance: Double = 1e-4
-    public var reweight: Reweight = .dual
+    public var reweight: Reweight = .optimal
     public var gauge: Gauge = .balanced
     public var basis: Basis = .svd
     public var initialization: Initialization = .kmeansPlusPlus

@@ -27,6 +27,10 @@ BRICKYARD_ROWS: List[Tuple[str, str, Dict[str, str]]] = [
     ("lego (default)", "lego", {}),
     ("lego reweight=optimal", "lego", {"reweight": "optimal"}),
     ("lego basis=raw", "lego", {"basis": "raw"}),
+    ("lego basis=svd", "lego", {"basis": "svd"}),
+    ("lego basis=auto", "lego", {"basis": "auto"}),
+    ("lego reweight=optimal basis=auto", "lego", {"reweight": "optimal", "basis": "auto"}),
+    ("lego reweight=optimal basis=raw", "lego", {"reweight": "optimal", "basis": "raw"}),
     ("lego reweight=sum basis=raw (old default)", "lego", {"reweight": "sum", "basis": "raw"}),
     ("svd", "svd", {}),
     ("cat (exact, rank Σr)", "cat", {}),
@@ -56,6 +60,14 @@ def merges(paths: Dict[str, str]) -> List[Tuple[str, List[str], List[str], bool]
     rows.append((f"same-task soup of {len(soup)} ({suite.SOUP_TASK}), w=1/N", soup, [suite.SOUP_TASK], True))
     rows.append(("mixed ranks 4/8/16 (rev, inc, rot), w=1/N", mixed, three, True))
     return rows
+
+
+def merges_labels():
+    """The merge labels in table order (without building anything)."""
+    fake = {f"task/{t}": t for t in suite.TASK_NAMES}
+    fake.update({f"soup/{s}": str(s) for s in suite.SOUP_SEEDS})
+    fake.update({f"rank/{t}-r{r}": t for t, r in suite.MIXED})
+    return merges(fake)
 
 
 def brickyard_merge(binary: str, work: str, method: str, params: Dict[str, str], adapters: List[str],
@@ -168,7 +180,21 @@ def main(argv=None) -> int:
     parser.add_argument("--validation", type=int, default=50, help="validation examples per task (best scale)")
     parser.add_argument("--only", default=None, help="comma-separated merge labels' prefixes to run (debug)")
     parser.add_argument("--no-peft", action="store_true")
+    parser.add_argument("--rows", default=None, help="comma-separated Brickyard row labels' prefixes to run")
+    parser.add_argument("--combine", nargs="+", default=None,
+                        help="re-render --out from earlier --json files (later files add rows) instead of running")
     args = parser.parse_args(argv)
+    if args.combine:
+        singles, records = {}, []
+        for path in args.combine:
+            with open(path) as f:
+                data = json.load(f)
+            singles.update(data["singles"])
+            records += data["records"]
+        order = [label for label, *_ in merges_labels()]
+        records.sort(key=lambda r: order.index(r["merge"]) if r["merge"] in order else len(order))
+        write_markdown(args.out, singles, records, sum(json.load(open(p)).get("seconds", 0) for p in args.combine))
+        return 0
     suite.setup_torch()
     start = time.time()
     log = lambda m: print(f"[{time.time() - start:6.0f} s] {m}", file=sys.stderr, flush=True)  # noqa: E731
@@ -190,6 +216,8 @@ def main(argv=None) -> int:
             continue
         weights = [1.0 / len(adapters) if normalize else 1.0] * len(adapters)
         for row, method, params in BRICKYARD_ROWS:
+            if args.rows and not any(row.startswith(p) for p in args.rows.split(",")):
+                continue
             work = os.path.join(args.work, "merges", f"{label}-{row}".replace(" ", "_").replace("/", "-"))
             try:
                 out, report = brickyard_merge(args.brickyard, work, method, params, adapters, normalize)
@@ -218,7 +246,7 @@ def main(argv=None) -> int:
 
     if args.json:
         with open(args.json, "w") as f:
-            json.dump({"singles": singles, "records": records}, f, indent=1, default=str)
+            json.dump({"singles": singles, "records": records, "seconds": time.time() - start}, f, indent=1, default=str)
     write_markdown(args.out, singles, records, time.time() - start)
     log(f"wrote {args.out}")
     return 0
