@@ -283,3 +283,31 @@ def test_unloadable_base_model_fails_every_request_and_keeps_serving(coordinator
         if process.poll() is None:
             process.kill()
             process.wait()
+
+
+def test_exit_with_parent_leaves_when_the_parent_is_killed(coordinator, tmp_path):
+    """A SIGKILLed parent (here a shell that started the evaluator) makes the evaluator leave by itself."""
+    pid_file = tmp_path / "evaluator.pid"
+    command = " ".join(evaluator_command() + ["--connect", coordinator.endpoint, "--heartbeat-ms", str(HEARTBEAT_MS),
+                                              "--exit-with-parent", "$$"])
+    env = dict(os.environ, PYTHONPATH=str(EVALUATOR_ROOT), HF_HUB_OFFLINE="1")
+    # the shell forks the evaluator (not exec: `; wait`) and records its pid, then waits for it
+    shell = subprocess.Popen(["bash", "-c", f"{command} & echo $! > {pid_file}; wait"], env=env,
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        coordinator.receive("hello")
+        evaluator_pid = int(pid_file.read_text())
+        shell.kill()
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            try:
+                os.kill(evaluator_pid, 0)
+            except ProcessLookupError:
+                break
+            time.sleep(0.1)
+        else:
+            os.kill(evaluator_pid, signal.SIGKILL)
+            raise AssertionError("the evaluator outlived its parent")
+    finally:
+        shell.kill()
+        shell.wait()
