@@ -8,6 +8,7 @@ belongs to, so answers to a connection that has since been lost are dropped by t
 from __future__ import annotations
 
 import logging
+import os
 import queue
 import threading
 import time
@@ -28,6 +29,19 @@ from .proto import pb
 log = logging.getLogger("brickyard.evaluator")
 
 Answer = Callable[[object, int], None]  # (EvalResult | EvalFailed, connection)
+
+# TEST-ONLY: milliseconds of pure-Python busy work (holding the GIL) before loading the base model, so tests can
+# check that heartbeats keep flowing through a long load.
+TEST_LOAD_DELAY_VARIABLE = "BRICKYARD_EVALUATOR_TEST_LOAD_DELAY_MS"
+
+
+def _test_busy_wait(milliseconds: str | None) -> None:
+    if not milliseconds:
+        return
+    log.warning("TEST-ONLY load delay active ms=%s", milliseconds)
+    deadline = time.monotonic() + int(milliseconds) / 1000
+    while time.monotonic() < deadline:
+        sum(range(1000))
 
 
 @dataclass(frozen=True)
@@ -118,6 +132,7 @@ class EvaluatorService:
             return
         started = time.monotonic()
         log.info("loading base model path=%s device=%s dtype=%s", path, self.device, self.dtype)
+        _test_busy_wait(os.environ.get(TEST_LOAD_DELAY_VARIABLE))
         self._host, self._combiner, self._host_error, self._failed_path = None, None, None, None
         try:
             self._host = ModelHost.load(path, self.device, self.dtype)

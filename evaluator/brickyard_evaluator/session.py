@@ -262,6 +262,8 @@ class Session:
                     except zmq.Again:
                         raise _Lost(welcomed) from None
             now = time.monotonic()
+            if now - last_heard > interval * liveness and dealer.poll(0):
+                continue  # messages are waiting: we were slow (a long GIL-holding call), the coordinator was not silent
             if now - last_heard > interval * liveness:
                 log.warning("no message from the coordinator within liveness silence.ms=%d",
                             int((now - last_heard) * 1000))
