@@ -1,4 +1,6 @@
 import Testing
+import Foundation
+import Logging
 @testable import Coordinator
 
 /// Block tasks of split modules: external module tasks, rounds appended, and affinity (a block's next round goes
@@ -63,5 +65,29 @@ import Testing
         // The holder is lost: its blocks are free for anyone.
         s.removeWorker(p1, countsAgainstTask: true)
         #expect(s.dispatch().map(\.peer).allSatisfy { $0 == p2 })
+    }
+}
+
+/// The split k-means state file of the checkpoint: round trip, and a damaged file is refused (the module's rounds
+/// start over) rather than trusted.
+@Suite struct KMeansStateFileTests {
+    @Test func damagedStateIsRejected() throws {
+        let dir = try TemporaryDirectory("kmeans-state")
+        defer { dir.remove() }
+        var logger = Logger(label: "test")
+        logger.logLevel = .critical
+        let store = try CheckpointStore(directory: dir.path, jobHash: "h", taskCount: 2, logger: logger)
+        let state = (0..<10_000).map { UInt8(truncatingIfNeeded: $0 * 31) }
+        #expect(store.readKMeansState(index: 1) == nil)
+        try store.writeKMeansState(state, index: 1)
+        #expect(store.readKMeansState(index: 1) == state)
+        var bytes = try #require(FileManager.default.contents(atPath: store.kmeansStatePath(index: 1)))
+        bytes[5000] ^= 0x10
+        try bytes.write(to: URL(fileURLWithPath: store.kmeansStatePath(index: 1)))
+        #expect(store.readKMeansState(index: 1) == nil)
+        #expect(!FileManager.default.fileExists(atPath: store.kmeansStatePath(index: 1)))
+        try store.writeKMeansState(state, index: 1)
+        try Data(bytes.prefix(100)).write(to: URL(fileURLWithPath: store.kmeansStatePath(index: 1)))
+        #expect(store.readKMeansState(index: 1) == nil)
     }
 }
