@@ -71,7 +71,10 @@ let package = Package(
         .testTarget(name: "AdapterIOTests", dependencies: ["AdapterIO", "BrickyardTestSupport"]),
         .testTarget(name: "KernelsTests", dependencies: ["Kernels"]),
         .testTarget(name: "MergeEngineTests", dependencies: ["MergeEngine", "AdapterIO", "Kernels", "BrickyardTestSupport"]),
-        .testTarget(name: "AdaptiveTests", dependencies: ["Adaptive", "MergeEngine", "AdapterIO", "BrickyardTestSupport"]),
+        .testTarget(name: "AdaptiveTests", dependencies: [
+            "Adaptive", "MergeEngine", "AdapterIO", "Coordinator", "WireProtocol", "BrickyardTestSupport",
+            .product(name: "Logging", package: "swift-log"),
+        ]),
         .testTarget(name: "RuntimeTests", dependencies: ["BrickyardTestSupport", "WireProtocol", "Coordinator", "Worker", "MergeEngine", "AdapterIO", "Kernels"]),
     ],
     swiftLanguageModes: [.v6]
