@@ -25,8 +25,14 @@ struct MergeRuntimeOptions: ParsableArguments {
     @Option(name: .customLong("max-attempts"), help: "Failures or lost workers a module may suffer before the job fails.")
     var maxAttempts = 3
 
-    @Option(name: .customLong("endpoint-file"), help: .hidden)
+    @Option(name: .customLong("endpoint-file"), help: "Write the endpoint workers should connect to into this file once listening (atomically).")
     var endpointFile: String?
+
+    @Option(name: .customLong("advertise-host"), help: "Host name or address workers use to reach this coordinator (replaces a wildcard bind address in --endpoint-file).")
+    var advertiseHost: String?
+
+    @Option(name: .customLong("status-file"), help: "Keep a JSON status file current (progress, workers, retries, final state); `brickyard status` reads it.")
+    var statusFile: String?
 
     @Option(name: .customLong("result-chunk-bytes"), help: .hidden)
     var resultChunkBytes = Chunking.defaultChunkBytes
@@ -56,7 +62,8 @@ struct MergeRuntimeOptions: ParsableArguments {
                            scheduler: SchedulerConfiguration(maxAttempts: maxAttempts,
                                                              heartbeatInterval: .milliseconds(heartbeatMilliseconds),
                                                              liveness: liveness),
-                           resultChunkBytes: resultChunkBytes, inputChunkBytes: inputChunkBytes, endpointFile: endpointFile)
+                           resultChunkBytes: resultChunkBytes, inputChunkBytes: inputChunkBytes, endpointFile: endpointFile,
+                           advertiseHost: advertiseHost, statusFile: statusFile)
     }
 
     func distributedOptions(out: String, bind: String, overwrite: Bool, showProgress: Bool = true) -> DistributedMergeOptions {

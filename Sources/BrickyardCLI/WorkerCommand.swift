@@ -91,6 +91,9 @@ struct WorkerCommand: ParsableCommand {
             heartbeatIntervalMilliseconds: heartbeatMilliseconds, heartbeatLiveness: liveness,
             reconnectInitialDelayMilliseconds: reconnectInitialMilliseconds, reconnectMaxDelayMilliseconds: reconnectMaxMilliseconds,
             maxFailedConnections: maxFailedConnections, faults: faults)
+        // SIGUSR2 is a batch scheduler's time-limit warning for the coordinator (submit slurm sends it to the
+        // whole step); a worker leaves when the coordinator dismisses it, so the warning must not kill it.
+        signal(SIGUSR2, SIG_IGN)
         let stop = WorkerStopFlag()
         stop.installSignalHandlers()
         if let parent = exitWithParent { stop.stopWhenParentExits(parent) }
