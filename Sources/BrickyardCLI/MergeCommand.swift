@@ -50,6 +50,7 @@ struct MergeCommand: ParsableCommand {
                 : try runDistributed(plan: plan)
             meter.finish()
             print(MergeSummary.table(report, outputDirectory: out))
+            for warning in report.qualityWarnings { StandardError.write("warning: \(warning)\n") }
         } catch {
             meter.finish()
             StandardError.write("brickyard: \(error)\n")

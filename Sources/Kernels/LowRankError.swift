@@ -8,6 +8,10 @@ public struct LowRankComparison: Sendable {
     public var targetNorm: Double
     /// Every singular value of T (descending), when requested and affordable; else nil.
     public var targetSingularValues: [Float]?
+    /// With `spectrumRank`: T's top singular values (at most that many) and the relative Eckart–Young floor at
+    /// that rank, from the same factorization (no cap on the stacked rank).
+    public var topValues: [Float]? = nil
+    public var floor: Double? = nil
 }
 
 /// Relative Frobenius error of a low-rank result against a low-rank target.
@@ -38,7 +42,7 @@ public enum LowRankError {
     public static func compare(targetLeftColumns targetLeft: [Float], targetRight: [Float], targetRank: Int,
                                approximationLeft: [Float], approximationRight: [Float], rank: Int,
                                rows: Int, cols: Int, wantSpectrum: Bool,
-                               route: Route = .automatic) throws -> LowRankComparison {
+                               route: Route = .automatic, spectrumRank: Int? = nil) throws -> LowRankComparison {
         let inner = targetRank + rank
         guard targetLeft.count == rows * targetRank, targetRight.count == targetRank * cols,
               approximationLeft.count == rows * rank, approximationRight.count == rank * cols else {
@@ -76,6 +80,22 @@ public enum LowRankError {
         let differenceNorm = frobenius(difference.values)
         let targetNorm = frobenius(target.values)
         var spectrum: [Float]?
+        if let spectrumRank {
+            // Top-k only (Gram + dsyevr on the core): no cap on the stacked rank.
+            var result = LowRankComparison(relativeError: targetNorm > 0 ? differenceNorm / targetNorm : 0,
+                                           targetNorm: targetNorm, targetSingularValues: nil)
+            let p = min(target.rows, target.cols)
+            let count = min(max(spectrumRank, 0), p)
+            if count > 0 {
+                let top = try TopSingularTriplets(of: target.values, rows: target.rows, cols: target.cols, count: count)
+                result.topValues = top.values
+                result.floor = top.tailFraction
+            } else {
+                result.topValues = []
+                result.floor = targetNorm > 0 ? 1 : 0
+            }
+            return result
+        }
         if wantSpectrum && min(target.rows, target.cols) <= spectrumRankLimit {
             spectrum = try singularValues(target.values, rows: target.rows, cols: target.cols)
         }

@@ -25,6 +25,16 @@ public enum UnitGauge: Sendable {
     case raw
 }
 
+/// Which rank-one decomposition of each term `c · B · A` the units come from.
+public enum UnitBasis: Sendable {
+    /// The stored columns of B and rows of A: unit j = `c b_j a_jᵀ`. Only defined up to the term's gauge
+    /// `B A = (B R)(R⁻¹ A)`, so two adapters that learned the same update need not share units.
+    case raw
+    /// The term's own SVD `c B A = Σ_j σ_j u_j v_jᵀ` (QR of B and Aᵀ, SVD of the r×r core): the canonical form,
+    /// the same for every R. Directions with σ ≤ 1e-6 σ_1 are dropped (they carry no update).
+    case svd
+}
+
 /// The pooled rank-one units (LoRA-LEGO's minimal semantic units) of a module, one per row.
 public struct RankOneUnits: Sendable {
     public let outFeatures: Int
@@ -41,12 +51,14 @@ public struct RankOneUnits: Sendable {
     /// Extracts every unit of every term in term order then rank order. Units with ‖b‖ = 0, ‖a‖ = 0 or c = 0
     /// contribute nothing to T and are dropped, so `Σ_i x_B,i x_A,iᵀ = Σ c B A` holds exactly for the rest.
     public static func extract(terms: [FactorTerm], outFeatures: Int, inFeatures: Int,
-                               gauge: UnitGauge) throws -> RankOneUnits {
+                               gauge: UnitGauge, basis: UnitBasis = .raw) throws -> RankOneUnits {
         for (t, term) in terms.enumerated()
         where term.rank < 0 || term.a.count != term.rank * inFeatures || term.b.count != outFeatures * term.rank {
             throw KernelShapeError(kernel: "RankOneUnits", problem: "term \(t) of rank \(term.rank) has A \(term.a.count) "
                                    + "and B \(term.b.count) values for [\(outFeatures), \(inFeatures)]")
         }
+        let terms = basis == .svd ? try terms.map { try canonical($0, outFeatures: outFeatures, inFeatures: inFeatures) }
+                                  : terms
         struct Kept { var term: Int; var rank: Int; var scaleB: Float; var scaleA: Float }
         var kept: [Kept] = []
         for (t, term) in terms.enumerated() where term.coefficient != 0 && term.rank > 0 {
@@ -94,5 +106,23 @@ public struct RankOneUnits: Sendable {
         }
         return RankOneUnits(outFeatures: outFeatures, inFeatures: inFeatures, count: kept.count, vectors: vectors,
                             sources: kept.map { ($0.term, $0.rank) })
+    }
+
+    /// `c B A` written in its own SVD basis as a term of coefficient 1: B' = Q_B U Σ^½, A' = Σ^½ Vᵀ Q_Aᵀ
+    /// (`FactoredProduct.truncatedSVD` at the full rank; signs fixed there). Rank 0 and c = 0 stay as they are.
+    static func canonical(_ term: FactorTerm, outFeatures: Int, inFeatures: Int) throws -> FactorTerm {
+        guard term.rank > 0, term.coefficient != 0, term.coefficient.isFinite, outFeatures > 0, inFeatures > 0 else {
+            return term
+        }
+        var columns = FactoredProduct.transposed(term.b, rows: outFeatures, cols: term.rank)
+        let c = Float(term.coefficient)
+        columns.withUnsafeMutableBufferPointer { p in
+            guard let base = p.baseAddress else { return }
+            BLAS.scal(p.count, alpha: c, x: base)
+        }
+        let product = try FactoredProduct(leftColumns: columns, right: term.a, rows: outFeatures, inner: term.rank,
+                                          cols: inFeatures)
+        let svd = try product.truncatedSVD(rank: term.rank)
+        return FactorTerm(coefficient: 1, rank: svd.rank, a: svd.right, b: svd.left)
     }
 }

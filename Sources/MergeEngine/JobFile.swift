@@ -60,7 +60,8 @@ private struct JobFileParser {
     func fail(_ key: String, _ problem: String) -> JobFileError { JobFileError(file: file, key: key, problem) }
 
     func job(_ root: Node) throws -> JobSpec {
-        let fields = try mapping(root, key: "", allowed: ["method", "rank", "normalize", "seed", "parameters", "output", "adapters"])
+        let fields = try mapping(root, key: "", allowed: ["method", "rank", "normalize", "scale", "seed", "parameters", "output",
+                                                          "adapters", "report"])
         guard let methodNode = fields["method"] else { throw fail("method", "is required") }
         let methodName = try string(methodNode, key: "method")
         guard let method = MergeMethodName(rawValue: methodName) else {
@@ -74,13 +75,23 @@ private struct JobFileParser {
             rank = value
         }
         let normalize = try fields["normalize"].map { try boolean($0, key: "normalize") } ?? true
+        let scale = try fields["scale"].map { try number($0, key: "scale") } ?? 1
+        guard scale.isFinite, scale != 0 else { throw fail("scale", "must be a finite, non-zero number, got \(scale)") }
         let seed = try fields["seed"].map { try unsigned($0, key: "seed") } ?? 0
         let parameters = try fields["parameters"].map { try parameterMap($0) } ?? [:]
         let dtype = try fields["output"].map { try outputDType($0) } ?? .f32
         guard let adaptersNode = fields["adapters"] else { throw fail("adapters", "is required (a list of {path, weight} or {glob} entries)") }
         let adapters = try adapterList(adaptersNode)
-        return JobSpec(method: method, rank: rank, normalize: normalize, seed: seed, parameters: parameters,
-                       outputDType: dtype, adapters: adapters)
+        var job = JobSpec(method: method, rank: rank, normalize: normalize, scale: scale, seed: seed, parameters: parameters,
+                          outputDType: dtype, adapters: adapters)
+        if let node = fields["report"] {
+            let value = try string(node, key: "report")
+            guard let level = ReportLevel(rawValue: value) else {
+                throw fail("report", "unknown report level '\(value)' (expected full or minimal)")
+            }
+            job.report = level
+        }
+        return job
     }
 
     // MARK: Sections

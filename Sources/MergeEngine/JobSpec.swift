@@ -32,19 +32,24 @@ public struct JobSpec: Sendable, Equatable {
     /// Output rank; nil means the largest input rank.
     public var rank: Int?
     public var normalize: Bool = true
+    /// Global strength λ multiplying every module's merged update (default 1; finite, non-zero).
+    public var scale: Double = 1
     public var seed: UInt64 = 0
     public var parameters: [String: ParameterValue] = [:]
     public var outputDType: DType = .f32
     public var adapters: [AdapterEntry]
     /// The job file itself (absolute), or nil for jobs built in code.
     public var sourcePath: String?
+    /// `report: full | minimal` (nil: full).
+    public var report: ReportLevel?
 
-    public init(method: MergeMethodName, rank: Int? = nil, normalize: Bool = true, seed: UInt64 = 0,
+    public init(method: MergeMethodName, rank: Int? = nil, normalize: Bool = true, scale: Double = 1, seed: UInt64 = 0,
                 parameters: [String: ParameterValue] = [:], outputDType: DType = .f32,
                 adapters: [AdapterEntry], sourcePath: String? = nil) {
         self.method = method
         self.rank = rank
         self.normalize = normalize
+        self.scale = scale
         self.seed = seed
         self.parameters = parameters
         self.outputDType = outputDType

@@ -11,6 +11,8 @@ public struct MergeReport: Codable, Sendable, Equatable {
         public var method: String
         public var rank: Int
         public var normalize: Bool
+        /// Global strength multiplying every merged update (job key `scale`).
+        public var scale: Double?
         public var seed: UInt64
         public var outputDType: String
         /// The method's options after defaults (only those the method takes).
@@ -18,7 +20,7 @@ public struct MergeReport: Codable, Sendable, Equatable {
         public var adapters: [Adapter]
 
         enum CodingKeys: String, CodingKey {
-            case file, method, rank, normalize, seed, options, adapters
+            case file, method, rank, normalize, scale, seed, options, adapters
             case outputDType = "outputDtype"
         }
     }
@@ -29,13 +31,14 @@ public struct MergeReport: Codable, Sendable, Equatable {
         public var tolerance: Double?
         public var reweight: String?
         public var gauge: String?
+        public var basis: String?
         public var initialization: String?
         public var restarts: Int?
         public var density: Double?
         public var majoritySign: String?
 
         enum CodingKeys: String, CodingKey {
-            case iterations, tolerance, reweight, gauge, restarts, density, majoritySign
+            case iterations, tolerance, reweight, gauge, basis, restarts, density, majoritySign
             case initialization = "init"
         }
 
@@ -46,6 +49,7 @@ public struct MergeReport: Codable, Sendable, Equatable {
             tolerance = when("tolerance", spec.lego.tolerance)
             reweight = when("reweight", spec.lego.reweight.rawValue)
             gauge = when("gauge", spec.lego.gauge.rawValue)
+            basis = when("basis", spec.lego.basis.rawValue)
             initialization = when("init", spec.lego.initialization.rawValue)
             restarts = when("restarts", spec.lego.restarts)
             density = when("density", spec.prune.density)
@@ -72,13 +76,21 @@ public struct MergeReport: Codable, Sendable, Equatable {
         public var iterations: Int?
         public var finalDistance: Double?
         public var truncationError: Double?
+        public var clusterCoherence: [Double]?
+        public var catchAllShare: Double?
+        /// svd: route of the top-k triplets and, on the subspace route, its iterations.
+        public var svdRoute: String?
+        public var svdIterations: Int?
+        /// `report: minimal`: relative error and floor were not measured (relative_error then reads 0).
+        public var qualityOmitted: Bool?
         public var workerID: String?
         public var attempts: Int?
         public var seconds: Double?
 
         enum CodingKeys: String, CodingKey {
             case name, method, inputs, outputRank, relativeError, svdFloor, clusterSizes, iterations, finalDistance
-            case truncationError, attempts, seconds
+            case truncationError, clusterCoherence, catchAllShare, attempts, seconds, svdRoute, svdIterations
+            case qualityOmitted
             case workerID = "workerId"
         }
 
@@ -94,6 +106,11 @@ public struct MergeReport: Codable, Sendable, Equatable {
             iterations = result.stats.iterations
             finalDistance = result.stats.finalDistance
             truncationError = result.stats.truncationError
+            clusterCoherence = result.stats.clusterCoherence
+            catchAllShare = result.stats.catchAllShare
+            svdRoute = result.stats.svdRoute
+            svdIterations = result.stats.svdIterations
+            qualityOmitted = result.stats.qualityOmitted
             self.workerID = workerID
             self.attempts = attempts
             self.seconds = seconds
@@ -134,7 +151,7 @@ public struct MergeReport: Codable, Sendable, Equatable {
         brickyardVersion = BrickyardVersion.string
         let weights = (try? Planner.normalizedWeights(plan.job, file: "")) ?? plan.job.adapters.map(\.weight)
         job = Job(file: plan.job.sourcePath, method: plan.spec.method.rawValue, rank: plan.spec.rank,
-                  normalize: plan.job.normalize, seed: plan.job.seed, outputDType: plan.job.outputDType.rawValue,
+                  normalize: plan.job.normalize, scale: plan.spec.scale, seed: plan.job.seed, outputDType: plan.job.outputDType.rawValue,
                   options: Options(plan.spec),
                   adapters: zip(plan.job.adapters, weights).map { Adapter(path: $0.path, weight: $0.weight, effectiveWeight: $1) })
         self.modules = modules

@@ -8,8 +8,11 @@ public enum MergeMethodName: String, Sendable, Codable, CaseIterable {
 
 /// Options of `lego`.
 public struct LegoOptions: Sendable, Codable, Equatable {
-    public enum Reweight: String, Sendable, Codable { case none, dual, optimal }
+    /// How each cluster's centroid is weighted (`ClusterReweighting`; METHODS.md, lego step 4).
+    public enum Reweight: String, Sendable, Codable { case none, sum, dual, optimal }
     public enum Gauge: String, Sendable, Codable { case balanced, raw }
+    /// Which rank-one units each adapter is cut into: its SVD basis (canonical) or its stored columns.
+    public enum Basis: String, Sendable, Codable { case svd, raw }
     public enum Initialization: String, Sendable, Codable { case kmeansPlusPlus = "kmeans++" }
 
     public var iterations: Int = 100
@@ -17,6 +20,7 @@ public struct LegoOptions: Sendable, Codable, Equatable {
     public var tolerance: Double = 1e-4
     public var reweight: Reweight = .dual
     public var gauge: Gauge = .balanced
+    public var basis: Basis = .svd
     public var initialization: Initialization = .kmeansPlusPlus
     /// Seeding + Lloyd runs per module; the lowest final objective wins (scikit-learn's n_init).
     public var restarts: Int = LegoOptions.defaultRestarts
@@ -44,11 +48,26 @@ public struct MergeSpec: Sendable, Codable, Equatable {
     public var rank: Int
     public var lego: LegoOptions
     public var prune: PruneOptions
+    /// Global strength λ (job key `scale`, default 1): the merged update of every module is multiplied by it.
+    public var scale: Double
+    /// `report: minimal` skips the per-module quality figures; nil (the default) computes them.
+    public var report: ReportLevel?
 
-    public init(method: MergeMethodName, rank: Int, lego: LegoOptions = LegoOptions(), prune: PruneOptions = PruneOptions()) {
+    public init(method: MergeMethodName, rank: Int, lego: LegoOptions = LegoOptions(), prune: PruneOptions = PruneOptions(),
+                scale: Double = 1, report: ReportLevel? = nil) {
+        self.report = report
         self.method = method
         self.rank = rank
         self.lego = lego
         self.prune = prune
+        self.scale = scale
     }
+}
+
+/// How much of `merge-report.json` a job asks for (job file key `report`).
+public enum ReportLevel: String, Sendable, Codable, CaseIterable {
+    /// Every module's relative error against T and SVD floor (the default).
+    case full
+    /// Method figures only (cluster sizes, iterations, …): no quality computation at all.
+    case minimal
 }

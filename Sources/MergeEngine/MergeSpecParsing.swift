@@ -4,7 +4,7 @@ extension MergeSpec {
     /// The options each method accepts.
     static func allowedParameters(for method: MergeMethodName) -> Set<String> {
         switch method {
-        case .lego: ["iterations", "tolerance", "reweight", "gauge", "init", "restarts"]
+        case .lego: ["iterations", "tolerance", "reweight", "gauge", "basis", "init", "restarts"]
         case .ties, .dareTies: ["density", "majority_sign"]
         case .dareLinear, .magnitudePrune: ["density"]
         case .cat, .svd, .linear: []
@@ -23,7 +23,11 @@ extension MergeSpec {
             let accepted = allowed.isEmpty ? "it takes no parameters" : "accepted: \(allowed.sorted().joined(separator: ", "))"
             throw reader.error(key: "parameters.\(unknown)", "unknown option for method \(job.method.rawValue) (\(accepted))")
         }
-        var spec = MergeSpec(method: job.method, rank: rank)
+        guard job.scale.isFinite, job.scale != 0 else {
+            throw reader.error(key: "scale", "must be a finite, non-zero number, got \(job.scale)")
+        }
+        var spec = MergeSpec(method: job.method, rank: rank, scale: job.scale)
+        spec.report = job.report == .minimal ? .minimal : nil
         switch job.method {
         case .lego:
             if let iterations = try reader.integer("iterations") {
@@ -42,6 +46,7 @@ extension MergeSpec {
             }
             if let reweight: LegoOptions.Reweight = try reader.choice("reweight") { spec.lego.reweight = reweight }
             if let gauge: LegoOptions.Gauge = try reader.choice("gauge") { spec.lego.gauge = gauge }
+            if let basis: LegoOptions.Basis = try reader.choice("basis") { spec.lego.basis = basis }
             if let initialization: LegoOptions.Initialization = try reader.choice("init") { spec.lego.initialization = initialization }
         case .ties, .dareTies, .dareLinear, .magnitudePrune:
             if let density = try reader.number("density") {
@@ -106,7 +111,8 @@ private struct ParameterReader {
 
 /// Option enums list their accepted spellings in error messages.
 protocol CaseIterableNames { static var names: [String] { get } }
-extension LegoOptions.Reweight: CaseIterableNames { static var names: [String] { ["none", "dual", "optimal"] } }
+extension LegoOptions.Reweight: CaseIterableNames { static var names: [String] { ["none", "sum", "dual", "optimal"] } }
+extension LegoOptions.Basis: CaseIterableNames { static var names: [String] { ["svd", "raw"] } }
 extension LegoOptions.Gauge: CaseIterableNames { static var names: [String] { ["balanced", "raw"] } }
 extension LegoOptions.Initialization: CaseIterableNames { static var names: [String] { ["kmeans++"] } }
 extension PruneOptions.MajoritySign: CaseIterableNames { static var names: [String] { ["total", "frequency"] } }

@@ -19,12 +19,31 @@ public enum ModuleMerger {
         switch spec.method {
         case .cat: result = try CatMerge.merge(input)
         case .linear: result = try LinearMerge.merge(input)
-        case .svd: result = try SVDMerge.merge(input, rank: spec.rank)
+        case .svd: result = try SVDMerge.merge(input, rank: spec.rank, seed: seed, wantQuality: spec.report != .minimal)
         case .lego: result = try LegoMerge.merge(input, rank: spec.rank, options: spec.lego, seed: seed)
         case .ties, .dareTies, .dareLinear, .magnitudePrune:
             result = try TaskVectorMerge.merge(input, method: spec.method, rank: spec.rank, options: spec.prune, seed: seed)
         }
-        try ModuleQuality.fillStats(&result, input: input)
+        // Quality figures describe the merge itself (against T); `scale` is the user's strength on top of it.
+        try ModuleQuality.fillStats(&result, input: input, minimal: spec.report == .minimal, seed: seed)
+        result.applyScale(spec.scale)
         return result
+    }
+}
+
+extension ModuleResult {
+    /// Multiplies the update B'A' by `scale`: √|scale| into each factor, the sign on B (as coefficients are folded).
+    mutating func applyScale(_ scale: Double) {
+        guard scale != 1 else { return }
+        let root = abs(scale).squareRoot()
+        let rootB = Float(scale < 0 ? -root : root), rootA = Float(root)
+        b.withUnsafeMutableBufferPointer { p in
+            guard let base = p.baseAddress else { return }
+            BLAS.scal(p.count, alpha: rootB, x: base)
+        }
+        a.withUnsafeMutableBufferPointer { p in
+            guard let base = p.baseAddress else { return }
+            BLAS.scal(p.count, alpha: rootA, x: base)
+        }
     }
 }

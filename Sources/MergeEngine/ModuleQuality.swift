@@ -1,26 +1,56 @@
 import Kernels
 
 /// Fills the quality figures of `merge-report.json` for any method's result: the relative error against the
-/// exact weighted sum T and the Eckart–Young floor at the result's rank. Neither T nor B'A' is formed: both
-/// come from one Householder factorization of the stacked factors (see `LowRankError`), cost
-/// O((out + in)(R + k)²) with R = Σ r_i; the floor is skipped (nil) when R exceeds
-/// `LowRankError.spectrumRankLimit`. A floor already set by the method (svd computes it on the way) is kept.
+/// exact weighted sum T and the Eckart–Young floor at the result's rank, by the cheapest exact route and never
+/// forming T whole (`StackedProduct.quality`: QR of the stacked factors while the stacked rank R is small, else
+/// one dense pass in row blocks, linear in R, with the floor from T's top-k spectrum). No stacked-rank cap.
+/// What the method already knows is not recomputed: exact methods (cat, lego with one cluster per unit) cost
+/// nothing; svd on an exact route has error = floor (Eckart–Young); svd on the subspace route needs one dense
+/// pass for ‖T‖ and its error. `minimal` (`report: minimal`) skips all of it.
 enum ModuleQuality {
-    static func fillStats(_ result: inout ModuleResult, input: ModuleInput) throws {
-        let target = try input.stackedTarget()
+    static func fillStats(_ result: inout ModuleResult, input: ModuleInput, minimal: Bool = false,
+                          seed: UInt64 = 0) throws {
         guard result.b.count == result.outFeatures * result.rank, result.a.count == result.rank * result.inFeatures,
               result.outFeatures == input.outFeatures, result.inFeatures == input.inFeatures else {
             throw MergeError("module \(input.name): merged factors have shapes B \(result.b.count), A \(result.a.count) "
                              + "that do not match rank \(result.rank) and [\(input.outFeatures), \(input.inFeatures)]")
         }
-        let comparison = try LowRankError.compare(
-            targetLeftColumns: target.bColumns, targetRight: target.a, targetRank: target.rank,
-            approximationLeft: result.b, approximationRight: result.a, rank: result.rank,
-            rows: input.outFeatures, cols: input.inFeatures, wantSpectrum: result.stats.svdFloor == nil)
-        result.stats.relativeError = comparison.relativeError
-        if result.stats.svdFloor == nil, let spectrum = comparison.targetSingularValues {
-            result.stats.svdFloor = TruncatedSVD.tailFraction(spectrum, rank: result.rank)
+        if case .exact = result.knownQuality {
+            result.stats.relativeError = 0
+            result.stats.svdFloor = 0
+            return
         }
+        if minimal {
+            result.stats.qualityOmitted = true
+            return
+        }
+        if case .truncation(_, let norm?) = result.knownQuality, let floor = result.stats.svdFloor {
+            // Exact route: the truncation is the Eckart–Young one, whose error is the floor.
+            result.stats.relativeError = norm > 0 ? floor : 0
+            return
+        }
+        let target = try input.stackedTarget()
+        guard target.rank > 0 else {
+            // T = 0: the error is reported relative to nothing, as 0 (the approximation of zero by an exact zero).
+            result.stats.relativeError = 0
+            result.stats.svdFloor = 0
+            return
+        }
+        let product = try StackedProduct(leftColumns: target.bColumns, right: target.a, rows: input.outFeatures,
+                                         inner: target.rank, cols: input.inFeatures)
+        if case .truncation(let values, nil) = result.knownQuality {
+            let norms = product.denseNorms(approximationLeft: result.b, approximationRight: result.a, rank: result.rank)
+            result.stats.relativeError = norms.target > 0 ? norms.difference / norms.target : 0
+            result.stats.svdFloor = StackedProduct.floor(
+                norm: norms.target, values: values,
+                complete: result.rank >= min(input.outFeatures, input.inFeatures, target.rank))
+            return
+        }
+        let wantFloor = result.stats.svdFloor == nil
+        let quality = try product.quality(approximationLeft: result.b, approximationRight: result.a, rank: result.rank,
+                                          spectrumRank: wantFloor ? result.rank : nil, seed: seed)
+        result.stats.relativeError = quality.relativeError
+        if wantFloor { result.stats.svdFloor = quality.floor }
     }
 }
 

@@ -10,17 +10,30 @@ public struct ModuleStats: Sendable, Codable, Equatable {
     public var iterations: Int?
     /// lego: final k-means objective (sum of sign-invariant squared distances).
     public var finalDistance: Double?
+    /// lego: coherence of each cluster, ‖Σ aligned members‖ / Σ ‖members‖ (1 = all alike, ≈ 1/√n unrelated).
+    public var clusterCoherence: [Double]?
+    /// lego: fraction of units in clusters of 2+ members whose coherence is below 0.5 ("catch-all" clusters).
+    public var catchAllShare: Double?
     /// Randomized truncated SVD (ties/dare/magnitude_prune): its relative error against the dense result.
     public var truncationError: Double?
+    /// svd: how the top-k triplets were computed (`factored`, `subspace`, `dense_gram`; docs/kernels.md).
+    public var svdRoute: String?
+    /// svd on the subspace route: iterations run.
+    public var svdIterations: Int?
+    /// true when `report: minimal` skipped the quality figures (relative error and floor are then not measured).
+    public var qualityOmitted: Bool?
 
     public init(relativeError: Double, svdFloor: Double? = nil, clusterSizes: [Int]? = nil, iterations: Int? = nil,
-                finalDistance: Double? = nil, truncationError: Double? = nil) {
+                finalDistance: Double? = nil, truncationError: Double? = nil, clusterCoherence: [Double]? = nil,
+                catchAllShare: Double? = nil) {
         self.relativeError = relativeError
         self.svdFloor = svdFloor
         self.clusterSizes = clusterSizes
         self.iterations = iterations
         self.finalDistance = finalDistance
         self.truncationError = truncationError
+        self.clusterCoherence = clusterCoherence
+        self.catchAllShare = catchAllShare
     }
 }
 
@@ -35,6 +48,9 @@ public struct ModuleResult: Sendable {
     /// Row-major [rank, inFeatures].
     public var a: [Float]
     public var stats: ModuleStats
+    /// What the method already knows about its quality, so `ModuleQuality` computes only what is missing
+    /// (never sent over the wire).
+    public var knownQuality: KnownQuality = .unknown
 
     public init(name: String, rank: Int, outFeatures: Int, inFeatures: Int, b: [Float], a: [Float], stats: ModuleStats) {
         self.name = name
@@ -45,4 +61,15 @@ public struct ModuleResult: Sendable {
         self.a = a
         self.stats = stats
     }
+}
+
+/// Quality facts a method knows from its own computation.
+public enum KnownQuality: Sendable {
+    /// Nothing: `ModuleQuality` measures error and floor.
+    case unknown
+    /// B'A' = T exactly (cat; lego with one cluster per unit): error 0, floor 0, nothing to compute.
+    case exact
+    /// svd: T's top singular values (descending) and, on an exact route, ‖T‖_F (then error = floor by
+    /// Eckart–Young); on the subspace route the norm is nil and one dense pass measures norm and error.
+    case truncation(values: [Float], norm: Double?)
 }

@@ -99,7 +99,9 @@ import Testing
         #expect(whole.assignment == blocked.assignment)
         #expect(whole.signs == blocked.signs)
         #expect(whole.counts == blocked.counts)
-        #expect(abs(whole.objective - blocked.objective) <= 1e-9 * whole.objective)
+        // Dots come from Float GEMMs whose kernel depends on the block height (a 1-row block takes OpenBLAS's
+        // GEMV-like path on some CPUs), so the objective agrees to Float rounding of the dots, not to 1e-9.
+        #expect(abs(whole.objective - blocked.objective) <= 1e-6 * whole.objective)
         for i in whole.sums.indices { #expect(abs(whole.sums[i] - blocked.sums[i]) < 1e-4) }
         // The signed sums are the aligned members' sums (independent loop).
         for c in 0..<k { for j in 0..<d {

@@ -4,17 +4,18 @@ import Testing
 
 @Suite struct LegoMergeTests {
     static func spec(_ rank: Int, _ reweight: LegoOptions.Reweight, gauge: LegoOptions.Gauge = .balanced,
-                     iterations: Int = 100, tolerance: Double = 1e-4) -> MergeSpec {
+                     basis: LegoOptions.Basis = .raw, iterations: Int = 100, tolerance: Double = 1e-4) -> MergeSpec {
         var options = LegoOptions()
         options.reweight = reweight
         options.gauge = gauge
+        options.basis = basis
         options.iterations = iterations
         options.tolerance = tolerance
         return MergeSpec(method: .lego, rank: rank, lego: options)
     }
 
     /// N identical copies of one adapter (weights normalised to 1/N, scaling s) at its rank give back s·B·A.
-    @Test(arguments: [2, 5], [LegoOptions.Reweight.dual, .optimal])
+    @Test(arguments: [2, 5], [LegoOptions.Reweight.none, .sum, .dual, .optimal])
     func identicalCopiesGiveBackTheAdapter(copies: Int, reweight: LegoOptions.Reweight) throws {
         let one = RandomModules.input(out: 40, in: 24, ranks: [6], coefficients: [2.0], seed: 17)
         var input = one
@@ -23,20 +24,23 @@ import Testing
             term.coefficient = 2.0 / Double(copies)
             return term
         }
-        for gauge in [LegoOptions.Gauge.balanced, .raw] {
-            let result = try ModuleMerger.merge(input, spec: Self.spec(6, reweight, gauge: gauge), seed: 3)
+        for gauge in [LegoOptions.Gauge.balanced, .raw] { for basis in [LegoOptions.Basis.raw, .svd] {
+            // `none` keeps the mean of N copies of c/N: 1/N of the adapter; every other rule gives it back.
+            guard reweight != .none else { continue }
+            let result = try ModuleMerger.merge(input, spec: Self.spec(6, reweight, gauge: gauge, basis: basis), seed: 3)
             #expect(result.rank == 6)
             #expect(result.stats.clusterSizes == [Int](repeating: copies, count: 6))
             let expected = RandomModules.target(one)
             #expect(RandomModules.relativeError(RandomModules.dense(result), expected) < 1e-5)
-        }
+        } }
     }
 
     /// k ≥ total units: every unit is its own cluster, the result is T.
-    @Test(arguments: [LegoOptions.Reweight.dual, .optimal, .none], [7, 9, 50])
+    @Test(arguments: [LegoOptions.Reweight.dual, .optimal, .none, .sum], [7, 9, 50])
     func rankAtLeastUnitCountIsExact(reweight: LegoOptions.Reweight, rank: Int) throws {
         let input = RandomModules.input(out: 15, in: 11, ranks: [4, 2, 3], seed: 23)
-        let result = try ModuleMerger.merge(input, spec: Self.spec(rank, reweight), seed: 4)
+        for basis in [LegoOptions.Basis.raw, .svd] {
+        let result = try ModuleMerger.merge(input, spec: Self.spec(rank, reweight, basis: basis), seed: 4)
         if rank >= 9 {
             #expect(result.rank == 9)
             #expect(RandomModules.relativeError(RandomModules.dense(result), RandomModules.target(input)) < 1e-5)
@@ -44,6 +48,7 @@ import Testing
         } else {
             #expect(result.rank == 7)
             #expect(result.stats.relativeError >= (result.stats.svdFloor ?? 0) - 1e-6)
+        }
         }
     }
 

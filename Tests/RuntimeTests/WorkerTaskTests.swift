@@ -102,7 +102,7 @@ struct WorkerTaskTests {
         #expect(task.method == "lego" && task.rank == 4 && task.seed == 99)
         #expect(try SpecJSON.decode(task.optionsJSON) == spec)
         // Canonical: keys sorted at every level.
-        #expect(task.optionsJSON.hasPrefix(#"{"lego":{"gauge":"#))
+        #expect(task.optionsJSON.hasPrefix(#"{"lego":{"basis":"#))
         #expect(try SpecJSON.encode(spec) == task.optionsJSON)
     }
 

@@ -16,7 +16,10 @@ enum CatMerge {
             for index in 0..<(term.rank * inFeatures) { a[base + index] = scaleA * term.a[index] }
             offset += term.rank
         }
-        return ModuleResult(name: input.name, rank: total, outFeatures: out, inFeatures: inFeatures, b: b, a: a,
-                            stats: ModuleStats(relativeError: 0))
+        var result = ModuleResult(name: input.name, rank: total, outFeatures: out, inFeatures: inFeatures, b: b, a: a,
+                                  stats: ModuleStats(relativeError: 0, svdFloor: 0))
+        // Exact by construction: no error to measure, and rank Σ r_i reaches T's rank (floor 0).
+        result.knownQuality = .exact
+        return result
     }
 }

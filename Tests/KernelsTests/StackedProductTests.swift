@@ -1,0 +1,109 @@
+import Foundation
+import Testing
+@testable import Kernels
+
+/// Every svd route (factored QR, subspace iteration, dense Gram) must give the Eckart–Young truncation of
+/// T = X·Y, on shapes whose stacked rank exceeds both sides; the route rule is a pure function of the shapes.
+@Suite struct StackedProductTests {
+    /// X [rows, inner] with columns scaled by decay^j (so T's spectrum decays like a trained pool's), Y Gaussian.
+    static func product(rows: Int, inner: Int, cols: Int, decay: Double = 0.9,
+                        seed: UInt64) throws -> (StackedProduct, [Double]) {
+        var x = TestData.gaussian(rows * inner, seed: seed)
+        for i in 0..<rows { for j in 0..<inner { x[i * inner + j] *= Float(pow(decay, Double(j))) } }
+        let y = TestData.gaussian(inner * cols, seed: seed &+ 1)
+        let product = try StackedProduct(leftColumns: FactoredProduct.transposed(x, rows: rows, cols: inner), right: y,
+                                         rows: rows, inner: inner, cols: cols)
+        return (product, TestData.denseProduct(x, y, m: rows, k: inner, n: cols))
+    }
+
+    /// The dense Eckart–Young truncation T_k (from LAPACK on T rounded to Float once) and T's singular values.
+    static func denseTruncation(_ t: [Double], rows: Int, cols: Int, rank k: Int) throws -> ([Double], [Float]) {
+        let (u, s, vt) = try LinearAlgebra.svd(t.map { Float($0) }, rows: rows, cols: cols)
+        let p = min(rows, cols)
+        var truncated = [Double](repeating: 0, count: rows * cols)
+        for r in 0..<min(k, p) {
+            for i in 0..<rows { for j in 0..<cols {
+                truncated[i * cols + j] += Double(u[i * p + r]) * Double(s[r]) * Double(vt[r * cols + j])
+            } }
+        }
+        return (truncated, s)
+    }
+
+    @Test(arguments: [(48, 100, 40, 5), (40, 90, 56, 6), (70, 130, 30, 3), (20, 64, 33, 4)])
+    func everyRouteEqualsDenseTruncation(rows: Int, inner: Int, cols: Int, k: Int) throws {
+        let (product, t) = try Self.product(rows: rows, inner: inner, cols: cols, seed: UInt64(rows * cols))
+        let (expected, sigma) = try Self.denseTruncation(t, rows: rows, cols: cols, rank: k)
+        let expectedFloor = TruncatedSVD.tailFraction(sigma, rank: k)
+        for route in ProductRoute.allCases {
+            let result = try product.truncatedSVD(rank: k, seed: 7, wantNorm: true, route: route)
+            #expect(result.route == route && !result.fellBack, "\(route)")
+            let svd = result.svd
+            #expect(svd.rank == k)
+            let approximation = TestData.denseProduct(svd.left, svd.right, m: rows, k: k, n: cols)
+            #expect(TestData.relativeDifference(approximation, expected) <= 1e-4, "\(route)")
+            for i in 0..<k { #expect(abs(Double(svd.singularValues[i] - sigma[i])) <= 1e-5 * Double(sigma[0]), "\(route)") }
+            if result.hasNorm {
+                #expect(abs(svd.frobeniusNorm - TestData.frobenius(t)) <= 1e-5 * TestData.frobenius(t), "\(route)")
+                #expect(abs(svd.floor - expectedFloor) <= 1e-4, "\(route)")
+            } else {
+                let norm = product.denseNorms(approximationLeft: nil, approximationRight: nil, rank: 0).target
+                let floor = StackedProduct.floor(norm: norm, values: svd.singularValues, complete: false)
+                #expect(abs(floor - expectedFloor) <= 1e-4, "\(route)")
+            }
+        }
+    }
+
+    /// Same inputs and seed, same bits; the three routes agree with each other in their factors (signs fixed).
+    @Test func deterministicAndSignFixed() throws {
+        let (product, _) = try Self.product(rows: 50, inner: 120, cols: 44, seed: 3)
+        let first = try product.truncatedSVD(rank: 4, seed: 11, wantNorm: false, route: .subspace).svd
+        let second = try product.truncatedSVD(rank: 4, seed: 11, wantNorm: false, route: .subspace).svd
+        #expect(first.left == second.left && first.right == second.right)
+        let exact = try product.truncatedSVD(rank: 4, seed: 11, wantNorm: false, route: .factored).svd
+        for (x, y) in zip(first.left, exact.left) { #expect(abs(x - y) <= 1e-3 * (abs(y) + 1e-2)) }
+    }
+
+    /// A flat spectrum (σ_k ≈ σ_ℓ) does not converge in one iteration: the subspace route reports it instead of
+    /// returning unconverged vectors, and the public call falls back to the exact route.
+    @Test func unconvergedSubspaceFallsBack() throws {
+        let (product, t) = try Self.product(rows: 60, inner: 200, cols: 60, decay: 1, seed: 5)
+        #expect(try product.subspaceSVD(rank: 8, seed: 1, maxIterations: 1) == nil)
+        let (expected, _) = try Self.denseTruncation(t, rows: 60, cols: 60, rank: 8)
+        let result = try product.truncatedSVD(rank: 8, seed: 1, wantNorm: true)
+        let approximation = TestData.denseProduct(result.svd.left, result.svd.right, m: 60, k: 8, n: 60)
+        #expect(TestData.relativeDifference(approximation, expected) <= 1e-3)
+    }
+
+    /// The route rule: QR while the stacked rank is small against both sides; the operator route for the
+    /// Recycling pool's MLP modules; T in blocks + Gram when the sides are tiny against the stacked rank.
+    @Test func routeRule() {
+        #expect(ProductCostModel(rows: 4096, cols: 4096, inner: 256, rank: 16, wantNorm: true).cheapest == .factored)
+        #expect(ProductCostModel(rows: 14336, cols: 4096, inner: 1024, rank: 16, wantNorm: true).cheapest == .factored)
+        #expect(ProductCostModel(rows: 14336, cols: 4096, inner: 15360, rank: 16, wantNorm: false).cheapest == .subspace)
+        #expect(ProductCostModel(rows: 1024, cols: 4096, inner: 8192, rank: 16, wantNorm: false).cheapest == .subspace)
+        #expect(ProductCostModel(rows: 64, cols: 64, inner: 100_000, rank: 16, wantNorm: false).cheapest == .denseGram)
+        #expect(ProductCostModel(rows: 256, cols: 128, inner: 40_000, rank: 16, wantNorm: true).cheapest == .denseGram)
+        // With the norm wanted the subspace route pays one dense pass; it never wins where T is cheap to form.
+        let model = ProductCostModel(rows: 4096, cols: 4096, inner: 15360, rank: 16, wantNorm: true)
+        #expect(model.cost(.subspace) > model.densePass)
+        #expect(model.subspaceIterationLimit >= 8)
+    }
+
+    /// Quality figures by every spectrum route equal dense references, with an approximation that is not a
+    /// truncation (so error ≠ floor) and with an exact one (error at Float rounding, no cancellation).
+    @Test(arguments: [(64, 2100, 96, 4), (96, 2200, 64, 6), (100, 30, 80, 5)])
+    func qualityMatchesDenseReference(rows: Int, inner: Int, cols: Int, k: Int) throws {
+        let (product, t) = try Self.product(rows: rows, inner: inner, cols: cols, decay: 0.999, seed: UInt64(inner))
+        let b = TestData.gaussian(rows * k, seed: 21), a = TestData.gaussian(k * cols, seed: 22, scale: 0.1)
+        let expectedError = TestData.relativeDifference(TestData.denseProduct(b, a, m: rows, k: k, n: cols), t)
+        let (_, sigma) = try Self.denseTruncation(t, rows: rows, cols: cols, rank: k)
+        let expectedFloor = TruncatedSVD.tailFraction(sigma, rank: k)
+        for route in [nil] + ProductRoute.allCases.map(Optional.some) {
+            let quality = try product.quality(approximationLeft: b, approximationRight: a, rank: k, spectrumRank: k,
+                                              seed: 3, spectrumRoute: route)
+            #expect(abs(quality.relativeError - expectedError) <= 1e-5 * expectedError, "\(String(describing: route))")
+            let floor = try #require(quality.floor)
+            #expect(abs(floor - expectedFloor) <= 1e-4, "\(String(describing: route))")
+        }
+    }
+}

@@ -1,0 +1,106 @@
+"""The tiny Llama base: a WordLevel tokenizer and a 2-layer LlamaForCausalLM pretrained on the copy task.
+
+Token rule (the evaluator's): ids = tok(prompt) ++ tok(completion) ++ [eos]; the loss is on the completion and eos.
+"""
+from __future__ import annotations
+
+import json
+import os
+from typing import List, Sequence, Tuple
+
+import torch
+
+from . import tasks
+
+SPECIAL = ["<pad>", "<eos>", "<unk>"]
+
+
+def build_tokenizer():
+    """A PreTrainedTokenizerFast over the suite's words (whitespace-split WordLevel)."""
+    from tokenizers import Tokenizer, models, pre_tokenizers, decoders
+    from transformers import PreTrainedTokenizerFast
+
+    vocab = {word: i for i, word in enumerate(SPECIAL + tasks.vocabulary())}
+    core = Tokenizer(models.WordLevel(vocab=vocab, unk_token="<unk>"))
+    core.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
+    core.decoder = decoders.WordPiece(prefix="##", cleanup=False)  # joins words with spaces
+    return PreTrainedTokenizerFast(tokenizer_object=core, pad_token="<pad>", eos_token="<eos>", unk_token="<unk>")
+
+
+def config(vocab_size: int, hidden: int = 64, layers: int = 2):
+    from transformers import LlamaConfig
+
+    return LlamaConfig(vocab_size=vocab_size, hidden_size=hidden, intermediate_size=2 * hidden,
+                       num_hidden_layers=layers, num_attention_heads=4, num_key_value_heads=4,
+                       max_position_embeddings=64, rms_norm_eps=1e-6, tie_word_embeddings=False,
+                       pad_token_id=0, eos_token_id=1, bos_token_id=1)
+
+
+def encode(tokenizer, pairs: Sequence[Tuple[str, str]]):
+    """Right-padded input ids, attention mask and labels (-100 outside the completion + eos)."""
+    rows, labels = [], []
+    for prompt, completion in pairs:
+        p = tokenizer(prompt, add_special_tokens=True)["input_ids"]
+        c = tokenizer(completion, add_special_tokens=False)["input_ids"] + [tokenizer.eos_token_id]
+        rows.append(p + c)
+        labels.append([-100] * len(p) + c)
+    width = max(len(r) for r in rows)
+    ids = torch.full((len(rows), width), tokenizer.pad_token_id, dtype=torch.long)
+    mask = torch.zeros((len(rows), width), dtype=torch.long)
+    target = torch.full((len(rows), width), -100, dtype=torch.long)
+    for i, (r, l) in enumerate(zip(rows, labels)):
+        ids[i, : len(r)] = torch.tensor(r)
+        mask[i, : len(r)] = 1
+        target[i, : len(l)] = torch.tensor(l)
+    return ids, mask, target
+
+
+def train(model, tokenizer, pairs: List[Tuple[str, str]], steps: int, lr: float, batch: int, seed: int) -> float:
+    """AdamW on the completion loss over fixed random batches of `pairs`; returns the last loss."""
+    generator = torch.Generator().manual_seed(seed)
+    params = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(params, lr=lr, weight_decay=0.0)
+    schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: min(1.0, (s + 1) / 20) * max(0.05, 1 - s / steps))
+    model.train()
+    loss_value = float("nan")
+    for _ in range(steps):
+        index = torch.randint(len(pairs), (batch,), generator=generator).tolist()
+        ids, mask, labels = encode(tokenizer, [pairs[i] for i in index])
+        loss = model(input_ids=ids, attention_mask=mask, labels=labels).loss
+        optimizer.zero_grad()
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(params, 1.0)
+        optimizer.step()
+        schedule.step()
+        loss_value = float(loss)
+    model.eval()
+    return loss_value
+
+
+def pretrain_base(out_dir: str, seed: int = 0, steps: int = 1500, hidden: int = 64, layers: int = 2) -> str:
+    """Writes a pretrained base (config.json, model.safetensors, tokenizer files) to `out_dir`; reuses it if there."""
+    marker = os.path.join(out_dir, "tasksuite.json")
+    settings = {"seed": seed, "steps": steps, "hidden": hidden, "layers": layers, "tasks": sorted(tasks.TASKS)}
+    if os.path.exists(marker) and json.load(open(marker)) == settings:
+        return out_dir
+    from transformers import LlamaForCausalLM
+
+    torch.manual_seed(seed)
+    tokenizer = build_tokenizer()
+    model = LlamaForCausalLM(config(len(tokenizer), hidden, layers))
+    pairs = tasks.examples(tasks.PRETRAIN_TASK, 4000, seed)
+    train(model, tokenizer, pairs, steps=steps, lr=3e-3, batch=64, seed=seed)
+    os.makedirs(out_dir, exist_ok=True)
+    model.save_pretrained(out_dir)
+    tokenizer.save_pretrained(out_dir)
+    json.dump(settings, open(marker, "w"))
+    return out_dir
+
+
+def load_base(base_dir: str):
+    from transformers import LlamaForCausalLM, PreTrainedTokenizerFast
+
+    tokenizer = PreTrainedTokenizerFast.from_pretrained(base_dir)
+    model = LlamaForCausalLM.from_pretrained(base_dir, torch_dtype=torch.float32)
+    model.eval()
+    return model, tokenizer
