@@ -61,6 +61,8 @@ public struct RunStatusReport: Codable, Sendable {
             state += String(format: " (updated %.0f s ago by pid %d on %@)", age, status.pid, status.host)
             rows.append(("state", state))
             if let message = status.message { rows.append(("message", message)) }
+        } else if record.backend == .kubernetes {
+            rows.append(("progress", "kept in status.json of the run path on the claim (kubectl logs the coordinator pod)"))
         } else {
             rows.append(("progress", "0/\(record.modules) modules (the coordinator has not started)"))
         }
