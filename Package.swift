@@ -37,11 +37,11 @@ let package = Package(
         ]),
         // ZeroMQ transport and protobuf-c message codec.
         .target(name: "WireProtocol", dependencies: [
-            "CZeroMQ", "CBrickyardProto", "MergeEngine",
+            "CZeroMQ", "CBrickyardProto", "MergeEngine", "Kernels",
             .product(name: "Logging", package: "swift-log"),
         ]),
         .target(name: "Coordinator", dependencies: [
-            "WireProtocol", "MergeEngine", "AdapterIO",
+            "WireProtocol", "MergeEngine", "AdapterIO", "Kernels",
             .product(name: "Logging", package: "swift-log"),
         ]),
         .target(name: "Worker", dependencies: [
@@ -67,7 +67,7 @@ let package = Package(
         .testTarget(name: "ClusterTests", dependencies: [
             "Cluster", "Coordinator", "BrickyardTestSupport", .product(name: "Yams", package: "Yams"),
         ]),
-        .testTarget(name: "RuntimeTests", dependencies: ["BrickyardTestSupport", "WireProtocol", "Coordinator", "Worker", "MergeEngine", "AdapterIO"]),
+        .testTarget(name: "RuntimeTests", dependencies: ["BrickyardTestSupport", "WireProtocol", "Coordinator", "Worker", "MergeEngine", "AdapterIO", "Kernels"]),
     ],
     swiftLanguageModes: [.v6]
 )

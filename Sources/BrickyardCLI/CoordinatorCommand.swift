@@ -34,7 +34,7 @@ struct CoordinatorCommand: ParsableCommand {
         // SIGUSR2 is the batch scheduler's early warning (`sbatch --signal=B:USR2@120`): stop like SIGTERM.
         stop.install(signals: [SIGTERM, SIGINT, SIGUSR2])
         do {
-            let plan = try Planner.plan(job: try JobSpec.load(path: job))
+            let plan = try runtime.plan(jobFile: job)
             let outcome = try DistributedMerge.run(plan: plan, options: runtime.distributedOptions(out: out, bind: bind, overwrite: force),
                                                    logger: logger, stop: stop)
             print("wrote \(out): \(outcome.report.modules.count) modules, \(outcome.resumed) resumed from checkpoint, \(outcome.retries) retries")

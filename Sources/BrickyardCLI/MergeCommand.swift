@@ -43,8 +43,7 @@ struct MergeCommand: ParsableCommand {
     func run() throws {
         let meter = ProgressMeter(enabled: !quiet && isatty(STDERR_FILENO) == 1)
         do {
-            let spec = try JobSpec.load(path: job)
-            let plan = try Planner.plan(job: spec)
+            let plan = try runtime.plan(jobFile: job)
             let report = inProcess
                 ? try LocalMerge.run(plan: plan, outputDirectory: out, overwrite: force, progress: meter.update)
                 : try runDistributed(plan: plan)

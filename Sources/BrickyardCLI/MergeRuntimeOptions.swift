@@ -25,6 +25,9 @@ struct MergeRuntimeOptions: ParsableArguments {
     @Option(name: .customLong("max-attempts"), help: "Failures or lost workers a module may suffer before the job fails.")
     var maxAttempts = 3
 
+    @Option(name: .customLong("max-task-mb"), help: "Task budget in MB: a lego module whose units (Float32) exceed it is split into blocks whose k-means rounds run across workers (default: the job's max_task_mb, else a quarter of this machine's memory).")
+    var maxTaskMB: Double?
+
     @Option(name: .customLong("endpoint-file"), help: "Write the endpoint workers should connect to into this file once listening (atomically).")
     var endpointFile: String?
 
@@ -55,6 +58,7 @@ struct MergeRuntimeOptions: ParsableArguments {
         guard maxAttempts >= 1 else { throw ValidationError("--max-attempts must be at least 1") }
         guard resultChunkBytes >= 1024, inputChunkBytes >= 1024 else { throw ValidationError("chunk sizes must be at least 1024 bytes") }
         if let logLevel, Logger.Level(rawValue: logLevel) == nil { throw ValidationError("--log-level \(logLevel) is not a log level") }
+        if let maxTaskMB, !(maxTaskMB > 0 && maxTaskMB.isFinite) { throw ValidationError("--max-task-mb must be a positive number") }
     }
 
     func coordinatorOptions(bind: String) -> CoordinatorOptions {
@@ -71,6 +75,13 @@ struct MergeRuntimeOptions: ParsableArguments {
         coordinator.showProgress = showProgress
         return DistributedMergeOptions(outputDirectory: out, overwrite: overwrite, checkpointDirectory: checkpoint,
                                        coordinator: coordinator)
+    }
+
+    /// Plans a job file with the task budget of the command line (else the job's, else the default).
+    func plan(jobFile: String) throws -> MergePlan {
+        var plan = try Planner.plan(job: try JobSpec.load(path: jobFile))
+        if maxTaskMB != nil { TaskBudget.apply(to: &plan, megabytes: maxTaskMB) }
+        return plan
     }
 
     /// Logs to stderr at the chosen level (called once per process).

@@ -28,16 +28,20 @@ struct ClusterLaunchOptions: ParsableArguments {
     @Option(name: .customLong("max-attempts"), help: "Failures or lost workers a module may suffer before the job fails.")
     var maxAttempts = 3
 
+    @Option(name: .customLong("max-task-mb"), help: "Task budget in MB for splitting large lego modules (Slurm default: the job's max_task_mb, else a quarter of this machine's memory, pinned for every attempt).")
+    var maxTaskMB: Double?
+
     func validate() throws {
         guard threads >= 1 else { throw ValidationError("--threads must be at least 1") }
         guard heartbeatMilliseconds >= 10 else { throw ValidationError("--heartbeat-ms must be at least 10") }
         guard liveness >= 1, maxAttempts >= 1 else { throw ValidationError("--liveness and --max-attempts must be at least 1") }
+        if let maxTaskMB, !(maxTaskMB > 0 && maxTaskMB.isFinite) { throw ValidationError("--max-task-mb must be a positive number") }
     }
 
-    func launch(executable: String, advertiseHost: String? = nil, port: Int? = nil) -> CoordinatorLaunch {
+    func launch(executable: String, advertiseHost: String? = nil, port: Int? = nil, maxTaskMB: Double? = nil) -> CoordinatorLaunch {
         CoordinatorLaunch(executable: executable, inputMode: inputMode.rawValue, heartbeatMilliseconds: heartbeatMilliseconds,
                           liveness: liveness, maxAttempts: maxAttempts, threadsPerWorker: threads,
-                          advertiseHost: advertiseHost, port: port)
+                          advertiseHost: advertiseHost, port: port, maxTaskMB: maxTaskMB ?? self.maxTaskMB)
     }
 }
 
@@ -123,10 +127,12 @@ struct SubmitSlurmCommand: ParsableCommand {
 
     func run() throws {
         let result = try CommandFailure.reporting { () throws -> (script: String, jobID: String?, record: RunRecord) in
-            let planned = try Submission.plan(jobFile: job)
+            let budget = try Submission.pinnedTaskBudget(jobFile: job, requested: launch.maxTaskMB)
+            let planned = try Submission.plan(jobFile: job, maxTaskMB: budget)
             let executable = executable ?? LocalWorkerPool.currentExecutable()
             return try Submission.submitSlurm(job: planned, run: RunDirectory(out), request: request,
-                                              launch: launch.launch(executable: executable, advertiseHost: advertiseHost, port: port),
+                                              launch: launch.launch(executable: executable, advertiseHost: advertiseHost,
+                                                                    port: port, maxTaskMB: budget),
                                               force: force, dryRun: dryRun)
         }
         if dryRun {

@@ -35,6 +35,9 @@ struct WorkerCommand: ParsableCommand {
     @Option(name: .customLong("max-failed-connections"), help: "Exit after this many connections without a welcome (default: retry forever).")
     var maxFailedConnections: Int?
 
+    @Option(name: .customLong("block-cache-mb"), help: "Memory for blocks of split modules kept loaded between k-means rounds (default: a quarter of this machine's memory).")
+    var blockCacheMB: Double?
+
     @Option(name: .customLong("log-level"), help: "trace, debug, info, notice, warning, error or critical.")
     var logLevel: String = "info"
 
@@ -59,6 +62,7 @@ struct WorkerCommand: ParsableCommand {
     func validate() throws {
         guard threads >= 1 else { throw ValidationError("--threads must be at least 1") }
         guard heartbeatMilliseconds >= 1, liveness >= 1 else { throw ValidationError("--heartbeat-ms and --liveness must be positive") }
+        if let blockCacheMB, !(blockCacheMB >= 0 && blockCacheMB.isFinite) { throw ValidationError("--block-cache-mb must be a non-negative number") }
     }
 
     func run() throws {
@@ -86,11 +90,12 @@ struct WorkerCommand: ParsableCommand {
         if let faultOnce { faults.onceMarkerPath = faultOnce }
         if let slowTasksMilliseconds { faults.slowTaskMilliseconds = max(0, slowTasksMilliseconds) }
 
-        let configuration = WorkerConfiguration(
+        var configuration = WorkerConfiguration(
             endpoint: connect, workerID: id ?? WorkerConfiguration.defaultWorkerID(), threads: threads,
             heartbeatIntervalMilliseconds: heartbeatMilliseconds, heartbeatLiveness: liveness,
             reconnectInitialDelayMilliseconds: reconnectInitialMilliseconds, reconnectMaxDelayMilliseconds: reconnectMaxMilliseconds,
             maxFailedConnections: maxFailedConnections, faults: faults)
+        if let blockCacheMB { configuration.blockCacheBytes = Int(blockCacheMB * 1_048_576) }
         // SIGUSR2 is a batch scheduler's time-limit warning for the coordinator (submit slurm sends it to the
         // whole step); a worker leaves when the coordinator dismisses it, so the warning must not kill it.
         signal(SIGUSR2, SIG_IGN)

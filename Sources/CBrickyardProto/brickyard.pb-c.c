@@ -727,6 +727,51 @@ void   brickyard__v1__eval_failed__free_unpacked
   assert(message->base.descriptor == &brickyard__v1__eval_failed__descriptor);
   protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
 }
+void   brickyard__v1__kmeans_block_task__init
+                     (Brickyard__V1__KMeansBlockTask         *message)
+{
+  static const Brickyard__V1__KMeansBlockTask init_value = BRICKYARD__V1__KMEANS_BLOCK_TASK__INIT;
+  *message = init_value;
+}
+size_t brickyard__v1__kmeans_block_task__get_packed_size
+                     (const Brickyard__V1__KMeansBlockTask *message)
+{
+  assert(message->base.descriptor == &brickyard__v1__kmeans_block_task__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t brickyard__v1__kmeans_block_task__pack
+                     (const Brickyard__V1__KMeansBlockTask *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &brickyard__v1__kmeans_block_task__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t brickyard__v1__kmeans_block_task__pack_to_buffer
+                     (const Brickyard__V1__KMeansBlockTask *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &brickyard__v1__kmeans_block_task__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Brickyard__V1__KMeansBlockTask *
+       brickyard__v1__kmeans_block_task__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Brickyard__V1__KMeansBlockTask *)
+     protobuf_c_message_unpack (&brickyard__v1__kmeans_block_task__descriptor,
+                                allocator, len, data);
+}
+void   brickyard__v1__kmeans_block_task__free_unpacked
+                     (Brickyard__V1__KMeansBlockTask *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &brickyard__v1__kmeans_block_task__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
 void   brickyard__v1__envelope__init
                      (Brickyard__V1__Envelope         *message)
 {
@@ -2433,7 +2478,123 @@ const ProtobufCMessageDescriptor brickyard__v1__eval_failed__descriptor =
   (ProtobufCMessageInit) brickyard__v1__eval_failed__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
-static const ProtobufCFieldDescriptor brickyard__v1__envelope__field_descriptors[14] =
+static const ProtobufCFieldDescriptor brickyard__v1__kmeans_block_task__field_descriptors[7] =
+{
+  {
+    "task",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_MESSAGE,
+    0,   /* quantifier_offset */
+    offsetof(Brickyard__V1__KMeansBlockTask, task),
+    &brickyard__v1__task__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "round",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT32,
+    0,   /* quantifier_offset */
+    offsetof(Brickyard__V1__KMeansBlockTask, round),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "unit_id_offset",
+    3,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT64,
+    0,   /* quantifier_offset */
+    offsetof(Brickyard__V1__KMeansBlockTask, unit_id_offset),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "center_count",
+    4,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT32,
+    0,   /* quantifier_offset */
+    offsetof(Brickyard__V1__KMeansBlockTask, center_count),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "centers",
+    5,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_BYTES,
+    0,   /* quantifier_offset */
+    offsetof(Brickyard__V1__KMeansBlockTask, centers),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "oversampling",
+    6,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_DOUBLE,
+    0,   /* quantifier_offset */
+    offsetof(Brickyard__V1__KMeansBlockTask, oversampling),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "farthest",
+    7,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT32,
+    0,   /* quantifier_offset */
+    offsetof(Brickyard__V1__KMeansBlockTask, farthest),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned brickyard__v1__kmeans_block_task__field_indices_by_name[] = {
+  3,   /* field[3] = center_count */
+  4,   /* field[4] = centers */
+  6,   /* field[6] = farthest */
+  5,   /* field[5] = oversampling */
+  1,   /* field[1] = round */
+  0,   /* field[0] = task */
+  2,   /* field[2] = unit_id_offset */
+};
+static const ProtobufCIntRange brickyard__v1__kmeans_block_task__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 7 }
+};
+const ProtobufCMessageDescriptor brickyard__v1__kmeans_block_task__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "brickyard.v1.KMeansBlockTask",
+  "KMeansBlockTask",
+  "Brickyard__V1__KMeansBlockTask",
+  "brickyard.v1",
+  sizeof(Brickyard__V1__KMeansBlockTask),
+  7,
+  brickyard__v1__kmeans_block_task__field_descriptors,
+  brickyard__v1__kmeans_block_task__field_indices_by_name,
+  1,  brickyard__v1__kmeans_block_task__number_ranges,
+  (ProtobufCMessageInit) brickyard__v1__kmeans_block_task__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor brickyard__v1__envelope__field_descriptors[15] =
 {
   {
     "protocol_version",
@@ -2603,6 +2764,18 @@ static const ProtobufCFieldDescriptor brickyard__v1__envelope__field_descriptors
     0 | PROTOBUF_C_FIELD_FLAG_ONEOF,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
+  {
+    "kmeans_block_task",
+    50,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_MESSAGE,
+    offsetof(Brickyard__V1__Envelope, body_case),
+    offsetof(Brickyard__V1__Envelope, kmeans_block_task),
+    &brickyard__v1__kmeans_block_task__descriptor,
+    NULL,
+    0 | PROTOBUF_C_FIELD_FLAG_ONEOF,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
 };
 static const unsigned brickyard__v1__envelope__field_indices_by_name[] = {
   10,   /* field[10] = disconnect */
@@ -2612,6 +2785,7 @@ static const unsigned brickyard__v1__envelope__field_indices_by_name[] = {
   4,   /* field[4] = heartbeat */
   1,   /* field[1] = hello */
   6,   /* field[6] = input_chunk */
+  14,   /* field[14] = kmeans_block_task */
   0,   /* field[0] = protocol_version */
   3,   /* field[3] = reject */
   7,   /* field[7] = result_chunk */
@@ -2620,12 +2794,13 @@ static const unsigned brickyard__v1__envelope__field_indices_by_name[] = {
   9,   /* field[9] = task_failed */
   2,   /* field[2] = welcome */
 };
-static const ProtobufCIntRange brickyard__v1__envelope__number_ranges[3 + 1] =
+static const ProtobufCIntRange brickyard__v1__envelope__number_ranges[4 + 1] =
 {
   { 1, 0 },
   { 10, 1 },
   { 30, 11 },
-  { 0, 14 }
+  { 50, 14 },
+  { 0, 15 }
 };
 const ProtobufCMessageDescriptor brickyard__v1__envelope__descriptor =
 {
@@ -2635,10 +2810,10 @@ const ProtobufCMessageDescriptor brickyard__v1__envelope__descriptor =
   "Brickyard__V1__Envelope",
   "brickyard.v1",
   sizeof(Brickyard__V1__Envelope),
-  14,
+  15,
   brickyard__v1__envelope__field_descriptors,
   brickyard__v1__envelope__field_indices_by_name,
-  3,  brickyard__v1__envelope__number_ranges,
+  4,  brickyard__v1__envelope__number_ranges,
   (ProtobufCMessageInit) brickyard__v1__envelope__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
@@ -2676,18 +2851,28 @@ const ProtobufCEnumDescriptor brickyard__v1__dtype__descriptor =
   brickyard__v1__dtype__value_ranges,
   NULL,NULL,NULL,NULL   /* reserved[1234] */
 };
-static const ProtobufCEnumValue brickyard__v1__task_kind__enum_values_by_number[3] =
+static const ProtobufCEnumValue brickyard__v1__task_kind__enum_values_by_number[8] =
 {
   { "TASK_KIND_UNSPECIFIED", "BRICKYARD__V1__TASK_KIND__TASK_KIND_UNSPECIFIED", 0 },
   { "TASK_KIND_MERGE_MODULE", "BRICKYARD__V1__TASK_KIND__TASK_KIND_MERGE_MODULE", 1 },
   { "TASK_KIND_KMEANS_BLOCK_STEP", "BRICKYARD__V1__TASK_KIND__TASK_KIND_KMEANS_BLOCK_STEP", 2 },
+  { "TASK_KIND_KMEANS_FIRST_CENTER", "BRICKYARD__V1__TASK_KIND__TASK_KIND_KMEANS_FIRST_CENTER", 3 },
+  { "TASK_KIND_KMEANS_OVERSAMPLE", "BRICKYARD__V1__TASK_KIND__TASK_KIND_KMEANS_OVERSAMPLE", 4 },
+  { "TASK_KIND_KMEANS_CANDIDATE_WEIGHTS", "BRICKYARD__V1__TASK_KIND__TASK_KIND_KMEANS_CANDIDATE_WEIGHTS", 5 },
+  { "TASK_KIND_KMEANS_LLOYD", "BRICKYARD__V1__TASK_KIND__TASK_KIND_KMEANS_LLOYD", 6 },
+  { "TASK_KIND_KMEANS_REWEIGHT", "BRICKYARD__V1__TASK_KIND__TASK_KIND_KMEANS_REWEIGHT", 7 },
 };
 static const ProtobufCIntRange brickyard__v1__task_kind__value_ranges[] = {
-{0, 0},{0, 3}
+{0, 0},{0, 8}
 };
-static const ProtobufCEnumValueIndex brickyard__v1__task_kind__enum_values_by_name[3] =
+static const ProtobufCEnumValueIndex brickyard__v1__task_kind__enum_values_by_name[8] =
 {
   { "TASK_KIND_KMEANS_BLOCK_STEP", 2 },
+  { "TASK_KIND_KMEANS_CANDIDATE_WEIGHTS", 5 },
+  { "TASK_KIND_KMEANS_FIRST_CENTER", 3 },
+  { "TASK_KIND_KMEANS_LLOYD", 6 },
+  { "TASK_KIND_KMEANS_OVERSAMPLE", 4 },
+  { "TASK_KIND_KMEANS_REWEIGHT", 7 },
   { "TASK_KIND_MERGE_MODULE", 1 },
   { "TASK_KIND_UNSPECIFIED", 0 },
 };
@@ -2698,9 +2883,9 @@ const ProtobufCEnumDescriptor brickyard__v1__task_kind__descriptor =
   "TaskKind",
   "Brickyard__V1__TaskKind",
   "brickyard.v1",
-  3,
+  8,
   brickyard__v1__task_kind__enum_values_by_number,
-  3,
+  8,
   brickyard__v1__task_kind__enum_values_by_name,
   1,
   brickyard__v1__task_kind__value_ranges,

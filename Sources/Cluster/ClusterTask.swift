@@ -32,6 +32,7 @@ public enum ClusterTask {
                 "--endpoint-file", run.endpointPath, "--status-file", run.statusPath,
                 "--input-mode", launch.inputMode, "--heartbeat-ms", "\(launch.heartbeatMilliseconds)",
                 "--liveness", "\(launch.liveness)", "--max-attempts", "\(launch.maxAttempts)", "--log-level", "info"]
+            + (launch.maxTaskMB.map { ["--max-task-mb", "\($0)"] } ?? [])
     }
 
     /// `brickyard worker …` for a run, once the endpoint is known.

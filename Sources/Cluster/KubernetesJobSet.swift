@@ -141,6 +141,7 @@ public enum KubernetesJobSet {
                     "--status-file", "\(request.runPath)/status.json", "--input-mode", launch.inputMode,
                     "--heartbeat-ms", "\(launch.heartbeatMilliseconds)", "--liveness", "\(launch.liveness)",
                     "--max-attempts", "\(launch.maxAttempts)", "--log-level", "info"]
+            + (launch.maxTaskMB.map { ["--max-task-mb", "\($0)"] } ?? [])
         let container = map([
             ("name", str("coordinator")), ("image", str(request.image)), ("args", seq(args.map(str))),
             ("ports", seq([map([("name", str("zmq")), ("containerPort", int(request.port))])])),

@@ -134,9 +134,14 @@ public struct CoordinatorLaunch: Codable, Sendable, Equatable {
     public var advertiseHost: String?
     /// The port the coordinator binds; nil or 0: any free port (workers read it from the endpoint file).
     public var port: Int?
+    /// The task budget (`--max-task-mb`) every attempt plans with. Pinned at submission: the default budget
+    /// depends on the memory of the machine that plans, and a requeued attempt may land on another node; a
+    /// different plan would make the checkpoint unusable.
+    public var maxTaskMB: Double?
 
     public init(executable: String, inputMode: String = "shared", heartbeatMilliseconds: Int = 2000, liveness: Int = 5,
-                maxAttempts: Int = 3, threadsPerWorker: Int = 1, advertiseHost: String? = nil, port: Int? = nil) {
+                maxAttempts: Int = 3, threadsPerWorker: Int = 1, advertiseHost: String? = nil, port: Int? = nil,
+                maxTaskMB: Double? = nil) {
         self.executable = executable
         self.inputMode = inputMode
         self.heartbeatMilliseconds = heartbeatMilliseconds
@@ -145,6 +150,7 @@ public struct CoordinatorLaunch: Codable, Sendable, Equatable {
         self.threadsPerWorker = threadsPerWorker
         self.advertiseHost = advertiseHost
         self.port = port
+        self.maxTaskMB = maxTaskMB
     }
 }
 

@@ -21,14 +21,24 @@ public enum Submission {
         }
     }
 
-    public static func plan(jobFile: String) throws -> PlannedJob {
+    /// Plans the job as every attempt's coordinator will (`brickyard coordinator … --max-task-mb maxTaskMB`), so
+    /// the recorded hash is the checkpoint's.
+    public static func plan(jobFile: String, maxTaskMB: Double?) throws -> PlannedJob {
         let absolute = RunDirectory(jobFile).path
         guard let data = FileManager.default.contents(atPath: absolute) else {
             throw ClusterError("\(jobFile): cannot read the job file")
         }
-        let plan = try Planner.plan(job: try JobSpec.load(path: absolute))
+        var plan = try Planner.plan(job: try JobSpec.load(path: absolute))
+        if let maxTaskMB { TaskBudget.apply(to: &plan, megabytes: maxTaskMB) }
         return PlannedJob(jobFile: absolute, jobHash: try JobFingerprint.compute(plan: plan), modules: plan.modules.count,
                           text: String(decoding: data, as: UTF8.self))
+    }
+
+    /// The task budget to pin for a run: the one asked for, else the job's `max_task_mb`, else this machine's
+    /// default (see `CoordinatorLaunch.maxTaskMB`).
+    public static func pinnedTaskBudget(jobFile: String, requested: Double?) throws -> Double {
+        if let requested { return requested }
+        return try JobSpec.load(path: RunDirectory(jobFile).path).maxTaskMB ?? TaskBudget.defaultMegabytes
     }
 
     /// Checks that `run` may take this job: a new or empty folder, or the run directory of the same job whose

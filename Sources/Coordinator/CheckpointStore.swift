@@ -67,6 +67,34 @@ public final class CheckpointStore: @unchecked Sendable {
         try Self.durableWrite(try record.encoded(), to: recordPath(index: index, key: record.header.key))
     }
 
+    /// The k-means state file of a split module (its last reduced round).
+    public func kmeansStatePath(index: Int) -> String {
+        let number = String(index)
+        return directory + "/task-\(String(repeating: "0", count: max(0, 6 - number.count)) + number)-kmeans.state"
+    }
+
+    /// Writes a split module's k-means state atomically (temp, fsync, rename), with a SHA-256 trailer.
+    public func writeKMeansState(_ state: [UInt8], index: Int) throws {
+        try Self.durableWrite(state + SHA256.hash(state), to: kmeansStatePath(index: index))
+    }
+
+    /// The verified state of a split module, or nil if absent; a damaged file is logged, deleted and ignored
+    /// (the module's k-means starts over).
+    public func readKMeansState(index: Int) -> [UInt8]? {
+        let path = kmeansStatePath(index: index)
+        guard let bytes = try? Self.readIfPresent(path) else { return nil }
+        guard bytes.count > 32, SHA256.hash(bytes[0..<(bytes.count - 32)]) == Array(bytes[(bytes.count - 32)...]) else {
+            logger.warning("k-means state rejected (checksum); the module's rounds start over", metadata: ["path": "\(path)"])
+            unlink(path)
+            return nil
+        }
+        return Array(bytes[0..<(bytes.count - 32)])
+    }
+
+    public func removeKMeansState(index: Int) {
+        unlink(kmeansStatePath(index: index))
+    }
+
     /// Reads and verifies one record against the plan's expectations; nil if absent.
     public func read(index: Int, key: TaskKey, outFeatures: Int, inFeatures: Int) throws -> CheckpointRecord? {
         let path = recordPath(index: index, key: key)

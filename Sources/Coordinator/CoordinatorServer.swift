@@ -1,5 +1,6 @@
 import AdapterIO
 import Foundation
+import Kernels
 import Logging
 import MergeEngine
 import WireProtocol
@@ -14,6 +15,8 @@ public struct ServeSummary: Sendable {
     public var taskBytesSent: Int
     /// Result bytes accepted into the checkpoint.
     public var resultBytesReceived: Int
+    /// Split modules resumed mid-k-means: the round each restarted at, by module name.
+    public var resumedRounds: [String: Int] = [:]
 }
 
 /// The coordinator's network side for one job: binds a ROUTER socket, admits workers (hello → welcome or
@@ -40,6 +43,8 @@ public final class CoordinatorServer {
     private var taskBytesSent = 0
     private var resultBytesReceived = 0
     private var progress: ProgressReporter
+    /// Split lego modules: their k-means rounds and block tasks.
+    private var split: SplitModuleRuns
     /// The real endpoint after binding (port resolved).
     public private(set) var boundEndpoint: String?
     /// Headers of every finished task (resumed or computed), by plan index: the report is built from them.
@@ -71,14 +76,40 @@ public final class CoordinatorServer {
                 throw CoordinatorError(.unsupportedPlan, "module \(module.name): cannot be sent to workers: \(error)")
             }
         }
+        if plan.modules.contains(where: { $0.blocks != nil }) {
+            guard options.inputMode == .shared else {
+                throw CoordinatorError(.unsupportedPlan,
+                    "split lego modules (units above the task budget) need --input-mode shared; raise --max-task-mb or share the inputs")
+            }
+            for module in plan.modules where module.blocks != nil {
+                do {
+                    for block in module.blocks?.indices ?? 0..<0 {
+                        _ = try Wire.KMeansBlockTask(module: module, blockIndex: block, spec: plan.spec, jobID: jobID, taskID: 0,
+                                                     attempt: 1, request: BlockRoundRequest(kind: .firstCenter, round: 0))
+                    }
+                } catch {
+                    throw CoordinatorError(.unsupportedPlan, "module \(module.name): cannot be sent to workers: \(error)")
+                }
+            }
+        }
         let keys = plan.modules.map { TaskKey(module: $0.name) }
         let finished = store.resume(tasks: plan.modules.map { (TaskKey(module: $0.name), $0.outFeatures, $0.inFeatures) })
         resumed = finished.count
         finishedHeaders = finished
-        scheduler = Scheduler(tasks: keys, finished: Set(finished.keys), configuration: options.scheduler)
+        split = SplitModuleRuns(plan: plan, store: store, finished: Set(finished.keys), logger: logger)
+        scheduler = Scheduler(tasks: keys, finished: Set(finished.keys), external: split.moduleIndices,
+                              configuration: options.scheduler)
         progress = ProgressReporter(total: keys.count, resumed: finished.count, logger: logger,
                                     interactive: options.showProgress && isatty(STDERR_FILENO) != 0)
         if resumed > 0 { logger.info("resuming from checkpoint", metadata: ["resumed": "\(resumed)", "total": "\(keys.count)"]) }
+        for module in split.moduleIndices.sorted() {
+            if let outcome = split.runs[module]?.driver.outcome {
+                // Killed after the last round's state was written but before the record: finish it now.
+                try finishSplitModule(module, outcome: outcome, seconds: 0)
+            } else {
+                split.queueRound(module: module, plan: plan, scheduler: &scheduler)
+            }
+        }
     }
 
     /// Serves until every task is done (returns), a task exhausts its attempts (throws `.taskFailed`) or a stop
@@ -149,15 +180,16 @@ public final class CoordinatorServer {
             let name = stop.signalNumber.map { $0 == SIGINT ? "SIGINT" : $0 == SIGTERM ? "SIGTERM" : $0 == SIGUSR2 ? "SIGUSR2" : "signal \($0)" } ?? "stop"
             disconnectAll(reason: "coordinator stopping (\(name))")
             throw CoordinatorError(.interrupted,
-                "stopped by \(name) with \(scheduler.doneCount) of \(scheduler.tasks.count) modules done and checkpointed in \(store.directory)")
+                "stopped by \(name) with \(scheduler.doneCount) of \(scheduler.moduleCount) modules done and checkpointed in \(store.directory)")
         }
         disconnectAll(reason: "job done")
         logger.info("transfer totals", metadata: [
             "tasks.sent": "\(tasksSent)", "task.bytes.sent": "\(taskBytesSent)",
             "bytes.per.task": "\(tasksSent == 0 ? 0 : taskBytesSent / tasksSent)",
             "result.bytes.received": "\(resultBytesReceived)", "input.mode": "\(options.inputMode)"])
-        return ServeSummary(resumed: resumed, computed: scheduler.tasks.count - resumed, retries: scheduler.retries,
-                            tasksSent: tasksSent, taskBytesSent: taskBytesSent, resultBytesReceived: resultBytesReceived)
+        return ServeSummary(resumed: resumed, computed: scheduler.moduleCount - resumed, retries: scheduler.retries,
+                            tasksSent: tasksSent, taskBytesSent: taskBytesSent, resultBytesReceived: resultBytesReceived,
+                            resumedRounds: split.resumedRounds(plan: plan))
     }
 
     // MARK: receiving
@@ -210,7 +242,7 @@ public final class CoordinatorServer {
             logger.info("worker left", metadata: ["peer": "\(peer)", "reason": "\(reason)"])
             scheduler.removeWorker(peer, countsAgainstTask: false)
             forget(peer)
-        case .hello, .welcome, .reject, .task, .inputChunk:
+        case .hello, .welcome, .reject, .task, .inputChunk, .kmeansBlockTask:
             logger.warning("dropped message a worker must not send", metadata: ["peer": "\(peer)", "message": "\(Self.kind(decoded.message))"])
         }
     }
@@ -242,8 +274,8 @@ public final class CoordinatorServer {
             return
         }
         if let current = inbound[peer], current.taskID != chunk.taskID || current.attempt != chunk.attempt { inbound[peer] = nil }
-        let module = plan.modules[index]
-        var entry = inbound[peer] ?? (chunk.taskID, chunk.attempt, ChunkReassembler(maxTotalBytes: maxResultBytes(module)))
+        let limit = split.maxResultBytes(taskIndex: index, plan: plan) ?? maxResultBytes(plan.modules[index])
+        var entry = inbound[peer] ?? (chunk.taskID, chunk.attempt, ChunkReassembler(maxTotalBytes: limit))
         do {
             _ = try entry.chunks.add(chunk)
             inbound[peer] = entry
@@ -260,6 +292,10 @@ public final class CoordinatorServer {
             return
         }
         let entry = inbound.removeValue(forKey: peer)
+        if split.isBlockTask(index) {
+            finishBlock(done, index: index, entry: entry, from: peer)
+            return
+        }
         let module = plan.modules[index]
         do {
             guard let entry, entry.taskID == done.taskID, entry.attempt == done.attempt else {
@@ -291,6 +327,63 @@ public final class CoordinatorServer {
                         finishedModule: module.name, force: true)
     }
 
+    /// A block task's result: verified, stored, and the round reduced when it was the last block.
+    private func finishBlock(_ done: Wire.TaskDone, index: Int, entry: (taskID: UInt64, attempt: UInt32, chunks: ChunkReassembler)?,
+                             from peer: PeerID) {
+        let partial: BlockPartial
+        do {
+            guard let entry, entry.taskID == done.taskID, entry.attempt == done.attempt else {
+                throw CoordinatorError(.badResult, "task done without result chunks")
+            }
+            let body = try entry.chunks.assembled(expectedBytes: done.resultBytes, expectedCRC32C: done.resultCRC32C)
+            partial = try split.partial(from: body, taskIndex: index)
+            resultBytesReceived += body.count
+        } catch {
+            rejectResult(peer: peer, taskID: done.taskID, attempt: done.attempt, reason: "\(error)")
+            return
+        }
+        _ = scheduler.complete(peer: peer, taskID: done.taskID, attempt: done.attempt)
+        do {
+            switch try split.accept(partial, taskIndex: index, seconds: done.seconds.isFinite ? max(0, done.seconds) : 0,
+                                    store: store) {
+            case .waiting:
+                break
+            case .nextRound(let module):
+                logger.debug("split module round reduced", metadata: [
+                    "module": "\(plan.modules[module].name)", "round": "\(split.round(of: module))"])
+                split.queueRound(module: module, plan: plan, scheduler: &scheduler)
+            case .finished(let module, let outcome, let seconds):
+                try finishSplitModule(module, outcome: outcome, seconds: seconds)
+            }
+        } catch {
+            scheduler.failJob(reason: "\(error)")
+        }
+    }
+
+    /// Writes a split module's result as its checkpoint record, like any module's, and marks it done.
+    private func finishSplitModule(_ index: Int, outcome: BlockKMeansOutcome, seconds: Double) throws {
+        let module = plan.modules[index]
+        let result: ModuleResult
+        do {
+            result = try SplitLego.result(module: module, spec: plan.spec, outcome: outcome)
+        } catch {
+            throw CoordinatorError(.badResult, "module \(module.name): \(error)")
+        }
+        let body = ResultBody.encode(result)
+        let header = CheckpointRecordHeader(
+            module: module.name, block: 0, rank: result.rank, outFeatures: module.outFeatures, inFeatures: module.inFeatures,
+            bodyBytes: body.count, stats: result.stats, workerID: "split:\(module.blocks?.count ?? 0)-blocks",
+            attempts: 1, seconds: seconds)
+        try store.write(CheckpointRecord(header: header, body: body), index: index)
+        store.removeKMeansState(index: index)
+        finishedHeaders[index] = header
+        scheduler.markDone(index)
+        logger.info("split module done", metadata: ["module": "\(module.name)", "rounds": "\(split.round(of: index))",
+                                                    "iterations": "\(outcome.iterations)", "rank": "\(result.rank)"])
+        progress.update(done: scheduler.doneCount, workers: scheduler.aliveWorkers, retries: scheduler.retries,
+                        finishedModule: module.name, force: true)
+    }
+
     private func rejectResult(peer: PeerID, taskID: UInt64, attempt: UInt32, reason: String) {
         logger.warning("result rejected; task will be retried", metadata: [
             "peer": "\(peer)", "task.id": "\(taskID)", "attempt": "\(attempt)", "module": "\(moduleName(taskID))",
@@ -308,6 +401,21 @@ public final class CoordinatorServer {
     // MARK: sending
 
     private func send(_ assignment: Assignment) {
+        if split.isBlockTask(assignment.taskIndex) {
+            do {
+                guard let message = try split.message(taskIndex: assignment.taskIndex, plan: plan, jobID: jobID,
+                                                      attempt: assignment.attempt,
+                                                      resultChunkBytes: options.resultChunkBytes) else {
+                    throw CoordinatorError(.unsupportedPlan, "block task \(assignment.taskIndex) has no running round")
+                }
+                tasksSent += 1
+                send(.kmeansBlockTask(message), to: assignment.peer)
+            } catch {
+                _ = scheduler.fail(peer: assignment.peer, taskID: assignment.taskID, attempt: assignment.attempt,
+                                   error: "\(error)", retryable: false)
+            }
+            return
+        }
         let module = plan.modules[assignment.taskIndex]
         let task: Wire.Task
         do {
@@ -359,7 +467,7 @@ public final class CoordinatorServer {
             try socket?.send([peer.bytes, payload])
             lastSent[peer] = .now
             switch message {
-            case .task, .inputChunk: taskBytesSent += payload.count
+            case .task, .inputChunk, .kmeansBlockTask: taskBytesSent += payload.count
             default: break
             }
             return true
@@ -390,7 +498,9 @@ public final class CoordinatorServer {
     }
 
     private func moduleName(_ taskID: UInt64) -> String {
-        taskID < UInt64(plan.modules.count) ? plan.modules[Int(taskID)].name : "?"
+        if taskID < UInt64(plan.modules.count) { return plan.modules[Int(taskID)].name }
+        if taskID < UInt64(Int.max), let block = split.describe(Int(taskID), plan: plan) { return block }
+        return "?"
     }
 
     private static func kind(_ message: WireMessage) -> String {
@@ -405,6 +515,7 @@ public final class CoordinatorServer {
         case .taskDone: "task_done"
         case .taskFailed: "task_failed"
         case .disconnect: "disconnect"
+        case .kmeansBlockTask: "kmeans_block_task"
         }
     }
 }

@@ -105,6 +105,7 @@ public enum DistributedMerge {
         var report = MergeReport(plan: plan, modules: entries, wallSeconds: wallSeconds)
         report.runtime = MergeReport.Runtime(resumedModules: summary.resumed, computedModules: summary.computed,
                                              retries: summary.retries)
+        if !summary.resumedRounds.isEmpty { report.runtime?.resumedRounds = summary.resumedRounds }
         try OutputAssembler.assemble(plan: plan, to: outputDirectory, overwrite: overwrite, modules: declared, report: report) { write in
             for (index, module) in plan.modules.enumerated() {
                 guard let record = try store.read(index: index, key: TaskKey(module: module.name),

@@ -36,12 +36,19 @@ public enum ReportOutcome: Sendable, Equatable {
 /// The pure state machine of a distributed job: which task goes to which worker, attempts, liveness and
 /// the end of the job. It does no I/O and reads no clock (callers pass `now`), so every rule is unit-tested
 /// without sockets. Tasks are handed out lowest plan index first, one at a time per worker.
+///
+/// Split modules: their plan index is `external` (the coordinator drives their k-means and calls `markDone`), and
+/// each round adds one task per block (`addTasks`), appended after the plan's modules. Block tasks have affinity:
+/// a block goes back to the worker that last took it; an idle worker takes unheld blocks (or those of a lost
+/// worker), and steals from a worker that still has two or more of its blocks waiting.
 public struct Scheduler: Sendable {
     /// Where one task stands.
     public enum TaskState: Sendable, Equatable {
         case queued
         case running(peer: PeerID, attempt: UInt32)
         case done
+        /// A split module: not handed out itself; done when its last round is reduced (`markDone`).
+        case external
     }
 
     struct WorkerState: Sendable {
@@ -51,7 +58,9 @@ public struct Scheduler: Sendable {
     }
 
     public let configuration: SchedulerConfiguration
-    public let tasks: [TaskKey]
+    public private(set) var tasks: [TaskKey]
+    /// The plan's modules are tasks 0..<moduleCount; block tasks follow.
+    public let moduleCount: Int
     public private(set) var states: [TaskState]
     /// Failures plus lost workers per task.
     public private(set) var failures: [Int]
@@ -70,22 +79,48 @@ public struct Scheduler: Sendable {
     private var workers: [PeerID: WorkerState] = [:]
     /// Join order, so dispatch order does not depend on hashing.
     private var workerOrder: [PeerID] = []
+    /// The worker that last took each block (affinity); keys of whole modules never appear.
+    private var holders: [TaskKey: PeerID] = [:]
 
-    /// `finished` holds plan indices already done (resumed from a checkpoint).
-    public init(tasks: [TaskKey], finished: Set<Int> = [], configuration: SchedulerConfiguration = SchedulerConfiguration()) {
+    /// `finished` holds plan indices already done (resumed from a checkpoint); `external` those of split modules.
+    public init(tasks: [TaskKey], finished: Set<Int> = [], external: Set<Int> = [],
+                configuration: SchedulerConfiguration = SchedulerConfiguration()) {
         self.configuration = configuration
         self.tasks = tasks
-        states = tasks.indices.map { finished.contains($0) ? .done : .queued }
+        moduleCount = tasks.count
+        states = tasks.indices.map { finished.contains($0) ? .done : external.contains($0) ? .external : .queued }
         failures = Array(repeating: 0, count: tasks.count)
         attemptsIssued = Array(repeating: 0, count: tasks.count)
         completedBy = Array(repeating: nil, count: tasks.count)
-        queue = tasks.indices.filter { !finished.contains($0) }
+        queue = tasks.indices.filter { !finished.contains($0) && !external.contains($0) }
     }
+
+    /// Appends block tasks (one round of a split module), queued; returns their indices (= task ids).
+    public mutating func addTasks(_ keys: [TaskKey]) -> [Int] {
+        let indices = Array(tasks.count..<(tasks.count + keys.count))
+        tasks += keys
+        states += keys.map { _ in .queued }
+        failures += keys.map { _ in 0 }
+        attemptsIssued += keys.map { _ in 0 }
+        completedBy += keys.map { _ in nil }
+        queue += indices
+        return indices
+    }
+
+    /// A split module's last round was reduced and its record written.
+    public mutating func markDone(_ index: Int) {
+        guard states.indices.contains(index), states[index] == .external else { return }
+        states[index] = .done
+    }
+
+    /// The worker holding a block (for tests and logs).
+    public func holder(of key: TaskKey) -> PeerID? { holders[key] }
 
     // MARK: job state
 
-    public var doneCount: Int { states.count { $0 == .done } }
-    public var isComplete: Bool { failure == nil && doneCount == tasks.count }
+    /// Plan modules done (block tasks are not counted).
+    public var doneCount: Int { states[0..<moduleCount].count { $0 == .done } }
+    public var isComplete: Bool { failure == nil && states.allSatisfy { $0 == .done } }
     /// True when the server loop should stop: finished, failed, or drained with nothing running.
     public var isFinished: Bool { isComplete || failure != nil || (draining && runningCount == 0) }
     public var runningCount: Int { states.count { if case .running = $0 { true } else { false } } }
@@ -145,13 +180,16 @@ public struct Scheduler: Sendable {
 
     // MARK: tasks
 
-    /// Hands the lowest queued tasks to idle workers in join order.
+    /// Hands queued tasks to idle workers in join order: each takes the lowest queued block it holds, else the
+    /// lowest task nobody alive holds, else steals the lowest block of a worker with two or more waiting.
     public mutating func dispatch() -> [Assignment] {
         guard failure == nil, !draining else { return [] }
         var assignments: [Assignment] = []
         for peer in workerOrder where workers[peer]?.taskIndex == nil {
             guard !queue.isEmpty else { break }
-            let index = queue.removeFirst()
+            guard let position = choose(for: peer) else { continue }
+            let index = queue.remove(at: position)
+            if tasks[index].block > 0 { holders[tasks[index]] = peer }
             attemptsIssued[index] += 1
             let attempt = attemptsIssued[index]
             states[index] = .running(peer: peer, attempt: attempt)
@@ -159,6 +197,19 @@ public struct Scheduler: Sendable {
             assignments.append(Assignment(peer: peer, taskIndex: index, key: tasks[index], taskID: UInt64(index), attempt: attempt))
         }
         return assignments
+    }
+
+    /// Position in the queue of the task `peer` should take next, if any.
+    private func choose(for peer: PeerID) -> Int? {
+        func holder(_ index: Int) -> PeerID? {
+            guard tasks[index].block > 0, let holder = holders[tasks[index]], workers[holder] != nil else { return nil }
+            return holder
+        }
+        if let own = queue.firstIndex(where: { holder($0) == peer }) { return own }
+        if let free = queue.firstIndex(where: { holder($0) == nil }) { return free }
+        var waiting: [PeerID: Int] = [:]
+        for index in queue { if let holder = holder(index) { waiting[holder, default: 0] += 1 } }
+        return queue.firstIndex { index in holder(index).map { (waiting[$0] ?? 0) >= 2 } ?? false }
     }
 
     /// Checks that `peer` currently holds (taskID, attempt): the gate for every result chunk.
@@ -197,6 +248,12 @@ public struct Scheduler: Sendable {
             failJob(index, reason: "non-retryable error: \(error)")
         }
         return outcome
+    }
+
+    /// Fails the job for a reason outside any one task (a split module's reduction or record could not be made).
+    public mutating func failJob(reason: String) {
+        guard failure == nil else { return }
+        failure = CoordinatorError(.taskFailed, reason)
     }
 
     /// Stop handing out tasks (SIGTERM/SIGINT).

@@ -61,7 +61,7 @@ private struct JobFileParser {
 
     func job(_ root: Node) throws -> JobSpec {
         let fields = try mapping(root, key: "", allowed: ["method", "rank", "normalize", "scale", "seed", "parameters", "output",
-                                                          "adapters", "report"])
+                                                          "adapters", "report", "max_task_mb"])
         guard let methodNode = fields["method"] else { throw fail("method", "is required") }
         let methodName = try string(methodNode, key: "method")
         guard let method = MergeMethodName(rawValue: methodName) else {
@@ -90,6 +90,11 @@ private struct JobFileParser {
                 throw fail("report", "unknown report level '\(value)' (expected full or minimal)")
             }
             job.report = level
+        }
+        if let node = fields["max_task_mb"] {
+            let value = try number(node, key: "max_task_mb")
+            guard value > 0, value.isFinite else { throw fail("max_task_mb", "must be a positive number of megabytes, got \(value)") }
+            job.maxTaskMB = value
         }
         return job
     }

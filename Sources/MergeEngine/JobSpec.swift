@@ -42,6 +42,9 @@ public struct JobSpec: Sendable, Equatable {
     public var sourcePath: String?
     /// `report: full | minimal` (nil: full).
     public var report: ReportLevel?
+    /// Task budget in MB (`max_task_mb`): a lego module whose units exceed it is split into blocks
+    /// (`TaskBudget`); nil leaves the choice to the runtime (`--max-task-mb`, else its default).
+    public var maxTaskMB: Double?
 
     public init(method: MergeMethodName, rank: Int? = nil, normalize: Bool = true, scale: Double = 1, seed: UInt64 = 0,
                 parameters: [String: ParameterValue] = [:], outputDType: DType = .f32,

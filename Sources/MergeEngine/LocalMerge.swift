@@ -44,6 +44,7 @@ public enum LocalMerge {
     /// Loads and merges one module; errors that do not already say where they happened get the module's name.
     public static func mergeModule(_ module: ModulePlan, spec: MergeSpec) throws -> ModuleResult {
         do {
+            if module.blocks != nil { return try SplitLego.mergeInProcess(module, spec: spec) }
             return try ModuleMerger.merge(try module.loadInput(), spec: spec, seed: module.seed)
         } catch let error as MergeError {
             throw error

@@ -24,13 +24,30 @@ public struct ModulePlan: Sendable, Codable, Equatable {
     public var sources: [ModuleSource]
     /// Derived from (job seed, module name) only.
     public var seed: UInt64
+    /// Set when the module is split (`TaskBudget`): its k-means runs over these blocks of sources, in order.
+    public var blocks: [ModuleBlock]?
 
-    public init(name: String, outFeatures: Int, inFeatures: Int, sources: [ModuleSource], seed: UInt64) {
+    public init(name: String, outFeatures: Int, inFeatures: Int, sources: [ModuleSource], seed: UInt64,
+                blocks: [ModuleBlock]? = nil) {
         self.name = name
         self.outFeatures = outFeatures
         self.inFeatures = inFeatures
         self.sources = sources
         self.seed = seed
+        self.blocks = blocks
+    }
+}
+
+/// One block of a split module: a contiguous range of its sources (adapters), fixed by the job's task budget.
+public struct ModuleBlock: Sendable, Codable, Equatable {
+    /// Indices into `ModulePlan.sources`.
+    public var sources: Range<Int>
+    /// Id of the block's first unit: Σ ranks of the sources before it (unit ids are fixed by the job).
+    public var unitIDOffset: Int
+
+    public init(sources: Range<Int>, unitIDOffset: Int) {
+        self.sources = sources
+        self.unitIDOffset = unitIDOffset
     }
 }
 

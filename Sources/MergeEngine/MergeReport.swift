@@ -132,6 +132,8 @@ public struct MergeReport: Codable, Sendable, Equatable {
         public var computedModules: Int
         /// Tasks handed out again after a failure or a lost worker.
         public var retries: Int
+        /// Split lego modules resumed mid-k-means from a checkpoint: the round each restarted at, by module.
+        public var resumedRounds: [String: Int]?
 
         public init(resumedModules: Int, computedModules: Int, retries: Int) {
             self.resumedModules = resumedModules
@@ -155,10 +157,12 @@ public struct MergeReport: Codable, Sendable, Equatable {
                   options: Options(plan.spec),
                   adapters: zip(plan.job.adapters, weights).map { Adapter(path: $0.path, weight: $0.weight, effectiveWeight: $1) })
         self.modules = modules
-        let errors = modules.map(\.relativeError)
+        // Split lego modules report no error (NaN): the totals cover the modules that have one.
+        let errors = modules.map(\.relativeError).filter(\.isFinite)
+        let none = modules.isEmpty ? 0 : Double.nan  // every module split: no error to summarise
         totals = Totals(modules: modules.count,
-                        meanRelativeError: errors.isEmpty ? 0 : errors.reduce(0, +) / Double(errors.count),
-                        maxRelativeError: errors.max() ?? 0, wallSeconds: wallSeconds)
+                        meanRelativeError: errors.isEmpty ? none : errors.reduce(0, +) / Double(errors.count),
+                        maxRelativeError: errors.max() ?? none, wallSeconds: wallSeconds)
     }
 
     /// Pretty, key-sorted JSON with a trailing newline (`totals` sorts last).

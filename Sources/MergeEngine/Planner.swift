@@ -57,10 +57,12 @@ public enum Planner {
             return ModulePlan(name: name, outFeatures: shape.out, inFeatures: shape.in, sources: sources,
                               seed: ModuleSeed.derive(jobSeed: job.seed, module: name))
         }
-        return MergePlan(job: job, spec: spec, modules: modules,
-                         baseModelNameOrPath: adapters.lazy.compactMap(\.baseModelNameOrPath).first,
-                         taskType: adapters.lazy.compactMap(\.taskType).first,
-                         targetModules: Set(adapters.flatMap(\.targetModules)).sorted())
+        var plan = MergePlan(job: job, spec: spec, modules: modules,
+                             baseModelNameOrPath: adapters.lazy.compactMap(\.baseModelNameOrPath).first,
+                             taskType: adapters.lazy.compactMap(\.taskType).first,
+                             targetModules: Set(adapters.flatMap(\.targetModules)).sorted())
+        TaskBudget.apply(to: &plan)
+        return plan
     }
 
     /// `linear` averages factors, so every module needs one rank across the adapters that have it.

@@ -6,7 +6,11 @@ public enum Wire {
     /// Bumped on any incompatible change to proto/brickyard.proto.
     public static let protocolVersion: UInt32 = 1
 
-    public enum TaskKind: Sendable, Equatable { case mergeModule, kmeansBlockStep }
+    public enum TaskKind: Sendable, Equatable {
+        case mergeModule, kmeansBlockStep
+        /// Rounds of a split lego module's k-means (sent in a `KMeansBlockTask`).
+        case kmeansFirstCenter, kmeansOversample, kmeansCandidateWeights, kmeansLloyd, kmeansReweight
+    }
     public enum InputMode: Sendable, Equatable { case shared, inline }
 
     public struct Hello: Sendable, Equatable {
@@ -33,7 +37,7 @@ public enum Wire {
     }
 
     /// One adapter's factors for the task's module (see `InputRef` in the proto).
-    public struct InputRef: Sendable, Equatable {
+    public struct InputRef: Sendable, Hashable {
         public var pathIndex: UInt32
         public var coefficient: Double
         public var rank: UInt32
@@ -140,6 +144,26 @@ public enum Wire {
     }
 }
 
+extension Wire {
+    /// One round of a split module's k-means on one block (see `KMeansBlockTask` in the proto).
+    public struct KMeansBlockTask: Sendable, Equatable {
+        public var task: Task
+        public var round: UInt32
+        public var unitIDOffset: UInt64
+        public var centerCount: UInt32
+        /// Float32 little-endian, row-major [centerCount, out + in].
+        public var centers: [UInt8]
+        public var oversampling: Double
+        public var farthest: UInt32
+
+        public init(task: Task, round: UInt32, unitIDOffset: UInt64, centerCount: UInt32, centers: [UInt8],
+                    oversampling: Double, farthest: UInt32) {
+            self.task = task; self.round = round; self.unitIDOffset = unitIDOffset; self.centerCount = centerCount
+            self.centers = centers; self.oversampling = oversampling; self.farthest = farthest
+        }
+    }
+}
+
 /// One protocol message: the body of an `Envelope`.
 public enum WireMessage: Sendable, Equatable {
     case hello(Wire.Hello)
@@ -152,4 +176,5 @@ public enum WireMessage: Sendable, Equatable {
     case taskDone(Wire.TaskDone)
     case taskFailed(Wire.TaskFailed)
     case disconnect(reason: String)
+    case kmeansBlockTask(Wire.KMeansBlockTask)
 }

@@ -24,11 +24,21 @@ public struct ValidatedTask: Sendable {
     /// Σ stored bytes of every factor.
     public let inputBytes: Int
 
-    public init(_ task: Wire.Task, limits: TaskLimits = TaskLimits()) throws {
+    /// `kmeansRound`: the task came inside a `KMeansBlockTask`, so its kind must be a k-means round of a lego module;
+    /// otherwise it must be a whole module.
+    public init(_ task: Wire.Task, limits: TaskLimits = TaskLimits(), kmeansRound: Bool = false) throws {
         let context = "task \(task.taskID) (module \(task.module))"
         func invalid(_ detail: String) -> WireError { WireError(.invalidField, "\(context): \(detail)") }
 
-        guard task.kind == .mergeModule else { throw invalid("task kind \(task.kind) is not supported by this worker") }
+        if kmeansRound {
+            guard task.kind.blockRoundKind != nil else { throw invalid("task kind \(task.kind) is not a k-means round") }
+            guard task.method == MergeMethodName.lego.rawValue else { throw invalid("k-means rounds need method lego, not \(task.method)") }
+            guard task.blockCount >= 2, task.blockIndex < task.blockCount else {
+                throw invalid("block \(task.blockIndex) of \(task.blockCount) is not a block of a split module")
+            }
+        } else {
+            guard task.kind == .mergeModule else { throw invalid("task kind \(task.kind) is not supported by this worker") }
+        }
         guard MergeMethodName(rawValue: task.method) != nil else { throw invalid("unknown method \"\(task.method)\"") }
         let spec: MergeSpec
         do {

@@ -142,6 +142,18 @@ private struct WireEncoder {
             body.pointee.reason = arena.cString(reason)
             envelope.pointee.body_case = BRICKYARD__V1__ENVELOPE__BODY_DISCONNECT
             envelope.pointee.disconnect = body
+        case .kmeansBlockTask(let block):
+            let body = arena.allocate(Brickyard__V1__KMeansBlockTask.self)
+            brickyard__v1__kmeans_block_task__init(body)
+            body.pointee.task = makeTask(block.task)
+            body.pointee.round = block.round
+            body.pointee.unit_id_offset = block.unitIDOffset
+            body.pointee.center_count = block.centerCount
+            body.pointee.centers = binary(block.centers)
+            body.pointee.oversampling = block.oversampling
+            body.pointee.farthest = block.farthest
+            envelope.pointee.body_case = BRICKYARD__V1__ENVELOPE__BODY_KMEANS_BLOCK_TASK
+            envelope.pointee.kmeans_block_task = body
         }
     }
 
@@ -249,6 +261,16 @@ private enum WireDecoder {
                 retryable: failed.retryable != 0))
         case BRICKYARD__V1__ENVELOPE__BODY_DISCONNECT:
             return .disconnect(reason: try string(try body(envelope.disconnect, "disconnect").reason, "disconnect.reason"))
+        case BRICKYARD__V1__ENVELOPE__BODY_KMEANS_BLOCK_TASK:
+            let block = try body(envelope.kmeans_block_task, "kmeans_block_task")
+            let task = try task(try body(block.task, "kmeans_block_task.task"))
+            let centers = try bytes(block.centers, "kmeans_block_task.centers")
+            guard centers.count % 4 == 0 else {
+                throw WireError(.invalidField, "kmeans_block_task.centers has \(centers.count) bytes, not whole float32 values")
+            }
+            return .kmeansBlockTask(Wire.KMeansBlockTask(
+                task: task, round: block.round, unitIDOffset: block.unit_id_offset, centerCount: block.center_count,
+                centers: centers, oversampling: block.oversampling, farthest: block.farthest))
         case BRICKYARD__V1__ENVELOPE__BODY__NOT_SET:
             throw WireError(.missingBody, "envelope (protocol version \(envelope.protocol_version)) has no body")
         default:
@@ -350,6 +372,11 @@ enum WireEnums {
         switch kind {
         case .mergeModule: BRICKYARD__V1__TASK_KIND__TASK_KIND_MERGE_MODULE
         case .kmeansBlockStep: BRICKYARD__V1__TASK_KIND__TASK_KIND_KMEANS_BLOCK_STEP
+        case .kmeansFirstCenter: BRICKYARD__V1__TASK_KIND__TASK_KIND_KMEANS_FIRST_CENTER
+        case .kmeansOversample: BRICKYARD__V1__TASK_KIND__TASK_KIND_KMEANS_OVERSAMPLE
+        case .kmeansCandidateWeights: BRICKYARD__V1__TASK_KIND__TASK_KIND_KMEANS_CANDIDATE_WEIGHTS
+        case .kmeansLloyd: BRICKYARD__V1__TASK_KIND__TASK_KIND_KMEANS_LLOYD
+        case .kmeansReweight: BRICKYARD__V1__TASK_KIND__TASK_KIND_KMEANS_REWEIGHT
         }
     }
 
@@ -357,6 +384,11 @@ enum WireEnums {
         switch value {
         case BRICKYARD__V1__TASK_KIND__TASK_KIND_MERGE_MODULE: .mergeModule
         case BRICKYARD__V1__TASK_KIND__TASK_KIND_KMEANS_BLOCK_STEP: .kmeansBlockStep
+        case BRICKYARD__V1__TASK_KIND__TASK_KIND_KMEANS_FIRST_CENTER: .kmeansFirstCenter
+        case BRICKYARD__V1__TASK_KIND__TASK_KIND_KMEANS_OVERSAMPLE: .kmeansOversample
+        case BRICKYARD__V1__TASK_KIND__TASK_KIND_KMEANS_CANDIDATE_WEIGHTS: .kmeansCandidateWeights
+        case BRICKYARD__V1__TASK_KIND__TASK_KIND_KMEANS_LLOYD: .kmeansLloyd
+        case BRICKYARD__V1__TASK_KIND__TASK_KIND_KMEANS_REWEIGHT: .kmeansReweight
         default: nil
         }
     }

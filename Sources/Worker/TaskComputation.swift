@@ -1,5 +1,6 @@
 import AdapterIO
 import Foundation
+import Kernels
 import MergeEngine
 import WireProtocol
 
@@ -67,6 +68,47 @@ final class TaskComputation: @unchecked Sendable {
         thread.stackSize = 16 << 20
         thread.start()
         return computation
+    }
+
+    /// Starts one k-means round on one block of a split module: the block comes from `cache` when this worker
+    /// holds it, else it is loaded (shared mode) and cached. The result body is the encoded `BlockPartial`.
+    static func start(block: ValidatedBlockTask, cache: BlockCache, delayMilliseconds: Int = 0) -> TaskComputation {
+        let computation = TaskComputation(task: block.validated.task)
+        let thread = Thread {
+            if delayMilliseconds > 0 { Thread.sleep(forTimeInterval: Double(delayMilliseconds) / 1000) }
+            let outcome: Result<ComputedTask, TaskFailure>
+            do {
+                outcome = .success(try computeRound(block, cache: cache))
+            } catch {
+                outcome = .failure(TaskFailure(error))
+            }
+            computation.lock.withLock { computation.result = outcome }
+        }
+        thread.name = "brickyard-block-\(block.validated.task.taskID)"
+        thread.stackSize = 16 << 20
+        thread.start()
+        return computation
+    }
+
+    private static func computeRound(_ block: ValidatedBlockTask, cache: BlockCache) throws -> ComputedTask {
+        let start = ContinuousClock.now
+        let validated = block.validated
+        cache.keepOnly(jobID: validated.task.jobID)
+        let (units, cached) = try cache.block(for: block.cacheKey) {
+            try SplitLego.unitBlock(try validated.modulePlan().loadInput(), spec: validated.spec,
+                                    unitIDOffset: block.unitIDOffset)
+        }
+        let partial: BlockPartial
+        do {
+            partial = try BlockKMeans.compute(block.request, block: units, seed: validated.task.seed)
+        } catch let error as KernelShapeError {
+            throw MergeError("module \(validated.task.module) block \(validated.task.blockIndex): \(error)")
+        }
+        let body = partial.encoded()
+        let elapsed = ContinuousClock.now - start
+        let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) * 1e-18
+        return ComputedTask(body: body, bodyCRC32C: CRC32C.checksum(body), outRank: 0,
+                            statsJSON: "{\"cached\":\(cached)}", seconds: seconds)
     }
 
     /// nil while the computation runs.

@@ -22,6 +22,8 @@ public final class Worker {
     var tasksFinished = 0
     /// A computation whose connection died; waited for before reconnecting (one module in memory at a time).
     var orphanedComputation: TaskComputation?
+    /// Split-module blocks kept between k-means rounds (across reconnections too).
+    let blockCache: BlockCache
     /// Distinguishes this process's socket identities from any other worker's (see `WorkerSession`).
     let identityNonce = String(UInt32.random(in: 0...UInt32.max), radix: 36)
 
@@ -29,6 +31,7 @@ public final class Worker {
         self.configuration = configuration
         self.stopFlag = stopFlag
         self.faults = configuration.faults
+        self.blockCache = BlockCache(capacityBytes: configuration.blockCacheBytes)
         var logger = logger
         logger[metadataKey: "worker.id"] = "\(configuration.workerID)"
         self.logger = logger

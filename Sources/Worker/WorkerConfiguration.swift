@@ -20,13 +20,16 @@ public struct WorkerConfiguration: Sendable {
     /// never got a Welcome; nil keeps trying forever (a restarted coordinator finds its workers again).
     public var maxFailedConnections: Int?
     public var limits: TaskLimits
+    /// Bytes of split-module blocks kept loaded between k-means rounds (default: a quarter of the machine's memory).
+    public var blockCacheBytes: Int
     /// Test-only misbehaviour; `.none` in production.
     public var faults: WorkerFaults
 
     public init(endpoint: String, workerID: String = WorkerConfiguration.defaultWorkerID(), threads: Int = 1,
                 heartbeatIntervalMilliseconds: Int = 1000, heartbeatLiveness: Int = 3,
                 reconnectInitialDelayMilliseconds: Int = 1000, reconnectMaxDelayMilliseconds: Int = 32_000,
-                maxFailedConnections: Int? = nil, limits: TaskLimits = TaskLimits(), faults: WorkerFaults = .none) {
+                maxFailedConnections: Int? = nil, limits: TaskLimits = TaskLimits(), faults: WorkerFaults = .none,
+                blockCacheBytes: Int = Int(ProcessInfo.processInfo.physicalMemory / 4)) {
         self.endpoint = endpoint
         self.workerID = workerID
         self.threads = max(1, threads)
@@ -37,6 +40,7 @@ public struct WorkerConfiguration: Sendable {
         self.maxFailedConnections = maxFailedConnections
         self.limits = limits
         self.faults = faults
+        self.blockCacheBytes = blockCacheBytes
     }
 
     /// `hostname-pid`: unique per process on a cluster, readable in logs.

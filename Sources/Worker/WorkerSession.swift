@@ -163,6 +163,12 @@ struct WorkerSession {
                 return nil
             }
             return start(task)
+        case .kmeansBlockTask(let block):
+            guard welcomed else {
+                logger.warning("dropped block task received before welcome", metadata: ["task.id": "\(block.task.taskID)"])
+                return nil
+            }
+            return start(block)
         case .inputChunk(let chunk):
             guard case .receivingInputs(var inputs) = phase, inputs.owns(chunk) else {
                 logger.debug("dropped input chunk for a task not in progress", metadata: ["task.id": "\(chunk.taskID)"])
@@ -212,6 +218,35 @@ struct WorkerSession {
                                                          delayMilliseconds: worker.faults.slowTaskMilliseconds))
             case .inline: phase = .receivingInputs(InlineInputs(validated))
             }
+        } catch {
+            return report(failure: TaskFailure(error), for: task)
+        }
+        return nil
+    }
+
+    /// A k-means round on one block of a split module (always shared mode: the worker reads its block's inputs).
+    private mutating func start(_ block: Wire.KMeansBlockTask) -> SessionOutcome? {
+        let task = block.task
+        if let current = taskInProgress, current.taskID == task.taskID, current.attempt == task.attempt {
+            logger.warning("duplicate of the task in progress dropped", metadata: ["task.id": "\(task.taskID)"])
+            return nil
+        }
+        guard case .idle = phase else {
+            logger.warning("block task received while busy; refused", metadata: ["task.id": "\(task.taskID)"])
+            return report(failure: TaskFailure(message: "worker \(worker.configuration.workerID) is busy with another task", retryable: true),
+                          for: task, countsAsFinished: false)
+        }
+        logger.debug("block task received", metadata: ["task.id": "\(task.taskID)", "attempt": "\(task.attempt)",
+                                                       "module": "\(task.module)", "block": "\(task.blockIndex)",
+                                                       "round": "\(block.round)"])
+        if worker.faults.failTasks {
+            return report(failure: TaskFailure(message: "injected failure (test-only fail-tasks) for module \(task.module)", retryable: true),
+                          for: task)
+        }
+        do {
+            let validated = try ValidatedBlockTask(block, limits: worker.configuration.limits)
+            phase = .computing(TaskComputation.start(block: validated, cache: worker.blockCache,
+                                                     delayMilliseconds: worker.faults.slowTaskMilliseconds))
         } catch {
             return report(failure: TaskFailure(error), for: task)
         }

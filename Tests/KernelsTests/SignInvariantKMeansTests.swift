@@ -92,10 +92,14 @@ import Testing
         let units = TestData.gaussian(n * d, seed: 3)
         let centroids = TestData.gaussian(k * d, seed: 4)
         let norms = SignInvariantKMeans.rowNormsSquared(units, count: n, dimension: d)
-        let whole = SignInvariantKMeans.lloydStep(units: units, count: n, dimension: d, unitNormsSquared: norms,
-                                                  centroids: centroids, k: k, blockSize: 4096)
-        let blocked = SignInvariantKMeans.lloydStep(units: units, count: n, dimension: d, unitNormsSquared: norms,
-                                                    centroids: centroids, k: k, blockSize: blockSize)
+        // One BLAS thread for both: concurrent tests' singleThreaded scopes would otherwise change the count
+        // between the two steps (OpenBLAS's 2-thread sgemm gives other bits), as merges always run pinned.
+        let (whole, blocked) = BLAS.singleThreaded {
+            (SignInvariantKMeans.lloydStep(units: units, count: n, dimension: d, unitNormsSquared: norms,
+                                           centroids: centroids, k: k, blockSize: 4096),
+             SignInvariantKMeans.lloydStep(units: units, count: n, dimension: d, unitNormsSquared: norms,
+                                           centroids: centroids, k: k, blockSize: blockSize))
+        }
         #expect(whole.assignment == blocked.assignment)
         #expect(whole.signs == blocked.signs)
         #expect(whole.counts == blocked.counts)

@@ -80,8 +80,8 @@ struct CodecTests {
 
     @Test("unknown enum values are rejected with a clear error")
     func unknownEnum() throws {
-        // Task body (field 14) holding only `kind = 7` (field 4, varint).
-        let bytes: [UInt8] = [0x08, 0x01, 0x72, 0x02, 0x20, 0x07]
+        // Task body (field 14) holding only `kind = 99` (field 4, varint; 0–9 are allocated).
+        let bytes: [UInt8] = [0x08, 0x01, 0x72, 0x02, 0x20, 0x63]
         do {
             _ = try WireCodec.decode(bytes)
             Issue.record("decoded a task with an unknown kind")

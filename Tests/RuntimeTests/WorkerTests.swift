@@ -1,6 +1,7 @@
 import AdapterIO
 import Foundation
 import Logging
+import Kernels
 import MergeEngine
 import Testing
 @testable import WireProtocol
@@ -335,5 +336,71 @@ struct WorkerFaultsTests {
 enum SpecJSONTestSupport {
     static func stats(_ json: String) throws -> ModuleStats {
         try JSONDecoder().decode(ModuleStats.self, from: Data(json.utf8))
+    }
+}
+
+@Suite("Worker: k-means block tasks", .serialized)
+struct WorkerBlockTaskTests {
+    /// The synthetic module split into its two adapters, as a split plan's blocks.
+    private static func splitPlan(_ module: SyntheticModule) -> ModulePlan {
+        var plan = module.plan
+        plan.blocks = [ModuleBlock(sources: 0..<1, unitIDOffset: 0), ModuleBlock(sources: 1..<2, unitIDOffset: 3)]
+        return plan
+    }
+
+    @Test("a block round's result is BlockKMeans.compute on the block; bad block tasks fail and the worker keeps serving")
+    func blockRoundsAndBadBlockTasks() throws {
+        let module = try SyntheticModule()
+        defer { module.remove() }
+        let plan = Self.splitPlan(module)
+        let spec = MergeSpec(method: .lego, rank: 2)
+        let coordinator = try FakeCoordinator()
+        let worker = WorkerThread(configuration(coordinator.endpoint))
+        let (peer, _) = try coordinator.admit()
+
+        // Centers of the wrong size: refused (not retryable), nothing computed.
+        let dimension = plan.outFeatures + plan.inFeatures
+        var bad = try Wire.KMeansBlockTask(module: plan, blockIndex: 1, spec: spec, jobID: "job", taskID: 1, attempt: 1,
+                                           request: BlockRoundRequest(kind: .lloyd, round: 4,
+                                                                      centers: [Float](repeating: 1, count: 2 * dimension),
+                                                                      centerCount: 2, farthest: 1))
+        bad.centers.removeLast(4)
+        try coordinator.router.send(.kmeansBlockTask(bad), to: peer)
+        let (_, _, failedCenters) = try coordinator.collectResult()
+        #expect(failedCenters?.taskID == 1 && failedCenters?.retryable == false)
+
+        // A whole-module kind inside a block task, and a round kind sent as a plain task: both refused.
+        var wrongKind = bad
+        wrongKind.task.kind = .mergeModule
+        wrongKind.task.taskID = 2
+        try coordinator.router.send(.kmeansBlockTask(wrongKind), to: peer)
+        #expect(try coordinator.collectResult().failed?.taskID == 2)
+        var plain = try Wire.Task(module: module.plan, spec: spec, jobID: "job", taskID: 3, attempt: 1, inputMode: .shared)
+        plain.kind = .kmeansLloyd
+        try coordinator.router.send(.task(plain), to: peer)
+        #expect(try coordinator.collectResult().failed?.taskID == 3)
+        // Garbage frames are dropped.
+        try coordinator.router.send([peer, [0x0a, 0xff, 0xff]])
+
+        // A valid round: the body is the block's partial, bit for bit.
+        let centers = (0..<(2 * dimension)).map { Float(($0 * 3) % 7) - 3 }
+        let request = BlockRoundRequest(kind: .lloyd, round: 4, centers: centers, centerCount: 2, farthest: 1)
+        let good = try Wire.KMeansBlockTask(module: plan, blockIndex: 1, spec: spec, jobID: "job", taskID: 4, attempt: 1,
+                                            request: request)
+        for taskID in [UInt64(4), 5] {  // the second time the block comes from the worker's cache
+            var message = good
+            message.task.taskID = taskID
+            try coordinator.router.send(.kmeansBlockTask(message), to: peer)
+            let (body, done, failed) = try coordinator.collectResult()
+            #expect(failed == nil, "\(String(describing: failed))")
+            #expect(done?.statsJSON == (taskID == 4 ? "{\"cached\":false}" : "{\"cached\":true}"))
+            let block = try SplitLego.unitBlock(try SplitLego.blockPlan(plan, block: plan.blocks![1]).loadInput(), spec: spec,
+                                                unitIDOffset: 3)
+            #expect(block.ids == [3, 4])
+            let expected = try BlockKMeans.compute(request, block: block, seed: plan.seed)
+            #expect(try BlockPartial.decode(try #require(body)) == expected)
+        }
+        try coordinator.router.send(.disconnect(reason: "job done"), to: peer)
+        #expect(worker.exitStatus(within: 10) == WorkerExit.success)
     }
 }

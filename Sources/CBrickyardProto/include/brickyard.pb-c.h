@@ -31,6 +31,7 @@ typedef struct Brickyard__V1__AdapterRef Brickyard__V1__AdapterRef;
 typedef struct Brickyard__V1__EvalRequest Brickyard__V1__EvalRequest;
 typedef struct Brickyard__V1__EvalResult Brickyard__V1__EvalResult;
 typedef struct Brickyard__V1__EvalFailed Brickyard__V1__EvalFailed;
+typedef struct Brickyard__V1__KMeansBlockTask Brickyard__V1__KMeansBlockTask;
 typedef struct Brickyard__V1__Envelope Brickyard__V1__Envelope;
 
 
@@ -54,7 +55,33 @@ typedef enum _Brickyard__V1__DType {
 typedef enum _Brickyard__V1__TaskKind {
   BRICKYARD__V1__TASK_KIND__TASK_KIND_UNSPECIFIED = 0,
   BRICKYARD__V1__TASK_KIND__TASK_KIND_MERGE_MODULE = 1,
-  BRICKYARD__V1__TASK_KIND__TASK_KIND_KMEANS_BLOCK_STEP = 2
+  /*
+   * reserved; never sent (the split rounds below replaced it)
+   */
+  BRICKYARD__V1__TASK_KIND__TASK_KIND_KMEANS_BLOCK_STEP = 2,
+  /*
+   * One round of a split lego module's k-means over one block of its units (sent inside a KMeansBlockTask).
+   */
+  /*
+   * the block's unit with the smallest counter key (k-means|| first center)
+   */
+  BRICKYARD__V1__TASK_KIND__TASK_KIND_KMEANS_FIRST_CENTER = 3,
+  /*
+   * k-means|| oversampling: D² to the candidates, the block's draws
+   */
+  BRICKYARD__V1__TASK_KIND__TASK_KIND_KMEANS_OVERSAMPLE = 4,
+  /*
+   * units nearest to each candidate
+   */
+  BRICKYARD__V1__TASK_KIND__TASK_KIND_KMEANS_CANDIDATE_WEIGHTS = 5,
+  /*
+   * assignment to the centroids: signed sums, counts, objective
+   */
+  BRICKYARD__V1__TASK_KIND__TASK_KIND_KMEANS_LLOYD = 6,
+  /*
+   * per-cluster statistics for the lego reweighting (final centroids)
+   */
+  BRICKYARD__V1__TASK_KIND__TASK_KIND_KMEANS_REWEIGHT = 7
     PROTOBUF_C__FORCE_ENUM_TO_BE_INT_SIZE(BRICKYARD__V1__TASK_KIND)
 } Brickyard__V1__TaskKind;
 /*
@@ -490,6 +517,44 @@ struct  Brickyard__V1__EvalFailed
     , 0, 0, (char *)protobuf_c_empty_string, 0 }
 
 
+/*
+ * Coordinator → worker: compute one round on one block. `task.kind` is one of the KMEANS kinds (3–7),
+ * `task.inputs` are the block's inputs only, `task.block_index`/`task.block_count` place it in the module.
+ */
+struct  Brickyard__V1__KMeansBlockTask
+{
+  ProtobufCMessage base;
+  Brickyard__V1__Task *task;
+  /*
+   * round number within the module (0 = the first center)
+   */
+  uint32_t round;
+  /*
+   * id of the block's first unit: Σ ranks of the module's inputs before it
+   */
+  uint64_t unit_id_offset;
+  /*
+   * rows of `centers`
+   */
+  uint32_t center_count;
+  /*
+   * float32 LE row-major [center_count, out + in]: candidates or centroids
+   */
+  ProtobufCBinaryData centers;
+  /*
+   * KMEANS_OVERSAMPLE: ℓ, expected draws per round
+   */
+  double oversampling;
+  /*
+   * KMEANS_LLOYD: how many farthest units the block reports (empty clusters)
+   */
+  uint32_t farthest;
+};
+#define BRICKYARD__V1__KMEANS_BLOCK_TASK__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&brickyard__v1__kmeans_block_task__descriptor) \
+    , NULL, 0, 0, 0, {0,NULL}, 0, 0 }
+
+
 typedef enum {
   BRICKYARD__V1__ENVELOPE__BODY__NOT_SET = 0,
   BRICKYARD__V1__ENVELOPE__BODY_HELLO = 10,
@@ -504,7 +569,8 @@ typedef enum {
   BRICKYARD__V1__ENVELOPE__BODY_DISCONNECT = 19,
   BRICKYARD__V1__ENVELOPE__BODY_EVAL_REQUEST = 30,
   BRICKYARD__V1__ENVELOPE__BODY_EVAL_RESULT = 31,
-  BRICKYARD__V1__ENVELOPE__BODY_EVAL_FAILED = 32
+  BRICKYARD__V1__ENVELOPE__BODY_EVAL_FAILED = 32,
+  BRICKYARD__V1__ENVELOPE__BODY_KMEANS_BLOCK_TASK = 50
     PROTOBUF_C__FORCE_ENUM_TO_BE_INT_SIZE(BRICKYARD__V1__ENVELOPE__BODY__CASE)
 } Brickyard__V1__Envelope__BodyCase;
 
@@ -530,6 +596,7 @@ struct  Brickyard__V1__Envelope
     Brickyard__V1__EvalRequest *eval_request;
     Brickyard__V1__EvalResult *eval_result;
     Brickyard__V1__EvalFailed *eval_failed;
+    Brickyard__V1__KMeansBlockTask *kmeans_block_task;
   };
 };
 #define BRICKYARD__V1__ENVELOPE__INIT \
@@ -841,6 +908,25 @@ Brickyard__V1__EvalFailed *
 void   brickyard__v1__eval_failed__free_unpacked
                      (Brickyard__V1__EvalFailed *message,
                       ProtobufCAllocator *allocator);
+/* Brickyard__V1__KMeansBlockTask methods */
+void   brickyard__v1__kmeans_block_task__init
+                     (Brickyard__V1__KMeansBlockTask         *message);
+size_t brickyard__v1__kmeans_block_task__get_packed_size
+                     (const Brickyard__V1__KMeansBlockTask   *message);
+size_t brickyard__v1__kmeans_block_task__pack
+                     (const Brickyard__V1__KMeansBlockTask   *message,
+                      uint8_t             *out);
+size_t brickyard__v1__kmeans_block_task__pack_to_buffer
+                     (const Brickyard__V1__KMeansBlockTask   *message,
+                      ProtobufCBuffer     *buffer);
+Brickyard__V1__KMeansBlockTask *
+       brickyard__v1__kmeans_block_task__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   brickyard__v1__kmeans_block_task__free_unpacked
+                     (Brickyard__V1__KMeansBlockTask *message,
+                      ProtobufCAllocator *allocator);
 /* Brickyard__V1__Envelope methods */
 void   brickyard__v1__envelope__init
                      (Brickyard__V1__Envelope         *message);
@@ -910,6 +996,9 @@ typedef void (*Brickyard__V1__EvalResult_Closure)
 typedef void (*Brickyard__V1__EvalFailed_Closure)
                  (const Brickyard__V1__EvalFailed *message,
                   void *closure_data);
+typedef void (*Brickyard__V1__KMeansBlockTask_Closure)
+                 (const Brickyard__V1__KMeansBlockTask *message,
+                  void *closure_data);
 typedef void (*Brickyard__V1__Envelope_Closure)
                  (const Brickyard__V1__Envelope *message,
                   void *closure_data);
@@ -940,6 +1029,7 @@ extern const ProtobufCMessageDescriptor brickyard__v1__adapter_ref__descriptor;
 extern const ProtobufCMessageDescriptor brickyard__v1__eval_request__descriptor;
 extern const ProtobufCMessageDescriptor brickyard__v1__eval_result__descriptor;
 extern const ProtobufCMessageDescriptor brickyard__v1__eval_failed__descriptor;
+extern const ProtobufCMessageDescriptor brickyard__v1__kmeans_block_task__descriptor;
 extern const ProtobufCMessageDescriptor brickyard__v1__envelope__descriptor;
 
 PROTOBUF_C__END_DECLS

@@ -63,11 +63,17 @@ enum LegoMerge {
 
     /// b'_t = sign(β_t)√|β_t| μ_B,t, a'_t = √|β_t| μ_A,t.
     static func assemble(_ clustering: KMeansResult, weights: [Double], units: RankOneUnits) -> (b: [Float], a: [Float]) {
-        let k = clustering.clusterCount, out = units.outFeatures, inFeatures = units.inFeatures
-        let dim = units.dimension
+        assemble(centroids: clustering.centroids, count: clustering.clusterCount, weights: weights,
+                 outFeatures: units.outFeatures, inFeatures: units.inFeatures)
+    }
+
+    /// The same from the centroids alone (a split module's clustering has no `KMeansResult`).
+    static func assemble(centroids: [Float], count k: Int, weights: [Double], outFeatures out: Int,
+                         inFeatures: Int) -> (b: [Float], a: [Float]) {
+        let dim = out + inFeatures
         var b = [Float](repeating: 0, count: out * k)
         var a = [Float](repeating: 0, count: k * inFeatures)
-        clustering.centroids.withUnsafeBufferPointer { m in
+        centroids.withUnsafeBufferPointer { m in
             b.withUnsafeMutableBufferPointer { b in
                 a.withUnsafeMutableBufferPointer { a in
                     guard let m = m.baseAddress, let b = b.baseAddress, let a = a.baseAddress else { return }

@@ -1,0 +1,304 @@
+/// One block of a split module's units, with stable ids: a unit's id is Σ ranks of the module's inputs before its
+/// input plus its rank index, so it depends on the job alone (not on which units were dropped, nor on the block
+/// plan or the worker). Ids increase within a block and from block to block.
+public struct UnitBlock: Sendable {
+    public let dimension: Int
+    /// B part of each unit: `outFeatures` leading entries (the A part follows).
+    public let outFeatures: Int
+    public let count: Int
+    /// Row-major [count, dimension].
+    public let vectors: [Float]
+    public let normsSquared: [Double]
+    public let ids: [UInt64]
+
+    public init(units: RankOneUnits, idOffset: UInt64, termRankOffsets: [Int]) {
+        dimension = units.dimension
+        outFeatures = units.outFeatures
+        count = units.count
+        vectors = units.vectors
+        normsSquared = SignInvariantKMeans.rowNormsSquared(units.vectors, count: units.count, dimension: units.dimension)
+        ids = units.sources.map { idOffset + UInt64(termRankOffsets[$0.term] + $0.rank) }
+    }
+
+    /// A block from raw unit rows (row-major [count, dimension]) and their ids.
+    public init(vectors: [Float], count: Int, dimension: Int, outFeatures: Int, ids: [UInt64]) {
+        self.dimension = dimension
+        self.outFeatures = outFeatures
+        self.count = count
+        self.vectors = vectors
+        normsSquared = SignInvariantKMeans.rowNormsSquared(vectors, count: count, dimension: dimension)
+        self.ids = ids
+    }
+
+    /// Bytes held (for a worker's block cache).
+    public var byteSize: Int { 4 * vectors.count + 16 * count }
+}
+
+/// What a round asks of every block.
+public enum BlockRoundKind: Int, Sendable, Codable, Equatable {
+    /// The block's unit with the smallest counter key `hash(seed, 0, id)`: the k-means|| first center.
+    case firstCenter = 0
+    /// k-means|| oversampling: D² of every unit to the candidates, and the units the round draws.
+    case oversample = 1
+    /// Units nearest to each candidate (the weights of the candidates' reclustering).
+    case candidateWeights = 2
+    /// A Lloyd assignment to the centroids: signed sums, counts, objective.
+    case lloyd = 3
+    /// Per-cluster statistics the lego reweighting needs from every unit, against the final centroids.
+    case reweight = 4
+}
+
+/// One round's request to a block (the same for every block of the round).
+public struct BlockRoundRequest: Sendable, Equatable {
+    public var kind: BlockRoundKind
+    public var round: Int
+    /// Row-major [centerCount, dimension]: the candidates (oversample, weights) or centroids (lloyd, reweight).
+    public var centers: [Float]
+    public var centerCount: Int
+    /// ℓ: expected draws per oversampling round.
+    public var oversampling: Double
+    /// Lloyd: farthest units each block reports, for empty clusters.
+    public var farthest: Int
+
+    public init(kind: BlockRoundKind, round: Int, centers: [Float] = [], centerCount: Int = 0, oversampling: Double = 0,
+                farthest: Int = 0) {
+        self.kind = kind; self.round = round; self.centers = centers; self.centerCount = centerCount
+        self.oversampling = oversampling; self.farthest = farthest
+    }
+}
+
+/// A unit a block reports by value (a drawn candidate, a first center, a far unit).
+public struct ReportedUnit: Sendable, Equatable {
+    public var id: UInt64
+    /// Round-specific numbers: first center: (key bits, 0); oversample: (u, D²); lloyd: (distance, ‖x‖).
+    public var first: Double
+    public var second: Double
+    /// Lloyd only: the unit's cluster and sign.
+    public var cluster: Int
+    public var sign: Float
+    public var vector: [Float]
+
+    public init(id: UInt64, first: Double, second: Double, cluster: Int = 0, sign: Float = 1, vector: [Float]) {
+        self.id = id; self.first = first; self.second = second; self.cluster = cluster; self.sign = sign
+        self.vector = vector
+    }
+}
+
+/// A block's answer to one round. Which fields are filled depends on the round's kind.
+public struct BlockPartial: Sendable, Equatable {
+    public var kind: BlockRoundKind
+    /// Units in the block.
+    public var unitCount: Int
+    /// firstCenter: φ is unused; oversample: Σ D² of the block; lloyd: the block's objective.
+    public var cost: Double
+    /// Units reported by value (first center: at most one; oversample: the draws; lloyd: the farthest units).
+    public var units: [ReportedUnit]
+    /// candidateWeights / lloyd: units per center.
+    public var counts: [Int]
+    /// lloyd: row-major [k, dimension] signed sums.
+    public var sums: [Float]
+    /// lloyd: Σ ‖x‖ of each cluster's members; reweight: h_s = Σ_i (x_B,i·μ_B,s)(x_A,i·μ_A,s).
+    public var perCenter: [Double]
+    /// lloyd: Σ ‖x‖² of each cluster's members.
+    public var perCenterSquares: [Double]
+
+    public init(kind: BlockRoundKind, unitCount: Int, cost: Double = 0, units: [ReportedUnit] = [], counts: [Int] = [],
+                sums: [Float] = [], perCenter: [Double] = [], perCenterSquares: [Double] = []) {
+        self.kind = kind; self.unitCount = unitCount; self.cost = cost; self.units = units; self.counts = counts
+        self.sums = sums; self.perCenter = perCenter; self.perCenterSquares = perCenterSquares
+    }
+}
+
+/// The block side of the split k-means (k-means|| seeding, then Lloyd): pure functions of (block, request, seed),
+/// so any worker, or the in-process reference, computes the same bytes for a block.
+public enum BlockKMeans {
+    /// Counter-based key of unit `id` in round `round`: a pure function of (seed, round, id).
+    @inline(__always)
+    public static func key(seed: UInt64, round: Int, id: UInt64) -> UInt64 {
+        CounterRandom.mix(CounterRandom.streamKey(seed: seed, stream: UInt64(round)) ^ CounterRandom.mix(id))
+    }
+
+    /// Uniform in [0, 1) from the key (53 bits).
+    @inline(__always)
+    public static func uniform(seed: UInt64, round: Int, id: UInt64) -> Double {
+        Double(key(seed: seed, round: round, id: id) >> 11) * 0x1.0p-53
+    }
+
+    /// Rows per GEMM against the centers: bounds the distance scratch of a large block.
+    static let chunkRows = 4096
+
+    /// Computes `request` on `block`. Throws if the request's centers do not match the block's dimension.
+    public static func compute(_ request: BlockRoundRequest, block: UnitBlock, seed: UInt64) throws -> BlockPartial {
+        let dim = block.dimension
+        guard request.centerCount >= 0, request.centers.count == request.centerCount * dim else {
+            throw KernelShapeError(kernel: "BlockKMeans", problem: "\(request.centers.count) center values for "
+                                   + "\(request.centerCount) centers of dimension \(dim)")
+        }
+        return try BLAS.singleThreaded {
+            switch request.kind {
+            case .firstCenter: return firstCenter(block, seed: seed)
+            case .oversample: return try oversample(block, request: request, seed: seed)
+            case .candidateWeights: return try candidateWeights(block, request: request)
+            case .lloyd: return try lloyd(block, request: request)
+            case .reweight: return try reweight(block, request: request)
+            }
+        }
+    }
+
+    static func firstCenter(_ block: UnitBlock, seed: UInt64) -> BlockPartial {
+        var best: Int?
+        var bestKey = UInt64.max
+        for i in 0..<block.count {
+            let k = key(seed: seed, round: 0, id: block.ids[i])
+            if best == nil || k < bestKey { best = i; bestKey = k }
+        }
+        var partial = BlockPartial(kind: .firstCenter, unitCount: block.count)
+        if let best {
+            partial.units = [ReportedUnit(id: block.ids[best], first: Double(bitPattern: bestKey), second: 0,
+                                          vector: row(block, best))]
+        }
+        return partial
+    }
+
+    static func requireCenters(_ request: BlockRoundRequest) throws {
+        guard request.centerCount > 0 else {
+            throw KernelShapeError(kernel: "BlockKMeans", problem: "round \(request.round) (\(request.kind)) has no centers")
+        }
+    }
+
+    static func oversample(_ block: UnitBlock, request: BlockRoundRequest, seed: UInt64) throws -> BlockPartial {
+        try requireCenters(request)
+        guard request.oversampling > 0, request.oversampling.isFinite else {
+            throw KernelShapeError(kernel: "BlockKMeans", problem: "oversampling \(request.oversampling) is not positive")
+        }
+        var nearest = [Double](repeating: 0, count: block.count)
+        forEachNearest(block, centers: request.centers, centerCount: request.centerCount) { i, _, d, _ in nearest[i] = d }
+        var cost = 0.0
+        for d in nearest { cost += d }
+        var partial = BlockPartial(kind: .oversample, unitCount: block.count, cost: cost)
+        guard cost > 0 else { return partial }
+        for i in 0..<block.count where nearest[i] > 0 {
+            let u = uniform(seed: seed, round: request.round, id: block.ids[i])
+            // u < ℓ D²/φ_block. The coordinator keeps u φ < ℓ D² with φ ≥ φ_block: a subset of these draws.
+            if u * cost < request.oversampling * nearest[i] {
+                partial.units.append(ReportedUnit(id: block.ids[i], first: u, second: nearest[i], vector: row(block, i)))
+            }
+        }
+        return partial
+    }
+
+    static func candidateWeights(_ block: UnitBlock, request: BlockRoundRequest) throws -> BlockPartial {
+        try requireCenters(request)
+        var counts = [Int](repeating: 0, count: request.centerCount)
+        var cost = 0.0
+        forEachNearest(block, centers: request.centers, centerCount: request.centerCount) { _, c, d, _ in
+            counts[c] += 1
+            cost += d
+        }
+        return BlockPartial(kind: .candidateWeights, unitCount: block.count, cost: cost, counts: counts)
+    }
+
+    static func lloyd(_ block: UnitBlock, request: BlockRoundRequest) throws -> BlockPartial {
+        try requireCenters(request)
+        let k = request.centerCount, dim = block.dimension
+        let centroidNorms = SignInvariantKMeans.rowNormsSquared(request.centers, count: k, dimension: dim)
+        let step: LloydBlockPartial = block.vectors.withUnsafeBufferPointer { x in
+            block.normsSquared.withUnsafeBufferPointer { norms in
+                guard let x = x.baseAddress, let norms = norms.baseAddress else {
+                    return LloydBlockPartial(sums: [Float](repeating: 0, count: k * dim), counts: [Int](repeating: 0, count: k),
+                                             objective: 0, assignment: [], signs: [], distances: [])
+                }
+                return SignInvariantKMeans.lloydBlock(units: x, count: block.count, dimension: dim, unitNormsSquared: norms,
+                                                      centroids: request.centers, centroidNormsSquared: centroidNorms, k: k)
+            }
+        }
+        // Σ‖x‖ and Σ‖x‖² per cluster, each norm from nrm2 as `ClusterStatistics.block` takes it.
+        var normSums = [Double](repeating: 0, count: k), normSquares = [Double](repeating: 0, count: k)
+        var norms = [Double](repeating: 0, count: block.count)
+        block.vectors.withUnsafeBufferPointer { x in
+            guard let x = x.baseAddress else { return }
+            for i in 0..<block.count {
+                let norm = Double(BLAS.nrm2(dim, x + i * dim))
+                norms[i] = norm
+                normSums[step.assignment[i]] += norm
+                normSquares[step.assignment[i]] += norm * norm
+            }
+        }
+        // The farthest units (distance descending, id ascending): candidates to refill empty clusters.
+        let far = Array(block.count == 0 ? [] : (0..<block.count).sorted {
+            step.distances[$0] != step.distances[$1] ? step.distances[$0] > step.distances[$1] : $0 < $1
+        }.prefix(max(0, request.farthest)))
+        let reported = far.map { i in
+            ReportedUnit(id: block.ids[i], first: step.distances[i], second: norms[i],
+                         cluster: step.assignment[i], sign: step.signs[i], vector: row(block, i))
+        }
+        return BlockPartial(kind: .lloyd, unitCount: block.count, cost: step.objective, units: reported,
+                            counts: step.counts, sums: step.sums, perCenter: normSums, perCenterSquares: normSquares)
+    }
+
+    /// h_s = Σ_i (x_B,i·μ_B,s)(x_A,i·μ_A,s): the right-hand side of lego's optimal weights, a sum over units.
+    static func reweight(_ block: UnitBlock, request: BlockRoundRequest) throws -> BlockPartial {
+        try requireCenters(request)
+        let k = request.centerCount, dim = block.dimension, out = block.outFeatures
+        var h = [Double](repeating: 0, count: k)
+        var start = 0
+        var projB = [Float](repeating: 0, count: min(chunkRows, block.count) * k)
+        var projA = projB
+        while start < block.count {
+            let rows = min(chunkRows, block.count - start)
+            block.vectors.withUnsafeBufferPointer { x in
+                request.centers.withUnsafeBufferPointer { m in
+                    projB.withUnsafeMutableBufferPointer { pb in
+                        projA.withUnsafeMutableBufferPointer { pa in
+                            guard let x = x.baseAddress, let m = m.baseAddress, let pb = pb.baseAddress,
+                                  let pa = pa.baseAddress else { return }
+                            let rowsStart = x + start * dim
+                            BLAS.gemm(.none, .transpose, m: rows, n: k, k: out, a: rowsStart, lda: dim, b: m, ldb: dim, c: pb)
+                            BLAS.gemm(.none, .transpose, m: rows, n: k, k: dim - out, a: rowsStart + out, lda: dim,
+                                      b: m + out, ldb: dim, c: pa)
+                        }
+                    }
+                }
+            }
+            for i in 0..<rows { for s in 0..<k { h[s] += Double(projB[i * k + s]) * Double(projA[i * k + s]) } }
+            start += rows
+        }
+        return BlockPartial(kind: .reweight, unitCount: block.count, perCenter: h)
+    }
+
+    /// For every unit (in order): its nearest center (ties: lowest index), the sign-invariant distance and the dot.
+    static func forEachNearest(_ block: UnitBlock, centers: [Float], centerCount m: Int,
+                               _ body: (_ unit: Int, _ center: Int, _ distance: Double, _ dot: Float) -> Void) {
+        let dim = block.dimension
+        let centerNorms = SignInvariantKMeans.rowNormsSquared(centers, count: m, dimension: dim)
+        var dots = [Float](repeating: 0, count: min(chunkRows, block.count) * m)
+        var start = 0
+        while start < block.count {
+            let rows = min(chunkRows, block.count - start)
+            block.vectors.withUnsafeBufferPointer { x in
+                centers.withUnsafeBufferPointer { c in
+                    dots.withUnsafeMutableBufferPointer { p in
+                        guard let x = x.baseAddress, let c = c.baseAddress, let p = p.baseAddress else { return }
+                        BLAS.gemm(.none, .transpose, m: rows, n: m, k: dim, a: x + start * dim, b: c, c: p)
+                    }
+                }
+            }
+            for r in 0..<rows {
+                let i = start + r
+                var best = 0
+                var bestDistance = Double.infinity
+                for j in 0..<m {
+                    let d = SignInvariantKMeans.distance(unitNormSquared: block.normsSquared[i],
+                                                         centroidNormSquared: centerNorms[j], dot: dots[r * m + j])
+                    if d < bestDistance { bestDistance = d; best = j }
+                }
+                body(i, best, bestDistance, dots[r * m + best])
+            }
+            start += rows
+        }
+    }
+
+    static func row(_ block: UnitBlock, _ i: Int) -> [Float] {
+        Array(block.vectors[(i * block.dimension)..<((i + 1) * block.dimension)])
+    }
+}

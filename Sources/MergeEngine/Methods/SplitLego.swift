@@ -1,0 +1,88 @@
+import Kernels
+
+/// `lego` for a module split into blocks (`TaskBudget`): the k-means runs as rounds over fixed blocks of units
+/// (`BlockKMeansDriver` reduces, `BlockKMeans` computes a block), and the final centroids go through the lego
+/// reweighting and assembly from per-cluster statistics reduced over the blocks. The distributed runtime runs the
+/// rounds on workers; `mergeInProcess` runs the same rounds here, block after block, and is its reference:
+/// same block plan, same bytes.
+///
+/// Differences from the unsplit method (docs/distributed-kmeans.md): seeding is k-means|| (one run, `restarts`
+/// does not apply), the output rank is min(k, candidates drawn), and the relative error is not computed (NaN in
+/// the report): ‖T‖ couples every pair of blocks.
+public enum SplitLego {
+    /// The k-means settings of a split module.
+    public static func configuration(module: ModulePlan, spec: MergeSpec, blockCount: Int) -> BlockKMeansConfiguration {
+        BlockKMeansConfiguration(k: spec.rank, dimension: module.outFeatures + module.inFeatures,
+                                 outFeatures: module.outFeatures, seed: module.seed,
+                                 iterations: spec.lego.iterations, tolerance: spec.lego.tolerance,
+                                 blockCount: blockCount, reweightRound: spec.lego.reweight == .optimal)
+    }
+
+    /// The plan of one block: the module restricted to the block's sources.
+    public static func blockPlan(_ module: ModulePlan, block: ModuleBlock) -> ModulePlan {
+        ModulePlan(name: module.name, outFeatures: module.outFeatures, inFeatures: module.inFeatures,
+                   sources: Array(module.sources[block.sources]), seed: module.seed)
+    }
+
+    /// A block's units with their job-fixed ids, from the block's input (its terms in source order).
+    public static func unitBlock(_ input: ModuleInput, spec: MergeSpec, unitIDOffset: Int) throws -> UnitBlock {
+        let terms = try input.factorTerms()
+        let units = try RankOneUnits.extract(terms: terms, outFeatures: input.outFeatures, inFeatures: input.inFeatures,
+                                             gauge: spec.lego.gauge == .raw ? .raw : .balanced,
+                                             basis: spec.lego.basis == .svd ? .svd : .raw)
+        var offsets: [Int] = []
+        var running = 0
+        for term in terms { offsets.append(running); running += term.rank }
+        return UnitBlock(units: units, idOffset: UInt64(max(0, unitIDOffset)), termRankOffsets: offsets)
+    }
+
+    /// Runs every round in this process over blocks loaded once (the reference the distributed runtime matches).
+    public static func mergeInProcess(_ module: ModulePlan, spec: MergeSpec) throws -> ModuleResult {
+        guard let blocks = module.blocks, !blocks.isEmpty else {
+            throw MergeError("module \(module.name): not split into blocks")
+        }
+        let loaded = try blocks.map { block in
+            try unitBlock(try blockPlan(module, block: block).loadInput(), spec: spec, unitIDOffset: block.unitIDOffset)
+        }
+        var driver = BlockKMeansDriver(configuration: configuration(module: module, spec: spec, blockCount: blocks.count))
+        while let request = driver.request() {
+            let partials = try loaded.map { try BlockKMeans.compute(request, block: $0, seed: module.seed) }
+            try driver.advance(with: partials)
+        }
+        guard let outcome = driver.outcome else { throw MergeError("module \(module.name): split k-means did not finish") }
+        return try result(module: module, spec: spec, outcome: outcome)
+    }
+
+    /// The module's merged factors from the finished clustering: lego's reweighting from the reduced per-cluster
+    /// statistics, then the same assembly as the unsplit method.
+    public static func result(module: ModulePlan, spec: MergeSpec, outcome: BlockKMeansOutcome) throws -> ModuleResult {
+        try BLAS.singleThreaded { try resultSingleThreaded(module: module, spec: spec, outcome: outcome) }
+    }
+
+    private static func resultSingleThreaded(module: ModulePlan, spec: MergeSpec, outcome: BlockKMeansOutcome) throws -> ModuleResult {
+        let k = outcome.clusterCount, out = module.outFeatures, inFeatures = module.inFeatures
+        let statistics = outcome.statistics
+        var stats = ModuleStats(relativeError: .nan, clusterSizes: outcome.clusterSizes, iterations: outcome.iterations,
+                                finalDistance: outcome.finalObjective, clusterCoherence: statistics.coherence,
+                                catchAllShare: statistics.catchAllShare())
+        guard k > 0 else {
+            stats.clusterSizes = []
+            return ModuleResult(name: module.name, rank: 1, outFeatures: out, inFeatures: inFeatures,
+                                b: [Float](repeating: 0, count: out), a: [Float](repeating: 0, count: inFeatures), stats: stats)
+        }
+        let weights: [Double]
+        if k == outcome.unitCount {
+            // Every unit is its own cluster: weight 1 reproduces T under every reweighting (as unsplit lego).
+            weights = [Double](repeating: 1, count: k)
+        } else {
+            do {
+                weights = try ClusterReweighting(spec.lego.reweight).weights(statistics, centroids: outcome.centroids)
+            } catch {
+                throw MergeError("module \(module.name): \(error)")
+            }
+        }
+        let (b, a) = LegoMerge.assemble(centroids: outcome.centroids, count: k, weights: weights, outFeatures: out,
+                                        inFeatures: inFeatures)
+        return ModuleResult(name: module.name, rank: k, outFeatures: out, inFeatures: inFeatures, b: b, a: a, stats: stats)
+    }
+}

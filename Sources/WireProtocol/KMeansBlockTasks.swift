@@ -1,0 +1,95 @@
+import AdapterIO
+import Kernels
+import MergeEngine
+
+extension Wire.TaskKind {
+    /// The split k-means round a task kind stands for (nil for other kinds).
+    public var blockRoundKind: BlockRoundKind? {
+        switch self {
+        case .kmeansFirstCenter: .firstCenter
+        case .kmeansOversample: .oversample
+        case .kmeansCandidateWeights: .candidateWeights
+        case .kmeansLloyd: .lloyd
+        case .kmeansReweight: .reweight
+        case .mergeModule, .kmeansBlockStep: nil
+        }
+    }
+
+    init(_ kind: BlockRoundKind) {
+        switch kind {
+        case .firstCenter: self = .kmeansFirstCenter
+        case .oversample: self = .kmeansOversample
+        case .candidateWeights: self = .kmeansCandidateWeights
+        case .lloyd: self = .kmeansLloyd
+        case .reweight: self = .kmeansReweight
+        }
+    }
+}
+
+extension Wire.KMeansBlockTask {
+    /// The round `request` of block `blockIndex` of a split module (coordinator side).
+    public init(module: ModulePlan, blockIndex: Int, spec: MergeSpec, jobID: String, taskID: UInt64, attempt: UInt32,
+                request: BlockRoundRequest, resultChunkBytes: Int = Chunking.defaultChunkBytes) throws {
+        guard let blocks = module.blocks, blocks.indices.contains(blockIndex) else {
+            throw WireError(.inconsistent, "module \(module.name) has no block \(blockIndex)")
+        }
+        let block = blocks[blockIndex]
+        var task = try Wire.Task(module: SplitLego.blockPlan(module, block: block), spec: spec, jobID: jobID,
+                                 taskID: taskID, attempt: attempt, inputMode: .shared, resultChunkBytes: resultChunkBytes)
+        task.kind = Wire.TaskKind(request.kind)
+        task.blockIndex = UInt32(blockIndex)
+        task.blockCount = UInt32(blocks.count)
+        var centers: [UInt8] = []
+        FloatBytes.appendLittleEndian(request.centers, to: &centers)
+        self.init(task: task, round: UInt32(clamping: request.round), unitIDOffset: UInt64(block.unitIDOffset),
+                  centerCount: UInt32(clamping: request.centerCount), centers: centers,
+                  oversampling: request.oversampling, farthest: UInt32(clamping: request.farthest))
+    }
+}
+
+/// A `KMeansBlockTask` checked on the worker: a valid lego task over the block's inputs (`ValidatedTask`), and a
+/// round whose centers fit the module's dimension and the limits.
+public struct ValidatedBlockTask: Sendable {
+    public let validated: ValidatedTask
+    public let request: BlockRoundRequest
+    public let unitIDOffset: Int
+
+    public init(_ message: Wire.KMeansBlockTask, limits: TaskLimits = TaskLimits()) throws {
+        let task = message.task
+        validated = try ValidatedTask(task, limits: limits, kmeansRound: true)
+        let context = "task \(task.taskID) (module \(task.module), block \(task.blockIndex))"
+        guard let kind = task.kind.blockRoundKind else { throw WireError(.invalidField, "\(context): not a k-means round") }
+        let dimension = validated.outFeatures + validated.inFeatures
+        let count = Int(message.centerCount)
+        guard count <= limits.maxRank, message.centers.count == 4 * count * dimension else {
+            throw WireError(.invalidField, "\(context): \(message.centers.count) center bytes for \(count) centers of dimension \(dimension)")
+        }
+        guard message.oversampling.isFinite, message.oversampling >= 0, message.farthest <= UInt32(limits.maxRank),
+              message.unitIDOffset <= UInt64(Int32.max) else {
+            throw WireError(.invalidField, "\(context): oversampling \(message.oversampling), farthest \(message.farthest) or unit offset \(message.unitIDOffset) is out of range")
+        }
+        let centers = FloatBytes.floatsLittleEndian(message.centers[...])
+        guard centers.allSatisfy(\.isFinite) else { throw WireError(.invalidField, "\(context): centers hold non-finite values") }
+        request = BlockRoundRequest(kind: kind, round: Int(message.round), centers: centers, centerCount: count,
+                                    oversampling: message.oversampling, farthest: Int(message.farthest))
+        unitIDOffset = Int(message.unitIDOffset)
+    }
+
+    /// Identifies the block's units for a worker's cache: the job, module, block and exactly its inputs.
+    public var cacheKey: BlockCacheKey {
+        let task = validated.task
+        return BlockCacheKey(jobID: task.jobID, module: task.module, block: Int(task.blockIndex), paths: task.paths,
+                             inputs: task.inputs, gauge: validated.spec.lego.gauge.rawValue, unitIDOffset: unitIDOffset)
+    }
+}
+
+/// What a cached block was loaded from; equal keys mean equal units.
+public struct BlockCacheKey: Hashable, Sendable {
+    public var jobID: String
+    public var module: String
+    public var block: Int
+    public var paths: [String]
+    public var inputs: [Wire.InputRef]
+    public var gauge: String
+    public var unitIDOffset: Int
+}
