@@ -2,7 +2,7 @@
 import PackageDescription
 
 // Modules are imported in one direction only:
-//   C shims → AdapterIO, Kernels → MergeEngine → WireProtocol → Coordinator, Worker → Cluster → BrickyardCLI
+//   C shims → AdapterIO, Kernels → MergeEngine → Adaptive, WireProtocol → Coordinator, Worker → Cluster → BrickyardCLI
 let package = Package(
     name: "Brickyard",
     platforms: [.macOS(.v14)],
@@ -35,13 +35,19 @@ let package = Package(
             .product(name: "Yams", package: "Yams"),
             .product(name: "Logging", package: "swift-log"),
         ]),
+        // Adaptive merging without a transport: task data, selection, coefficient layouts, optimisers, the run
+        // loop against an evaluation backend, the learned merge's assembly and report.
+        .target(name: "Adaptive", dependencies: [
+            "MergeEngine", "AdapterIO", "Kernels",
+            .product(name: "Yams", package: "Yams"),
+        ]),
         // ZeroMQ transport and protobuf-c message codec.
         .target(name: "WireProtocol", dependencies: [
             "CZeroMQ", "CBrickyardProto", "MergeEngine", "Kernels",
             .product(name: "Logging", package: "swift-log"),
         ]),
         .target(name: "Coordinator", dependencies: [
-            "WireProtocol", "MergeEngine", "AdapterIO", "Kernels",
+            "WireProtocol", "MergeEngine", "AdapterIO", "Kernels", "Adaptive",
             .product(name: "Logging", package: "swift-log"),
         ]),
         .target(name: "Worker", dependencies: [
@@ -54,7 +60,7 @@ let package = Package(
             .product(name: "Yams", package: "Yams"),
         ]),
         .executableTarget(name: "BrickyardCLI", dependencies: [
-            "AdapterIO", "MergeEngine", "Coordinator", "Worker", "Cluster",
+            "AdapterIO", "MergeEngine", "Adaptive", "Coordinator", "Worker", "Cluster",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "Logging", package: "swift-log"),
         ]),
@@ -64,6 +70,7 @@ let package = Package(
         .testTarget(name: "AdapterIOTests", dependencies: ["AdapterIO", "BrickyardTestSupport"]),
         .testTarget(name: "KernelsTests", dependencies: ["Kernels"]),
         .testTarget(name: "MergeEngineTests", dependencies: ["MergeEngine", "AdapterIO", "Kernels", "BrickyardTestSupport"]),
+        .testTarget(name: "AdaptiveTests", dependencies: ["Adaptive", "MergeEngine", "AdapterIO", "BrickyardTestSupport"]),
         .testTarget(name: "ClusterTests", dependencies: [
             "Cluster", "Coordinator", "BrickyardTestSupport", .product(name: "Yams", package: "Yams"),
         ]),

@@ -10,6 +10,8 @@ struct Brickyard: ParsableCommand {
         version: BrickyardVersion.string,
         subcommands: [
             MergeCommand.self,
+            AdaptCommand.self,
+            EvalCommand.self,
             InspectCommand.self,
             CoordinatorCommand.self,
             WorkerCommand.self,

@@ -221,7 +221,7 @@ public final class CoordinatorServer {
             return
         }
         guard scheduler.heard(from: peer, now: now) else {
-            logger.warning("dropped message from unknown peer", metadata: ["peer": "\(peer)", "message": "\(Self.kind(decoded.message))"])
+            logger.warning("dropped message from unknown peer", metadata: ["peer": "\(peer)", "message": "\(decoded.message.kindName)"])
             return
         }
         switch decoded.message {
@@ -242,12 +242,17 @@ public final class CoordinatorServer {
             logger.info("worker left", metadata: ["peer": "\(peer)", "reason": "\(reason)"])
             scheduler.removeWorker(peer, countsAgainstTask: false)
             forget(peer)
-        case .hello, .welcome, .reject, .task, .inputChunk, .kmeansBlockTask:
-            logger.warning("dropped message a worker must not send", metadata: ["peer": "\(peer)", "message": "\(Self.kind(decoded.message))"])
+        case .hello, .welcome, .reject, .task, .inputChunk, .kmeansBlockTask, .evalRequest, .evalResult, .evalFailed:
+            logger.warning("dropped message a merge worker must not send", metadata: ["peer": "\(peer)", "message": "\(decoded.message.kindName)"])
         }
     }
 
     private func admit(_ hello: Wire.Hello, peer: PeerID, now: ContinuousClock.Instant) {
+        guard hello.role == .mergeWorker else {
+            logger.warning("rejected peer of another role", metadata: ["peer": "\(peer)", "role": "\(hello.role)"])
+            sendRaw(.reject(reason: "this coordinator runs a merge and serves merge workers (role merge worker); a peer of role \(hello.role) cannot join"), to: peer)
+            return
+        }
         guard hello.version == BrickyardVersion.string else {
             logger.warning("rejected worker with a different tool version", metadata: [
                 "peer": "\(peer)", "worker.version": "\(hello.version)", "expected": "\(BrickyardVersion.string)"])
@@ -501,21 +506,5 @@ public final class CoordinatorServer {
         if taskID < UInt64(plan.modules.count) { return plan.modules[Int(taskID)].name }
         if taskID < UInt64(Int.max), let block = split.describe(Int(taskID), plan: plan) { return block }
         return "?"
-    }
-
-    private static func kind(_ message: WireMessage) -> String {
-        switch message {
-        case .hello: "hello"
-        case .welcome: "welcome"
-        case .reject: "reject"
-        case .heartbeat: "heartbeat"
-        case .task: "task"
-        case .inputChunk: "input_chunk"
-        case .resultChunk: "result_chunk"
-        case .taskDone: "task_done"
-        case .taskFailed: "task_failed"
-        case .disconnect: "disconnect"
-        case .kmeansBlockTask: "kmeans_block_task"
-        }
     }
 }

@@ -15,6 +15,10 @@ public final class LocalWorkerPool {
         public var maxRespawns: Int
         /// Extra arguments for every worker (hidden test options).
         public var extraArguments: [String]
+        /// Evaluators instead of merge workers: this command (program and its own arguments) is run with
+        /// `--connect ENDPOINT --id local-N --exit-with-parent PID --max-failed-connections 5` and one torch/BLAS
+        /// thread, offline (`HF_HUB_OFFLINE=1`).
+        public var evaluatorCommand: [String]?
 
         public init(executable: String, endpoint: String, count: Int, threadsPerWorker: Int = 1,
                     maxRespawns: Int? = nil, extraArguments: [String] = []) {
@@ -24,6 +28,16 @@ public final class LocalWorkerPool {
             self.threadsPerWorker = max(1, threadsPerWorker)
             self.maxRespawns = maxRespawns ?? 2 * max(1, count)
             self.extraArguments = extraArguments
+            self.evaluatorCommand = nil
+        }
+
+        /// N local evaluators running `command`.
+        public static func evaluators(command: [String], endpoint: String, count: Int, maxRespawns: Int? = nil,
+                                      extraArguments: [String] = []) -> Configuration {
+            var configuration = Configuration(executable: command.first ?? "", endpoint: endpoint, count: count,
+                                              maxRespawns: maxRespawns, extraArguments: extraArguments)
+            configuration.evaluatorCommand = command
+            return configuration
         }
     }
 
@@ -75,6 +89,12 @@ public final class LocalWorkerPool {
         process.waitUntilExit()
     }
 
+    /// True once every process has exited and the respawn budget is spent (nobody local is left to do the work).
+    public var isExhausted: Bool { respawns >= configuration.maxRespawns && !processes.contains(where: \.isRunning) }
+
+    /// Exit status of the most recently exited process, if any.
+    public var lastExitStatus: Int32? { processes.last(where: { !$0.isRunning })?.terminationStatus }
+
     /// Pids of the current worker processes (tests kill them).
     public var processIdentifiers: [Int32] { processes.map(\.processIdentifier) }
 
@@ -96,11 +116,21 @@ public final class LocalWorkerPool {
         started += 1
         // If this process dies without stopping them (SIGKILL), workers notice they were re-parented and leave;
         // the bounded reconnect budget is a second line of defence.
-        process.arguments = ["worker", "--connect", configuration.endpoint, "--threads", "\(configuration.threadsPerWorker)",
-                             "--id", "local-\(started)", "--max-failed-connections", "5",
-                             "--exit-with-parent", "\(ProcessInfo.processInfo.processIdentifier)"]
-            + configuration.extraArguments
+        let parent = "\(ProcessInfo.processInfo.processIdentifier)"
         var environment = ProcessInfo.processInfo.environment
+        if let command = configuration.evaluatorCommand {
+            process.arguments = Array(command.dropFirst()) + [
+                "--connect", configuration.endpoint, "--id", "local-\(started)", "--max-failed-connections", "5",
+                "--exit-with-parent", parent] + configuration.extraArguments
+            environment["OMP_NUM_THREADS"] = "1"
+            environment["MKL_NUM_THREADS"] = "1"
+            environment["HF_HUB_OFFLINE"] = "1"
+            environment["TOKENIZERS_PARALLELISM"] = "false"
+        } else {
+            process.arguments = ["worker", "--connect", configuration.endpoint, "--threads", "\(configuration.threadsPerWorker)",
+                                 "--id", "local-\(started)", "--max-failed-connections", "5", "--exit-with-parent", parent]
+                + configuration.extraArguments
+        }
         environment["OPENBLAS_NUM_THREADS"] = "\(configuration.threadsPerWorker)"
         process.environment = environment
         do {

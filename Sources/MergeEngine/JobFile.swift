@@ -52,21 +52,49 @@ extension JobSpec {
     }
 }
 
-/// Walks the YAML tree with strict typing, so every error names its key.
-private struct JobFileParser {
-    let file: String
-    let baseDirectory: String
+/// Walks the YAML tree with strict typing, so every error names its key. Public so that job files with more
+/// sections (`brickyard adapt`'s `base_model`, `data`, `adapt`) reuse the same typed readers and error format.
+public struct JobFileParser {
+    public let file: String
+    public let baseDirectory: String
 
-    func fail(_ key: String, _ problem: String) -> JobFileError { JobFileError(file: file, key: key, problem) }
+    public init(file: String, baseDirectory: String) {
+        self.file = file
+        self.baseDirectory = baseDirectory
+    }
 
-    func job(_ root: Node) throws -> JobSpec {
-        let fields = try mapping(root, key: "", allowed: ["method", "rank", "normalize", "scale", "seed", "parameters", "output",
-                                                          "adapters", "report", "max_task_mb"])
-        guard let methodNode = fields["method"] else { throw fail("method", "is required") }
-        let methodName = try string(methodNode, key: "method")
-        guard let method = MergeMethodName(rawValue: methodName) else {
-            let known = MergeMethodName.allCases.map(\.rawValue).joined(separator: ", ")
-            throw fail("method", "unknown method '\(methodName)' (expected one of \(known))")
+    /// Composes YAML text into a node tree, with the file's error format.
+    public static func compose(yaml: String, fileName: String) throws -> Node {
+        let root: Node?
+        do {
+            root = try Yams.compose(yaml: yaml)
+        } catch {
+            let reason = "\(error)".split(separator: "\n").first.map(String.init) ?? "syntax error"
+            throw JobFileError(file: fileName, key: "", "invalid YAML: \(reason)")
+        }
+        guard let root else { throw JobFileError(file: fileName, key: "", "empty job file") }
+        return root
+    }
+
+    public func fail(_ key: String, _ problem: String) -> JobFileError { JobFileError(file: file, key: key, problem) }
+
+    /// The merge job in `root`. `extraKeys` are further top-level sections the caller reads itself; with a
+    /// `defaultMethod`, `method` may be left out.
+    public func job(_ root: Node, extraKeys: Set<String> = [], defaultMethod: MergeMethodName? = nil) throws -> JobSpec {
+        let fields = try mapping(root, key: "", allowed: Set(["method", "rank", "normalize", "scale", "seed", "parameters", "output",
+                                                               "adapters", "report", "max_task_mb"]).union(extraKeys))
+        let method: MergeMethodName
+        if let methodNode = fields["method"] {
+            let methodName = try string(methodNode, key: "method")
+            guard let named = MergeMethodName(rawValue: methodName) else {
+                let known = MergeMethodName.allCases.map(\.rawValue).joined(separator: ", ")
+                throw fail("method", "unknown method '\(methodName)' (expected one of \(known))")
+            }
+            method = named
+        } else if let defaultMethod {
+            method = defaultMethod
+        } else {
+            throw fail("method", "is required")
         }
         var rank: Int?
         if let node = fields["rank"] {
@@ -190,7 +218,7 @@ private struct JobFileParser {
         return paths.sorted { $0.utf8.lexicographicallyPrecedes($1.utf8) }
     }
 
-    func resolve(_ path: String) -> String {
+    public func resolve(_ path: String) -> String {
         let expanded = (path as NSString).expandingTildeInPath
         if expanded.hasPrefix("/") { return URL(fileURLWithPath: expanded).standardizedFileURL.path }
         return URL(fileURLWithPath: baseDirectory).appendingPathComponent(expanded).standardizedFileURL.path
@@ -199,10 +227,10 @@ private struct JobFileParser {
     // MARK: Typed scalars
 
     /// The YAML 1.1 core type the scalar resolves to (plain `3` is int, `"3"` is str).
-    func tagName(_ node: Node) -> Tag.Name { Tag.Name(rawValue: node.tag.description) }
+    public func tagName(_ node: Node) -> Tag.Name { Tag.Name(rawValue: node.tag.description) }
 
     /// The mapping's entries by key; rejects non-string keys, duplicates and keys outside `allowed` (nil: any).
-    func mapping(_ node: Node, key: String, allowed: Set<String>?) throws -> [String: Node] {
+    public func mapping(_ node: Node, key: String, allowed: Set<String>?) throws -> [String: Node] {
         guard case let .mapping(pairs) = node else { throw fail(key.isEmpty ? "(top level)" : key, "must be a mapping") }
         var result: [String: Node] = [:]
         for (keyNode, value) in pairs {
@@ -217,24 +245,24 @@ private struct JobFileParser {
         return result
     }
 
-    func scalar(_ node: Node, key: String, expected: String) throws -> Node.Scalar {
+    public func scalar(_ node: Node, key: String, expected: String) throws -> Node.Scalar {
         guard case let .scalar(scalar) = node else { throw fail(key, "must be \(expected)") }
         return scalar
     }
 
-    func string(_ node: Node, key: String) throws -> String {
+    public func string(_ node: Node, key: String) throws -> String {
         let value = try scalar(node, key: key, expected: "a string")
         guard tagName(node) == .str else { throw fail(key, "must be a string, got '\(value.string)'") }
         return value.string
     }
 
-    func integer(_ node: Node, key: String) throws -> Int {
+    public func integer(_ node: Node, key: String) throws -> Int {
         let value = try scalar(node, key: key, expected: "an integer")
         guard tagName(node) == .int, let integer = node.int else { throw fail(key, "must be an integer, got '\(value.string)'") }
         return integer
     }
 
-    func unsigned(_ node: Node, key: String) throws -> UInt64 {
+    public func unsigned(_ node: Node, key: String) throws -> UInt64 {
         let value = try scalar(node, key: key, expected: "a non-negative integer")
         guard tagName(node) == .int, let number = UInt64(value.string.replacingOccurrences(of: "_", with: "")) else {
             throw fail(key, "must be a non-negative integer, got '\(value.string)'")
@@ -242,7 +270,7 @@ private struct JobFileParser {
         return number
     }
 
-    func number(_ node: Node, key: String) throws -> Double {
+    public func number(_ node: Node, key: String) throws -> Double {
         let value = try scalar(node, key: key, expected: "a number")
         guard tagName(node) == .int || tagName(node) == .float, let number = node.float else {
             throw fail(key, "must be a number, got '\(value.string)'")
@@ -250,7 +278,7 @@ private struct JobFileParser {
         return number
     }
 
-    func boolean(_ node: Node, key: String) throws -> Bool {
+    public func boolean(_ node: Node, key: String) throws -> Bool {
         let value = try scalar(node, key: key, expected: "true or false")
         guard tagName(node) == .bool, let flag = node.bool else { throw fail(key, "must be true or false, got '\(value.string)'") }
         return flag

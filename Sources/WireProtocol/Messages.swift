@@ -20,9 +20,17 @@ public enum Wire {
         public var blasThreads: UInt32
         public var pid: UInt32
         public var hostname: String
-        public init(workerID: String, version: String, cores: UInt32, blasThreads: UInt32, pid: UInt32, hostname: String) {
+        /// Merge worker (the default) or evaluator.
+        public var role: PeerRole
+        /// Evaluators: "cpu" or "cuda".
+        public var device: String
+        /// Evaluators: "float32" or "bfloat16".
+        public var dtype: String
+        public init(workerID: String, version: String, cores: UInt32, blasThreads: UInt32, pid: UInt32, hostname: String,
+                    role: PeerRole = .mergeWorker, device: String = "", dtype: String = "") {
             self.workerID = workerID; self.version = version; self.cores = cores
             self.blasThreads = blasThreads; self.pid = pid; self.hostname = hostname
+            self.role = role; self.device = device; self.dtype = dtype
         }
     }
 
@@ -30,9 +38,11 @@ public enum Wire {
         public var jobID: String
         public var heartbeatIntervalMilliseconds: UInt32
         public var heartbeatLiveness: UInt32
-        public init(jobID: String, heartbeatIntervalMilliseconds: UInt32, heartbeatLiveness: UInt32) {
+        /// Evaluators only: the local base model directory to load once.
+        public var baseModelPath: String
+        public init(jobID: String, heartbeatIntervalMilliseconds: UInt32, heartbeatLiveness: UInt32, baseModelPath: String = "") {
             self.jobID = jobID; self.heartbeatIntervalMilliseconds = heartbeatIntervalMilliseconds
-            self.heartbeatLiveness = heartbeatLiveness
+            self.heartbeatLiveness = heartbeatLiveness; self.baseModelPath = baseModelPath
         }
     }
 
@@ -176,5 +186,28 @@ public enum WireMessage: Sendable, Equatable {
     case taskDone(Wire.TaskDone)
     case taskFailed(Wire.TaskFailed)
     case disconnect(reason: String)
+    case evalRequest(Wire.EvalRequest)
+    case evalResult(Wire.EvalResult)
+    case evalFailed(Wire.EvalFailed)
     case kmeansBlockTask(Wire.KMeansBlockTask)
+
+    /// The message's proto field name (for logs).
+    public var kindName: String {
+        switch self {
+        case .hello: "hello"
+        case .welcome: "welcome"
+        case .reject: "reject"
+        case .heartbeat: "heartbeat"
+        case .task: "task"
+        case .inputChunk: "input_chunk"
+        case .resultChunk: "result_chunk"
+        case .taskDone: "task_done"
+        case .taskFailed: "task_failed"
+        case .disconnect: "disconnect"
+        case .evalRequest: "eval_request"
+        case .evalResult: "eval_result"
+        case .evalFailed: "eval_failed"
+        case .kmeansBlockTask: "kmeans_block_task"
+        }
+    }
 }

@@ -52,7 +52,7 @@ public enum WireCodec {
 }
 
 /// Builds the protobuf-c tree for one message; every pointer it stores comes from `arena`.
-private struct WireEncoder {
+struct WireEncoder {
     let arena: CArena
 
     func fill(_ envelope: UnsafeMutablePointer<Brickyard__V1__Envelope>, with message: WireMessage) {
@@ -66,6 +66,9 @@ private struct WireEncoder {
             body.pointee.blas_threads = hello.blasThreads
             body.pointee.pid = hello.pid
             body.pointee.hostname = arena.cString(hello.hostname)
+            body.pointee.role = WireEnums.protoPeerRole(hello.role)
+            body.pointee.device = arena.cString(hello.device)
+            body.pointee.dtype = arena.cString(hello.dtype)
             envelope.pointee.body_case = BRICKYARD__V1__ENVELOPE__BODY_HELLO
             envelope.pointee.hello = body
         case .welcome(let welcome):
@@ -74,6 +77,7 @@ private struct WireEncoder {
             body.pointee.job_id = arena.cString(welcome.jobID)
             body.pointee.heartbeat_interval_ms = welcome.heartbeatIntervalMilliseconds
             body.pointee.heartbeat_liveness = welcome.heartbeatLiveness
+            body.pointee.base_model_path = arena.cString(welcome.baseModelPath)
             envelope.pointee.body_case = BRICKYARD__V1__ENVELOPE__BODY_WELCOME
             envelope.pointee.welcome = body
         case .reject(let reason):
@@ -142,6 +146,21 @@ private struct WireEncoder {
             body.pointee.reason = arena.cString(reason)
             envelope.pointee.body_case = BRICKYARD__V1__ENVELOPE__BODY_DISCONNECT
             envelope.pointee.disconnect = body
+        case .evalRequest(let request):
+            envelope.pointee.body_case = BRICKYARD__V1__ENVELOPE__BODY_EVAL_REQUEST
+            envelope.pointee.eval_request = makeEvalRequest(request)
+        case .evalResult(let result):
+            envelope.pointee.body_case = BRICKYARD__V1__ENVELOPE__BODY_EVAL_RESULT
+            envelope.pointee.eval_result = makeEvalResult(result)
+        case .evalFailed(let failed):
+            let body = arena.allocate(Brickyard__V1__EvalFailed.self)
+            brickyard__v1__eval_failed__init(body)
+            body.pointee.request_id = failed.requestID
+            body.pointee.attempt = failed.attempt
+            body.pointee.error = arena.cString(failed.error)
+            body.pointee.retryable = failed.retryable ? 1 : 0
+            envelope.pointee.body_case = BRICKYARD__V1__ENVELOPE__BODY_EVAL_FAILED
+            envelope.pointee.eval_failed = body
         case .kmeansBlockTask(let block):
             let body = arena.allocate(Brickyard__V1__KMeansBlockTask.self)
             brickyard__v1__kmeans_block_task__init(body)
@@ -157,7 +176,7 @@ private struct WireEncoder {
         }
     }
 
-    private func binary(_ bytes: [UInt8]) -> ProtobufCBinaryData {
+    func binary(_ bytes: [UInt8]) -> ProtobufCBinaryData {
         ProtobufCBinaryData(len: bytes.count, data: arena.bytes(bytes))
     }
 
@@ -210,22 +229,27 @@ private struct WireEncoder {
 }
 
 /// Reads an unpacked protobuf-c tree into Swift values, checking every pointer and enum.
-private enum WireDecoder {
+enum WireDecoder {
     static func message(from envelope: Brickyard__V1__Envelope) throws -> WireMessage {
         switch envelope.body_case {
         case BRICKYARD__V1__ENVELOPE__BODY_HELLO:
             let hello = try body(envelope.hello, "hello")
+            guard let role = WireEnums.peerRole(hello.role) else {
+                throw WireError(.invalidField, "hello.role \(hello.role.rawValue) is not a known PeerRole")
+            }
             return .hello(Wire.Hello(
                 workerID: try string(hello.worker_id, "hello.worker_id"),
                 version: try string(hello.version, "hello.version"),
                 cores: hello.cores, blasThreads: hello.blas_threads, pid: hello.pid,
-                hostname: try string(hello.hostname, "hello.hostname")))
+                hostname: try string(hello.hostname, "hello.hostname"), role: role,
+                device: try string(hello.device, "hello.device"), dtype: try string(hello.dtype, "hello.dtype")))
         case BRICKYARD__V1__ENVELOPE__BODY_WELCOME:
             let welcome = try body(envelope.welcome, "welcome")
             return .welcome(Wire.Welcome(
                 jobID: try string(welcome.job_id, "welcome.job_id"),
                 heartbeatIntervalMilliseconds: welcome.heartbeat_interval_ms,
-                heartbeatLiveness: welcome.heartbeat_liveness))
+                heartbeatLiveness: welcome.heartbeat_liveness,
+                baseModelPath: try string(welcome.base_model_path, "welcome.base_model_path")))
         case BRICKYARD__V1__ENVELOPE__BODY_REJECT:
             return .reject(reason: try string(try body(envelope.reject, "reject").reason, "reject.reason"))
         case BRICKYARD__V1__ENVELOPE__BODY_HEARTBEAT:
@@ -261,6 +285,15 @@ private enum WireDecoder {
                 retryable: failed.retryable != 0))
         case BRICKYARD__V1__ENVELOPE__BODY_DISCONNECT:
             return .disconnect(reason: try string(try body(envelope.disconnect, "disconnect").reason, "disconnect.reason"))
+        case BRICKYARD__V1__ENVELOPE__BODY_EVAL_REQUEST:
+            return .evalRequest(try evalRequest(try body(envelope.eval_request, "eval_request")))
+        case BRICKYARD__V1__ENVELOPE__BODY_EVAL_RESULT:
+            return .evalResult(try evalResult(try body(envelope.eval_result, "eval_result")))
+        case BRICKYARD__V1__ENVELOPE__BODY_EVAL_FAILED:
+            let failed = try body(envelope.eval_failed, "eval_failed")
+            return .evalFailed(Wire.EvalFailed(
+                requestID: failed.request_id, attempt: failed.attempt,
+                error: try string(failed.error, "eval_failed.error"), retryable: failed.retryable != 0))
         case BRICKYARD__V1__ENVELOPE__BODY_KMEANS_BLOCK_TASK:
             let block = try body(envelope.kmeans_block_task, "kmeans_block_task")
             let task = try task(try body(block.task, "kmeans_block_task.task"))
@@ -321,12 +354,12 @@ private enum WireDecoder {
             bLength: ref.b_length, fanInFanOut: ref.fan_in_fan_out != 0)
     }
 
-    private static func body<T>(_ pointer: UnsafeMutablePointer<T>?, _ field: String) throws -> T {
+    static func body<T>(_ pointer: UnsafeMutablePointer<T>?, _ field: String) throws -> T {
         guard let pointer else { throw WireError(.malformed, "\(field) is null") }
         return pointer.pointee
     }
 
-    private static func string(_ pointer: UnsafeMutablePointer<CChar>?, _ field: String) throws -> String {
+    static func string(_ pointer: UnsafeMutablePointer<CChar>?, _ field: String) throws -> String {
         guard let pointer else { return "" }
         guard let string = String(validatingCString: pointer) else {
             throw WireError(.invalidField, "\(field) is not valid UTF-8")
@@ -334,7 +367,7 @@ private enum WireDecoder {
         return string
     }
 
-    private static func bytes(_ data: ProtobufCBinaryData, _ field: String) throws -> [UInt8] {
+    static func bytes(_ data: ProtobufCBinaryData, _ field: String) throws -> [UInt8] {
         guard data.len > 0 else { return [] }
         guard let base = data.data else { throw WireError(.malformed, "\(field) is null with \(data.len) bytes") }
         return Array(UnsafeBufferPointer(start: base, count: data.len))

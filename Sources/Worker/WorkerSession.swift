@@ -186,8 +186,8 @@ struct WorkerSession {
                 phase = .idle
                 return report(failure: TaskFailure(error), for: inputs.validated.task)
             }
-        case .hello, .resultChunk, .taskDone, .taskFailed:
-            logger.warning("dropped message a coordinator must not send")
+        case .hello, .resultChunk, .taskDone, .taskFailed, .evalRequest, .evalResult, .evalFailed:
+            logger.warning("dropped message a merge coordinator must not send", metadata: ["message": "\(message.kindName)"])
         }
         return nil
     }
