@@ -284,7 +284,9 @@ struct WorkerSession {
                                      resultBytes: UInt64(result.body.count), resultCRC32C: result.bodyCRC32C,
                                      statsJSON: result.statsJSON, seconds: result.seconds)
             guard send(.taskDone(done)) else { return .lost(wasWelcomed: true) }
-            logger.info("task done", metadata: ["task.id": "\(task.taskID)", "module": "\(task.module)",
+            // Block rounds of split modules are many and short: debug level.
+            logger.log(level: task.kind == .mergeModule ? .info : .debug, "task done",
+                       metadata: ["task.id": "\(task.taskID)", "module": "\(task.module)",
                                                 "rank": "\(result.outRank)", "bytes": "\(result.body.count)",
                                                 "seconds": "\(result.seconds)"])
             return nil

@@ -67,6 +67,21 @@ import Glibc
         #expect(try h.report(whole).modules.allSatisfy { $0.relativeError.isFinite && $0.workerID == "local" })
     }
 
+    @Test("a worker SIGKILLed in a block round: the block is computed again (loaded on demand) with identical bytes")
+    func workerKilledMidRound() throws {
+        let h = try ProcessHarness("split-die")
+        defer { h.finish() }
+        let job = try Self.splitJob(h)
+        let reference = try h.inProcessReference(job: job)
+        let out = h.path + "/out", marker = h.path + "/fault-once"
+        let merge = try h.launch(["merge", job, "--out", out, "--workers", "2"] + Self.fast,
+                                 environment: ["BRICKYARD_TEST_WORKER_FAULTS": "die-in-task,once=\(marker)"])
+        #expect(h.wait(merge, timeout: .seconds(120)) == 0, "\(h.output(of: merge))")
+        #expect(FileManager.default.fileExists(atPath: marker))
+        #expect(h.adapterBytes(out) == reference)
+        #expect((try h.report(out).runtime?.retries ?? 0) >= 1)
+    }
+
     @Test("a coordinator SIGKILLed mid-module resumes at its last checkpointed round with identical bytes")
     func coordinatorKilledMidModuleResumes() throws {
         let h = try ProcessHarness("split-kill")

@@ -1,0 +1,93 @@
+import Testing
+import Foundation
+import Logging
+@testable import Coordinator
+
+/// Block tasks of split modules: external module tasks, rounds appended, and affinity (a block's next round goes
+/// to the worker that took it; unheld blocks to anyone; stealing only from a worker with two or more waiting).
+@Suite struct BlockAffinityTests {
+    let t0 = ContinuousClock.now
+    let p1 = PeerID(Array("p1".utf8)), p2 = PeerID(Array("p2".utf8)), p3 = PeerID(Array("p3".utf8))
+
+    func round(_ s: inout Scheduler, blocks: Int) -> [Int] {
+        s.addTasks((0..<blocks).map { TaskKey(module: "split", block: $0 + 1) })
+    }
+
+    func finishAll(_ s: inout Scheduler, _ assignments: [Assignment]) {
+        for a in assignments { #expect(s.complete(peer: a.peer, taskID: a.taskID, attempt: a.attempt) == .accepted(taskIndex: a.taskIndex)) }
+    }
+
+    @Test func blocksReturnToTheirHolders() {
+        var s = Scheduler(tasks: [TaskKey(module: "split")], external: [0])
+        s.join(peer: p1, workerID: "w1", now: t0)
+        s.join(peer: p2, workerID: "w2", now: t0)
+        #expect(s.dispatch().isEmpty)  // the split module itself is never handed out
+        let first = round(&s, blocks: 4)
+        var taken: [Int: PeerID] = [:]
+        while !s.states[first[0]...].allSatisfy({ $0 == .done }) {
+            let assignments = s.dispatch()
+            for a in assignments { taken[a.taskIndex - first[0]] = a.peer }
+            finishAll(&s, assignments)
+        }
+        // Round 2, completed in the reverse order of the workers: each block goes back to its holder.
+        let second = round(&s, blocks: 4)
+        var again: [Int: PeerID] = [:]
+        while !s.states[second[0]...].allSatisfy({ $0 == .done }) {
+            let assignments = s.dispatch()
+            for a in assignments { again[a.taskIndex - second[0]] = a.peer }
+            finishAll(&s, assignments.reversed())
+        }
+        #expect(again == taken)
+        #expect(Set(taken.values) == [p1, p2])
+        #expect(!s.isComplete)
+        s.markDone(0)
+        #expect(s.isComplete && s.doneCount == 1)
+    }
+
+    @Test func idleWorkersWaitForHeldBlocksButStealFromABacklog() {
+        var s = Scheduler(tasks: [TaskKey(module: "split")], external: [0])
+        s.join(peer: p1, workerID: "w1", now: t0)
+        let first = round(&s, blocks: 4)
+        for _ in 0..<4 { finishAll(&s, s.dispatch()) }  // p1 took every block
+        #expect(first.allSatisfy { s.states[$0] == .done })
+        #expect((1...4).allSatisfy { s.holder(of: TaskKey(module: "split", block: $0)) == p1 })
+        // A second worker joins: p1 holds four waiting blocks, so p2 steals.
+        s.join(peer: p2, workerID: "w2", now: t0)
+        _ = round(&s, blocks: 4)
+        let assignments = s.dispatch()
+        #expect(assignments.map(\.peer) == [p1, p2])
+        // With one block of p1 left waiting and p1 busy, p2 (done) does not steal it.
+        finishAll(&s, assignments.filter { $0.peer == p2 })
+        let next = s.dispatch()
+        #expect(next.allSatisfy { $0.peer == p2 })  // p1 still has two waiting: p2 may steal one more
+        finishAll(&s, next)
+        #expect(s.dispatch().isEmpty)  // one left, its holder p1 is busy: wait for it
+        // The holder is lost: its blocks are free for anyone.
+        s.removeWorker(p1, countsAgainstTask: true)
+        #expect(s.dispatch().map(\.peer).allSatisfy { $0 == p2 })
+    }
+}
+
+/// The split k-means state file of the checkpoint: round trip, and a damaged file is refused (the module's rounds
+/// start over) rather than trusted.
+@Suite struct KMeansStateFileTests {
+    @Test func damagedStateIsRejected() throws {
+        let dir = try TemporaryDirectory("kmeans-state")
+        defer { dir.remove() }
+        var logger = Logger(label: "test")
+        logger.logLevel = .critical
+        let store = try CheckpointStore(directory: dir.path, jobHash: "h", taskCount: 2, logger: logger)
+        let state = (0..<10_000).map { UInt8(truncatingIfNeeded: $0 * 31) }
+        #expect(store.readKMeansState(index: 1) == nil)
+        try store.writeKMeansState(state, index: 1)
+        #expect(store.readKMeansState(index: 1) == state)
+        var bytes = try #require(FileManager.default.contents(atPath: store.kmeansStatePath(index: 1)))
+        bytes[5000] ^= 0x10
+        try bytes.write(to: URL(fileURLWithPath: store.kmeansStatePath(index: 1)))
+        #expect(store.readKMeansState(index: 1) == nil)
+        #expect(!FileManager.default.fileExists(atPath: store.kmeansStatePath(index: 1)))
+        try store.writeKMeansState(state, index: 1)
+        try Data(bytes.prefix(100)).write(to: URL(fileURLWithPath: store.kmeansStatePath(index: 1)))
+        #expect(store.readKMeansState(index: 1) == nil)
+    }
+}
