@@ -70,7 +70,10 @@ let package = Package(
         .testTarget(name: "AdapterIOTests", dependencies: ["AdapterIO", "BrickyardTestSupport"]),
         .testTarget(name: "KernelsTests", dependencies: ["Kernels"]),
         .testTarget(name: "MergeEngineTests", dependencies: ["MergeEngine", "AdapterIO", "Kernels", "BrickyardTestSupport"]),
-        .testTarget(name: "AdaptiveTests", dependencies: ["Adaptive", "MergeEngine", "AdapterIO", "BrickyardTestSupport"]),
+        .testTarget(name: "AdaptiveTests", dependencies: [
+            "Adaptive", "MergeEngine", "AdapterIO", "Coordinator", "WireProtocol", "BrickyardTestSupport",
+            .product(name: "Logging", package: "swift-log"),
+        ]),
         .testTarget(name: "ClusterTests", dependencies: [
             "Cluster", "Coordinator", "BrickyardTestSupport", .product(name: "Yams", package: "Yams"),
         ]),
