@@ -28,8 +28,14 @@ public struct AdaptReport: Sendable, Codable {
     }
     public struct Runtime: Sendable, Codable {
         public var seconds: Double
+        /// Optimiser steps (AdamW) or loss evaluations (gradient-free) done.
         public var evaluations: Int
         public var stepSeconds: [Double]
+        /// Evaluator requests answered and retried, and the compute seconds evaluators reported (filled by the runtime).
+        public var requests: Int?
+        public var retries: Int?
+        public var evaluatorSeconds: Double?
+        public var evaluators: Int?
     }
 
     public var tool = "brickyard \(BrickyardVersion.string)"

@@ -96,6 +96,9 @@ struct WorkerCommand: ParsableCommand {
             reconnectInitialDelayMilliseconds: reconnectInitialMilliseconds, reconnectMaxDelayMilliseconds: reconnectMaxMilliseconds,
             maxFailedConnections: maxFailedConnections, faults: faults)
         if let blockCacheMB { configuration.blockCacheBytes = Int(blockCacheMB * 1_048_576) }
+        // SIGUSR2 is a batch scheduler's time-limit warning for the coordinator (submit slurm sends it to the
+        // whole step); a worker leaves when the coordinator dismisses it, so the warning must not kill it.
+        signal(SIGUSR2, SIG_IGN)
         let stop = WorkerStopFlag()
         stop.installSignalHandlers()
         if let parent = exitWithParent { stop.stopWhenParentExits(parent) }

@@ -136,7 +136,11 @@ public enum AdaptCoordinator {
         }
         session.close(reason: "job done")
         let wall = Date().timeIntervalSince(started)
-        let report = AdaptReport(job: job, pool: pool, train: train.count, validation: validation.count, outcome: outcome, seconds: wall)
+        var report = AdaptReport(job: job, pool: pool, train: train.count, validation: validation.count, outcome: outcome, seconds: wall)
+        report.runtime?.requests = session.server.requestsAnswered
+        report.runtime?.retries = session.server.retries
+        report.runtime?.evaluatorSeconds = session.server.evaluatorSeconds
+        report.runtime?.evaluators = runtime.localEvaluators
         try AdaptOutput.write(job: job, pool: pool, outcome: outcome, report: report, to: outputDirectory, overwrite: overwrite)
         checkpoint.remove()
         return AdaptJobOutcome(report: report, requestsAnswered: session.server.requestsAnswered, retries: session.server.retries,

@@ -14,10 +14,15 @@ public struct CoordinatorOptions: Sendable {
     public var endpointFile: String?
     /// Show the progress line when stderr is a terminal.
     public var showProgress: Bool
+    /// Host name or address workers should use: the endpoint file and status file then hold the bound endpoint
+    /// with this host instead of the bound address (e.g. `tcp://node17:40123` for a bind to `tcp://0.0.0.0:*`).
+    public var advertiseHost: String?
+    /// If set, a `CoordinatorStatus` JSON file kept current while serving (`brickyard status` reads it).
+    public var statusFile: String?
 
     public init(bind: String, inputMode: Wire.InputMode = .shared, scheduler: SchedulerConfiguration = SchedulerConfiguration(),
                 resultChunkBytes: Int = Chunking.defaultChunkBytes, inputChunkBytes: Int = 1 << 20, endpointFile: String? = nil,
-                showProgress: Bool = true) {
+                showProgress: Bool = true, advertiseHost: String? = nil, statusFile: String? = nil) {
         self.bind = bind
         self.inputMode = inputMode
         self.scheduler = scheduler
@@ -25,5 +30,7 @@ public struct CoordinatorOptions: Sendable {
         self.inputChunkBytes = inputChunkBytes
         self.endpointFile = endpointFile
         self.showProgress = showProgress
+        self.advertiseHost = advertiseHost
+        self.statusFile = statusFile
     }
 }

@@ -78,6 +78,8 @@ public struct MergeReport: Codable, Sendable, Equatable {
         public var truncationError: Double?
         public var clusterCoherence: [Double]?
         public var catchAllShare: Double?
+        /// lego `basis: auto`: the basis chosen for this module.
+        public var unitBasis: String?
         /// svd: route of the top-k triplets and, on the subspace route, its iterations.
         public var svdRoute: String?
         public var svdIterations: Int?
@@ -90,7 +92,7 @@ public struct MergeReport: Codable, Sendable, Equatable {
         enum CodingKeys: String, CodingKey {
             case name, method, inputs, outputRank, relativeError, svdFloor, clusterSizes, iterations, finalDistance
             case truncationError, clusterCoherence, catchAllShare, attempts, seconds, svdRoute, svdIterations
-            case qualityOmitted
+            case qualityOmitted, unitBasis
             case workerID = "workerId"
         }
 
@@ -108,6 +110,7 @@ public struct MergeReport: Codable, Sendable, Equatable {
             truncationError = result.stats.truncationError
             clusterCoherence = result.stats.clusterCoherence
             catchAllShare = result.stats.catchAllShare
+            unitBasis = result.stats.basis
             svdRoute = result.stats.svdRoute
             svdIterations = result.stats.svdIterations
             qualityOmitted = result.stats.qualityOmitted

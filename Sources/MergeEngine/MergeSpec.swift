@@ -11,14 +11,15 @@ public struct LegoOptions: Sendable, Codable, Equatable {
     /// How each cluster's centroid is weighted (`ClusterReweighting`; METHODS.md, lego step 4).
     public enum Reweight: String, Sendable, Codable { case none, sum, dual, optimal }
     public enum Gauge: String, Sendable, Codable { case balanced, raw }
-    /// Which rank-one units each adapter is cut into: its SVD basis (canonical) or its stored columns.
-    public enum Basis: String, Sendable, Codable { case svd, raw }
+    /// Which rank-one units each adapter is cut into: its SVD basis (canonical), its stored columns, or per module
+    /// whichever of the two clusters better (`auto`: two clusterings).
+    public enum Basis: String, Sendable, Codable { case svd, raw, auto }
     public enum Initialization: String, Sendable, Codable { case kmeansPlusPlus = "kmeans++" }
 
     public var iterations: Int = 100
     /// Stop when the relative drop of the objective is below this; 0 runs exactly `iterations`.
     public var tolerance: Double = 1e-4
-    public var reweight: Reweight = .dual
+    public var reweight: Reweight = .optimal
     public var gauge: Gauge = .balanced
     public var basis: Basis = .svd
     public var initialization: Initialization = .kmeansPlusPlus
@@ -48,8 +49,19 @@ public struct MergeSpec: Sendable, Codable, Equatable {
     public var rank: Int
     public var lego: LegoOptions
     public var prune: PruneOptions
-    /// Global strength λ (job key `scale`, default 1): the merged update of every module is multiplied by it.
-    public var scale: Double
+    /// Global strength λ (job key `scale`): the merged update of every module is multiplied by it. Stored as nil
+    /// for 1 (the default), so the canonical spec JSON and job fingerprints of jobs without `scale` are unchanged.
+    public var strength: Double?
+    /// λ, 1 when unset.
+    public var scale: Double {
+        get { strength ?? 1 }
+        set { strength = newValue == 1 ? nil : newValue }
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case method, rank, lego, prune, report
+        case strength = "scale"
+    }
     /// `report: minimal` skips the per-module quality figures; nil (the default) computes them.
     public var report: ReportLevel?
 
@@ -60,7 +72,7 @@ public struct MergeSpec: Sendable, Codable, Equatable {
         self.rank = rank
         self.lego = lego
         self.prune = prune
-        self.scale = scale
+        self.strength = scale == 1 ? nil : scale
     }
 }
 

@@ -112,7 +112,7 @@ private struct ParameterReader {
 /// Option enums list their accepted spellings in error messages.
 protocol CaseIterableNames { static var names: [String] { get } }
 extension LegoOptions.Reweight: CaseIterableNames { static var names: [String] { ["none", "sum", "dual", "optimal"] } }
-extension LegoOptions.Basis: CaseIterableNames { static var names: [String] { ["svd", "raw"] } }
+extension LegoOptions.Basis: CaseIterableNames { static var names: [String] { ["svd", "raw", "auto"] } }
 extension LegoOptions.Gauge: CaseIterableNames { static var names: [String] { ["balanced", "raw"] } }
 extension LegoOptions.Initialization: CaseIterableNames { static var names: [String] { ["kmeans++"] } }
 extension PruneOptions.MajoritySign: CaseIterableNames { static var names: [String] { ["total", "frequency"] } }

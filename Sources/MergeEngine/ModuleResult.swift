@@ -12,6 +12,8 @@ public struct ModuleStats: Sendable, Codable, Equatable {
     public var finalDistance: Double?
     /// lego: coherence of each cluster, ‖Σ aligned members‖ / Σ ‖members‖ (1 = all alike, ≈ 1/√n unrelated).
     public var clusterCoherence: [Double]?
+    /// lego with `basis: auto`: the basis the module was merged in (`svd` or `raw`).
+    public var basis: String?
     /// lego: fraction of units in clusters of 2+ members whose coherence is below 0.5 ("catch-all" clusters).
     public var catchAllShare: Double?
     /// Randomized truncated SVD (ties/dare/magnitude_prune): its relative error against the dense result.

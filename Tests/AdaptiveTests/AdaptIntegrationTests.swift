@@ -128,6 +128,47 @@ struct AdaptIntegrationTests {
         #expect(run.stdout.contains("4 of 8 (loss)"))
     }
 
+    @Test("--bind serves a remote evaluator (started by hand); selection by similarity keeps the target's nearest adapters")
+    func remoteEvaluatorAndSimilarity() throws {
+        let fixture = try AdaptEnvironment.fixture.get()
+        let directory = try AdaptEnvironment.temporary("remote")
+        let pool = (0..<8).map { "pool/p\($0)" }
+        let job = try AdaptEnvironment.job(in: directory, fixture: fixture, adapters: pool,
+                                           adapt: "  select: {by: similarity, top_k: 2, target: \(fixture)/pool/p3}\n  steps: 3")
+        let coordinator = Process()
+        coordinator.executableURL = URL(fileURLWithPath: try #require(BrickyardExecutable.path))
+        coordinator.arguments = ["adapt", job, "--out", directory + "/out", "--bind", "tcp://127.0.0.1:*", "--evaluators", "0",
+                                 "--endpoint-file", directory + "/endpoint", "--quiet"]
+        let errors = Pipe()
+        coordinator.standardOutput = FileHandle.nullDevice
+        coordinator.standardError = errors
+        try coordinator.run()
+        var endpoint = ""
+        let deadline = Date().addingTimeInterval(120)
+        while endpoint.isEmpty && Date() < deadline && coordinator.isRunning {
+            endpoint = ((try? String(contentsOfFile: directory + "/endpoint", encoding: .utf8)) ?? "").trimmingCharacters(in: .whitespacesAndNewlines)
+            Thread.sleep(forTimeInterval: 0.05)
+        }
+        try #require(!endpoint.isEmpty, "no endpoint file")
+        let evaluator = Process()
+        evaluator.executableURL = URL(fileURLWithPath: AdaptEnvironment.evaluator)
+        evaluator.arguments = ["--connect", endpoint, "--threads", "1"]
+        evaluator.environment = ProcessInfo.processInfo.environment.merging(["OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"]) { $1 }
+        evaluator.standardOutput = FileHandle.nullDevice
+        evaluator.standardError = FileHandle.nullDevice
+        try evaluator.run()
+        let stderr = String(decoding: errors.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        coordinator.waitUntilExit()
+        evaluator.waitUntilExit()
+        try #require(coordinator.terminationStatus == 0, "\(stderr)")
+        #expect(evaluator.terminationStatus == 0, "a dismissed evaluator exits 0")
+        let entries = try #require(try AdaptEnvironment.report(directory + "/out")["pool"] as? [[String: Any]])
+        let scores = entries.map { ($0["score"] as? Double) ?? -2 }
+        #expect(abs(scores[3] - 1) < 1e-6, "the target is its own nearest adapter: \(scores)")
+        let selected = entries.enumerated().filter { ($0.element["selected"] as? Bool) == true }.map(\.offset)
+        #expect(selected.contains(3) && selected.count == 2)
+    }
+
     @Test("brickyard eval scores the base and adapters as a table and as JSON")
     func evalCommand() throws {
         let fixture = try AdaptEnvironment.fixture.get()

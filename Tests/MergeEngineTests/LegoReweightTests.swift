@@ -236,3 +236,45 @@ enum SoupPools {
         #expect(bounded.qualityWarnings.allSatisfy { !$0.contains("above 1") })
     }
 }
+
+/// `basis: auto` keeps, per module, the basis whose clusters explain more of the units.
+@Suite struct AutoBasisTests {
+    static func spec(_ rank: Int) -> MergeSpec {
+        var options = LegoOptions()
+        options.basis = .auto
+        return MergeSpec(method: .lego, rank: rank, lego: options)
+    }
+
+    /// Copies of one adapter in random bases: only the svd basis lines them up.
+    @Test func picksTheCanonicalBasisForCopiesInOtherBases() throws {
+        let (input, original) = SoupPools.soup(out: 48, in: 40, rank: 6, copies: 4, noise: 0, seed: 21)
+        let result = try ModuleMerger.merge(input, spec: Self.spec(6), seed: 2)
+        #expect(result.stats.basis == "svd")
+        #expect(RandomModules.relativeError(RandomModules.dense(result), RandomModules.target(original)) <= 0.05)
+    }
+
+    /// Units planted as the stored columns (shared directions, each adapter's units not orthogonal to each
+    /// other): the raw basis keeps them apart, the svd basis mixes them.
+    @Test(arguments: [UInt64(1), 2])
+    func picksTheStoredBasisForPlantedUnits(seed: UInt64) throws {
+        let (out, inFeatures, directions, adapters, r) = (24, 20, 6, 10, 3)
+        var random = DeterministicRandom(seed: seed)
+        let bases = (0..<directions).map { _ in
+            ((0..<out).map { _ in Float(random.nextGaussian()) }, (0..<inFeatures).map { _ in Float(random.nextGaussian()) })
+        }
+        let terms = (0..<adapters).map { i in
+            var a = [Float](), b = [Float](repeating: 0, count: out * r)
+            for j in 0..<r {
+                let (bb, aa) = bases[(i + 2 * j) % directions]
+                let scale = Float(0.6 + 0.8 * random.nextUnitDouble())
+                for row in 0..<out { b[row * r + j] = scale * bb[row] }
+                a += aa
+            }
+            return LoraTerm(coefficient: 1.0 / Double(adapters), rank: r, a: a, b: b)
+        }
+        let input = ModuleInput(name: "m", outFeatures: out, inFeatures: inFeatures, terms: terms)
+        let result = try ModuleMerger.merge(input, spec: Self.spec(directions), seed: seed)
+        #expect(result.stats.basis == "raw")
+        #expect(result.stats.relativeError < 1e-3)
+    }
+}

@@ -82,20 +82,26 @@ def main(argv: list[str] | None = None) -> None:
 
 
 def _run(args) -> int:
+    # torch is imported later, on the compute thread (see service): Hello goes out at once.
     try:
-        import torch
+        import zmq  # noqa: F401
+        from google.protobuf import message  # noqa: F401
 
         from .codec import PROTOCOL_VERSION
-        from .model_host import DTYPES, configure_torch
         from .service import EvaluatorService
         from .session import Session, SessionConfig, StopFlag
     except ImportError as error:
         sys.stderr.write(f"brickyard-evaluator: cannot import the evaluator's dependencies: {error}\n")
         return ExitCode.SETUP_FAILED
-    if args.device == "cuda" and not torch.cuda.is_available():
-        sys.stderr.write("brickyard-evaluator: --device cuda but torch sees no CUDA device\n")
-        return ExitCode.SETUP_FAILED
-    configure_torch(args.threads)
+    if args.device == "cuda":
+        try:
+            import torch
+        except ImportError as error:
+            sys.stderr.write(f"brickyard-evaluator: cannot import torch: {error}\n")
+            return ExitCode.SETUP_FAILED
+        if not torch.cuda.is_available():
+            sys.stderr.write("brickyard-evaluator: --device cuda but torch sees no CUDA device\n")
+            return ExitCode.SETUP_FAILED
     config = SessionConfig(endpoint=args.connect, device=args.device, dtype=args.dtype, threads=args.threads,
                            heartbeat_ms=args.heartbeat_ms, liveness=args.liveness,
                            reconnect_initial_ms=args.reconnect_initial_ms, reconnect_max_ms=args.reconnect_max_ms,
@@ -107,8 +113,8 @@ def _run(args) -> int:
     stop = StopFlag()
     for number in (signal.SIGTERM, signal.SIGINT):
         signal.signal(number, lambda signum, _frame: stop.request(signal.Signals(signum).name))
-    dtype = DTYPES[args.dtype]
-    session = Session(config, lambda send: EvaluatorService(args.device, dtype, send, micro_batch=args.micro_batch),
+    session = Session(config, lambda send: EvaluatorService(args.device, args.dtype, send,
+                                                            micro_batch=args.micro_batch, threads=args.threads),
                       stop)
     end = session.run()
     if end.code == ExitCode.REJECTED:

@@ -72,7 +72,10 @@ class Combiner:
     def __init__(self, model: nn.Module) -> None:
         self.model = model
         self._wrapped: dict[str, CombinedLinear] = {}
-        self._stack_cache: dict[tuple, tuple[torch.Tensor, torch.Tensor]] = {}
+        # Stacked factors of the last adapter set only: an adapt run reuses one set for every step, and memory
+        # stays bounded by one set's factors (an 8B pool's selection is gigabytes) whatever the request mix.
+        self._stack_set: tuple[str, ...] = ()
+        self._stack_cache: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
 
     def layer(self, path: str) -> CombinedLinear | None:
         """The wrapper for module `path` (wrapping the Linear on first use); None if the base model lacks it."""
@@ -108,21 +111,24 @@ class Combiner:
     def plan(self, adapters: Sequence[LoraAdapter], modules: Sequence[str]) -> list[ModuleTerms]:
         """Stacks, per requested module, the factors of the adapters that have it (order = adapter order)."""
         terms = []
+        adapter_set = tuple(adapter.content_hash for adapter in adapters)
+        if adapter_set != self._stack_set:
+            self._stack_set, self._stack_cache = adapter_set, {}
         for path in modules:
             if self.layer(path) is None:
                 raise EvalError(f"module {path} of the request is not in the base model")
             indices = [i for i, adapter in enumerate(adapters) if path in adapter.modules]
             if not indices:
                 continue
-            key = (path,) + tuple(adapters[i].content_hash for i in indices)
-            stacked = self._stack_cache.get(key)
+            stacked = self._stack_cache.get(path)
             if stacked is None:
-                a = torch.cat([adapters[i].modules[path].a for i in indices], dim=0)
-                b = torch.cat([adapters[i].modules[path].b for i in indices], dim=1)
-                stacked = (a, b)
-                if len(self._stack_cache) > 4096:
-                    self._stack_cache.clear()
-                self._stack_cache[key] = stacked
+                if len(indices) == 1:  # nothing to stack: no copy
+                    factors = adapters[indices[0]].modules[path]
+                    stacked = (factors.a, factors.b)
+                else:
+                    stacked = (torch.cat([adapters[i].modules[path].a for i in indices], dim=0),
+                               torch.cat([adapters[i].modules[path].b for i in indices], dim=1))
+                self._stack_cache[path] = stacked
             terms.append(ModuleTerms(
                 module=path, adapter_indices=indices, a=stacked[0], b=stacked[1],
                 ranks=[adapters[i].modules[path].rank for i in indices],

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 import torch
 import torch.nn.functional as F
 
-from .adapters import LoraAdapter
+from .adapters import LoraAdapter, module_path
 from .combination import Combiner
 from .data import TokenizedExample
 from .errors import EvalError
@@ -30,8 +30,6 @@ class Evaluation:
 
 def resolve_modules(adapters: Sequence[LoraAdapter], modules: Sequence[str]) -> list[str]:
     """The request's module list (canonical paths); empty = sorted union of the adapters' modules."""
-    from .adapters import module_path
-
     if not modules:
         return sorted({path for adapter in adapters for path in adapter.modules})
     resolved = [module_path(name) for name in modules]
@@ -73,14 +71,32 @@ def _batch(examples: Sequence[TokenizedExample], device: str) -> tuple[torch.Ten
     return ids.to(device), attention.to(device), scored.to(device)
 
 
+# Causal LMs whose logits are exactly lm_head(last hidden state) (no soft-capping or logit scaling): for these the
+# output head runs on the scored positions only, which saves the [batch, length, vocab] logits of the prompts
+# (gigabytes with a 128k vocabulary). Other models take the generic route through their own forward.
+PLAIN_HEAD_MODEL_TYPES = frozenset({"llama", "mistral", "qwen2", "qwen3", "phi3"})
+
+
+def _scored_logits(model: torch.nn.Module, ids: torch.Tensor, attention: torch.Tensor,
+                   scored: torch.Tensor) -> torch.Tensor:
+    """Logits [N, vocab] of the N scored positions (row-major over the batch)."""
+    if getattr(model.config, "model_type", None) in PLAIN_HEAD_MODEL_TYPES:
+        decoder, head = model.get_decoder(), model.get_output_embeddings()
+        hidden = decoder(input_ids=ids, attention_mask=attention, use_cache=False).last_hidden_state
+        return head(hidden[:, :-1][scored])
+    return model(input_ids=ids, attention_mask=attention, use_cache=False).logits[:, :-1][scored]
+
+
 def completion_nll(model: torch.nn.Module, examples: Sequence[TokenizedExample], device: str) -> torch.Tensor:
     """Per-example sums of the completion tokens' negative log-likelihood (natural log), differentiable."""
     ids, attention, scored = _batch(examples, device)
-    logits = model(input_ids=ids, attention_mask=attention, use_cache=False).logits[:, :-1, :]
+    logits = _scored_logits(model, ids, attention, scored)
     if logits.dtype in (torch.float16, torch.bfloat16):
         logits = logits.float()
-    nll = F.cross_entropy(logits.transpose(1, 2), ids[:, 1:], reduction="none")
-    return (nll * scored).sum(dim=1)
+    nll = F.cross_entropy(logits, ids[:, 1:][scored], reduction="none")
+    # back into [batch, positions] (unique positions: no accumulation, deterministic on any device), summed per row
+    per_position = torch.zeros(scored.shape, dtype=nll.dtype, device=nll.device).masked_scatter(scored, nll)
+    return per_position.sum(dim=1)
 
 
 @torch.no_grad()

@@ -100,6 +100,7 @@ class Session:
         self._answers_lock = threading.Lock()
         self.service: EvaluatorService = service_factory(self._send_answer)
         self.nonce = format(random.getrandbits(32), "x")
+        self._parent_is_direct = config.exit_with_parent is not None and os.getppid() == config.exit_with_parent
 
     # called on the compute thread
     def _send_answer(self, body, connection: int) -> None:
@@ -156,15 +157,23 @@ class Session:
         while self._outbox.poll(0):
             self._outbox.recv()  # answers to a lost connection: the coordinator requeued those requests
 
+    def _parent_gone(self, parent: int) -> bool:
+        # Our own parent: reparenting is the signal (a SIGKILLed parent may linger as a zombie that kill(0) still
+        # finds). Any other process: gone when kill(0) no longer finds it.
+        if self._parent_is_direct:
+            return os.getppid() != parent
+        try:
+            os.kill(parent, 0)
+        except ProcessLookupError:
+            return True
+        except PermissionError:
+            pass
+        return False
+
     def _stop_reason(self) -> str | None:
         parent = self.config.exit_with_parent
-        if parent is not None and self.stop.reason is None:
-            try:
-                os.kill(parent, 0)
-            except ProcessLookupError:
-                self.stop.request(f"parent process {parent} exited")
-            except PermissionError:
-                pass
+        if parent is not None and self.stop.reason is None and self._parent_gone(parent):
+            self.stop.request(f"parent process {parent} exited")
         return self.stop.reason
 
     def _connect_and_serve(self, connection: int) -> None:
@@ -253,6 +262,8 @@ class Session:
                     except zmq.Again:
                         raise _Lost(welcomed) from None
             now = time.monotonic()
+            if now - last_heard > interval * liveness and dealer.poll(0):
+                continue  # messages are waiting: we were slow (a long GIL-holding call), the coordinator was not silent
             if now - last_heard > interval * liveness:
                 log.warning("no message from the coordinator within liveness silence.ms=%d",
                             int((now - last_heard) * 1000))

@@ -83,3 +83,14 @@ def test_accuracy_counts_exact_matches(setup):
                                  reference=scored[1].reference + " w1")
     result = evaluate(host, combiner, [], [], [], scored, accuracy=True, max_new_tokens=3)
     assert result.example_correct == [True, False, True, True]
+
+
+def test_scored_positions_head_equals_the_full_forward(setup, monkeypatch):
+    """The head-on-scored-positions route (Llama) gives the losses of the model's own full forward."""
+    from brickyard_evaluator import evaluation
+
+    host, combiner, adapters, examples = setup
+    fast = evaluation.completion_nll(host.model, examples, "cpu").tolist()
+    monkeypatch.setattr(evaluation, "PLAIN_HEAD_MODEL_TYPES", frozenset())
+    full = evaluation.completion_nll(host.model, examples, "cpu").tolist()
+    assert fast == pytest.approx(full, rel=1e-6)

@@ -283,3 +283,59 @@ def test_unloadable_base_model_fails_every_request_and_keeps_serving(coordinator
         if process.poll() is None:
             process.kill()
             process.wait()
+
+
+def test_exit_with_parent_leaves_when_the_parent_is_killed(coordinator, tmp_path):
+    """A SIGKILLed parent (here a shell that started the evaluator) makes the evaluator leave by itself."""
+    pid_file = tmp_path / "evaluator.pid"
+    command = " ".join(evaluator_command() + ["--connect", coordinator.endpoint, "--heartbeat-ms", str(HEARTBEAT_MS),
+                                              "--exit-with-parent", "$$"])
+    env = dict(os.environ, PYTHONPATH=str(EVALUATOR_ROOT), HF_HUB_OFFLINE="1")
+    # the shell forks the evaluator (not exec: `; wait`) and records its pid, then waits for it
+    shell = subprocess.Popen(["bash", "-c", f"{command} & echo $! > {pid_file}; wait"], env=env,
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        coordinator.receive("hello")
+        evaluator_pid = int(pid_file.read_text())
+        shell.kill()
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            try:
+                os.kill(evaluator_pid, 0)
+            except ProcessLookupError:
+                break
+            time.sleep(0.1)
+        else:
+            os.kill(evaluator_pid, signal.SIGKILL)
+            raise AssertionError("the evaluator outlived its parent")
+    finally:
+        shell.kill()
+        shell.wait()
+
+
+def test_heartbeats_keep_flowing_through_a_long_model_load(coordinator, tiny_base):
+    """A 3 s load that holds the GIL (plus the real load), with a 2 s liveness window: the evaluator keeps
+    heartbeating (the session runs on its own thread), stays on its first connection, then answers."""
+    os.environ["BRICKYARD_EVALUATOR_TEST_LOAD_DELAY_MS"] = "3000"
+    try:
+        process = spawn(coordinator.endpoint)
+    finally:
+        del os.environ["BRICKYARD_EVALUATOR_TEST_LOAD_DELAY_MS"]
+    try:
+        coordinator.receive("hello")
+        coordinator.send(pb.Welcome(job_id="j", heartbeat_interval_ms=HEARTBEAT_MS, heartbeat_liveness=10,
+                                    base_model_path=str(tiny_base)))
+        coordinator.send(request_for(1, pb.EVAL_KIND_LOSS, [], random_examples(2, 100, seed=2)))
+        started = time.monotonic()
+        _, result = coordinator.receive("eval_result")  # a second Hello here would mean a lost connection
+        assert time.monotonic() - started >= 3.0
+        assert coordinator.heartbeats_received >= 10  # one per 200 ms over the load
+        assert len(coordinator.identities) == 1
+        coordinator.send(pb.Disconnect(reason="done"))
+        code, stderr = finish(process)
+        assert code == 0, stderr
+        assert "TEST-ONLY load delay" in stderr
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()

@@ -72,7 +72,7 @@ def train(model, tokenizer, pairs: List[Tuple[str, str]], steps: int, lr: float,
         torch.nn.utils.clip_grad_norm_(params, 1.0)
         optimizer.step()
         schedule.step()
-        loss_value = float(loss)
+        loss_value = float(loss.detach())
     model.eval()
     return loss_value
 

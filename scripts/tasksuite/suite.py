@@ -27,7 +27,7 @@ SOUP_TASK, SOUP_SEEDS = "rev", [0, 1, 2, 3]
 MIXED = [("rev", 4), ("rot", 16)]
 
 
-def build(root: str, log=print, base_steps: int = 1500, lora_steps: int = 300) -> Dict[str, str]:
+def build(root: str, log=print, base_steps: int = 800, lora_steps: int = 400) -> Dict[str, str]:
     """Builds (or reuses) everything under `root`; returns name → directory: `base`, `task/<t>`,
     `soup/<seed>`, `rank/<t>-r<r>`."""
     from . import lora, model

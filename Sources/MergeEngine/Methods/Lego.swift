@@ -18,13 +18,29 @@ import Kernels
 enum LegoMerge {
     static func merge(_ input: ModuleInput, rank: Int, options: LegoOptions, seed: UInt64) throws -> ModuleResult {
         guard rank >= 1 else { throw MergeError("module \(input.name): lego needs rank ≥ 1, got \(rank)") }
+        switch options.basis {
+        case .svd: return try merge(input, rank: rank, options: options, seed: seed, basis: .svd).result
+        case .raw: return try merge(input, rank: rank, options: options, seed: seed, basis: .raw).result
+        case .auto:
+            // Cluster in both bases; keep the one whose centroids explain more of the units' energy (the lower
+            // k-means objective relative to Σ‖x‖²): the basis in which the pool's units agree. Ties go to svd.
+            let canonical = try merge(input, rank: rank, options: options, seed: seed, basis: .svd)
+            let stored = try merge(input, rank: rank, options: options, seed: seed, basis: .raw)
+            var chosen = stored.unexplained < canonical.unexplained ? stored : canonical
+            chosen.result.stats.basis = stored.unexplained < canonical.unexplained ? "raw" : "svd"
+            return chosen.result
+        }
+    }
+
+    /// One clustering + reweighting in one unit basis; `unexplained` = k-means objective / Σ‖x‖² ∈ [0, 1].
+    static func merge(_ input: ModuleInput, rank: Int, options: LegoOptions, seed: UInt64,
+                      basis: UnitBasis) throws -> (result: ModuleResult, unexplained: Double) {
         let units = try RankOneUnits.extract(terms: try input.factorTerms(), outFeatures: input.outFeatures,
                                              inFeatures: input.inFeatures,
-                                             gauge: options.gauge == .raw ? .raw : .balanced,
-                                             basis: options.basis == .svd ? .svd : .raw)
+                                             gauge: options.gauge == .raw ? .raw : .balanced, basis: basis)
         guard units.count > 0 else {
-            return .zero(for: input, stats: ModuleStats(relativeError: 0, clusterSizes: [], iterations: 0, finalDistance: 0,
-                                                         clusterCoherence: [], catchAllShare: 0))
+            return (.zero(for: input, stats: ModuleStats(relativeError: 0, clusterSizes: [], iterations: 0, finalDistance: 0,
+                                                          clusterCoherence: [], catchAllShare: 0)), 0)
         }
         let kmeans = KMeansOptions(iterations: max(0, options.iterations), tolerance: max(0, options.tolerance),
                                    restarts: max(1, options.restarts))
@@ -58,7 +74,8 @@ enum LegoMerge {
             result.stats.svdFloor = 0
             result.knownQuality = .exact
         }
-        return result
+        let energy = statistics.normSquaredSums.reduce(0, +)
+        return (result, energy > 0 ? clustering.finalObjective / energy : 0)
     }
 
     /// b'_t = sign(β_t)√|β_t| μ_B,t, a'_t = √|β_t| μ_A,t.

@@ -29,7 +29,8 @@ public enum SplitLego {
         let terms = try input.factorTerms()
         let units = try RankOneUnits.extract(terms: terms, outFeatures: input.outFeatures, inFeatures: input.inFeatures,
                                              gauge: spec.lego.gauge == .raw ? .raw : .balanced,
-                                             basis: spec.lego.basis == .svd ? .svd : .raw)
+                                             // `auto` needs two clusterings; split modules use svd.
+                                             basis: spec.lego.basis == .raw ? .raw : .svd)
         var offsets: [Int] = []
         var running = 0
         for term in terms { offsets.append(running); running += term.rank }
