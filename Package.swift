@@ -2,7 +2,7 @@
 import PackageDescription
 
 // Modules are imported in one direction only:
-//   C shims → AdapterIO, Kernels → MergeEngine → Adaptive, WireProtocol → Coordinator, Worker → BrickyardCLI
+//   C shims → AdapterIO, Kernels → MergeEngine → Adaptive, WireProtocol → Coordinator, Worker → Cluster → BrickyardCLI
 let package = Package(
     name: "Brickyard",
     platforms: [.macOS(.v14)],
@@ -60,8 +60,13 @@ let package = Package(
             "WireProtocol", "MergeEngine", "AdapterIO", "Kernels",
             .product(name: "Logging", package: "swift-log"),
         ]),
+        // Cluster submission: run directories, Slurm batch scripts, Kubernetes JobSets, the step launcher, status.
+        .target(name: "Cluster", dependencies: [
+            "Coordinator", "MergeEngine", "AdapterIO",
+            .product(name: "Yams", package: "Yams"),
+        ]),
         .executableTarget(name: "BrickyardCLI", dependencies: [
-            "AdapterIO", "MergeEngine", "Adaptive", "WireProtocol", "Coordinator", "Worker",
+            "AdapterIO", "MergeEngine", "Adaptive", "WireProtocol", "Coordinator", "Worker", "Cluster",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "Logging", package: "swift-log"),
         ]),
@@ -74,6 +79,9 @@ let package = Package(
         .testTarget(name: "AdaptiveTests", dependencies: [
             "Adaptive", "MergeEngine", "AdapterIO", "Coordinator", "WireProtocol", "BrickyardTestSupport",
             .product(name: "Logging", package: "swift-log"),
+        ]),
+        .testTarget(name: "ClusterTests", dependencies: [
+            "Cluster", "Coordinator", "BrickyardTestSupport", .product(name: "Yams", package: "Yams"),
         ]),
         .testTarget(name: "RuntimeTests", dependencies: ["BrickyardTestSupport", "WireProtocol", "Coordinator", "Worker", "MergeEngine", "AdapterIO", "Kernels"]),
     ],

@@ -47,7 +47,8 @@ struct CoordinatorCommand: ParsableCommand {
     func run() throws {
         let logger = runtime.makeLogger(label: "brickyard.coordinator")
         let stop = StopSignal()
-        stop.install()
+        // SIGUSR2 is the batch scheduler's early warning (`sbatch --signal=B:USR2@120`): stop like SIGTERM.
+        stop.install(signals: [SIGTERM, SIGINT, SIGUSR2])
         do {
             let plan = try runtime.plan(jobFile: job)
             var options = runtime.distributedOptions(out: out, bind: bind, overwrite: force)

@@ -31,8 +31,14 @@ struct MergeRuntimeOptions: ParsableArguments {
     @Option(name: .customLong("max-task-mb"), help: "Task budget in MB: a lego module whose units (Float32) exceed it is split into blocks whose k-means rounds run across workers (default: the job's max_task_mb, else a quarter of this machine's memory).")
     var maxTaskMB: Double?
 
-    @Option(name: .customLong("endpoint-file"), help: .hidden)
+    @Option(name: .customLong("endpoint-file"), help: "Write the endpoint workers should connect to into this file once listening (atomically).")
     var endpointFile: String?
+
+    @Option(name: .customLong("advertise-host"), help: "Host name or address workers use to reach this coordinator (replaces a wildcard bind address in --endpoint-file).")
+    var advertiseHost: String?
+
+    @Option(name: .customLong("status-file"), help: "Keep a JSON status file current (progress, workers, retries, final state); `brickyard status` reads it.")
+    var statusFile: String?
 
     @Option(name: .customLong("result-chunk-bytes"), help: .hidden)
     var resultChunkBytes = Chunking.defaultChunkBytes
@@ -63,7 +69,8 @@ struct MergeRuntimeOptions: ParsableArguments {
                            scheduler: SchedulerConfiguration(maxAttempts: maxAttempts,
                                                              heartbeatInterval: .milliseconds(heartbeatMilliseconds),
                                                              liveness: liveness),
-                           resultChunkBytes: resultChunkBytes, inputChunkBytes: inputChunkBytes, endpointFile: endpointFile)
+                           resultChunkBytes: resultChunkBytes, inputChunkBytes: inputChunkBytes, endpointFile: endpointFile,
+                           advertiseHost: advertiseHost, statusFile: statusFile)
         options.metricsBind = metricsBind
         return options
     }

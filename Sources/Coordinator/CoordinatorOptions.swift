@@ -18,10 +18,15 @@ public struct CoordinatorOptions: Sendable {
     public var curve: CurveServerOptions?
     /// `HOST:PORT` to serve Prometheus metrics on (`GET /metrics`; port 0 picks one); nil: no metrics endpoint.
     public var metricsBind: String?
+    /// Host name or address workers should use: the endpoint file and status file then hold the bound endpoint
+    /// with this host instead of the bound address (e.g. `tcp://node17:40123` for a bind to `tcp://0.0.0.0:*`).
+    public var advertiseHost: String?
+    /// If set, a `CoordinatorStatus` JSON file kept current while serving (`brickyard status` reads it).
+    public var statusFile: String?
 
     public init(bind: String, inputMode: Wire.InputMode = .shared, scheduler: SchedulerConfiguration = SchedulerConfiguration(),
                 resultChunkBytes: Int = Chunking.defaultChunkBytes, inputChunkBytes: Int = 1 << 20, endpointFile: String? = nil,
-                showProgress: Bool = true) {
+                showProgress: Bool = true, advertiseHost: String? = nil, statusFile: String? = nil) {
         self.bind = bind
         self.inputMode = inputMode
         self.scheduler = scheduler
@@ -29,6 +34,8 @@ public struct CoordinatorOptions: Sendable {
         self.inputChunkBytes = inputChunkBytes
         self.endpointFile = endpointFile
         self.showProgress = showProgress
+        self.advertiseHost = advertiseHost
+        self.statusFile = statusFile
     }
 }
 

@@ -58,6 +58,8 @@ public final class CoordinatorServer {
     public var onTick: (() -> Void)?
     /// Called once the socket is bound, with the real endpoint (the merge command starts its workers here).
     public var onListening: ((String) throws -> Void)?
+    /// Kept current while serving when the options name a status file (set by `DistributedMerge`).
+    public var status: CoordinatorStatusWriter?
     /// Called with the worker ID of a worker declared dead for missing its heartbeats (the merge command kills
     /// and replaces a hung local worker).
     public var onWorkerLost: ((String) -> Void)?
@@ -147,11 +149,13 @@ public final class CoordinatorServer {
         } catch {
             throw CoordinatorError(.transport, "cannot bind \(options.bind): \(error)")
         }
-        let endpoint = (try? socket.lastEndpoint()) ?? options.bind
+        let bound = (try? socket.lastEndpoint()) ?? options.bind
+        let endpoint = options.advertiseHost.map { AdvertisedEndpoint.replacingHost(of: bound, with: $0) } ?? bound
         boundEndpoint = endpoint
         logger.info("coordinator listening", metadata: ["endpoint": "\(endpoint)", "job.id": "\(jobID)",
                                                       "modules": "\(plan.modules.count)", "resumed": "\(resumed)"])
         if let file = options.endpointFile { try AtomicFile.write(Array((endpoint + "\n").utf8), to: file) }
+        status?.listening(on: endpoint, resumed: resumed, done: scheduler.doneCount)
         try onListening?(endpoint)
 
         let pollMilliseconds = max(10, min(100, options.scheduler.heartbeatInterval.wholeMilliseconds / 4))
@@ -186,6 +190,8 @@ public final class CoordinatorServer {
             onTick?()
             progress.update(done: scheduler.doneCount, workers: scheduler.aliveWorkers, retries: scheduler.retries)
             updateMetrics()
+            status?.progress(done: scheduler.doneCount, workers: scheduler.aliveWorkers, retries: scheduler.retries,
+                             tasksSent: tasksSent)
         }
         updateMetrics()
         progress.finish()
@@ -194,7 +200,7 @@ public final class CoordinatorServer {
             disconnectAll(reason: "job failed")
             throw failure
         } else if !scheduler.isComplete {
-            let name = stop.signalNumber.map { $0 == SIGINT ? "SIGINT" : $0 == SIGTERM ? "SIGTERM" : "signal \($0)" } ?? "stop"
+            let name = stop.signalNumber.map { $0 == SIGINT ? "SIGINT" : $0 == SIGTERM ? "SIGTERM" : $0 == SIGUSR2 ? "SIGUSR2" : "signal \($0)" } ?? "stop"
             disconnectAll(reason: "coordinator stopping (\(name))")
             throw CoordinatorError(.interrupted,
                 "stopped by \(name) with \(scheduler.doneCount) of \(scheduler.moduleCount) modules done and checkpointed in \(store.directory)")

@@ -41,25 +41,44 @@ public enum DistributedMerge {
         let temporary = options.checkpointDirectory == nil
         let directory = options.checkpointDirectory
             ?? NSTemporaryDirectory() + "brickyard-checkpoint-\(getpid())-\(UUID().uuidString.prefix(8))"
-        let store = try CheckpointStore(directory: directory, jobHash: jobHash, taskCount: plan.modules.count, logger: logger)
-        defer { if temporary { store.removeAll() } }
-
-        let server = try CoordinatorServer(plan: plan, store: store, options: options.coordinator,
+        let status = options.coordinator.statusFile.map {
+            CoordinatorStatusWriter(path: $0, jobHash: jobHash, total: plan.modules.count)
+        }
+        let store: CheckpointStore
+        let server: CoordinatorServer
+        do {
+            store = try CheckpointStore(directory: directory, jobHash: jobHash, taskCount: plan.modules.count, logger: logger)
+            server = try CoordinatorServer(plan: plan, store: store, options: options.coordinator,
                                            jobID: String(jobHash.prefix(16)), logger: logger, stop: stop)
+        } catch {
+            status?.finish(.failed, message: "\(error)")
+            throw error
+        }
+        defer { if temporary { store.removeAll() } }
         server.onTick = tick
         server.onListening = listening
         server.onWorkerLost = workerLost
+        server.status = status
         let summary: ServeSummary
+        let report: MergeReport
         do {
-            summary = try server.run()
-        } catch let error as CoordinatorError where error.code == .interrupted {
-            throw CoordinatorError(.interrupted, error.message + (temporary
-                ? " (temporary checkpoint, removed: pass --checkpoint DIR to be able to resume)"
-                : "; rerun the same command to resume"))
-        }
-        let report = try assemble(plan: plan, store: store, headers: server.finishedHeaders, summary: summary,
+            do {
+                summary = try server.run()
+            } catch let error as CoordinatorError where error.code == .interrupted {
+                throw CoordinatorError(.interrupted, error.message + (temporary
+                    ? " (temporary checkpoint, removed: pass --checkpoint DIR to be able to resume)"
+                    : "; rerun the same command to resume"))
+            }
+            status?.finish(.assembling)
+            report = try assemble(plan: plan, store: store, headers: server.finishedHeaders, summary: summary,
                                   outputDirectory: options.outputDirectory, overwrite: options.overwrite,
                                   wallSeconds: Date().timeIntervalSince(started))
+        } catch {
+            let interrupted = (error as? CoordinatorError)?.code == .interrupted
+            status?.finish(interrupted ? .stopped : .failed, message: "\(error)")
+            throw error
+        }
+        status?.finish(.done)
         logger.info("merge written", metadata: ["out": "\(options.outputDirectory)", "resumed": "\(summary.resumed)",
                                                 "computed": "\(summary.computed)", "retries": "\(summary.retries)"])
         return DistributedMergeOutcome(report: report, resumed: summary.resumed, retries: summary.retries)

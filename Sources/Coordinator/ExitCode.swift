@@ -1,5 +1,5 @@
 /// Process exit codes of `brickyard coordinator` and `brickyard merge` (documented in the README and used by
-/// cluster/slurm-merge.sbatch to decide whether to requeue).
+/// the batch script `brickyard submit slurm` renders to decide whether to requeue).
 public enum RuntimeExitCode {
     public static let success: Int32 = 0
     /// The job failed (a module exhausted its attempts, an input could not be read, ...). Rerunning will not help.

@@ -1,0 +1,237 @@
+import ArgumentParser
+import Cluster
+import Coordinator
+import Foundation
+
+/// `brickyard submit slurm|k8s`: hand a merge job to a cluster scheduler.
+struct SubmitCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "submit",
+        abstract: "Submit a merge job to Slurm or Kubernetes (coordinator and workers as one job).",
+        subcommands: [SubmitSlurmCommand.self, SubmitKubernetesCommand.self])
+}
+
+/// Coordinator settings every backend passes on.
+struct ClusterLaunchOptions: ParsableArguments {
+    @Option(name: .long, help: "BLAS threads per worker (Slurm: --cpus-per-task).")
+    var threads = 1
+
+    @Option(name: .customLong("input-mode"), help: "shared: workers read the inputs from a shared file system; inline: the coordinator streams the bytes.")
+    var inputMode: InputModeArgument = .shared
+
+    @Option(name: .customLong("heartbeat-ms"), help: "Heartbeat interval in milliseconds (clusters: a few seconds).")
+    var heartbeatMilliseconds = 2000
+
+    @Option(name: .long, help: "Heartbeat intervals a worker may miss before it is declared dead.")
+    var liveness = 5
+
+    @Option(name: .customLong("max-attempts"), help: "Failures or lost workers a module may suffer before the job fails.")
+    var maxAttempts = 3
+
+    @Option(name: .customLong("max-task-mb"), help: "Task budget in MB for splitting large lego modules (Slurm default: the job's max_task_mb, else a quarter of this machine's memory, pinned for every attempt).")
+    var maxTaskMB: Double?
+
+    func validate() throws {
+        guard threads >= 1 else { throw ValidationError("--threads must be at least 1") }
+        guard heartbeatMilliseconds >= 10 else { throw ValidationError("--heartbeat-ms must be at least 10") }
+        guard liveness >= 1, maxAttempts >= 1 else { throw ValidationError("--liveness and --max-attempts must be at least 1") }
+        if let maxTaskMB, !(maxTaskMB > 0 && maxTaskMB.isFinite) { throw ValidationError("--max-task-mb must be a positive number") }
+    }
+
+    func launch(executable: String, advertiseHost: String? = nil, port: Int? = nil, maxTaskMB: Double? = nil) -> CoordinatorLaunch {
+        CoordinatorLaunch(executable: executable, inputMode: inputMode.rawValue, heartbeatMilliseconds: heartbeatMilliseconds,
+                          liveness: liveness, maxAttempts: maxAttempts, threadsPerWorker: threads,
+                          advertiseHost: advertiseHost, port: port, maxTaskMB: maxTaskMB ?? self.maxTaskMB)
+    }
+}
+
+/// `brickyard submit slurm JOB.yaml --out RUN_DIR --nodes N …`
+struct SubmitSlurmCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "slurm",
+        abstract: "Render a batch script for the job and submit it with sbatch.",
+        discussion: """
+            RUN_DIR (--out) must be on a file system every node sees: it receives the batch script, run.json \
+            (job id, job hash), the coordinator's endpoint and status file, the checkpoint, the job's log and, at \
+            the end, the merged adapter in RUN_DIR/adapter. One srun starts N × W + 1 tasks: task 0 is the \
+            coordinator, the others are workers. The job asks for --requeue and a USR2 warning 120 s before its \
+            time limit: the coordinator then stops, keeps what is checkpointed and the job requeues itself; a \
+            requeued or resubmitted job resumes. Watch it with `brickyard status RUN_DIR`.
+            """)
+
+    @Argument(help: "The YAML job file.")
+    var job: String
+
+    @Option(name: .long, help: "Run directory (created; shared by all nodes).")
+    var out: String
+
+    @Option(name: .long, help: "Nodes to allocate.")
+    var nodes: Int
+
+    @Option(name: .customLong("workers-per-node"), help: "Worker tasks per node.")
+    var workersPerNode = 1
+
+    @Option(name: .long, help: "Slurm partition.")
+    var partition: String?
+
+    @Option(name: .long, help: "Time limit (Slurm format, e.g. 2:00:00).")
+    var time: String?
+
+    @Option(name: .long, help: "Slurm account to charge.")
+    var account: String?
+
+    @Option(name: .customLong("extra-sbatch"), parsing: .unconditionalSingleValue,
+            help: "One more sbatch option for the script, e.g. --extra-sbatch --mem=8G (repeatable).")
+    var extraSbatch: [String] = []
+
+    @Option(name: .customLong("job-name"), help: "Slurm job name (default: brickyard-JOBFILE).")
+    var jobName: String?
+
+    @Option(name: .customLong("advertise-host"), help: "Name workers use to reach the coordinator's node (default: its host name).")
+    var advertiseHost: String?
+
+    @Option(name: .long, help: "Port the coordinator binds (default: any free port, published in RUN_DIR/endpoint).")
+    var port: Int?
+
+    @Option(name: .customLong("brickyard"), help: "The brickyard executable on the nodes (default: this one).")
+    var executable: String?
+
+    @Option(name: .customLong("warning-seconds"), help: .hidden)
+    var warningSeconds = 120
+
+    @OptionGroup var launch: ClusterLaunchOptions
+
+    @Flag(name: .long, help: "Merge again even if RUN_DIR already holds a finished output.")
+    var force = false
+
+    @Flag(name: .customLong("dry-run"), help: "Print the batch script; submit nothing and write nothing.")
+    var dryRun = false
+
+    var request: SlurmRequest {
+        let stem = URL(fileURLWithPath: job).deletingPathExtension().lastPathComponent
+        let safe = String(stem.map { $0.isLetter || $0.isNumber || $0 == "-" || $0 == "_" ? $0 : "-" })
+        return SlurmRequest(jobName: jobName ?? "brickyard-\(safe)", nodes: nodes, workersPerNode: workersPerNode,
+                            partition: partition, time: time, account: account, extraSbatch: extraSbatch,
+                            warningSeconds: warningSeconds)
+    }
+
+    func validate() throws {
+        do {
+            try request.validate()
+            try RunDirectory.checkPathIsScriptSafe(RunDirectory(out).path)
+        } catch {
+            throw ValidationError("\(error)")
+        }
+        if let port, !(0...65535).contains(port) { throw ValidationError("--port must be 0…65535") }
+    }
+
+    func run() throws {
+        let result = try CommandFailure.reporting { () throws -> (script: String, jobID: String?, record: RunRecord) in
+            let budget = try Submission.pinnedTaskBudget(jobFile: job, requested: launch.maxTaskMB)
+            let planned = try Submission.plan(jobFile: job, maxTaskMB: budget)
+            let executable = executable ?? LocalWorkerPool.currentExecutable()
+            return try Submission.submitSlurm(job: planned, run: RunDirectory(out), request: request,
+                                              launch: launch.launch(executable: executable, advertiseHost: advertiseHost,
+                                                                    port: port, maxTaskMB: budget),
+                                              force: force, dryRun: dryRun)
+        }
+        if dryRun {
+            print(result.script, terminator: "")
+            return
+        }
+        let run = RunDirectory(out)
+        print("submitted Slurm job \(result.jobID ?? "?"): \(result.record.modules) modules, \(request.tasks - 1) workers on \(nodes) node(s)")
+        print("run directory \(run.path) (script \(run.slurmScriptPath))")
+        print("follow it with: brickyard status \(run.path)")
+    }
+}
+
+/// `brickyard submit k8s JOB.yaml --workers N --pvc CLAIM …`
+struct SubmitKubernetesCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "k8s",
+        abstract: "Render a JobSet (coordinator + N workers) for the job and apply it with kubectl.",
+        discussion: """
+            Renders a ConfigMap with the job file, a headless Service for the coordinator, a JobSet with \
+            replicated jobs `coordinator` (1) and `workers` (N), and optionally the PersistentVolumeClaim. The \
+            claim is mounted at --mount-path in every pod and holds the inputs (the job file's adapter paths must \
+            be absolute paths below it in shared mode), the checkpoint, status file and output under --run-path. \
+            CURVE key files come from the Secret --keys-secret, mounted at /etc/brickyard/keys. Needs the JobSet \
+            controller (jobset.x-k8s.io) in the cluster.
+            """)
+
+    @Argument(help: "The YAML job file (adapter paths as the pods see them).")
+    var job: String
+
+    @Option(name: .long, help: "Local folder for the rendered manifests and run.json (not needed with --dry-run).")
+    var out: String?
+
+    @Option(name: .long, help: "JobSet name (default: brickyard-JOBFILE).")
+    var name: String?
+
+    @Option(name: .long, help: "Namespace (default: kubectl's).")
+    var namespace: String?
+
+    @Option(name: .long, help: "Worker pods.")
+    var workers: Int
+
+    @Option(name: .long, help: "Container image with brickyard as its entry point.")
+    var image = "brickyard:latest"
+
+    @Option(name: .long, help: "PersistentVolumeClaim with inputs, checkpoint and output.")
+    var pvc = "brickyard-data"
+
+    @Option(name: .customLong("pvc-size"), help: "Also render the claim, of this size (e.g. 200Gi); otherwise it must exist.")
+    var pvcSize: String?
+
+    @Option(name: .customLong("storage-class"), help: "Storage class of a rendered claim (ReadWriteMany).")
+    var storageClass: String?
+
+    @Option(name: .customLong("mount-path"), help: "Where the claim is mounted in the pods.")
+    var mountPath = "/data"
+
+    @Option(name: .customLong("run-path"), help: "Run directory inside the claim (default: MOUNT/brickyard/NAME).")
+    var runPath: String?
+
+    @Option(name: .customLong("keys-secret"), help: "Secret holding the CURVE key files (default: NAME-keys).")
+    var keysSecret: String?
+
+    @Option(name: .long, help: "Coordinator port.")
+    var port = 5555
+
+    @OptionGroup var launch: ClusterLaunchOptions
+
+    @Flag(name: .customLong("dry-run"), help: "Print the manifests instead of applying them.")
+    var dryRun = false
+
+    var request: KubernetesRequest {
+        let stem = URL(fileURLWithPath: job).deletingPathExtension().lastPathComponent.lowercased()
+        let safe = String(stem.map { ($0.isASCII && ($0.isLetter || $0.isNumber)) ? $0 : "-" }.prefix(30))
+            .trimmingCharacters(in: CharacterSet(charactersIn: "-"))
+        return KubernetesRequest(name: name ?? "brickyard-\(safe.isEmpty ? "job" : safe)", namespace: namespace,
+                                 workers: workers, threadsPerWorker: launch.threads, image: image, claimName: pvc,
+                                 claimSize: pvcSize, storageClass: storageClass, mountPath: mountPath, runPath: runPath,
+                                 keysSecret: keysSecret, port: port,
+                                 launch: launch.launch(executable: "brickyard", port: port))
+    }
+
+    func validate() throws {
+        do { try request.validate() } catch { throw ValidationError("\(error)") }
+        if out == nil && !dryRun { throw ValidationError("--out is required unless --dry-run is given") }
+    }
+
+    func run() throws {
+        let result = try CommandFailure.reporting { () throws -> (manifest: String, record: RunRecord) in
+            guard let data = FileManager.default.contents(atPath: job) else { throw ClusterError("\(job): cannot read the job file") }
+            // The adapters live on the claim, not here: the job is planned (and fingerprinted) by the coordinator pod.
+            let planned = Submission.PlannedJob(jobFile: RunDirectory(job).path, jobHash: "", modules: 0,
+                                                text: String(decoding: data, as: UTF8.self))
+            return try Submission.submitKubernetes(job: planned, run: RunDirectory(out ?? "."), request: request, dryRun: dryRun)
+        }
+        if dryRun {
+            print(result.manifest, terminator: "")
+            return
+        }
+        print("applied JobSet \(request.name) (\(workers) workers); manifests in \(RunDirectory(out ?? ".").kubernetesManifestPath)")
+    }
+}

@@ -1,0 +1,162 @@
+import BrickyardTestSupport
+import Foundation
+import Testing
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// A unique folder per test, removed at the end unless BRICKYARD_TEST_KEEP is set.
+struct Scratch {
+    let path: String
+
+    init(_ label: String) throws {
+        path = NSTemporaryDirectory() + "brickyard-cluster-\(label)-\(UUID().uuidString.prefix(8))"
+        try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
+    }
+
+    func remove() {
+        if ProcessInfo.processInfo.environment["BRICKYARD_TEST_KEEP"] == nil { try? FileManager.default.removeItem(atPath: path) }
+    }
+
+    /// A job file over the peft-tiny fixtures (cat: exact and fast).
+    func writeJob(method: String = "cat", adapters: [String] = ["a_r8", "b_r4", "c_rslora", "d_pattern", "e_bf16"],
+                  extra: String = "") throws -> String {
+        let job = path + "/job-\(UUID().uuidString.prefix(6)).yaml"
+        var text = "method: \(method)\n\(extra)adapters:\n"
+        for name in adapters { text += "  - path: \(Fixtures.adapter(name))\n" }
+        try text.write(toFile: job, atomically: true, encoding: .utf8)
+        return job
+    }
+
+    func read(_ relative: String) -> String {
+        (try? String(contentsOfFile: path + "/" + relative, encoding: .utf8)) ?? ""
+    }
+}
+
+enum Fixtures {
+    static let peftTiny = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+        .appendingPathComponent("Fixtures/peft-tiny")
+
+    static func adapter(_ name: String) -> String { peftTiny.appendingPathComponent("adapters/\(name)").path }
+}
+
+/// Runs a tool to completion (pipes drained before waiting).
+@discardableResult
+func runTool(_ tool: String, _ arguments: [String], environment: [String: String] = [:]) throws -> ToolRun {
+    let process = Process()
+    process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+    process.arguments = [tool] + arguments
+    process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
+    let out = Pipe(), err = Pipe()
+    process.standardOutput = out
+    process.standardError = err
+    try process.run()
+    nonisolated(unsafe) var errData = Data()
+    let group = DispatchGroup()
+    group.enter()
+    DispatchQueue.global().async { errData = err.fileHandleForReading.readDataToEndOfFile(); group.leave() }
+    let outData = out.fileHandleForReading.readDataToEndOfFile()
+    group.wait()
+    process.waitUntilExit()
+    return ToolRun(status: process.terminationStatus, stdout: String(decoding: outData, as: UTF8.self),
+                   stderr: String(decoding: errData, as: UTF8.self))
+}
+
+struct ToolRun {
+    var status: Int32
+    var stdout: String
+    var stderr: String
+}
+
+/// Polls `condition` until true or `timeout`.
+func eventually(timeout: Duration = .seconds(30), interval: Double = 0.05, _ condition: () -> Bool) -> Bool {
+    let deadline = ContinuousClock.now + timeout
+    while ContinuousClock.now < deadline {
+        if condition() { return true }
+        Thread.sleep(forTimeInterval: interval)
+    }
+    return condition()
+}
+
+/// A long-running child (coordinator, worker) with its output in a log file; killed by `stop()`.
+final class Child: @unchecked Sendable {
+    // @unchecked: owned by one test.
+    let process = Process()
+    let log: String
+
+    init(_ command: [String], log: String, environment: [String: String] = [:]) throws {
+        self.log = log
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        process.arguments = command
+        var env = ProcessInfo.processInfo.environment
+        env["OPENBLAS_NUM_THREADS"] = "1"
+        for (key, value) in environment { env[key] = value }
+        process.environment = env
+        _ = FileManager.default.createFile(atPath: log, contents: nil)
+        let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: log))
+        process.standardOutput = handle
+        process.standardError = handle
+        process.standardInput = FileHandle.nullDevice
+        try process.run()
+    }
+
+    var output: String { (try? String(contentsOfFile: log, encoding: .utf8)) ?? "" }
+
+    /// Exit status, or nil if it did not end within `timeout` (then it is killed).
+    func wait(timeout: Duration) -> Int32? {
+        let deadline = ContinuousClock.now + timeout
+        while process.isRunning && ContinuousClock.now < deadline { Thread.sleep(forTimeInterval: 0.05) }
+        if process.isRunning { stop(); return nil }
+        return process.terminationStatus
+    }
+
+    func stop() {
+        if process.isRunning { kill(process.processIdentifier, SIGKILL) }
+        process.waitUntilExit()
+    }
+}
+
+/// The local Slurm cluster scripts/start-slurm runs (SLURM_CONF from the environment, else its default place).
+enum LocalSlurm {
+    static let configuration: String? = {
+        let candidates = [ProcessInfo.processInfo.environment["SLURM_CONF"],
+                          (ProcessInfo.processInfo.environment["BRICKYARD_SLURM_DIR"] ?? "/tmp/brickyard-slurm") + "/slurm.conf"]
+        return candidates.compactMap { $0 }.first { FileManager.default.fileExists(atPath: $0) }
+    }()
+
+    static var environment: [String: String] { configuration.map { ["SLURM_CONF": $0] } ?? [:] }
+
+    /// scripts/test sets this after starting Slurm: then an unreachable Slurm fails the tests instead of
+    /// skipping them.
+    static let required = ProcessInfo.processInfo.environment["BRICKYARD_REQUIRE_SLURM"] == "1"
+
+    static let reachable: Bool = {
+        guard configuration != nil,
+              let ping = try? runTool("scontrol", ["ping"], environment: environment) else { return false }
+        return ping.status == 0 && ping.stdout.contains("UP")
+    }()
+
+    /// Whether Slurm tests run; prints why not when they are skipped.
+    static let enabled: Bool = {
+        if reachable || required { return true }
+        print("Slurm tests skipped: no Slurm controller answers (start one with scripts/start-slurm; scripts/test does)")
+        return false
+    }()
+
+    /// Whether a batch script of job `jobID` still runs on this node (slurmd runs the spooled copy,
+    /// `…/job0000N/slurm_script`).
+    static func batchScriptRuns(jobID: String) -> Bool {
+        guard let number = Int(jobID) else { return false }
+        let marker = "/job" + String(repeating: "0", count: max(0, 5 - String(number).count)) + "\(number)/slurm_script"
+        let pids = (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? []
+        return pids.contains { pid in
+            guard pid.allSatisfy(\.isNumber), let data = FileManager.default.contents(atPath: "/proc/\(pid)/cmdline") else { return false }
+            return String(decoding: data, as: UTF8.self).contains(marker)
+        }
+    }
+
+    static func jobState(_ id: String) -> String {
+        (try? runTool("squeue", ["-h", "-j", id, "-t", "all", "-o", "%T"], environment: environment))?
+            .stdout.trimmingCharacters(in: .whitespacesAndNewlines) ?? ""
+    }
+}
