@@ -39,7 +39,7 @@ extension IntegrationTests {
     @Test func workersStoppedBySigtermMidTaskExitCleanly() throws {
         let h = try ProcessHarness("stop-worker")
         defer { h.finish() }
-        let job = try Self.writePool(h, adapters: 16, layers: 2)
+        let job = try Self.writePool(h, adapters: 16, layers: 4)
         let reference = try Self.reference(h, job: job)
         let out = h.path + "/out"
         let (coordinator, endpoint) = try h.coordinator(job: job, out: out, ["--checkpoint", h.path + "/ckpt",
@@ -58,7 +58,7 @@ extension IntegrationTests {
                 Issue.record("trial \(trial): worker never received a task: \(h.output(of: worker))")
                 break
             }
-            Thread.sleep(forTimeInterval: Double.random(in: 0...0.6, using: &random))
+            Thread.sleep(forTimeInterval: Double.random(in: 0...0.3, using: &random))
             if !h.output(of: worker).contains("task done") { inTask += 1 }
             kill(worker.processIdentifier, SIGTERM)
             let status = h.wait(worker, timeout: .seconds(20))
