@@ -6,15 +6,9 @@ extension AdaptJob {
     /// Reads an adapt job file: a merge job's `adapters` (and `seed`) plus `base_model`, `data` and `adapt:`.
     /// Every error names the file and the key.
     public static func load(path: String) throws -> AdaptJob {
-        let text: String
-        do {
-            text = try String(contentsOfFile: path, encoding: .utf8)
-        } catch {
-            throw JobFileError(file: path, key: "", "cannot read the job file (missing or not UTF-8)")
-        }
-        let absolute = URL(fileURLWithPath: path).standardizedFileURL
-        var job = try parse(yaml: text, baseDirectory: absolute.deletingLastPathComponent().path, fileName: path)
-        job.pool.sourcePath = absolute.path
+        let source = try JobFileSource(path: path)
+        var job = try parse(yaml: source.text, baseDirectory: source.baseDirectory, fileName: path)
+        job.pool.sourcePath = source.absolutePath
         return job
     }
 

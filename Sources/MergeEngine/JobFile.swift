@@ -23,18 +23,33 @@ public struct JobFileError: Error, CustomStringConvertible, Sendable, Equatable 
     public var description: String { key.isEmpty ? "\(file): \(problem)" : "\(file): \(key): \(problem)" }
 }
 
-extension JobSpec {
-    /// Reads a YAML job file; relative adapter paths and globs resolve against the file's folder.
-    public static func load(path: String) throws -> JobSpec {
-        let text: String
+/// A job file's text and where it lives: every job kind (merge, adapt) reads its file through this, so the
+/// error for an unreadable file and the folder relative paths resolve against are the same everywhere.
+public struct JobFileSource: Sendable {
+    public let text: String
+    /// The file's absolute, standardized path.
+    public let absolutePath: String
+    /// The folder relative adapter paths and globs resolve against.
+    public let baseDirectory: String
+
+    public init(path: String) throws {
         do {
             text = try String(contentsOfFile: path, encoding: .utf8)
         } catch {
             throw JobFileError(file: path, key: "", "cannot read the job file (missing or not UTF-8)")
         }
         let absolute = URL(fileURLWithPath: path).standardizedFileURL
-        var job = try parse(yaml: text, baseDirectory: absolute.deletingLastPathComponent().path, fileName: path)
-        job.sourcePath = absolute.path
+        absolutePath = absolute.path
+        baseDirectory = absolute.deletingLastPathComponent().path
+    }
+}
+
+extension JobSpec {
+    /// Reads a YAML job file; relative adapter paths and globs resolve against the file's folder.
+    public static func load(path: String) throws -> JobSpec {
+        let source = try JobFileSource(path: path)
+        var job = try parse(yaml: source.text, baseDirectory: source.baseDirectory, fileName: path)
+        job.sourcePath = source.absolutePath
         return job
     }
 
