@@ -34,11 +34,13 @@ public struct MergeReport: Codable, Sendable, Equatable {
         public var basis: String?
         public var initialization: String?
         public var restarts: Int?
+        public var direction: String?
+        public var powerIterations: Int?
         public var density: Double?
         public var majoritySign: String?
 
         enum CodingKeys: String, CodingKey {
-            case iterations, tolerance, reweight, gauge, basis, restarts, density, majoritySign
+            case iterations, tolerance, reweight, gauge, basis, restarts, direction, powerIterations, density, majoritySign
             case initialization = "init"
         }
 
@@ -52,6 +54,8 @@ public struct MergeReport: Codable, Sendable, Equatable {
             basis = when("basis", spec.lego.basis.rawValue)
             initialization = when("init", spec.lego.initialization.rawValue)
             restarts = when("restarts", spec.lego.restarts)
+            direction = when("direction", spec.lego.effectiveDirection.rawValue)
+            powerIterations = spec.lego.effectiveDirection == .principal ? when("power_iterations", spec.lego.powerIterations) : nil
             density = when("density", spec.prune.density)
             majoritySign = when("majority_sign", spec.prune.majoritySign.rawValue)
         }

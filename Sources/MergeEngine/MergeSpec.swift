@@ -15,6 +15,10 @@ public struct LegoOptions: Sendable, Codable, Equatable {
     /// whichever of the two clusters better (`auto`: two clusterings).
     public enum Basis: String, Sendable, Codable { case svd, raw, auto }
     public enum Initialization: String, Sendable, Codable { case kmeansPlusPlus = "kmeans++" }
+    /// What each cluster contributes before its weight: the rank-one of its aligned mean (μ_B μ_Aᵀ), or the best
+    /// rank-one approximation of its members' sum Σ x_B x_Aᵀ (`ClusterPrincipalDirections`). `sum` and `dual`
+    /// are defined on the mean and always use it (`effectiveDirection`).
+    public enum Direction: String, Sendable, Codable { case mean, principal }
 
     public var iterations: Int = 100
     /// Stop when the relative drop of the objective is below this; 0 runs exactly `iterations`.
@@ -25,8 +29,17 @@ public struct LegoOptions: Sendable, Codable, Equatable {
     public var initialization: Initialization = .kmeansPlusPlus
     /// Seeding + Lloyd runs per module; the lowest final objective wins (scikit-learn's n_init).
     public var restarts: Int = LegoOptions.defaultRestarts
+    public var direction: Direction = .principal
+    /// Power iterations per module for `direction: principal` (each: two passes over the units).
+    public var powerIterations: Int = LegoOptions.defaultPowerIterations
 
     public static let defaultRestarts = 3
+    public static let defaultPowerIterations = 8
+
+    /// The direction actually used: `sum` and `dual` are rules on the mean centroid, so they take `mean`.
+    public var effectiveDirection: Direction {
+        reweight == .sum || reweight == .dual ? .mean : direction
+    }
 
     public init() {}
 }

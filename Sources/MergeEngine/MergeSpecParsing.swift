@@ -4,7 +4,8 @@ extension MergeSpec {
     /// The options each method accepts.
     static func allowedParameters(for method: MergeMethodName) -> Set<String> {
         switch method {
-        case .lego: ["iterations", "tolerance", "reweight", "gauge", "basis", "init", "restarts"]
+        case .lego: ["iterations", "tolerance", "reweight", "gauge", "basis", "init", "restarts", "direction",
+                     "power_iterations"]
         case .ties, .dareTies: ["density", "majority_sign"]
         case .dareLinear, .magnitudePrune: ["density"]
         case .cat, .svd, .linear: []
@@ -48,6 +49,19 @@ extension MergeSpec {
             if let gauge: LegoOptions.Gauge = try reader.choice("gauge") { spec.lego.gauge = gauge }
             if let basis: LegoOptions.Basis = try reader.choice("basis") { spec.lego.basis = basis }
             if let initialization: LegoOptions.Initialization = try reader.choice("init") { spec.lego.initialization = initialization }
+            if let direction: LegoOptions.Direction = try reader.choice("direction") {
+                if direction == .principal, spec.lego.reweight == .sum || spec.lego.reweight == .dual {
+                    throw reader.error(key: "parameters.direction", "principal needs reweight optimal or none "
+                                       + "(\(spec.lego.reweight.rawValue) is defined on the mean centroid)")
+                }
+                spec.lego.direction = direction
+            }
+            if let iterations = try reader.integer("power_iterations") {
+                guard iterations >= 1 else {
+                    throw reader.error(key: "parameters.power_iterations", "must be at least 1, got \(iterations)")
+                }
+                spec.lego.powerIterations = iterations
+            }
         case .ties, .dareTies, .dareLinear, .magnitudePrune:
             if let density = try reader.number("density") {
                 guard density > 0, density <= 1 else {
@@ -114,5 +128,6 @@ protocol CaseIterableNames { static var names: [String] { get } }
 extension LegoOptions.Reweight: CaseIterableNames { static var names: [String] { ["none", "sum", "dual", "optimal"] } }
 extension LegoOptions.Basis: CaseIterableNames { static var names: [String] { ["svd", "raw", "auto"] } }
 extension LegoOptions.Gauge: CaseIterableNames { static var names: [String] { ["balanced", "raw"] } }
+extension LegoOptions.Direction: CaseIterableNames { static var names: [String] { ["principal", "mean"] } }
 extension LegoOptions.Initialization: CaseIterableNames { static var names: [String] { ["kmeans++"] } }
 extension PruneOptions.MajoritySign: CaseIterableNames { static var names: [String] { ["total", "frequency"] } }

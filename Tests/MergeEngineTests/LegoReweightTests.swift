@@ -117,6 +117,7 @@ enum SoupPools {
         let canonical = try ModuleMerger.merge(input, spec: Self.spec(8, .dual, basis: .svd), seed: seed)
         let raw = try ModuleMerger.merge(input, spec: Self.spec(8, .dual, basis: .raw), seed: seed)
         let floor = canonical.stats.svdFloor ?? 0
+        #expect(canonical.stats.relativeError >= floor - 1e-6)  // no rank-8 merge beats Eckart–Young
         #expect(canonical.stats.relativeError < raw.stats.relativeError)
         #expect(canonical.stats.relativeError < 0.4)
         // With little noise the copies' singular directions agree and the merge is near the floor.

@@ -12,7 +12,9 @@ import Kernels
 ///   objective (docs/kernels.md: default 3, because greedy seeding alone still misses on some structured pools).
 /// - Reweighting is a function of per-cluster sufficient statistics (`ClusterStatistics`: counts, aligned sums,
 ///   member norm sums, and h for `optimal`), so a module clustered in blocks on several workers reweights the same.
-///   Weights apply to the clustering's own centroids (the aligned means of the final assignment).
+///   Weights apply to the clustering's own centroids (the aligned means of the final assignment), or with
+///   `direction: principal` (the default for `optimal` and `none`) to each cluster's best rank-one approximation
+///   of its members' sum, by `powerIterations` power iterations started from the mean (`ClusterPrincipalDirections`).
 /// - `gauge: raw` changes only how units are written (`[sign(c)√|c| b ; √|c| a]`); the distance stays
 ///   sign-invariant, so the two gauges differ in one thing.
 enum LegoMerge {
@@ -50,18 +52,28 @@ enum LegoMerge {
         var statistics = try ClusterStatistics.of(
             units: units.vectors, count: units.count, outFeatures: units.outFeatures, inFeatures: units.inFeatures,
             assignment: clustering.assignment, signs: clustering.signs, k: k, blockSize: kmeans.blockSize)
+        // What each cluster contributes before its weight: its mean, or its members' best rank-one.
+        var directions = clustering.centroids
         let weights: [Double]
         if k == units.count {
             // Every unit is its own cluster: weight 1 reproduces T exactly under every reweighting.
             weights = [Double](repeating: 1, count: k)
         } else {
+            if options.effectiveDirection == .principal {
+                directions = ClusterPrincipalDirections.units(
+                    units: units.vectors, count: units.count, outFeatures: units.outFeatures,
+                    inFeatures: units.inFeatures, assignment: clustering.assignment, k: k,
+                    centroids: clustering.centroids, iterations: options.powerIterations,
+                    blockSize: kmeans.blockSize).units
+            }
             if options.reweight == .optimal {
-                statistics.addProjections(units: units.vectors, count: units.count, centroids: clustering.centroids,
+                statistics.addProjections(units: units.vectors, count: units.count, centroids: directions,
                                           blockSize: kmeans.blockSize)
             }
-            weights = try ClusterReweighting(options.reweight).weights(statistics, centroids: clustering.centroids)
+            weights = try ClusterReweighting(options.reweight).weights(statistics, centroids: directions)
         }
-        let (b, a) = assemble(clustering, weights: weights, units: units)
+        let (b, a) = assemble(centroids: directions, count: k, weights: weights, outFeatures: units.outFeatures,
+                              inFeatures: units.inFeatures)
         var result = ModuleResult(name: input.name, rank: k, outFeatures: input.outFeatures,
                                   inFeatures: input.inFeatures, b: b, a: a,
                                   stats: ModuleStats(relativeError: 0, clusterSizes: clustering.clusterSizes,
@@ -78,13 +90,8 @@ enum LegoMerge {
         return (result, energy > 0 ? clustering.finalObjective / energy : 0)
     }
 
-    /// b'_t = sign(β_t)√|β_t| μ_B,t, a'_t = √|β_t| μ_A,t.
-    static func assemble(_ clustering: KMeansResult, weights: [Double], units: RankOneUnits) -> (b: [Float], a: [Float]) {
-        assemble(centroids: clustering.centroids, count: clustering.clusterCount, weights: weights,
-                 outFeatures: units.outFeatures, inFeatures: units.inFeatures)
-    }
-
-    /// The same from the centroids alone (a split module's clustering has no `KMeansResult`).
+    /// b'_t = sign(β_t)√|β_t| μ_B,t, a'_t = √|β_t| μ_A,t for rows μ_t = [μ_B,t ; μ_A,t] of `centroids` (the
+    /// aligned means, or the clusters' principal rank-one units).
     static func assemble(centroids: [Float], count k: Int, weights: [Double], outFeatures out: Int,
                          inFeatures: Int) -> (b: [Float], a: [Float]) {
         let dim = out + inFeatures

@@ -1,0 +1,153 @@
+/// The best rank-one approximation σ_c u_c v_cᵀ of each cluster's sum T_c = Σ_{i∈c} x_B,i x_A,iᵀ (its top singular
+/// triple), by power iterations in factored form: T_c v = Σ_{i∈c} x_B,i (x_A,i·v) and T_cᵀ u = Σ_{i∈c} x_A,i (x_B,i·u)
+/// never form T_c, and both are sums over units, so a module split into blocks of units reduces them by addition in
+/// block order (docs/METHODS.md, lego step 4; the contract for split modules is in docs/distributed-kmeans.md).
+///
+/// Why: a cluster of unrelated units (a "catch-all") has a near-zero mean whose rank-one μ_B μ_Aᵀ is mostly cross
+/// terms; its members' sum still has a dominant direction, which is the rank-one that cluster can best contribute.
+/// For an aligned cluster the mean already is that direction, so nothing changes there.
+///
+/// The units are sign-invariant here (x_B x_Aᵀ does not change when both halves flip), so the signs of the
+/// clustering are not needed. Sign convention of the result: û is normalised, v̂ = T_cᵀ û / σ with σ = ‖T_cᵀ û‖ ≥ 0.
+public enum ClusterPrincipalDirections {
+    /// Which half a product returns: `.left` takes directions over the A half (v, [k, in]) and returns
+    /// Σ_{i∈c} x_B,i (x_A,i·v_c) ([k, out]); `.right` takes directions over the B half (u, [k, out]) and returns
+    /// Σ_{i∈c} x_A,i (x_B,i·u_c) ([k, in]).
+    public enum Side: Sendable { case left, right }
+
+    /// One block's share of a half-step: `units` row-major [count, out + in], `assignment` the cluster of each
+    /// unit (entries outside 0..<k are skipped), `directions` row-major [k, in] (`.left`) or [k, out] (`.right`).
+    /// The dot products come from one GEMM `X_half Wᵀ`, the sums from one axpy
+    /// per unit in unit order, so a block always gives the same bits.
+    public static func blockProduct(units: UnsafePointer<Float>, count: Int, outFeatures: Int, inFeatures: Int,
+                                    assignment: ArraySlice<Int>, k: Int, directions: [Float], side: Side) -> [Float] {
+        let dimension = outFeatures + inFeatures
+        let (readOffset, readLength) = side == .left ? (outFeatures, inFeatures) : (0, outFeatures)
+        let (writeOffset, writeLength) = side == .left ? (0, outFeatures) : (outFeatures, inFeatures)
+        var sums = [Float](repeating: 0, count: k * writeLength)
+        guard count > 0, k > 0 else { return sums }
+        // dots[i, c] = x_half,i · w_c for every cluster (one GEMM; only the unit's own cluster is used).
+        var dots = [Float](repeating: 0, count: count * k)
+        directions.withUnsafeBufferPointer { w in
+            dots.withUnsafeMutableBufferPointer { p in
+                guard let w = w.baseAddress, let p = p.baseAddress else { return }
+                BLAS.gemm(.none, .transpose, m: count, n: k, k: readLength, a: units + readOffset, lda: dimension,
+                          b: w, ldb: readLength, c: p)
+            }
+        }
+        sums.withUnsafeMutableBufferPointer { s in
+            guard let s = s.baseAddress else { return }
+            for (i, cluster) in assignment.enumerated() where cluster >= 0 && cluster < k {
+                let weight = dots[i * k + cluster]
+                guard weight != 0 else { continue }
+                BLAS.axpy(writeLength, alpha: weight, x: units + i * dimension + writeOffset, y: s + cluster * writeLength)
+            }
+        }
+        return sums
+    }
+
+    /// A whole half-step over all units, as the ordered reduction of fixed blocks of `blockSize` units.
+    public static func product(units: [Float], count: Int, outFeatures: Int, inFeatures: Int, assignment: [Int], k: Int,
+                               directions: [Float], side: Side,
+                               blockSize: Int = KMeansOptions.defaultBlockSize) -> [Float] {
+        let dimension = outFeatures + inFeatures
+        var total = [Float](repeating: 0, count: k * (side == .left ? outFeatures : inFeatures))
+        let block = max(1, blockSize)
+        units.withUnsafeBufferPointer { x in
+            guard let x = x.baseAddress else { return }
+            var start = 0
+            while start < count {
+                let rows = min(block, count - start)
+                let part = blockProduct(units: x + start * dimension, count: rows, outFeatures: outFeatures,
+                                        inFeatures: inFeatures, assignment: assignment[start..<(start + rows)], k: k,
+                                        directions: directions, side: side)
+                add(part, to: &total)
+                start += rows
+            }
+        }
+        return total
+    }
+
+    /// total += part (elementwise; the block-order reduction of `blockProduct`).
+    public static func add(_ part: [Float], to total: inout [Float]) {
+        precondition(part.count == total.count, "ClusterPrincipalDirections: partial sums of different shapes")
+        let length = total.count
+        total.withUnsafeMutableBufferPointer { t in
+            part.withUnsafeBufferPointer { p in
+                guard let t = t.baseAddress, let p = p.baseAddress else { return }
+                BLAS.axpy(length, alpha: 1, x: p, y: t)
+            }
+        }
+    }
+
+    /// Scales every row of a row-major [rows, width] matrix to unit norm (zero rows stay zero); returns the norms.
+    @discardableResult
+    public static func normalizeRows(_ matrix: inout [Float], rows: Int, width: Int) -> [Double] {
+        matrix.withUnsafeMutableBufferPointer { m in
+            guard let m = m.baseAddress else { return [Double](repeating: 0, count: rows) }
+            return (0..<rows).map { r in
+                let norm = BLAS.nrm2(width, m + r * width)
+                if norm > 0 && norm.isFinite { BLAS.scal(width, alpha: 1 / norm, x: m + r * width) }
+                return Double(norm)
+            }
+        }
+    }
+
+    /// The starting directions: the A half of each row of `centroids` ([k, out + in]), normalised.
+    public static func startingDirections(centroids: [Float], k: Int, outFeatures: Int, inFeatures: Int) -> [Float] {
+        let dimension = outFeatures + inFeatures
+        var start = [Float](repeating: 0, count: k * inFeatures)
+        centroids.withUnsafeBufferPointer { m in
+            start.withUnsafeMutableBufferPointer { v in
+                guard let m = m.baseAddress, let v = v.baseAddress else { return }
+                for c in 0..<k { BLAS.copy(inFeatures, x: m + c * dimension + outFeatures, y: v + c * inFeatures) }
+            }
+        }
+        normalizeRows(&start, rows: k, width: inFeatures)
+        return start
+    }
+
+    /// The rank-one units [√σ û ; √σ v̂] per cluster (row-major [k, out + in]) after `iterations` power
+    /// iterations (each: u = T v, û = u/‖u‖, w = T_cᵀ û, σ = ‖w‖, v = w/σ), starting from the A halves of
+    /// `centroids`. At least one iteration runs (σ and v̂ need the last right product). A cluster whose product
+    /// vanishes gives a zero row.
+    public static func units(units x: [Float], count: Int, outFeatures: Int, inFeatures: Int, assignment: [Int], k: Int,
+                             centroids: [Float], iterations: Int,
+                             blockSize: Int = KMeansOptions.defaultBlockSize) -> (units: [Float], singularValues: [Double]) {
+        var v = startingDirections(centroids: centroids, k: k, outFeatures: outFeatures, inFeatures: inFeatures)
+        var u = [Float](repeating: 0, count: k * outFeatures)
+        var sigma = [Double](repeating: 0, count: k)
+        for _ in 0..<max(1, iterations) {
+            u = product(units: x, count: count, outFeatures: outFeatures, inFeatures: inFeatures, assignment: assignment,
+                        k: k, directions: v, side: .left, blockSize: blockSize)
+            normalizeRows(&u, rows: k, width: outFeatures)
+            v = product(units: x, count: count, outFeatures: outFeatures, inFeatures: inFeatures, assignment: assignment,
+                        k: k, directions: u, side: .right, blockSize: blockSize)
+            sigma = normalizeRows(&v, rows: k, width: inFeatures)
+        }
+        return (assemble(left: u, right: v, singularValues: sigma, outFeatures: outFeatures, inFeatures: inFeatures),
+                sigma)
+    }
+
+    /// Rows [√σ_c û_c ; √σ_c v̂_c] from unit-norm directions and their singular values.
+    public static func assemble(left u: [Float], right v: [Float], singularValues sigma: [Double], outFeatures: Int,
+                                inFeatures: Int) -> [Float] {
+        let k = sigma.count, dimension = outFeatures + inFeatures
+        var rows = [Float](repeating: 0, count: k * dimension)
+        u.withUnsafeBufferPointer { u in
+            v.withUnsafeBufferPointer { v in
+                rows.withUnsafeMutableBufferPointer { r in
+                    guard let u = u.baseAddress, let v = v.baseAddress, let r = r.baseAddress else { return }
+                    for c in 0..<k where sigma[c] > 0 && sigma[c].isFinite {
+                        let root = Float(sigma[c].squareRoot())
+                        BLAS.copy(outFeatures, x: u + c * outFeatures, y: r + c * dimension)
+                        BLAS.scal(outFeatures, alpha: root, x: r + c * dimension)
+                        BLAS.copy(inFeatures, x: v + c * inFeatures, y: r + c * dimension + outFeatures)
+                        BLAS.scal(inFeatures, alpha: root, x: r + c * dimension + outFeatures)
+                    }
+                }
+            }
+        }
+        return rows
+    }
+}

@@ -1,0 +1,151 @@
+import Testing
+@testable import AdapterIO
+@testable import Kernels
+@testable import MergeEngine
+
+/// `direction: principal`: each cluster contributes the best rank-one of its members' sum, then `optimal` fits
+/// the k weights jointly. Checked against an independent dense computation of the same step.
+@Suite struct LegoPrincipalTests {
+    static func spec(_ rank: Int, _ reweight: LegoOptions.Reweight = .optimal, direction: LegoOptions.Direction,
+                     powerIterations: Int = LegoOptions.defaultPowerIterations) -> MergeSpec {
+        var options = LegoOptions()
+        options.reweight = reweight
+        options.direction = direction
+        options.powerIterations = powerIterations
+        return MergeSpec(method: .lego, rank: rank, lego: options)
+    }
+
+    /// Dense top singular triple (σ, u, v) of a row-major [out, in] Double matrix, by LAPACK.
+    static func top(_ t: [Double], out: Int, in inFeatures: Int) throws -> (sigma: Double, u: [Double], v: [Double]) {
+        let svd = try LinearAlgebra.svd(t.map { Float($0) }, rows: out, cols: inFeatures)
+        let p = min(out, inFeatures)
+        return (Double(svd.s[0]), (0..<out).map { Double(svd.u[$0 * p]) }, (0..<inFeatures).map { Double(svd.vt[$0]) })
+    }
+
+    /// Gaussian elimination with partial pivoting on a small dense system (the test's own solver).
+    static func solve(_ g: [Double], _ h: [Double], n: Int) -> [Double] {
+        var m = g, x = h
+        for col in 0..<n {
+            let pivot = (col..<n).max { abs(m[$0 * n + col]) < abs(m[$1 * n + col]) } ?? col
+            if pivot != col {
+                for j in 0..<n { m.swapAt(col * n + j, pivot * n + j) }
+                x.swapAt(col, pivot)
+            }
+            for row in (col + 1)..<n {
+                let f = m[row * n + col] / m[col * n + col]
+                for j in col..<n { m[row * n + j] -= f * m[col * n + j] }
+                x[row] -= f * x[col]
+            }
+        }
+        for row in stride(from: n - 1, through: 0, by: -1) {
+            x[row] = ((row + 1)..<n).reduce(x[row]) { $0 - m[row * n + $1] * x[$1] } / m[row * n + row]
+        }
+        return x
+    }
+
+    /// The merged update equals, for the same clustering, Σ_t β_t σ_t u_t v_tᵀ with (σ_t, u_t, v_t) the top
+    /// singular triple of the dense cluster sum T_t and β the dense least-squares weights against T.
+    @Test(arguments: [UInt64(1), 2, 3, 4])
+    func matchesDenseTopTriplesAndLeastSquaresWeights(seed: UInt64) throws {
+        let input = RandomModules.input(out: 18, in: 14, ranks: [4, 3, 4, 2, 5], seed: 300 + seed)
+        let k = 4
+        let spec = Self.spec(k, direction: .principal, powerIterations: 300)
+        let result = try ModuleMerger.merge(input, spec: spec, seed: seed)
+        // The same clustering the method ran (the step under test starts from it).
+        let units = try RankOneUnits.extract(terms: try input.factorTerms(), outFeatures: 18, inFeatures: 14,
+                                             gauge: .balanced, basis: .svd)
+        let clustering = try SignInvariantKMeans.cluster(
+            units: units.vectors, count: units.count, dimension: units.dimension, k: k,
+            options: KMeansOptions(iterations: spec.lego.iterations, tolerance: spec.lego.tolerance,
+                                   restarts: spec.lego.restarts), seed: seed)
+        #expect(clustering.clusterSizes == result.stats.clusterSizes)
+        let (out, inFeatures) = (18, 14)
+        var rankOnes: [[Double]] = []
+        for c in 0..<k {
+            var t = [Double](repeating: 0, count: out * inFeatures)
+            for (i, cluster) in clustering.assignment.enumerated() where cluster == c {
+                for r in 0..<out { for col in 0..<inFeatures {
+                    t[r * inFeatures + col] += Double(units.vectors[i * units.dimension + r])
+                        * Double(units.vectors[i * units.dimension + out + col])
+                } }
+            }
+            let (sigma, u, v) = try Self.top(t, out: out, in: inFeatures)
+            rankOnes.append((0..<(out * inFeatures)).map { sigma * u[$0 / inFeatures] * v[$0 % inFeatures] })
+        }
+        let target = RandomModules.target(input)
+        let g = (0..<(k * k)).map { e in zip(rankOnes[e / k], rankOnes[e % k]).reduce(0) { $0 + $1.0 * $1.1 } }
+        let h = (0..<k).map { s in zip(rankOnes[s], target).reduce(0) { $0 + $1.0 * $1.1 } }
+        let beta = Self.solve(g, h, n: k)
+        var expected = [Double](repeating: 0, count: out * inFeatures)
+        for t in 0..<k { for e in expected.indices { expected[e] += beta[t] * rankOnes[t][e] } }
+        #expect(RandomModules.relativeError(RandomModules.dense(result), expected) < 1e-3)
+        #expect(abs(RandomModules.relativeError(expected, target) - result.stats.relativeError) < 1e-4)
+    }
+
+    /// One cluster holding every unit: its best rank-one is T's, so the error is the rank-1 SVD floor.
+    @Test(arguments: [UInt64(5), 6, 7])
+    func oneClusterIsTheRankOneTruncation(seed: UInt64) throws {
+        let input = RandomModules.input(out: 20, in: 16, ranks: [3, 5, 2], seed: 400 + seed)
+        let result = try ModuleMerger.merge(input, spec: Self.spec(1, direction: .principal, powerIterations: 300),
+                                            seed: seed)
+        let s = try RandomModules.singularValues(RandomModules.target(input), out: 20, in: 16).map(Double.init)
+        let floor = (s.dropFirst().reduce(0) { $0 + $1 * $1 } / s.reduce(0) { $0 + $1 * $1 }).squareRoot()
+        #expect(abs(result.stats.relativeError - floor) < 1e-4)
+        let mean = try ModuleMerger.merge(input, spec: Self.spec(1, direction: .mean), seed: seed)
+        #expect(mean.stats.relativeError > result.stats.relativeError)
+    }
+
+    /// With `none`, each cluster's rank-one is its sum's best approximation at its own scale: N identical copies
+    /// (weights 1/N) give the adapter back exactly (the mean would give 1/N of it).
+    @Test(arguments: [2, 5])
+    func noneGivesIdenticalCopiesBack(copies: Int) throws {
+        let one = RandomModules.input(out: 40, in: 24, ranks: [6], coefficients: [2.0], seed: 17)
+        var input = one
+        input.terms = (0..<copies).map { _ in
+            var term = one.terms[0]
+            term.coefficient = 2.0 / Double(copies)
+            return term
+        }
+        let result = try ModuleMerger.merge(input, spec: Self.spec(6, .none, direction: .principal), seed: 3)
+        #expect(result.stats.clusterSizes == [Int](repeating: copies, count: 6))
+        #expect(RandomModules.relativeError(RandomModules.dense(result), RandomModules.target(one)) < 1e-5)
+    }
+
+    /// Pools of unrelated units at a rank far below theirs (every cluster a catch-all): the principal rank-ones
+    /// with optimal weights fit T better than the means with optimal weights (same clustering).
+    @Test(arguments: Array(UInt64(0)..<8))
+    func principalBeatsTheMeanOnCatchAllClusters(seed: UInt64) throws {
+        let input = RandomModules.input(out: 40, in: 32, ranks: [8, 8, 8, 8, 8, 8], seed: 600 + seed)
+        let principal = try ModuleMerger.merge(input, spec: Self.spec(4, direction: .principal), seed: seed)
+        let mean = try ModuleMerger.merge(input, spec: Self.spec(4, direction: .mean), seed: seed)
+        #expect(principal.stats.clusterSizes == mean.stats.clusterSizes)
+        #expect((principal.stats.catchAllShare ?? 0) > 0.5)
+        #expect(principal.stats.relativeError < mean.stats.relativeError)
+        #expect(principal.stats.relativeError >= (principal.stats.svdFloor ?? 0) - 1e-6)
+    }
+
+    /// Job parsing: the option's spellings, its conflict with the mean-only rules, and the report.
+    @Test func optionsParseAndConflictsAreErrors() throws {
+        func resolve(_ parameters: [String: ParameterValue]) throws -> MergeSpec {
+            try MergeSpec.resolve(job: JobSpec(method: .lego, rank: 4, parameters: parameters, adapters: [],
+                                               sourcePath: "j.yaml"), largestInputRank: 4)
+        }
+        #expect(try resolve([:]).lego.effectiveDirection == .principal)
+        #expect(try resolve(["direction": .string("mean")]).lego.effectiveDirection == .mean)
+        #expect(try resolve(["reweight": .string("dual")]).lego.effectiveDirection == .mean)
+        #expect(try resolve(["power_iterations": .int(3)]).lego.powerIterations == 3)
+        for (parameters, fragment) in [(["direction": ParameterValue.string("principal"), "reweight": .string("dual")],
+                                        "parameters.direction"),
+                                       (["direction": .string("top")], "parameters.direction"),
+                                       (["power_iterations": .int(0)], "parameters.power_iterations")] {
+            #expect {
+                _ = try resolve(parameters)
+            } throws: { error in
+                "\(error)".hasPrefix("j.yaml: \(fragment): ")
+            }
+        }
+        let options = MergeReport.Options(try resolve(["reweight": .string("sum")]))
+        #expect(options.direction == "mean" && options.powerIterations == nil)
+        #expect(MergeReport.Options(try resolve([:])).direction == "principal")
+    }
+}
