@@ -109,12 +109,29 @@ public enum ClusterPrincipalDirections {
 
     /// The rank-one units [√σ û ; √σ v̂] per cluster (row-major [k, out + in]) after `iterations` power
     /// iterations (each: u = T v, û = u/‖u‖, w = T_cᵀ û, σ = ‖w‖, v = w/σ), starting from the A halves of
-    /// `centroids`. At least one iteration runs (σ and v̂ need the last right product). A cluster whose product
+    /// `centroids` (a zero A half: the cluster's first member's). At least one iteration runs (σ and v̂ need the last right product). A cluster whose product
     /// vanishes gives a zero row.
     public static func units(units x: [Float], count: Int, outFeatures: Int, inFeatures: Int, assignment: [Int], k: Int,
                              centroids: [Float], iterations: Int,
                              blockSize: Int = KMeansOptions.defaultBlockSize) -> (units: [Float], singularValues: [Double]) {
         var v = startingDirections(centroids: centroids, k: k, outFeatures: outFeatures, inFeatures: inFeatures)
+        // A cluster whose mean has a zero A half (members cancelling) starts from its first member with a non-zero
+        // A half instead, so it is not lost.
+        let dimension = outFeatures + inFeatures
+        x.withUnsafeBufferPointer { units in
+            v.withUnsafeMutableBufferPointer { start in
+                guard let units = units.baseAddress, let start = start.baseAddress else { return }
+                for c in 0..<k where BLAS.nrm2(inFeatures, start + c * inFeatures) == 0 {
+                    for (i, cluster) in assignment.enumerated() where cluster == c
+                    && BLAS.nrm2(inFeatures, units + i * dimension + outFeatures) > 0 {
+                        BLAS.copy(inFeatures, x: units + i * dimension + outFeatures, y: start + c * inFeatures)
+                        let norm = BLAS.nrm2(inFeatures, start + c * inFeatures)
+                        BLAS.scal(inFeatures, alpha: 1 / norm, x: start + c * inFeatures)
+                        break
+                    }
+                }
+            }
+        }
         var u = [Float](repeating: 0, count: k * outFeatures)
         var sigma = [Double](repeating: 0, count: k)
         for _ in 0..<max(1, iterations) {

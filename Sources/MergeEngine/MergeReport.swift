@@ -36,11 +36,12 @@ public struct MergeReport: Codable, Sendable, Equatable {
         public var restarts: Int?
         public var direction: String?
         public var powerIterations: Int?
+        public var oversample: Int?
         public var density: Double?
         public var majoritySign: String?
 
         enum CodingKeys: String, CodingKey {
-            case iterations, tolerance, reweight, gauge, basis, restarts, direction, powerIterations, density, majoritySign
+            case iterations, tolerance, reweight, gauge, basis, restarts, direction, powerIterations, oversample, density, majoritySign
             case initialization = "init"
         }
 
@@ -56,6 +57,7 @@ public struct MergeReport: Codable, Sendable, Equatable {
             restarts = when("restarts", spec.lego.restarts)
             direction = when("direction", spec.lego.effectiveDirection.rawValue)
             powerIterations = spec.lego.effectiveDirection == .principal ? when("power_iterations", spec.lego.powerIterations) : nil
+            oversample = spec.lego.effectiveDirection == .principal ? when("oversample", spec.lego.effectiveOversample) : nil
             density = when("density", spec.prune.density)
             majoritySign = when("majority_sign", spec.prune.majoritySign.rawValue)
         }

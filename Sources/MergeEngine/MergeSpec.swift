@@ -32,14 +32,22 @@ public struct LegoOptions: Sendable, Codable, Equatable {
     public var direction: Direction = .principal
     /// Power iterations per module for `direction: principal` (each: two passes over the units).
     public var powerIterations: Int = LegoOptions.defaultPowerIterations
+    /// With `direction: principal`: cluster into `oversample`·k fine clusters, keep the k − 1 whose principal
+    /// rank-ones fit T best (greedy least squares), and merge the rest into them (pieces of the same direction) or
+    /// into one cluster. 1 is off.
+    public var oversample: Int = LegoOptions.defaultOversample
 
     public static let defaultRestarts = 3
     public static let defaultPowerIterations = 8
+    public static let defaultOversample = 1
 
     /// The direction actually used: `sum` and `dual` are rules on the mean centroid, so they take `mean`.
     public var effectiveDirection: Direction {
         reweight == .sum || reweight == .dual ? .mean : direction
     }
+
+    /// The oversampling actually used: 1 unless the direction is principal.
+    public var effectiveOversample: Int { effectiveDirection == .principal ? max(1, oversample) : 1 }
 
     public init() {}
 }

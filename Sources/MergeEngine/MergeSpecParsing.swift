@@ -5,7 +5,7 @@ extension MergeSpec {
     static func allowedParameters(for method: MergeMethodName) -> Set<String> {
         switch method {
         case .lego: ["iterations", "tolerance", "reweight", "gauge", "basis", "init", "restarts", "direction",
-                     "power_iterations"]
+                     "power_iterations", "oversample"]
         case .ties, .dareTies: ["density", "majority_sign"]
         case .dareLinear, .magnitudePrune: ["density"]
         case .cat, .svd, .linear: []
@@ -61,6 +61,12 @@ extension MergeSpec {
                     throw reader.error(key: "parameters.power_iterations", "must be at least 1, got \(iterations)")
                 }
                 spec.lego.powerIterations = iterations
+            }
+            if let oversample = try reader.integer("oversample") {
+                guard oversample >= 1, oversample <= 64 else {
+                    throw reader.error(key: "parameters.oversample", "must be in 1…64, got \(oversample)")
+                }
+                spec.lego.oversample = oversample
             }
         case .ties, .dareTies, .dareLinear, .magnitudePrune:
             if let density = try reader.number("density") {

@@ -7,8 +7,9 @@ import Testing
 /// the k weights jointly. Checked against an independent dense computation of the same step.
 @Suite struct LegoPrincipalTests {
     static func spec(_ rank: Int, _ reweight: LegoOptions.Reweight = .optimal, direction: LegoOptions.Direction,
-                     powerIterations: Int = LegoOptions.defaultPowerIterations) -> MergeSpec {
+                     powerIterations: Int = LegoOptions.defaultPowerIterations, oversample: Int = 1) -> MergeSpec {
         var options = LegoOptions()
+        options.oversample = oversample  // the step on k-means' own clusters (oversampling: LegoOversampleTests)
         options.reweight = reweight
         options.direction = direction
         options.powerIterations = powerIterations
@@ -134,10 +135,13 @@ import Testing
         #expect(try resolve(["direction": .string("mean")]).lego.effectiveDirection == .mean)
         #expect(try resolve(["reweight": .string("dual")]).lego.effectiveDirection == .mean)
         #expect(try resolve(["power_iterations": .int(3)]).lego.powerIterations == 3)
+        #expect(try resolve(["oversample": .int(4)]).lego.effectiveOversample == 4)
+        #expect(try resolve(["oversample": .int(4), "direction": .string("mean")]).lego.effectiveOversample == 1)
         for (parameters, fragment) in [(["direction": ParameterValue.string("principal"), "reweight": .string("dual")],
                                         "parameters.direction"),
                                        (["direction": .string("top")], "parameters.direction"),
-                                       (["power_iterations": .int(0)], "parameters.power_iterations")] {
+                                       (["power_iterations": .int(0)], "parameters.power_iterations"),
+                                       (["oversample": .int(0)], "parameters.oversample")] {
             #expect {
                 _ = try resolve(parameters)
             } throws: { error in
@@ -147,5 +151,74 @@ import Testing
         let options = MergeReport.Options(try resolve(["reweight": .string("sum")]))
         #expect(options.direction == "mean" && options.powerIterations == nil)
         #expect(MergeReport.Options(try resolve([:])).direction == "principal")
+    }
+}
+
+/// `oversample`: the greedy least-squares selection of fine clusters, against dense computations.
+@Suite struct LegoOversampleTests {
+    /// Random small rank-one matrices M_t and a target: capturedEnergy = ‖T‖² − min_β ‖T − Σ β M‖² (dense).
+    @Test(arguments: [UInt64(1), 2, 3])
+    func capturedEnergyIsTheLeastSquaresFit(seed: UInt64) throws {
+        var random = DeterministicRandom(seed: seed)
+        let (rows, cols, n) = (7, 5, 6)
+        let terms = (0..<n).map { _ in (0..<(rows * cols)).map { _ in random.nextGaussian() } }
+        let target = (0..<(rows * cols)).map { _ in random.nextGaussian() }
+        let g = (0..<(n * n)).map { e in zip(terms[e / n], terms[e % n]).reduce(0) { $0 + $1.0 * $1.1 } }
+        let h = terms.map { zip($0, target).reduce(0) { $0 + $1.0 * $1.1 } }
+        let subset = [4, 1, 2]
+        let m = subset.count
+        let beta = LegoPrincipalTests.solve((0..<(m * m)).map { g[subset[$0 / m] * n + subset[$0 % m]] },
+                                            subset.map { h[$0] }, n: m)
+        var residual = target
+        for (j, t) in subset.enumerated() { for e in residual.indices { residual[e] -= beta[j] * terms[t][e] } }
+        let expected = target.reduce(0) { $0 + $1 * $1 } - residual.reduce(0) { $0 + $1 * $1 }
+        let got = try RankOneSelection.capturedEnergy(gram: g, projections: h, count: n, indices: subset)
+        #expect(abs(got - expected) <= 1e-9 * max(1, abs(expected)))
+    }
+
+    /// T = 3·M₂ + 2·M₅ + M₀ with orthogonal terms plus decoys: greedy picks 2, 5, 0 in that order.
+    @Test func greedyPicksThePlantedTermsInOrder() throws {
+        let n = 7
+        var g = [Double](repeating: 0, count: n * n)
+        for t in 0..<n { g[t * n + t] = 1 }
+        g[1 * n + 3] = 0.5; g[3 * n + 1] = 0.5  // two correlated decoys
+        var h = [Double](repeating: 0.1, count: n)
+        h[2] = 3; h[5] = 2; h[0] = 1
+        #expect(try RankOneSelection.greedy(gram: g, projections: h, count: n, select: 3) == [2, 5, 0])
+    }
+
+    /// Shared-unit pools with more directions than k: oversampled lego keeps k ranks, partitions every unit, never
+    /// goes below the SVD floor, and fits T better than the plain clustering with principal directions.
+    @Test(arguments: [UInt64(1), 2, 3])
+    func oversampledSelectionFitsBetter(seed: UInt64) throws {
+        var random = DeterministicRandom(seed: 900 + seed)
+        let (out, inFeatures, directions, k) = (24, 20, 10, 4)
+        let dictionary = (0..<directions).map { d in
+            (b: (0..<out).map { _ in Float(random.nextGaussian()) },
+             a: (0..<inFeatures).map { _ in Float(random.nextGaussian() * (1 + 0.15 * Double(d))) })
+        }
+        let terms = (0..<12).map { _ -> LoraTerm in
+            let r = 4
+            var b = [Float](repeating: 0, count: out * r), a = [Float](repeating: 0, count: r * inFeatures)
+            for j in 0..<r {
+                let d = random.nextIndex(below: directions)
+                let sign: Float = random.nextIndex(below: 2) == 0 ? -1 : 1
+                for i in 0..<out { b[i * r + j] = sign * dictionary[d].b[i] + Float(0.05 * random.nextGaussian()) }
+                for c in 0..<inFeatures { a[j * inFeatures + c] = sign * dictionary[d].a[c] + Float(0.05 * random.nextGaussian()) }
+            }
+            return LoraTerm(coefficient: 1.0 / 12, rank: r, a: a, b: b)
+        }
+        let input = ModuleInput(name: "model.layers.0.mlp.up_proj", outFeatures: out, inFeatures: inFeatures, terms: terms)
+        var options = LegoOptions()
+        options.oversample = 1
+        let plain = try ModuleMerger.merge(input, spec: MergeSpec(method: .lego, rank: k, lego: options), seed: seed)
+        options.oversample = 3
+        let selected = try ModuleMerger.merge(input, spec: MergeSpec(method: .lego, rank: k, lego: options), seed: seed)
+        #expect(selected.rank == k)
+        #expect((selected.stats.clusterSizes ?? []).reduce(0, +) == 48)
+        #expect(selected.stats.relativeError >= (selected.stats.svdFloor ?? 0) - 1e-6)
+        #expect(selected.stats.relativeError <= plain.stats.relativeError + 1e-6)
+        let target = RandomModules.target(input)
+        #expect(abs(RandomModules.relativeError(RandomModules.dense(selected), target) - selected.stats.relativeError) < 1e-5)
     }
 }

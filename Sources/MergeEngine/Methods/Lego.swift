@@ -46,8 +46,14 @@ enum LegoMerge {
         }
         let kmeans = KMeansOptions(iterations: max(0, options.iterations), tolerance: max(0, options.tolerance),
                                    restarts: max(1, options.restarts))
-        let clustering = try SignInvariantKMeans.cluster(
-            units: units.vectors, count: units.count, dimension: units.dimension, k: rank, options: kmeans, seed: seed)
+        let oversample = options.effectiveOversample
+        var clustering = try SignInvariantKMeans.cluster(
+            units: units.vectors, count: units.count, dimension: units.dimension,
+            k: oversample > 1 ? min(units.count, rank * oversample) : rank, options: kmeans, seed: seed)
+        if clustering.clusterCount > rank {
+            clustering = try selectClusters(clustering, k: rank, units: units, options: options,
+                                            blockSize: kmeans.blockSize)
+        }
         let k = clustering.clusterCount
         var statistics = try ClusterStatistics.of(
             units: units.vectors, count: units.count, outFeatures: units.outFeatures, inFeatures: units.inFeatures,
@@ -88,6 +94,53 @@ enum LegoMerge {
         }
         let energy = statistics.normSquaredSums.reduce(0, +)
         return (result, energy > 0 ? clustering.finalObjective / energy : 0)
+    }
+
+    /// `oversample`: from a clustering into more than k fine clusters, keep as clusters of their own the k − 1 whose
+    /// principal rank-ones fit T best together (greedy forward selection by least-squares captured energy:
+    /// `RankOneSelection`); every other fine cluster joins the kept one its rank-one is closest to if |cos| ≥ 1/2
+    /// (a piece of the same direction), else the merged cluster k − 1. Why: with more directions in the
+    /// pool than k, k-means isolates k − 1 of them more or less at random (its objective is nearly flat over which
+    /// ones) and leaves the rest in a catch-all; choosing them by their fit to T is what an SVD would prefer.
+    /// Members keep the sign of their fine cluster; the merged cluster's mean (only the start of its power
+    /// iterations and its coherence) aligns members per fine cluster. The k-means objective reported is the fine one.
+    static func selectClusters(_ fine: KMeansResult, k: Int, units: RankOneUnits, options: LegoOptions,
+                               blockSize: Int) throws -> KMeansResult {
+        let fineK = fine.clusterCount
+        let rankOnes = ClusterPrincipalDirections.units(
+            units: units.vectors, count: units.count, outFeatures: units.outFeatures, inFeatures: units.inFeatures,
+            assignment: fine.assignment, k: fineK, centroids: fine.centroids, iterations: options.powerIterations,
+            blockSize: blockSize).units
+        var projections = ClusterStatistics(k: fineK, outFeatures: units.outFeatures, inFeatures: units.inFeatures)
+        projections.addProjections(units: units.vectors, count: units.count, centroids: rankOnes, blockSize: blockSize)
+        let gram = projections.centroidGram(rankOnes)
+        let chosen = try RankOneSelection.greedy(gram: gram, projections: projections.projections ?? [], count: fineK,
+                                                 select: k - 1)
+        var target = [Int](repeating: k - 1, count: fineK)
+        for (position, cluster) in chosen.enumerated() { target[cluster] = position }
+        // A fine cluster that is another piece of a kept one (|cos| of their rank-ones ≥ 1/2: k-means split one
+        // direction) joins it, so the merged cluster holds only what the kept ones do not carry.
+        for fine in 0..<fineK where !chosen.contains(fine) && gram[fine * fineK + fine] > 0 {
+            var best = -1, bestCosine = 0.5
+            for (position, kept) in chosen.enumerated() where gram[kept * fineK + kept] > 0 {
+                let cosine = abs(gram[fine * fineK + kept])
+                    / (gram[fine * fineK + fine] * gram[kept * fineK + kept]).squareRoot()
+                if cosine >= bestCosine { bestCosine = cosine; best = position }
+            }
+            if best >= 0 { target[fine] = best }
+        }
+        let assignment = fine.assignment.map { target[$0] }
+        var sizes = [Int](repeating: 0, count: k)
+        for cluster in assignment { sizes[cluster] += 1 }
+        let statistics = try ClusterStatistics.of(units: units.vectors, count: units.count,
+                                                  outFeatures: units.outFeatures, inFeatures: units.inFeatures,
+                                                  assignment: assignment, signs: fine.signs, k: k, blockSize: blockSize)
+        var selected = fine
+        selected.clusterCount = k
+        selected.centroids = statistics.centroids
+        selected.assignment = assignment
+        selected.clusterSizes = sizes
+        return selected
     }
 
     /// b'_t = sign(β_t)√|β_t| μ_B,t, a'_t = √|β_t| μ_A,t for rows μ_t = [μ_B,t ; μ_A,t] of `centroids` (the
