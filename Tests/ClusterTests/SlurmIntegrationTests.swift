@@ -81,6 +81,8 @@ struct SlurmIntegrationTests {
             scratch.read("run/slurm-\(id).log").contains("step ended") && !LocalSlurm.jobHasProcessesOnThisNode(jobID: id)
         }
         try #require(ended, "the first attempt did not end: \(scratch.read("run/slurm-\(id).log"))")
+        // slurmd refuses a credential of this job dated in the same (whole) second as its revocation of the old
+        // attempt's (`Job credential revoked`): release a second later.
         Thread.sleep(forTimeInterval: 1)
         _ = try runTool("scontrol", ["update", "JobId=\(id)", "StartTime=now"], environment: LocalSlurm.environment)
 
