@@ -72,8 +72,8 @@ public struct LloydBlockPartial: Sendable {
 
 /// k-means under the sign-invariant distance `d(x, μ) = min(‖x − μ‖², ‖x + μ‖²) = ‖x‖² + ‖μ‖² − 2|x·μ|`
 /// (LoRA-LEGO units are defined only up to sign). Distances come from one GEMM `X Mᵀ` per block and step,
-/// centroid sums from one GEMM `Sᵀ X` with the signed assignment matrix S, so no Swift loop runs over the
-/// unit dimension, and every sum has an order fixed by the block layout alone.
+/// centroid sums from adding each unit once to its cluster's sum (`signedSums`), so every sum has an order fixed
+/// by the block layout alone.
 public enum SignInvariantKMeans {
     /// Clusters the rows of `units` ([count, dimension], row-major) into `k` clusters.
     /// If k ≥ count, each unit is its own cluster (in unit order) and no iteration runs.
@@ -295,7 +295,6 @@ public enum SignInvariantKMeans {
         var signs = [Float](repeating: 1, count: count)
         var distances = [Double](repeating: 0, count: count)
         var counts = [Int](repeating: 0, count: k)
-        var signed = [Float](repeating: 0, count: count * k)
         var objective = 0.0
         for i in 0..<count {
             var best = 0
@@ -309,18 +308,35 @@ public enum SignInvariantKMeans {
             signs[i] = dots[i * k + best] < 0 ? -1 : 1
             distances[i] = bestDistance
             counts[best] += 1
-            signed[i * k + best] = signs[i]
             objective += bestDistance
         }
-        var sums = [Float](repeating: 0, count: k * dimension)
-        signed.withUnsafeBufferPointer { s in
-            sums.withUnsafeMutableBufferPointer { out in
-                guard let s = s.baseAddress, let out = out.baseAddress else { return }
-                BLAS.gemm(.transpose, .none, m: k, n: dimension, k: count, a: s, b: units, c: out)
-            }
-        }
+        let sums = signedSums(units: units, count: count, dimension: dimension, assignment: assignment[...],
+                              signs: signs[...], k: k)
         return LloydBlockPartial(sums: sums, counts: counts, objective: objective, assignment: assignment,
                                  signs: signs, distances: distances)
+    }
+
+    /// Σ over each cluster's members of sign · x, by adding each unit once to its cluster's row in unit order
+    /// (n·d additions; a GEMM Sᵀ X with the one-hot signed S would cost 2·n·k·d flops for the same sums). The
+    /// signs are ±1, so every addition is exact-order float addition whatever the vector width: the bytes depend on
+    /// the unit order alone.
+    /// Units whose cluster is outside 0..<k are skipped.
+    public static func signedSums(units: UnsafePointer<Float>, count: Int, dimension: Int,
+                                  assignment: ArraySlice<Int>, signs: ArraySlice<Float>, k: Int) -> [Float] {
+        var sums = [Float](repeating: 0, count: k * dimension)
+        sums.withUnsafeMutableBufferPointer { out in
+            guard let out = out.baseAddress else { return }
+            for (i, (cluster, sign)) in zip(assignment, signs).prefix(count).enumerated() where cluster >= 0 && cluster < k {
+                let row = units + i * dimension
+                let sum = out + cluster * dimension
+                if sign < 0 {
+                    for j in 0..<dimension { sum[j] -= row[j] }
+                } else {
+                    for j in 0..<dimension { sum[j] += row[j] }
+                }
+            }
+        }
+        return sums
     }
 
     /// Turns a step's sums into centroids (means). An empty cluster takes the unit farthest from its centroid
