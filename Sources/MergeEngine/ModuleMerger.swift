@@ -19,13 +19,14 @@ public enum ModuleMerger {
         switch spec.method {
         case .cat: result = try CatMerge.merge(input)
         case .linear: result = try LinearMerge.merge(input)
-        case .svd: result = try SVDMerge.merge(input, rank: spec.rank, seed: seed, wantQuality: spec.report != .minimal)
+        case .svd: result = try SVDMerge.merge(input, rank: spec.rank, seed: seed, wantQuality: spec.report == .exact)
         case .lego: result = try LegoMerge.merge(input, rank: spec.rank, options: spec.lego, seed: seed)
         case .ties, .dareTies, .dareLinear, .magnitudePrune:
             result = try TaskVectorMerge.merge(input, method: spec.method, rank: spec.rank, options: spec.prune, seed: seed)
         }
         // Quality figures describe the merge itself (against T); `scale` is the user's strength on top of it.
-        try ModuleQuality.fillStats(&result, input: input, minimal: spec.report == .minimal, seed: seed)
+        try ModuleQuality.fillStats(&result, input: input, seed: seed, report: spec.report,
+                                    mergeFlops: ModuleQuality.modelledMergeFlops(spec: spec, input: input, result: result))
         result.applyScale(spec.scale)
         return result
     }
