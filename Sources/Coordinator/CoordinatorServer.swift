@@ -159,12 +159,24 @@ public final class CoordinatorServer {
         try onListening?(endpoint)
 
         let pollMilliseconds = max(10, min(100, options.scheduler.heartbeatInterval.wholeMilliseconds / 4))
+        // Fail closed: without its handler libzmq would admit any CURVE key. Checked every turn and before each
+        // message is handled: a peer whose handshake completed without the handler is never answered (the handler
+        // reports stopped before its socket closes, and never restarts).
+        func requireAuthentication() throws {
+            guard let security, !security.handler.isRunning else { return }
+            disconnectAll(reason: "coordinator stopping (authentication handler stopped)")
+            logger.error("the ZAP authentication handler stopped; stopping without serving further workers", metadata: [
+                "done": "\(scheduler.doneCount)", "total": "\(scheduler.moduleCount)"])
+            throw CoordinatorError(.transport,
+                "the ZAP authentication handler stopped; refusing to serve workers without it (\(scheduler.doneCount) of \(scheduler.moduleCount) modules done and checkpointed in \(store.directory); rerun to resume)")
+        }
         while !scheduler.isFinished {
-            if let security, !security.handler.isRunning {
-                // Fail closed: without its handler libzmq would admit any CURVE key.
-                disconnectAll(reason: "coordinator stopping (authentication handler stopped)")
-                throw CoordinatorError(.transport, "the ZAP authentication handler stopped; refusing to serve workers without it")
+            if let security, let limit = options.curve?.stopsZAPHandlerAfterModules, scheduler.doneCount >= limit,
+               security.handler.isRunning {
+                logger.warning("TEST: stopping the ZAP handler", metadata: ["done": "\(scheduler.doneCount)"])
+                security.handler.stop()
             }
+            try requireAuthentication()
             if stop.isSet {
                 // Stop handing out work; finished modules are already checkpointed. Running tasks are abandoned
                 // rather than awaited, so a scheduler's grace period is never overrun.
@@ -175,6 +187,7 @@ public final class CoordinatorServer {
                 // Bounded batch so heartbeats and dispatch are not starved by a flood.
                 for _ in 0..<256 {
                     guard let frames = try socket.receive(dontWait: true) else { break }
+                    try requireAuthentication()
                     handle(frames: frames, now: .now)
                 }
             }
