@@ -121,6 +121,9 @@ public struct KrylovCapture: Sendable {
     /// Orthonormal blocks, row-major [rows, widths[j]].
     public var basis: [[Float]]
     public var widths: [Int]
+    /// The product the basis belongs to (its factor arrays are shared, not copied), so the quality figures need
+    /// not stack the factors again.
+    public var product: StackedProduct? = nil
 }
 
 /// `T = X · Y` held by its stacked factors: X column-major [rows, inner] (stacked LoRA B columns), Y row-major
@@ -182,7 +185,8 @@ public struct StackedProduct: Sendable {
                 return StackedTruncation(svd: outcome.svd, hasNorm: false, route: .krylov, iterations: outcome.steps,
                                          fellBack: false,
                                          captured: KrylovCapture(squaredNorm: outcome.capturedSquared,
-                                                                 basis: outcome.basis, widths: outcome.widths))
+                                                                 basis: outcome.basis, widths: outcome.widths,
+                                                                 product: self))
             }
             var fallback = try truncatedSVD(rank: k, seed: seed, wantNorm: wantNorm, route: model.cheapestExact)
             fallback.iterations = limit

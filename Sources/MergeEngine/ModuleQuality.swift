@@ -18,6 +18,11 @@ enum ModuleQuality {
             throw MergeError("module \(input.name): merged factors have shapes B \(result.b.count), A \(result.a.count) "
                              + "that do not match rank \(result.rank) and [\(input.outFeatures), \(input.inFeatures)]")
         }
+        // The Krylov capture holds the stacked factors and the basis: drop them once the figures are filled, so a
+        // process that keeps results (in-process merges) does not keep every module's factors.
+        defer { if case .truncation(let values, let norm, _?) = result.knownQuality {
+            result.knownQuality = .truncation(values: values, norm: norm, capture: nil)
+        } }
         if case .exact = result.knownQuality {
             result.stats.relativeError = 0
             result.stats.svdFloor = 0
@@ -30,6 +35,14 @@ enum ModuleQuality {
         if case .truncation(_, let norm?, _) = result.knownQuality, let floor = result.stats.svdFloor {
             // Exact route: the truncation is the Eckart–Young one, whose error is the floor.
             result.stats.relativeError = norm > 0 ? floor : 0
+            return
+        }
+        if case .truncation(let values, nil, let capture?) = result.knownQuality, let product = capture.product,
+           report != .exact, let flops = mergeFlops,
+           QualityCostModel(rows: product.rows, cols: product.cols, inner: product.inner, rank: result.rank).exactNorm
+               > flops * budgetShare {
+            // svd on the Krylov route, estimated: the route's own product (no second stacking of the factors).
+            record(product.estimatedTruncationQuality(values: values, capture: capture, seed: seed), in: &result)
             return
         }
         let target = try input.stackedTarget()
