@@ -15,6 +15,9 @@ struct KrylovOutcome {
     var images: [[Float]]
     /// false only when `acceptUnsettled` returned the last step's triplets without the stopping rule holding.
     var settled = true
+    /// Extrapolated remaining rise of S = Σ_{i≤k} σ̃_i² (an estimate of Σ_{i≤k} σ_i² − S): what the floor
+    /// sqrt(‖T‖² − S) may still overstate. 0 when exhausted.
+    var remaining = 0.0
 }
 
 extension StackedProduct {
@@ -65,6 +68,7 @@ extension StackedProduct {
             let growth = total + width <= bound ? width : bound - total
             let exhausted = growth <= 0
             var settled = false
+            var remaining = sums.count >= 2 ? 9 * max(sums[sums.count - 1] - sums[sums.count - 2], 0) : top
             if sums.count >= 3 {
                 let noise = 8 * Double(Float.ulpOfOne) * all
                 let last = max(sums[sums.count - 1] - sums[sums.count - 2], 0)
@@ -75,7 +79,7 @@ extension StackedProduct {
                     if earlier > 0 { ratio = max(ratio, before / earlier) }
                 }
                 ratio = min(ratio, 0.9)
-                let remaining = last <= noise && before <= noise ? 0 : 2 * last * ratio / (1 - ratio)
+                remaining = last <= noise && before <= noise ? 0 : 2 * last * ratio / (1 - ratio)
                 let allowed = tolerance * (2 * (tail * all).squareRoot() + tolerance * all)
                 settled = remaining <= allowed
             }
@@ -88,7 +92,7 @@ extension StackedProduct {
                 return KrylovOutcome(svd: Self.ritzTruncation(ritz: ritz, basis: basis, widths: widths, kept: kept,
                                                               total: total, rows: rows, cols: cols),
                                      steps: step, capturedSquared: all, basis: basis, widths: widths, images: images,
-                                     settled: settled || exhausted || all == 0)
+                                     settled: settled || exhausted || all == 0, remaining: exhausted ? 0 : remaining)
             }
             if last { break }
             var z = apply(images[step - 1], width: current)

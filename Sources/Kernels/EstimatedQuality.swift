@@ -66,17 +66,18 @@ extension StackedProduct {
 
     /// Estimated quality figures of any rank-k result B'A' (B' row-major [rows, rank], A' [rank, cols]): a Krylov
     /// sketch of T at rank `spectrumRank` (at most `sketchSteps` steps, tolerance `sketchTolerance`) gives the
-    /// top values S and a basis Q; Z = [Q, orth((I − QQᵀ)B')] deflates both ‖T‖² and ‖T − B'A'‖², whose parts in
+    /// top values S and a basis Q (the floor's stated error includes the sketch's extrapolated remaining bias); Z = [Q, orth((I − QQᵀ)B')] deflates both ‖T‖² and ‖T − B'A'‖², whose parts in
     /// span(Z) are exact (QᵀT = Wᵀ from the sketch, B''ᵀT by one application of width k) and whose tails are
     /// sampled by `QualityEstimator.probeCount` probes.
     public func estimatedQuality(approximationLeft: [Float], approximationRight: [Float], rank: Int,
                                  spectrumRank: Int?, seed: UInt64, sketchSteps: Int) throws -> ProductQuality {
         var basis: [[Float]] = [], widths: [Int] = []
-        var targetSquared = 0.0, errorSquared = 0.0, top: Double?
+        var targetSquared = 0.0, errorSquared = 0.0, top: Double?, remaining = 0.0
         if let spectrumRank, spectrumRank > 0,
            let sketch = try krylovSVD(rank: spectrumRank, seed: seed ^ 0x534B_4348, maxSteps: max(2, sketchSteps),
                                       tolerance: Self.sketchTolerance, acceptUnsettled: true) {
             top = sketch.svd.singularValues.reduce(0.0) { $0 + Double($1) * Double($1) }
+            remaining = sketch.remaining
             basis = sketch.basis
             widths = sketch.widths
             targetSquared = sketch.capturedSquared
@@ -119,8 +120,14 @@ extension StackedProduct {
         if let top {
             let complete = (spectrumRank ?? 0) >= min(rows, cols, inner)
             let floor = QualityEstimator.floor(samples, capturedTop: top)
+            // The sketch's S may still rise by `remaining` (extrapolated): the floor is an upper bound by up to
+            // f − sqrt(f² − remaining/N), which the stated error includes (a budget-limited sketch may not settle).
+            let norm = samples.target.reduce(0, +) / Double(max(samples.target.count, 1))
+            let lower = norm > 0 ? max(floor.value * floor.value - remaining / norm, 0).squareRoot() : floor.value
+            let bias = floor.value - lower
             quality.floor = complete ? 0 : floor.value
-            quality.floorStandardError = complete ? 0 : floor.standardError
+            quality.floorStandardError = complete ? 0 : (floor.standardError * floor.standardError + bias * bias)
+                .squareRoot()
         }
         return quality
     }

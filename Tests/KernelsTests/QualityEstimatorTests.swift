@@ -55,6 +55,18 @@ import Testing
         #expect(errors.map(\.1).max()! < 0.05 * error)
     }
 
+    /// A budget of 2 sketch steps does not settle on a flat spectrum: the floor is then an upper bound by more
+    /// than the sketch tolerance, and its stated error includes that (extrapolated) bias.
+    @Test func unsettledSketchStatesItsBias() throws {
+        let (product, _, b, a, _, floor) = try Self.setting(rows: 90, inner: 400, cols: 70, k: 12, seed: 8)
+        for seed in UInt64(0)..<20 {
+            let q = try product.estimatedQuality(approximationLeft: b, approximationRight: a, rank: 12, spectrumRank: 12,
+                                                 seed: seed, sketchSteps: 2)
+            let estimate = try #require(q.floor), stated = try #require(q.floorStandardError)
+            #expect(estimate >= floor - 4 * stated && estimate - floor <= 4 * stated, "seed \(seed): \(estimate) vs \(floor) ± \(stated)")
+        }
+    }
+
     /// The svd result of the Krylov route: error = floor = sqrt(‖T‖² − Σσ̃²)/‖T‖ with ‖T‖² estimated outside
     /// the route's own basis.
     @Test func truncationEstimateWithinItsStandardError() throws {
