@@ -5,7 +5,8 @@ import Kernels
 /// `brickyard bench-engine split-seeding`: what the k-means|| seeding of a split module costs against its Lloyd
 /// rounds, on random units in blocks, one thread. Every seeding round is also computed the way it was before
 /// incremental seeding (distances of every unit to every candidate drawn so far, from scratch), on the same
-/// requests, so the line gives both shares from one run. Prints one `key=value` line.
+/// requests, so the line gives both shares from one run. Times are this thread's CPU seconds. Prints one
+/// `key=value` line.
 struct SplitSeedingBench: ParsableCommand {
     static let configuration = CommandConfiguration(commandName: "split-seeding")
 
@@ -77,10 +78,16 @@ struct SplitSeedingBench: ParsableCommand {
                      columns, columnsBefore, lloydColumns))
     }
 
+    /// CPU seconds of this thread spent in `body` (not wall time: on a shared machine the wall clock measures the
+    /// load as much as the work).
     static func seconds(_ body: () throws -> Void) rethrows -> Double {
-        let start = ContinuousClock.now
+        func now() -> Double {
+            var time = timespec()
+            clock_gettime(CLOCK_THREAD_CPUTIME_ID, &time)
+            return Double(time.tv_sec) + Double(time.tv_nsec) * 1e-9
+        }
+        let start = now()
         try body()
-        let elapsed = ContinuousClock.now - start
-        return Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) * 1e-18
+        return now() - start
     }
 }
