@@ -140,27 +140,28 @@ class Evaluator:
         os.replace(path + ".tmp", path)
         return value, False
 
-    def sets(self, names: List[str]) -> Dict[str, list]:
-        out = {f"val/{t}": tasks.examples(t, self.validation, seed=VALIDATION_SEED, split="val") for t in names}
-        out.update({f"test/{t}": tasks.examples(t, self.count, seed=TEST_SEED, split="test") for t in names})
-        out["kept/cpy"] = self.base_test[tasks.PRETRAIN_TASK]
-        return out
-
     def sweep(self, peft_model, adapter: str, names: List[str]) -> Dict[str, Dict[str, Dict[str, float]]]:
-        """str(scale) → {"val": {task: acc}, "test": {task: acc}, "kept": {"cpy": agreement with the base}}."""
+        """str(scale) → {"val": {task: acc}} for every scale, plus "test": {task: acc} and "kept": {"cpy": agreement
+        with the base} at scale 1 and at the best scale by validation (test sets are decoded only there)."""
         from tasksuite import evaluation
 
-        results = {}
-        for s in SCALES:
-            evaluation.set_lora_scale(peft_model, adapter, s)
-            flat = evaluation.accuracies(peft_model, self.tokenizer, self.sets(names))
-            entry: Dict[str, Dict[str, float]] = {"val": {}, "test": {}, "kept": {}}
-            for key, value in flat.items():
+        def run(scale: float, sets: Dict[str, list]) -> Dict[str, Dict[str, float]]:
+            evaluation.set_lora_scale(peft_model, adapter, scale)
+            entry: Dict[str, Dict[str, float]] = {}
+            for key, value in evaluation.accuracies(peft_model, self.tokenizer, sets).items():
                 split, task = key.split("/")
-                entry[split][task] = value
-            results[str(s)] = entry
+                entry.setdefault(split, {})[task] = value
+            return entry
+
+        validation = {f"val/{t}": tasks.examples(t, self.validation, seed=VALIDATION_SEED, split="val") for t in names}
+        test = {f"test/{t}": tasks.examples(t, self.count, seed=TEST_SEED, split="test") for t in names}
+        test["kept/cpy"] = self.base_test[tasks.PRETRAIN_TASK]
+        results = {s: run(s, validation) for s in SCALES}
+        best = quality_report.best_scale({s: v["val"] for s, v in results.items()}, names)
+        for s in sorted({1.0, best}):
+            results[s].update(run(s, test))
         evaluation.set_lora_scale(peft_model, adapter, 1.0)
-        return results
+        return {str(s): v for s, v in results.items()}
 
     def adapter_sweep(self, adapter_dir: str, names: List[str]):
         def compute():
@@ -235,7 +236,7 @@ def main(argv=None) -> int:
     parser.add_argument("--only", default=None, help="comma-separated merge labels' prefixes to run (debug)")
     parser.add_argument("--no-peft", action="store_true")
     parser.add_argument("--rows", default=None, help="comma-separated Brickyard row labels' prefixes to run")
-    parser.add_argument("--threads", type=int, default=1, help="torch threads (the machine is shared)")
+    parser.add_argument("--threads", type=int, default=1, help="torch threads, and LoRAs trained at once (the machine is shared)")
     parser.add_argument("--command", default=None, help="the command line to print in the results (wrapper's)")
     parser.add_argument("--binary-commit", default=None, help="the commit the brickyard binary was built from")
     args = parser.parse_args(argv)
@@ -243,7 +244,7 @@ def main(argv=None) -> int:
     start, cpu_start = time.time(), time.process_time()
     loads = [load_average()]
     log = lambda m: print(f"[{time.time() - start:6.0f} s] {m}", file=sys.stderr, flush=True)  # noqa: E731
-    paths = suite.build(os.path.join(args.work, "suite"), log=log)  # cached by settings
+    paths = suite.build(os.path.join(args.work, "suite"), log=log, jobs=args.threads)  # cached by settings
     evaluator = Evaluator(paths["base"], args.count, args.validation, os.path.join(args.work, "sweeps"))
 
     singles = {"base model": evaluator.single(None, [])}

@@ -20,10 +20,14 @@ def mean(values) -> float:
 def summarize(sweep, names):
     """(test accuracies at scale 1, best scale by validation mean, test accuracies and "kept" at that scale).
     Ties of the validation mean go to the scale nearest 1."""
-    scales = sorted(float(s) for s in sweep)
     at = {float(s): v for s, v in sweep.items()}
-    best = max(scales, key=lambda s: (round(mean(at[s]["val"][t] for t in names), 6), -abs(s - 1)))
+    best = best_scale({s: v["val"] for s, v in at.items()}, names)
     return at[1.0]["test"], best, at[best]["test"], at[best].get("kept", {})
+
+
+def best_scale(validation: Dict[float, Dict[str, float]], names) -> float:
+    """The scale of the highest mean validation accuracy over `names`; ties go to the scale nearest 1."""
+    return max(sorted(validation), key=lambda s: (round(mean(validation[s][t] for t in names), 6), -abs(s - 1)))
 
 
 def setup_lines(run: dict) -> List[str]:

@@ -32,9 +32,10 @@ GATING = {"replay_per_task": 500, "replay_batch": 32, "gate": 10.0}
 GATED_BASE = {"hidden": 64, "layers": 2, "steps": 800}
 
 
-def build(root: str, log=print, base_steps: int = 800, lora_steps: int = 400, gated: bool = True) -> Dict[str, str]:
+def build(root: str, log=print, base_steps: int = 800, lora_steps: int = 400, gated: bool = True,
+          jobs: int = 1) -> Dict[str, str]:
     """Builds (or reuses) everything under `root`; returns name → directory: `base`, `task/<t>`,
-    `soup/<seed>`, `rank/<t>-r<r>`.
+    `soup/<seed>`, `rank/<t>-r<r>`. `jobs` LoRAs train at once (separate processes).
 
     `gated` (default): a base that copies after every task word and task LoRAs trained with replay of the other
     tasks' prompts (`GATING`), so each LoRA acts only on its task and merges of task LoRAs can keep every task.
@@ -42,7 +43,6 @@ def build(root: str, log=print, base_steps: int = 800, lora_steps: int = 400, ga
     rewrite the base for every prompt."""
     from . import lora, model
 
-    setup_torch()
     paths: Dict[str, str] = {}
     start = time.time()
     if gated:
@@ -56,17 +56,27 @@ def build(root: str, log=print, base_steps: int = 800, lora_steps: int = 400, ga
         paths["base"] = model.pretrain_base(os.path.join(root, "base"), steps=base_steps)
     log(f"tasksuite: base ready ({time.time() - start:.0f} s)")
     options = dict(GATING) if gated else {}
+    if gated:  # the replay answers, once, before any LoRA process needs them
+        from . import replay
 
-    def train(task: str, seed: int = 0, rank: int = 8) -> str:
-        out = os.path.join(root, lora_name, f"{task}-r{rank}-s{seed}")
-        return lora.train_lora(paths["base"], task, out, seed=seed, rank=rank, steps=lora_steps, **options)
+        replay.base_answers(paths["base"], TASK_NAMES + [tasks.PRETRAIN_TASK], GATING["replay_per_task"])
+    wanted = {f"task/{t}": (t, 0, 8) for t in TASK_NAMES}
+    wanted.update({f"soup/{s}": (SOUP_TASK, s, 8) for s in SOUP_SEEDS})
+    wanted.update({f"rank/{t}-r{r}": (t, 0, r) for t, r in MIXED})
+    calls = {name: dict(base_dir=paths["base"], task=t, out_dir=os.path.join(root, lora_name, f"{t}-r{r}-s{s}"),
+                        seed=s, rank=r, steps=lora_steps, **options) for name, (t, s, r) in wanted.items()}
+    if jobs > 1:  # independent trainings, one torch thread each: the same bytes as one after the other
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor
 
-    for t in TASK_NAMES:
-        paths[f"task/{t}"] = train(t)
-        log(f"tasksuite: LoRA {t} ready ({time.time() - start:.0f} s)")
-    for s in SOUP_SEEDS:
-        paths[f"soup/{s}"] = train(SOUP_TASK, seed=s)
-    for t, r in MIXED:
-        paths[f"rank/{t}-r{r}"] = train(t, rank=r)
-    log(f"tasksuite: all LoRAs ready ({time.time() - start:.0f} s)")
+        with ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("spawn"),
+                                 initializer=setup_torch) as pool:
+            futures = {name: pool.submit(lora.train_lora, **call) for name, call in calls.items()}
+            for name, future in futures.items():
+                paths[name] = future.result()
+                log(f"tasksuite: LoRA {name} ready ({time.time() - start:.0f} s)")
+    else:
+        for name, call in calls.items():
+            paths[name] = lora.train_lora(**call)
+            log(f"tasksuite: LoRA {name} ready ({time.time() - start:.0f} s)")
     return paths
