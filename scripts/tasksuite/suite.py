@@ -29,7 +29,7 @@ MIXED = [("rev", 4), ("rot", 16)]
 #: Gated task LoRAs (`lora.train_lora`): replayed prompts per other task, replay rows per batch, LoRA-output penalty.
 GATING = {"replay_per_task": 500, "replay_batch": 32, "gate": 10.0}
 #: The gated suite's base: hidden size, layers, pretraining steps.
-GATED_BASE = {"hidden": 64, "layers": 2, "steps": 800}
+GATED_BASE = {"hidden": 128, "layers": 2, "steps": 800}
 
 
 def build(root: str, log=print, base_steps: int = 800, lora_steps: int = 400, gated: bool = True,
