@@ -62,7 +62,7 @@ let package = Package(
         ]),
         // Cluster submission: run directories, Slurm batch scripts, Kubernetes JobSets, the step launcher, status.
         .target(name: "Cluster", dependencies: [
-            "Coordinator", "MergeEngine", "AdapterIO",
+            "Coordinator", "MergeEngine", "AdapterIO", "WireProtocol",
             .product(name: "Yams", package: "Yams"),
         ]),
         .executableTarget(name: "BrickyardCLI", dependencies: [
@@ -81,7 +81,7 @@ let package = Package(
             .product(name: "Logging", package: "swift-log"),
         ]),
         .testTarget(name: "ClusterTests", dependencies: [
-            "Cluster", "Coordinator", "BrickyardTestSupport", .product(name: "Yams", package: "Yams"),
+            "Cluster", "Coordinator", "WireProtocol", "BrickyardTestSupport", .product(name: "Yams", package: "Yams"),
         ]),
         .testTarget(name: "RuntimeTests", dependencies: ["BrickyardTestSupport", "WireProtocol", "Coordinator", "Worker", "MergeEngine", "AdapterIO", "Kernels"]),
     ],

@@ -15,10 +15,11 @@ public enum AtomicFile {
         return directory + "/." + url.lastPathComponent + ".tmp-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
     }
 
-    /// Writes `bytes` to `path` atomically.
-    public static func write(_ bytes: [UInt8], to path: String) throws {
+    /// Writes `bytes` to `path` atomically. `mode` is the file's exact permission bits (not filtered by the
+    /// umask), set before any byte is written: 0o600 keeps key material unreadable to others throughout.
+    public static func write(_ bytes: [UInt8], to path: String, mode: mode_t = 0o644) throws {
         let temporary = temporaryPath(for: path)
-        let fd = try openForWriting(temporary)
+        let fd = try openForWriting(temporary, mode: mode)
         do {
             try bytes.withUnsafeBytes { try writeAll(fd: fd, $0, at: 0, path: temporary) }
             try sync(fd: fd, path: temporary)
@@ -31,9 +32,10 @@ public enum AtomicFile {
         try commit(temporary: temporary, to: path)
     }
 
-    static func openForWriting(_ path: String) throws -> Int32 {
-        let fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o644)
+    static func openForWriting(_ path: String, mode: mode_t = 0o644) throws -> Int32 {
+        let fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode)
         guard fd >= 0 else { throw AdapterIOError(.io, path: path, "cannot create: \(SystemError.text())") }
+        if mode != 0o644 { fchmod(fd, mode) }
         return fd
     }
 

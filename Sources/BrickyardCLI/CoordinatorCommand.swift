@@ -36,6 +36,10 @@ struct CoordinatorCommand: ParsableCommand {
     @Flag(name: .customLong("no-zap-handler"), help: .hidden)
     var noZAPHandler = false
 
+    // TEST-ONLY: stop the ZAP handler once N modules are done (the coordinator must then fail closed).
+    @Option(name: .customLong("test-stop-zap-after"), help: .hidden)
+    var stopZAPAfter: Int?
+
     @OptionGroup var runtime: MergeRuntimeOptions
 
     func validate() throws {
@@ -54,7 +58,8 @@ struct CoordinatorCommand: ParsableCommand {
             var options = runtime.distributedOptions(out: out, bind: bind, overwrite: force)
             if let curveSecret, let allow {
                 options.coordinator.curve = CurveServerOptions(secretKeyFile: curveSecret, allowDirectory: allow,
-                                                               startsZAPHandler: !noZAPHandler)
+                                                               startsZAPHandler: !noZAPHandler,
+                                                               stopsZAPHandlerAfterModules: stopZAPAfter)
             }
             let outcome = try DistributedMerge.run(plan: plan, options: options, logger: logger, stop: stop)
             print("wrote \(out): \(outcome.report.modules.count) modules, \(outcome.resumed) resumed from checkpoint, \(outcome.retries) retries")

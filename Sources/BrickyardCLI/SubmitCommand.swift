@@ -45,6 +45,20 @@ struct ClusterLaunchOptions: ParsableArguments {
     }
 }
 
+/// `--no-curve`, shared by both backends: CURVE is on unless turned off, and turning it off is said loudly.
+struct CurveSubmitOptions: ParsableArguments {
+    @Flag(name: .customLong("no-curve"),
+          help: "Do not generate CURVE keys: coordinator and workers talk in plaintext (trusted networks only).")
+    var noCurve = false
+
+    /// The warning `submit` prints (stderr) for a plaintext run; the coordinator repeats it in its log.
+    static let plaintextWarning = "brickyard: WARNING: --no-curve: this run is NOT encrypted or authenticated; any process that can reach the coordinator's port can join as a worker and receive adapter bytes"
+
+    func warnIfOff() {
+        if noCurve { FileHandle.standardError.write(Data((Self.plaintextWarning + "\n").utf8)) }
+    }
+}
+
 /// `brickyard submit slurm JOB.yaml --out RUN_DIR --nodes N …`
 struct SubmitSlurmCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -53,7 +67,9 @@ struct SubmitSlurmCommand: ParsableCommand {
         discussion: """
             RUN_DIR (--out) must be on a file system every node sees: it receives the batch script, run.json \
             (job id, job hash), the coordinator's endpoint and status file, the checkpoint, the job's log and, at \
-            the end, the merged adapter in RUN_DIR/adapter. One srun starts N × W + 1 tasks: task 0 is the \
+            the end, the merged adapter in RUN_DIR/adapter. CURVE is on by default: submit writes a coordinator and a \
+            worker key pair into RUN_DIR/keys (mode 0700, secrets 0600) and every task uses them; --no-curve turns \
+            that off for trusted networks. One srun starts N × W + 1 tasks: task 0 is the \
             coordinator, the others are workers. The job asks for --requeue and a USR2 warning 120 s before its \
             time limit: the coordinator then stops, keeps what is checkpointed and the job requeues itself; a \
             requeued or resubmitted job resumes. Watch it with `brickyard status RUN_DIR`.
@@ -101,6 +117,8 @@ struct SubmitSlurmCommand: ParsableCommand {
 
     @OptionGroup var launch: ClusterLaunchOptions
 
+    @OptionGroup var security: CurveSubmitOptions
+
     @Flag(name: .long, help: "Merge again even if RUN_DIR already holds a finished output.")
     var force = false
 
@@ -133,8 +151,9 @@ struct SubmitSlurmCommand: ParsableCommand {
             return try Submission.submitSlurm(job: planned, run: RunDirectory(out), request: request,
                                               launch: launch.launch(executable: executable, advertiseHost: advertiseHost,
                                                                     port: port, maxTaskMB: budget),
-                                              force: force, dryRun: dryRun)
+                                              curve: !security.noCurve, force: force, dryRun: dryRun)
         }
+        security.warnIfOff()
         if dryRun {
             print(result.script, terminator: "")
             return
@@ -142,6 +161,9 @@ struct SubmitSlurmCommand: ParsableCommand {
         let run = RunDirectory(out)
         print("submitted Slurm job \(result.jobID ?? "?"): \(result.record.modules) modules, \(request.tasks - 1) workers on \(nodes) node(s)")
         print("run directory \(run.path) (script \(run.slurmScriptPath))")
+        if let keys = result.record.curve {
+            print("CURVE on: coordinator key \(keys.coordinatorSecret), worker key \(keys.workerSecret) (mode 0600)")
+        }
         print("follow it with: brickyard status \(run.path)")
     }
 }
@@ -156,7 +178,11 @@ struct SubmitKubernetesCommand: ParsableCommand {
             replicated jobs `coordinator` (1) and `workers` (N), and optionally the PersistentVolumeClaim. The \
             claim is mounted at --mount-path in every pod and holds the inputs (the job file's adapter paths must \
             be absolute paths below it in shared mode), the checkpoint, status file and output under --run-path. \
-            CURVE key files come from the Secret --keys-secret, mounted at /etc/brickyard/keys. Needs the JobSet \
+            CURVE is on by default: a Secret NAME-keys with fresh coordinator and worker key pairs is rendered \
+            too (or --keys-secret names an existing one with entries coordinator.secret, coordinator.public, \
+            worker.secret, worker.public), and each pod mounts only the files it needs at /etc/brickyard/keys \
+            (mode 0400). The rendered manifests then hold secret keys: --dry-run prints them, and RUN_DIR/jobset.yaml \
+            is written with mode 0600. --no-curve renders no keys (trusted networks only). Needs the JobSet \
             controller (jobset.x-k8s.io) in the cluster.
             """)
 
@@ -193,7 +219,7 @@ struct SubmitKubernetesCommand: ParsableCommand {
     @Option(name: .customLong("run-path"), help: "Run directory inside the claim (default: MOUNT/brickyard/NAME).")
     var runPath: String?
 
-    @Option(name: .customLong("keys-secret"), help: "Secret holding the CURVE key files (default: NAME-keys).")
+    @Option(name: .customLong("keys-secret"), help: "Use this existing Secret's CURVE keys instead of rendering a Secret NAME-keys with new ones.")
     var keysSecret: String?
 
     @Option(name: .long, help: "Coordinator port.")
@@ -201,22 +227,37 @@ struct SubmitKubernetesCommand: ParsableCommand {
 
     @OptionGroup var launch: ClusterLaunchOptions
 
+    @OptionGroup var security: CurveSubmitOptions
+
     @Flag(name: .customLong("dry-run"), help: "Print the manifests instead of applying them.")
     var dryRun = false
 
-    var request: KubernetesRequest {
+    var defaultName: String {
         let stem = URL(fileURLWithPath: job).deletingPathExtension().lastPathComponent.lowercased()
         let safe = String(stem.map { ($0.isASCII && ($0.isLetter || $0.isNumber)) ? $0 : "-" }.prefix(30))
             .trimmingCharacters(in: CharacterSet(charactersIn: "-"))
-        return KubernetesRequest(name: name ?? "brickyard-\(safe.isEmpty ? "job" : safe)", namespace: namespace,
+        return "brickyard-\(safe.isEmpty ? "job" : safe)"
+    }
+
+    /// The keys as asked: none, the named Secret, or (`generate`) fresh pairs in a rendered Secret NAME-keys.
+    func keys(generate: Bool) throws -> KubernetesKeys {
+        if security.noCurve { return .off }
+        if let keysSecret { return .existing(secretName: keysSecret) }
+        let secretName = "\(name ?? defaultName)-keys"
+        return generate ? try KubernetesKeys.generate(secretName: secretName) : .existing(secretName: secretName)
+    }
+
+    func request(keys: KubernetesKeys) -> KubernetesRequest {
+        KubernetesRequest(name: name ?? defaultName, namespace: namespace,
                                  workers: workers, threadsPerWorker: launch.threads, image: image, claimName: pvc,
                                  claimSize: pvcSize, storageClass: storageClass, mountPath: mountPath, runPath: runPath,
-                                 keysSecret: keysSecret, port: port,
+                                 keys: keys, port: port,
                                  launch: launch.launch(executable: "brickyard", port: port))
     }
 
     func validate() throws {
-        do { try request.validate() } catch { throw ValidationError("\(error)") }
+        if security.noCurve && keysSecret != nil { throw ValidationError("--no-curve and --keys-secret contradict each other") }
+        do { try request(keys: try keys(generate: false)).validate() } catch { throw ValidationError("\(error)") }
         if out == nil && !dryRun { throw ValidationError("--out is required unless --dry-run is given") }
     }
 
@@ -226,12 +267,14 @@ struct SubmitKubernetesCommand: ParsableCommand {
             // The adapters live on the claim, not here: the job is planned (and fingerprinted) by the coordinator pod.
             let planned = Submission.PlannedJob(jobFile: RunDirectory(job).path, jobHash: "", modules: 0,
                                                 text: String(decoding: data, as: UTF8.self))
-            return try Submission.submitKubernetes(job: planned, run: RunDirectory(out ?? "."), request: request, dryRun: dryRun)
+            return try Submission.submitKubernetes(job: planned, run: RunDirectory(out ?? "."),
+                                                   request: request(keys: try keys(generate: true)), dryRun: dryRun)
         }
+        security.warnIfOff()
         if dryRun {
             print(result.manifest, terminator: "")
             return
         }
-        print("applied JobSet \(request.name) (\(workers) workers); manifests in \(RunDirectory(out ?? ".").kubernetesManifestPath)")
+        print("applied JobSet \(name ?? defaultName) (\(workers) workers); manifests in \(RunDirectory(out ?? ".").kubernetesManifestPath)")
     }
 }

@@ -2478,7 +2478,7 @@ const ProtobufCMessageDescriptor brickyard__v1__eval_failed__descriptor =
   (ProtobufCMessageInit) brickyard__v1__eval_failed__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
-static const ProtobufCFieldDescriptor brickyard__v1__kmeans_block_task__field_descriptors[7] =
+static const ProtobufCFieldDescriptor brickyard__v1__kmeans_block_task__field_descriptors[10] =
 {
   {
     "task",
@@ -2564,11 +2564,50 @@ static const ProtobufCFieldDescriptor brickyard__v1__kmeans_block_task__field_de
     0,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
+  {
+    "center_offset",
+    8,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT32,
+    0,   /* quantifier_offset */
+    offsetof(Brickyard__V1__KMeansBlockTask, center_offset),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "nearest",
+    9,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_BYTES,
+    0,   /* quantifier_offset */
+    offsetof(Brickyard__V1__KMeansBlockTask, nearest),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "inputs_follow",
+    10,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_BOOL,
+    0,   /* quantifier_offset */
+    offsetof(Brickyard__V1__KMeansBlockTask, inputs_follow),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
 };
 static const unsigned brickyard__v1__kmeans_block_task__field_indices_by_name[] = {
   3,   /* field[3] = center_count */
+  7,   /* field[7] = center_offset */
   4,   /* field[4] = centers */
   6,   /* field[6] = farthest */
+  9,   /* field[9] = inputs_follow */
+  8,   /* field[8] = nearest */
   5,   /* field[5] = oversampling */
   1,   /* field[1] = round */
   0,   /* field[0] = task */
@@ -2577,7 +2616,7 @@ static const unsigned brickyard__v1__kmeans_block_task__field_indices_by_name[] 
 static const ProtobufCIntRange brickyard__v1__kmeans_block_task__number_ranges[1 + 1] =
 {
   { 1, 0 },
-  { 0, 7 }
+  { 0, 10 }
 };
 const ProtobufCMessageDescriptor brickyard__v1__kmeans_block_task__descriptor =
 {
@@ -2587,7 +2626,7 @@ const ProtobufCMessageDescriptor brickyard__v1__kmeans_block_task__descriptor =
   "Brickyard__V1__KMeansBlockTask",
   "brickyard.v1",
   sizeof(Brickyard__V1__KMeansBlockTask),
-  7,
+  10,
   brickyard__v1__kmeans_block_task__field_descriptors,
   brickyard__v1__kmeans_block_task__field_indices_by_name,
   1,  brickyard__v1__kmeans_block_task__number_ranges,

@@ -33,6 +33,7 @@ public enum ClusterTask {
                 "--input-mode", launch.inputMode, "--heartbeat-ms", "\(launch.heartbeatMilliseconds)",
                 "--liveness", "\(launch.liveness)", "--max-attempts", "\(launch.maxAttempts)", "--log-level", "info"]
             + (launch.maxTaskMB.map { ["--max-task-mb", "\($0)"] } ?? [])
+            + (record.curve?.coordinatorArguments ?? [])
     }
 
     /// `brickyard worker …` for a run, once the endpoint is known.
@@ -41,6 +42,7 @@ public enum ClusterTask {
         return ["worker", "--connect", endpoint, "--threads", "\(launch.threadsPerWorker)", "--id", workerID,
                 "--heartbeat-ms", "\(launch.heartbeatMilliseconds)", "--liveness", "\(launch.liveness)",
                 "--reconnect-max-ms", "8000", "--max-failed-connections", "40"]
+            + (record.curve?.workerArguments ?? [])
     }
 
     /// How long workers wait for the coordinator's endpoint and for themselves to leave after it exited.

@@ -1,5 +1,6 @@
 import AdapterIO
 import Foundation
+import WireProtocol
 import Yams
 
 /// What `brickyard submit k8s` renders.
@@ -20,15 +21,15 @@ public struct KubernetesRequest: Sendable, Equatable {
     public var mountPath: String
     /// The run directory inside the claim (checkpoint/, adapter/, status.json).
     public var runPath: String
-    /// Secret with the CURVE key files, mounted read-only at `/etc/brickyard/keys`.
-    public var keysSecret: String
+    /// CURVE keys: a Secret rendered with the manifests (the default), an existing one, or none (`--no-curve`).
+    public var keys: KubernetesKeys
     public var port: Int
     public var launch: CoordinatorLaunch
 
     public init(name: String, namespace: String? = nil, workers: Int, threadsPerWorker: Int = 1,
                 image: String = "brickyard:\(BrickyardVersion.string)", claimName: String, claimSize: String? = nil,
                 storageClass: String? = nil, mountPath: String = "/data", runPath: String? = nil,
-                keysSecret: String? = nil, port: Int = 5555, launch: CoordinatorLaunch) {
+                keys: KubernetesKeys? = nil, port: Int = 5555, launch: CoordinatorLaunch) {
         self.name = name
         self.namespace = namespace
         self.workers = workers
@@ -39,7 +40,7 @@ public struct KubernetesRequest: Sendable, Equatable {
         self.storageClass = storageClass
         self.mountPath = mountPath
         self.runPath = runPath ?? "\(mountPath)/brickyard/\(name)"
-        self.keysSecret = keysSecret ?? "\(name)-keys"
+        self.keys = keys ?? .existing(secretName: "\(name)-keys")
         self.port = port
         self.launch = launch
     }
@@ -49,8 +50,18 @@ public struct KubernetesRequest: Sendable, Equatable {
     public static let jobMountPath = "/etc/brickyard/job"
     public static let keysMountPath = "/etc/brickyard/keys"
 
+    /// The key files as every pod sees them (each pod gets only the ones it needs: `KubernetesJobSet`).
+    public var curveFiles: CurveRunKeys? {
+        guard keys.secretName != nil else { return nil }
+        let root = Self.keysMountPath
+        return CurveRunKeys(coordinatorSecret: "\(root)/\(KubernetesKeys.coordinatorSecretKey)",
+                            coordinatorPublic: "\(root)/\(KubernetesKeys.coordinatorPublicKey)",
+                            allowDirectory: "\(root)/allow", workerSecret: "\(root)/\(KubernetesKeys.workerSecretKey)")
+    }
+
     public func validate() throws {
-        for (flag, value) in [("--name", name), ("--pvc", claimName), ("--keys-secret", keysSecret)] + (namespace.map { [("--namespace", $0)] } ?? []) {
+        let secret = keys.secretName.map { [("--keys-secret", $0)] } ?? []
+        for (flag, value) in [("--name", name), ("--pvc", claimName)] + secret + (namespace.map { [("--namespace", $0)] } ?? []) {
             guard Self.isDNSLabel(value, maxLength: flag == "--name" ? 40 : 63) else {
                 throw ClusterError("\(flag) '\(value)' must be a DNS-1123 label: lower-case letters, digits and '-', starting and ending with a letter or digit, at most \(flag == "--name" ? 40 : 63) characters")
             }
@@ -71,6 +82,36 @@ public struct KubernetesRequest: Sendable, Equatable {
     }
 }
 
+/// The CURVE keys of a Kubernetes run. The Secret holds four entries, `coordinator.secret`,
+/// `coordinator.public`, `worker.secret` and `worker.public` (the Z85 key files `brickyard keys generate` writes);
+/// the coordinator pod sees only its secret and the allowed worker key, a worker pod only its secret and the
+/// coordinator's public key.
+public enum KubernetesKeys: Sendable, Equatable {
+    /// Render a Secret of this name holding these two pairs (the default: fresh keys per submission).
+    case render(secretName: String, coordinator: CurveKeyPair, worker: CurveKeyPair)
+    /// Mount an existing Secret with the four entries above (`--keys-secret`).
+    case existing(secretName: String)
+    /// No CURVE (`--no-curve`): plaintext, for trusted networks; the coordinator logs a loud warning.
+    case off
+
+    public static let coordinatorSecretKey = "coordinator.secret"
+    public static let coordinatorPublicKey = "coordinator.public"
+    public static let workerSecretKey = "worker.secret"
+    public static let workerPublicKey = "worker.public"
+
+    /// Fresh key pairs in a Secret named `secretName`.
+    public static func generate(secretName: String) throws -> KubernetesKeys {
+        .render(secretName: secretName, coordinator: try CurveKeyPair.generate(), worker: try CurveKeyPair.generate())
+    }
+
+    public var secretName: String? {
+        switch self {
+        case .render(let name, _, _), .existing(let name): return name
+        case .off: return nil
+        }
+    }
+}
+
 /// The Kubernetes manifests of a run: the job file as a ConfigMap, optionally the PersistentVolumeClaim, a
 /// headless Service for the coordinator, and a JobSet of two replicated jobs: `coordinator` (1 pod) and
 /// `workers` (N pods). Emitted with Yams, so every value is quoted as YAML needs.
@@ -81,6 +122,9 @@ public struct KubernetesRequest: Sendable, Equatable {
 public enum KubernetesJobSet {
     public static func render(request: KubernetesRequest, jobFileText: String, jobFileName: String = "job.yaml") throws -> String {
         var documents: [Node] = [configMap(request, jobFileText: jobFileText, jobFileName: jobFileName)]
+        if case .render(let name, let coordinator, let worker) = request.keys {
+            documents.append(secret(request, name: name, coordinator: coordinator, worker: worker))
+        }
         if request.claimSize != nil { documents.append(claim(request)) }
         documents.append(service(request))
         documents.append(jobSet(request, jobFileName: jobFileName))
@@ -100,6 +144,15 @@ public enum KubernetesJobSet {
     private static func configMap(_ request: KubernetesRequest, jobFileText: String, jobFileName: String) -> Node {
         map([("apiVersion", "v1"), ("kind", "ConfigMap"), ("metadata", metadata(request, name: request.jobConfigMap)),
              ("data", map([(str(jobFileName), Node(jobFileText, Tag(.str), .literal))]))])
+    }
+
+    private static func secret(_ request: KubernetesRequest, name: String, coordinator: CurveKeyPair, worker: CurveKeyPair) -> Node {
+        let entries = [(KubernetesKeys.coordinatorSecretKey, coordinator.secretKey), (KubernetesKeys.coordinatorPublicKey, coordinator.publicKey),
+                       (KubernetesKeys.workerSecretKey, worker.secretKey), (KubernetesKeys.workerPublicKey, worker.publicKey)]
+        // The files `keys generate` writes: one key and a newline, base64 as a Secret's data.
+        let data = entries.map { (str($0.0), str(Data(($0.1 + "\n").utf8).base64EncodedString())) }
+        return map([("apiVersion", "v1"), ("kind", "Secret"), ("metadata", metadata(request, name: name)),
+                    ("type", str("Opaque")), ("data", map(data))])
     }
 
     private static func claim(_ request: KubernetesRequest) -> Node {
@@ -142,11 +195,12 @@ public enum KubernetesJobSet {
                     "--heartbeat-ms", "\(launch.heartbeatMilliseconds)", "--liveness", "\(launch.liveness)",
                     "--max-attempts", "\(launch.maxAttempts)", "--log-level", "info"]
             + (launch.maxTaskMB.map { ["--max-task-mb", "\($0)"] } ?? [])
+            + (request.curveFiles?.coordinatorArguments ?? [])
         let container = map([
             ("name", str("coordinator")), ("image", str(request.image)), ("args", seq(args.map(str))),
             ("ports", seq([map([("name", str("zmq")), ("containerPort", int(request.port))])])),
             ("resources", map([("requests", map([("cpu", str("1")), ("memory", str("1Gi"))]))])),
-            ("volumeMounts", seq([dataMount(request, readOnly: false), jobMount(), keysMount()])),
+            ("volumeMounts", seq([dataMount(request, readOnly: false), jobMount()] + keysMount(request))),
         ])
         let podFailurePolicy = map([("rules", seq([
             map([("action", str("FailJob")),
@@ -156,25 +210,31 @@ public enum KubernetesJobSet {
             map([("action", str("Ignore")), ("onPodConditions", seq([map([("type", str("DisruptionTarget"))])]))]),
         ]))])
         return replicatedJob(name: "coordinator", replicas: 1, backoffLimit: 20, podFailurePolicy: podFailurePolicy,
-                             container: container, volumes: [dataVolume(request), jobVolume(request), keysVolume(request)])
+                             container: container,
+                             volumes: [dataVolume(request), jobVolume(request)]
+                                + keysVolume(request, items: [(KubernetesKeys.coordinatorSecretKey, KubernetesKeys.coordinatorSecretKey),
+                                                              (KubernetesKeys.workerPublicKey, "allow/\(KubernetesKeys.workerPublicKey)")]))
     }
 
     private static func workerJob(_ request: KubernetesRequest) -> Node {
         let launch = request.launch
         let args = ["worker", "--connect", "tcp://\(request.coordinatorService):\(request.port)",
                     "--threads", "\(request.threadsPerWorker)", "--heartbeat-ms", "\(launch.heartbeatMilliseconds)",
-                    "--liveness", "\(launch.liveness)"]
+                    "--liveness", "\(launch.liveness)"] + (request.curveFiles?.workerArguments ?? [])
         let threads = "\(request.threadsPerWorker)"
         let container = map([
             ("name", str("worker")), ("image", str(request.image)), ("args", seq(args.map(str))),
             ("env", seq([map([("name", str("OPENBLAS_NUM_THREADS")), ("value", str(threads))])])),
             ("resources", map([("requests", map([("cpu", str(threads)), ("memory", str("2Gi"))])),
                                ("limits", map([("cpu", str(threads))]))])),
-            ("volumeMounts", seq([dataMount(request, readOnly: true), keysMount()])),
+            ("volumeMounts", seq([dataMount(request, readOnly: true)] + keysMount(request))),
         ])
         // Workers reconnect with backoff, so they may start before the coordinator and survive its restarts.
         return replicatedJob(name: "workers", replicas: request.workers, backoffLimit: 20, podFailurePolicy: nil,
-                             container: container, volumes: [dataVolume(request), keysVolume(request)])
+                             container: container,
+                             volumes: [dataVolume(request)]
+                                + keysVolume(request, items: [(KubernetesKeys.coordinatorPublicKey, KubernetesKeys.coordinatorPublicKey),
+                                                              (KubernetesKeys.workerSecretKey, KubernetesKeys.workerSecretKey)]))
     }
 
     private static func replicatedJob(name: String, replicas: Int, backoffLimit: Int, podFailurePolicy: Node?,
@@ -198,10 +258,13 @@ public enum KubernetesJobSet {
         map([("name", str("job")), ("configMap", map([("name", str(request.jobConfigMap))]))])
     }
 
-    private static func keysVolume(_ request: KubernetesRequest) -> Node {
-        // optional until the coordinator and workers take CURVE key files: a run without keys still starts.
-        map([("name", str("keys")), ("secret", map([("secretName", str(request.keysSecret)), ("defaultMode", int(0o400)),
-                                                  ("optional", Node("true", Tag(.bool)))]))])
+    /// The Secret's entries `items` (key → path in the mount) as files of mode 0400: the key readers refuse a
+    /// secret that group or others can read (so no fsGroup on these pods). None without CURVE.
+    private static func keysVolume(_ request: KubernetesRequest, items: [(key: String, path: String)]) -> [Node] {
+        guard let name = request.keys.secretName else { return [] }
+        let projected = items.map { map([("key", str($0.key)), ("path", str($0.path))]) }
+        return [map([("name", str("keys")), ("secret", map([("secretName", str(name)), ("defaultMode", int(0o400)),
+                                                           ("items", seq(projected))]))])]
     }
 
     private static func dataMount(_ request: KubernetesRequest, readOnly: Bool) -> Node {
@@ -214,8 +277,9 @@ public enum KubernetesJobSet {
         map([("name", str("job")), ("mountPath", str(KubernetesRequest.jobMountPath)), ("readOnly", Node("true", Tag(.bool)))])
     }
 
-    private static func keysMount() -> Node {
-        map([("name", str("keys")), ("mountPath", str(KubernetesRequest.keysMountPath)), ("readOnly", Node("true", Tag(.bool)))])
+    private static func keysMount(_ request: KubernetesRequest) -> [Node] {
+        guard request.keys.secretName != nil else { return [] }
+        return [map([("name", str("keys")), ("mountPath", str(KubernetesRequest.keysMountPath)), ("readOnly", Node("true", Tag(.bool)))])]
     }
 
     // MARK: node helpers

@@ -11,6 +11,7 @@ import Foundation
 ///     status.json      progress, kept current by the coordinator (`CoordinatorStatus`)
 ///     coordinator.exit the coordinator's exit code for the current attempt (Slurm step launcher)
 ///     checkpoint/      finished modules; a requeued or resubmitted job resumes from here
+///     keys/            CURVE key pairs of the coordinator and the workers (mode 0700; see `CurveRunKeys`)
 ///     adapter/         the merged PEFT adapter, once done
 ///     slurm-JOBID.log  the job's output, appended across requeues
 public struct RunDirectory: Sendable {
@@ -31,6 +32,7 @@ public struct RunDirectory: Sendable {
     public var coordinatorExitPath: String { path + "/coordinator.exit" }
     public var checkpointPath: String { path + "/checkpoint" }
     public var outputPath: String { path + "/adapter" }
+    public var keysPath: String { path + "/keys" }
     /// sbatch's `--output` pattern (`%j` is the job id).
     public var slurmLogPattern: String { path + "/slurm-%j.log" }
 
@@ -99,9 +101,12 @@ public struct RunRecord: Codable, Sendable, Equatable {
     public var launch: CoordinatorLaunch
     public var slurm: SlurmRecord?
     public var kubernetes: KubernetesRecord?
+    /// The CURVE key files the coordinator and workers use; nil: submitted with `--no-curve` (plaintext).
+    public var curve: CurveRunKeys?
 
     public init(backend: Backend, jobFile: String, jobHash: String, modules: Int, submittedAt: Double,
-                launch: CoordinatorLaunch, slurm: SlurmRecord? = nil, kubernetes: KubernetesRecord? = nil) {
+                launch: CoordinatorLaunch, slurm: SlurmRecord? = nil, kubernetes: KubernetesRecord? = nil,
+                curve: CurveRunKeys? = nil) {
         self.format = Self.currentFormat
         self.backend = backend
         self.jobFile = jobFile
@@ -112,6 +117,7 @@ public struct RunRecord: Codable, Sendable, Equatable {
         self.launch = launch
         self.slurm = slurm
         self.kubernetes = kubernetes
+        self.curve = curve
     }
 
     public static func encode(_ record: RunRecord) throws -> [UInt8] {

@@ -50,6 +50,8 @@ public struct RunStatusReport: Codable, Sendable {
                          + ((k8s?.applied ?? false) ? " (applied)" : " (not applied)")))
         }
         rows.append(("coordinator", endpoint ?? "(not listening)"))
+        rows.append(("security", record.curve.map { "CURVE, coordinator key \($0.coordinatorSecret)" }
+                     ?? "none: plaintext (submitted with --no-curve)"))
         if let status = coordinator {
             var progress = "\(status.modulesDone)/\(status.modulesTotal) modules"
             if status.resumed > 0 { progress += " (\(status.resumed) resumed from the checkpoint)" }

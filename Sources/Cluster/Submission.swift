@@ -67,16 +67,20 @@ public enum Submission {
         }
     }
 
-    /// Writes run.json and submit.sbatch, then (unless `dryRun`) submits the script and records the job id.
-    /// Returns the script and the job id (nil on a dry run, which writes nothing).
+    /// Writes run.json and submit.sbatch, generates the run's CURVE keys (unless `curve` is false: `--no-curve`),
+    /// then (unless `dryRun`) submits the script and records the job id. Returns the script and the job id (nil
+    /// on a dry run, which writes nothing: no keys either, the script names where they will be).
     public static func submitSlurm(job: PlannedJob, run: RunDirectory, request: SlurmRequest, launch: CoordinatorLaunch,
-                                   force: Bool, dryRun: Bool) throws -> (script: String, jobID: String?, record: RunRecord) {
+                                   curve: Bool = true, force: Bool,
+                                   dryRun: Bool) throws -> (script: String, jobID: String?, record: RunRecord) {
         try request.validate()
         try RunDirectory.checkPathIsScriptSafe(run.path)
+        let keys = curve ? CurveRunKeys.inRunDirectory(run) : nil
         var record = RunRecord(backend: .slurm, jobFile: job.jobFile, jobHash: job.jobHash, modules: job.modules,
                                submittedAt: Date().timeIntervalSince1970, launch: launch,
                                slurm: SlurmRecord(jobID: nil, nodes: request.nodes, workersPerNode: request.workersPerNode,
-                                                  partition: request.partition, time: request.time, account: request.account))
+                                                  partition: request.partition, time: request.time, account: request.account),
+                               curve: keys)
         let script = SlurmBatchScript.render(request: request, run: run, record: record)
         if dryRun { return (script, nil, record) }
         try checkRunDirectory(run, job: job, force: force)
@@ -84,13 +88,16 @@ public enum Submission {
         if force { try? FileManager.default.removeItem(atPath: run.outputPath) }
         try run.writeAtomically(Array(script.utf8), to: run.slurmScriptPath)
         try run.writeRecord(record)
+        // After run.json: a directory holding keys but no record would be refused by the next submission.
+        try keys?.generateIfMissing(root: run.keysPath)
         let id = try SlurmClient.submit(script: run.slurmScriptPath, workingDirectory: run.path)
         record.slurm?.jobID = id
         try run.writeRecord(record)
         return (script, id, record)
     }
 
-    /// Renders the manifests; unless `dryRun`, writes them and run.json into `run` and applies them with kubectl.
+    /// Renders the manifests; unless `dryRun`, writes them (mode 0600: a rendered Secret holds key material) and
+    /// run.json into `run` and applies them with kubectl.
     public static func submitKubernetes(job: PlannedJob, run: RunDirectory, request: KubernetesRequest,
                                         dryRun: Bool) throws -> (manifest: String, record: RunRecord) {
         try request.validate()
@@ -98,10 +105,15 @@ public enum Submission {
         var record = RunRecord(backend: .kubernetes, jobFile: job.jobFile, jobHash: job.jobHash, modules: job.modules,
                                submittedAt: Date().timeIntervalSince1970, launch: request.launch,
                                kubernetes: KubernetesRecord(name: request.name, namespace: request.namespace,
-                                                            workers: request.workers, applied: false))
+                                                            workers: request.workers, applied: false),
+                               curve: request.curveFiles)
         if dryRun { return (manifest, record) }
         try run.create()
-        try run.writeAtomically(Array(manifest.utf8), to: run.kubernetesManifestPath)
+        do {
+            try AtomicFile.write(Array(manifest.utf8), to: run.kubernetesManifestPath, mode: 0o600)
+        } catch {
+            throw ClusterError("\(run.kubernetesManifestPath): cannot write: \(error)")
+        }
         try run.writeRecord(record)
         let result = try ToolRunner.run("kubectl", ["apply", "-f", run.kubernetesManifestPath])
         guard result.succeeded else {

@@ -47,11 +47,16 @@ public struct CurveServerOptions: Sendable, Equatable {
     public var allowDirectory: String
     /// TEST-ONLY: false skips starting the ZAP handler, to prove the coordinator then refuses to start.
     public var startsZAPHandler: Bool
+    /// TEST-ONLY: stop the ZAP handler once this many modules are done, to prove the coordinator fails closed
+    /// when its handler dies mid-run.
+    public var stopsZAPHandlerAfterModules: Int?
 
-    public init(secretKeyFile: String, allowDirectory: String, startsZAPHandler: Bool = true) {
+    public init(secretKeyFile: String, allowDirectory: String, startsZAPHandler: Bool = true,
+                stopsZAPHandlerAfterModules: Int? = nil) {
         self.secretKeyFile = secretKeyFile
         self.allowDirectory = allowDirectory
         self.startsZAPHandler = startsZAPHandler
+        self.stopsZAPHandlerAfterModules = stopsZAPHandlerAfterModules
     }
 
     /// ZAP domain of Brickyard's coordinator sockets.

@@ -45,6 +45,8 @@ public final class CoordinatorServer {
     private var progress: ProgressReporter
     /// Split lego modules: their k-means rounds and block tasks.
     private var split: SplitModuleRuns
+    /// Inline mode: the split-module blocks whose inputs each worker was sent (it caches them between rounds).
+    private var blocksHeld: [PeerID: Set<TaskKey>] = [:]
     /// The real endpoint after binding (port resolved).
     public private(set) var boundEndpoint: String?
     /// Prometheus metrics, when `options.metricsBind` is set.
@@ -82,15 +84,12 @@ public final class CoordinatorServer {
             }
         }
         if plan.modules.contains(where: { $0.blocks != nil }) {
-            guard options.inputMode == .shared else {
-                throw CoordinatorError(.unsupportedPlan,
-                    "split lego modules (units above the task budget) need --input-mode shared; raise --max-task-mb or share the inputs")
-            }
             for module in plan.modules where module.blocks != nil {
                 do {
                     for block in module.blocks?.indices ?? 0..<0 {
                         _ = try Wire.KMeansBlockTask(module: module, blockIndex: block, spec: plan.spec, jobID: jobID, taskID: 0,
-                                                     attempt: 1, request: BlockRoundRequest(kind: .firstCenter, round: 0))
+                                                     attempt: 1, request: BlockRoundRequest(kind: .firstCenter, round: 0),
+                                                     inputMode: options.inputMode)
                     }
                 } catch {
                     throw CoordinatorError(.unsupportedPlan, "module \(module.name): cannot be sent to workers: \(error)")
@@ -108,11 +107,11 @@ public final class CoordinatorServer {
                                     interactive: options.showProgress && isatty(STDERR_FILENO) != 0)
         if resumed > 0 { logger.info("resuming from checkpoint", metadata: ["resumed": "\(resumed)", "total": "\(keys.count)"]) }
         for module in split.moduleIndices.sorted() {
-            if let outcome = split.runs[module]?.driver.outcome {
+            if let outcome = split.runs[module]?.kmeans.outcome {
                 // Killed after the last round's state was written but before the record: finish it now.
                 try finishSplitModule(module, outcome: outcome, seconds: 0)
             } else {
-                split.queueRound(module: module, plan: plan, scheduler: &scheduler)
+                split.queueRounds(module: module, plan: plan, scheduler: &scheduler)
             }
         }
     }
@@ -159,12 +158,24 @@ public final class CoordinatorServer {
         try onListening?(endpoint)
 
         let pollMilliseconds = max(10, min(100, options.scheduler.heartbeatInterval.wholeMilliseconds / 4))
+        // Fail closed: without its handler libzmq would admit any CURVE key. Checked every turn and before each
+        // message is handled: a peer whose handshake completed without the handler is never answered (the handler
+        // reports stopped before its socket closes, and never restarts).
+        func requireAuthentication() throws {
+            guard let security, !security.handler.isRunning else { return }
+            disconnectAll(reason: "coordinator stopping (authentication handler stopped)")
+            logger.error("the ZAP authentication handler stopped; stopping without serving further workers", metadata: [
+                "done": "\(scheduler.doneCount)", "total": "\(scheduler.moduleCount)"])
+            throw CoordinatorError(.transport,
+                "the ZAP authentication handler stopped; refusing to serve workers without it (\(scheduler.doneCount) of \(scheduler.moduleCount) modules done and checkpointed in \(store.directory); rerun to resume)")
+        }
         while !scheduler.isFinished {
-            if let security, !security.handler.isRunning {
-                // Fail closed: without its handler libzmq would admit any CURVE key.
-                disconnectAll(reason: "coordinator stopping (authentication handler stopped)")
-                throw CoordinatorError(.transport, "the ZAP authentication handler stopped; refusing to serve workers without it")
+            if let security, let limit = options.curve?.stopsZAPHandlerAfterModules, scheduler.doneCount >= limit,
+               security.handler.isRunning {
+                logger.warning("TEST: stopping the ZAP handler", metadata: ["done": "\(scheduler.doneCount)"])
+                security.handler.stop()
             }
+            try requireAuthentication()
             if stop.isSet {
                 // Stop handing out work; finished modules are already checkpointed. Running tasks are abandoned
                 // rather than awaited, so a scheduler's grace period is never overrun.
@@ -175,6 +186,7 @@ public final class CoordinatorServer {
                 // Bounded batch so heartbeats and dispatch are not starved by a flood.
                 for _ in 0..<256 {
                     guard let frames = try socket.receive(dontWait: true) else { break }
+                    try requireAuthentication()
                     handle(frames: frames, now: .now)
                 }
             }
@@ -307,6 +319,7 @@ public final class CoordinatorServer {
             finish(done, from: peer)
         case .taskFailed(let failed):
             inbound[peer] = nil
+            forgetBlock(taskID: failed.taskID, peer: peer)
             let outcome = scheduler.fail(peer: peer, taskID: failed.taskID, attempt: failed.attempt, error: failed.error,
                                          retryable: failed.retryable)
             logger.warning("worker reported task failure", metadata: [
@@ -432,7 +445,7 @@ public final class CoordinatorServer {
             case .nextRound(let module):
                 logger.debug("split module round reduced", metadata: [
                     "module": "\(plan.modules[module].name)", "round": "\(split.round(of: module))"])
-                split.queueRound(module: module, plan: plan, scheduler: &scheduler)
+                split.queueRounds(module: module, plan: plan, scheduler: &scheduler)
             case .finished(let module, let outcome, let seconds):
                 try finishSplitModule(module, outcome: outcome, seconds: seconds)
             }
@@ -459,13 +472,25 @@ public final class CoordinatorServer {
         store.removeKMeansState(index: index)
         finishedHeaders[index] = header
         scheduler.markDone(index)
+        let kinds = split.secondsByKind(of: index)
         logger.info("split module done", metadata: ["module": "\(module.name)", "rounds": "\(split.round(of: index))",
-                                                    "iterations": "\(outcome.iterations)", "rank": "\(result.rank)"])
+                                                    "iterations": "\(outcome.iterations)", "rank": "\(result.rank)",
+                                                    "restart": "\(outcome.restart)",
+                                                    "seeding_s": "\(String(format: "%.2f", kinds.seeding))",
+                                                    "lloyd_s": "\(String(format: "%.2f", kinds.lloyd))",
+                                                    "statistics_s": "\(String(format: "%.2f", kinds.statistics))"])
         progress.update(done: scheduler.doneCount, workers: scheduler.aliveWorkers, retries: scheduler.retries,
                         finishedModule: module.name, force: true)
     }
 
+    /// Inline mode: after a block task failed on `peer`, do not assume it holds that block any more.
+    private func forgetBlock(taskID: UInt64, peer: PeerID) {
+        guard taskID < UInt64(Int.max), let (module, block) = split.block(of: Int(taskID)) else { return }
+        blocksHeld[peer]?.remove(TaskKey(module: plan.modules[module].name, block: block + 1))
+    }
+
     private func rejectResult(peer: PeerID, taskID: UInt64, attempt: UInt32, reason: String) {
+        forgetBlock(taskID: taskID, peer: peer)
         logger.warning("result rejected; task will be retried", metadata: [
             "peer": "\(peer)", "task.id": "\(taskID)", "attempt": "\(attempt)", "module": "\(moduleName(taskID))",
             "error": "\(reason)"])
@@ -483,18 +508,7 @@ public final class CoordinatorServer {
 
     private func send(_ assignment: Assignment) {
         if split.isBlockTask(assignment.taskIndex) {
-            do {
-                guard let message = try split.message(taskIndex: assignment.taskIndex, plan: plan, jobID: jobID,
-                                                      attempt: assignment.attempt,
-                                                      resultChunkBytes: options.resultChunkBytes) else {
-                    throw CoordinatorError(.unsupportedPlan, "block task \(assignment.taskIndex) has no running round")
-                }
-                tasksSent += 1
-                send(.kmeansBlockTask(message), to: assignment.peer)
-            } catch {
-                _ = scheduler.fail(peer: assignment.peer, taskID: assignment.taskID, attempt: assignment.attempt,
-                                   error: "\(error)", retryable: false)
-            }
+            sendBlock(assignment)
             return
         }
         let module = plan.modules[assignment.taskIndex]
@@ -513,23 +527,65 @@ public final class CoordinatorServer {
         tasksSent += 1
         guard send(.task(task), to: assignment.peer) else { return }
         guard options.inputMode == .inline else { return }
-        for (inputIndex, source) in module.sources.enumerated() {
+        _ = sendInputs(module.sources, for: assignment)
+    }
+
+    /// Inline mode: streams the stored factors of `sources` (the task's inputs, in order) after its task message.
+    /// Returns false when the task failed instead (unreadable input, or the worker was lost).
+    private func sendInputs(_ sources: ArraySlice<ModuleSource>, for assignment: Assignment) -> Bool {
+        for (inputIndex, source) in sources.enumerated() {
             let factors: [(factor: UInt32, bytes: [UInt8])]
             do {
                 factors = try FactorReader.factors(of: source.module)
             } catch {
                 _ = scheduler.fail(peer: assignment.peer, taskID: assignment.taskID, attempt: assignment.attempt,
                                    error: "\(error)", retryable: false)
-                return
+                return false
             }
             for (factor, bytes) in factors {
                 let chunks = Chunking.inputChunks(of: bytes, taskID: assignment.taskID, attempt: assignment.attempt,
                                                   inputIndex: UInt32(inputIndex), factor: factor,
                                                   maxChunkBytes: options.inputChunkBytes)
                 for chunk in chunks {
-                    guard send(.inputChunk(chunk), to: assignment.peer) else { return }
+                    guard send(.inputChunk(chunk), to: assignment.peer) else { return false }
                 }
             }
+        }
+        return true
+    }
+
+    private func sendInputs(_ sources: [ModuleSource], for assignment: Assignment) -> Bool {
+        sendInputs(sources[...], for: assignment)
+    }
+
+    /// A split module's block task. Inline mode streams the block's inputs only to a worker not known to hold the
+    /// block (workers cache blocks between rounds); a worker that lost it fails the task and the retry resends.
+    private func sendBlock(_ assignment: Assignment) {
+        guard let (module, block) = split.block(of: assignment.taskIndex), let blocks = plan.modules[module].blocks else {
+            _ = scheduler.fail(peer: assignment.peer, taskID: assignment.taskID, attempt: assignment.attempt,
+                               error: "block task \(assignment.taskIndex) has no running round", retryable: false)
+            return
+        }
+        let key = TaskKey(module: plan.modules[module].name, block: block + 1)
+        let inline = options.inputMode == .inline
+        let inputsFollow = inline && !(blocksHeld[assignment.peer]?.contains(key) ?? false)
+        do {
+            guard let message = try split.message(taskIndex: assignment.taskIndex, plan: plan, jobID: jobID,
+                                                  attempt: assignment.attempt, inputMode: options.inputMode,
+                                                  inputsFollow: inputsFollow,
+                                                  resultChunkBytes: options.resultChunkBytes) else {
+                throw CoordinatorError(.unsupportedPlan, "block task \(assignment.taskIndex) has no running round")
+            }
+            tasksSent += 1
+            guard send(.kmeansBlockTask(message), to: assignment.peer) else { return }
+        } catch {
+            _ = scheduler.fail(peer: assignment.peer, taskID: assignment.taskID, attempt: assignment.attempt,
+                               error: "\(error)", retryable: false)
+            return
+        }
+        guard inputsFollow else { return }
+        if sendInputs(plan.modules[module].sources[blocks[block].sources], for: assignment) {
+            blocksHeld[assignment.peer, default: []].insert(key)
         }
     }
 
@@ -579,6 +635,7 @@ public final class CoordinatorServer {
     private func forget(_ peer: PeerID) {
         inbound[peer] = nil
         lastSent[peer] = nil
+        blocksHeld[peer] = nil
     }
 
     private func moduleName(_ taskID: UInt64) -> String {

@@ -4,43 +4,53 @@ import Logging
 import MergeEngine
 import WireProtocol
 
-/// The coordinator's side of split lego modules: one `BlockKMeansDriver` per module, the current round's block
-/// tasks and the partials received so far. A round's partials are reduced in block order once all are in; the
-/// driver's state is then checkpointed (atomically) before the next round is queued, so a restarted coordinator
-/// resumes at the last reduced round. The finished clustering becomes the module's record like any module's.
+/// The coordinator's side of split lego modules: one `SplitKMeans` per module (its restarts run side by side as
+/// tracks), each track's current round of block tasks and the partials received so far. A round's partials are
+/// reduced in block order once all are in; the state is then checkpointed (atomically) before the next round is
+/// queued, so a restarted coordinator resumes at the last reduced round of every track. The finished clustering
+/// becomes the module's record like any module's.
 struct SplitModuleRuns {
+    /// One track's running round (a restart's, or the final statistics round).
+    struct TrackRound {
+        /// Each block's request (seeding rounds carry the block's own nearest-candidate state).
+        var requests: [BlockRoundRequest]
+        /// Scheduler task index of each block's task.
+        var taskIndices: [Int]
+        var partials: [BlockPartial?]
+    }
+
     struct Run {
         let moduleIndex: Int
-        var driver: BlockKMeansDriver
-        /// The current round's request (the same for every block).
-        var request: BlockRoundRequest?
-        /// Scheduler task index of each block's task in the current round.
-        var taskIndices: [Int] = []
-        var partials: [BlockPartial?] = []
+        var kmeans: SplitKMeans
+        /// Rounds in flight, by track (restarts run side by side).
+        var rounds: [Int: TrackRound] = [:]
         /// Units (Σ ranks) per block: bounds a partial's size.
         let blockUnits: [Int]
         var seconds = 0.0
-        /// Round at which this run resumed from a checkpoint (nil: started from the first round).
+        /// Task seconds of seeding rounds (first center, oversampling, candidate weights), of Lloyd rounds and of the
+        /// final statistics round, summed over blocks and restarts (logged when the module finishes).
+        var seedingSeconds = 0.0, lloydSeconds = 0.0, statisticsSeconds = 0.0
+        /// Rounds reduced (over all tracks) when this run resumed from a checkpoint (nil: started from the start).
         var resumedAtRound: Int?
     }
 
     private(set) var runs: [Int: Run] = [:]
-    /// Scheduler task index → (module index, block index).
-    private(set) var blockTasks: [Int: (module: Int, block: Int)] = [:]
+    /// Scheduler task index → (module index, track, block index).
+    private(set) var blockTasks: [Int: (module: Int, track: Int, block: Int)] = [:]
 
     /// Starts (or resumes from `store`) the k-means of every split module of `plan` not in `finished`.
     init(plan: MergePlan, store: CheckpointStore, finished: Set<Int>, logger: Logger) {
         for (index, module) in plan.modules.enumerated() where !finished.contains(index) {
             guard let blocks = module.blocks else { continue }
-            let configuration = SplitLego.configuration(module: module, spec: plan.spec, blockCount: blocks.count)
-            var driver = BlockKMeansDriver(configuration: configuration)
+            var kmeans = SplitLego.kmeans(module: module, spec: plan.spec, blockCount: blocks.count)
             var resumedAt: Int?
             if let bytes = store.readKMeansState(index: index) {
                 do {
-                    driver = try BlockKMeansDriver(decoding: bytes, configuration: configuration)
-                    resumedAt = driver.round
+                    kmeans = try SplitKMeans(decoding: bytes, configuration: kmeans.configuration, restarts: kmeans.restarts)
+                    resumedAt = kmeans.round
                     logger.info("resuming split module from its last checkpointed round", metadata: [
-                        "module": "\(module.name)", "round": "\(driver.round)", "phase": "\(driver.phase)"])
+                        "module": "\(module.name)", "round": "\(kmeans.round)",
+                        "phases": "\(kmeans.runs.map { "\($0.phase)" }.joined(separator: ","))"])
                 } catch {
                     logger.warning("k-means state rejected; the module's rounds start over", metadata: [
                         "module": "\(module.name)", "error": "\(error)"])
@@ -48,7 +58,7 @@ struct SplitModuleRuns {
                 }
             }
             let units = blocks.map { block in module.sources[block.sources].reduce(0) { $0 + $1.module.rank } }
-            runs[index] = Run(moduleIndex: index, driver: driver, blockUnits: units, resumedAtRound: resumedAt)
+            runs[index] = Run(moduleIndex: index, kmeans: kmeans, blockUnits: units, resumedAtRound: resumedAt)
         }
     }
 
@@ -61,48 +71,62 @@ struct SplitModuleRuns {
         return result
     }
 
-    /// Queues the current round of module `index` (one task per block).
-    mutating func queueRound(module index: Int, plan: MergePlan, scheduler: inout Scheduler) {
-        guard var run = runs[index], let request = run.driver.request() else { return }
+    /// Queues the current round of every active track of module `index` not already running (one task per block).
+    mutating func queueRounds(module index: Int, plan: MergePlan, scheduler: inout Scheduler) {
+        guard var run = runs[index] else { return }
         let name = plan.modules[index].name
         let blocks = run.blockUnits.count
-        run.request = request
-        run.taskIndices = scheduler.addTasks((0..<blocks).map { TaskKey(module: name, block: $0 + 1) })
-        run.partials = Array(repeating: nil, count: blocks)
-        for (block, task) in run.taskIndices.enumerated() { blockTasks[task] = (index, block) }
+        for track in run.kmeans.activeTracks where run.rounds[track] == nil {
+            let requests = (0..<blocks).compactMap { run.kmeans.request(track: track, block: $0) }
+            guard requests.count == blocks else { continue }
+            let tasks = scheduler.addTasks((0..<blocks).map { TaskKey(module: name, block: $0 + 1) })
+            run.rounds[track] = TrackRound(requests: requests, taskIndices: tasks,
+                                           partials: Array(repeating: nil, count: blocks))
+            for (block, task) in tasks.enumerated() { blockTasks[task] = (index, track, block) }
+        }
         runs[index] = run
     }
 
     /// The message for a block task (nil if `taskIndex` is not a block task of a running round).
-    func message(taskIndex: Int, plan: MergePlan, jobID: String, attempt: UInt32,
-                 resultChunkBytes: Int) throws -> Wire.KMeansBlockTask? {
-        guard let (module, block) = blockTasks[taskIndex], let run = runs[module], let request = run.request else { return nil }
+    func message(taskIndex: Int, plan: MergePlan, jobID: String, attempt: UInt32, inputMode: Wire.InputMode = .shared,
+                 inputsFollow: Bool = false, resultChunkBytes: Int) throws -> Wire.KMeansBlockTask? {
+        guard let (module, track, block) = blockTasks[taskIndex], let run = runs[module],
+              let round = run.rounds[track] else { return nil }
         return try Wire.KMeansBlockTask(module: plan.modules[module], blockIndex: block, spec: plan.spec, jobID: jobID,
-                                        taskID: UInt64(taskIndex), attempt: attempt, request: request,
-                                        resultChunkBytes: resultChunkBytes)
+                                        taskID: UInt64(taskIndex), attempt: attempt, request: round.requests[block],
+                                        seed: run.kmeans.seed(track: track), inputMode: inputMode,
+                                        inputsFollow: inputsFollow, resultChunkBytes: resultChunkBytes)
+    }
+
+    /// (module index, block index) of a block task of a running round.
+    func block(of taskIndex: Int) -> (module: Int, block: Int)? {
+        blockTasks[taskIndex].map { ($0.module, $0.block) }
     }
 
     /// Upper bound of a block task's result body.
     func maxResultBytes(taskIndex: Int, plan: MergePlan) -> Int? {
-        guard let (module, block) = blockTasks[taskIndex], let run = runs[module] else { return nil }
+        guard let (module, track, block) = blockTasks[taskIndex], let run = runs[module] else { return nil }
         let dim = plan.modules[module].outFeatures + plan.modules[module].inFeatures
-        let centers = run.request?.centerCount ?? 0
-        let reported = run.blockUnits[block] + (run.request?.farthest ?? 0) + 1
-        return 4096 + reported * (4 * dim + 64) + centers * (4 * dim + 32)
+        let request = run.rounds[track]?.requests[block]
+        let centers = (request?.centerCount ?? 0) + (request?.centerOffset ?? 0)
+        let reported = run.blockUnits[block] + (request?.farthest ?? 0) + 1
+        return 4096 + reported * (4 * dim + 64 + 12) + centers * (4 * dim + 32)
     }
 
     func isBlockTask(_ taskIndex: Int) -> Bool { blockTasks[taskIndex] != nil }
 
     func describe(_ taskIndex: Int, plan: MergePlan) -> String? {
-        guard let (module, block) = blockTasks[taskIndex] else { return nil }
-        return "\(plan.modules[module].name) block \(block) round \(runs[module]?.driver.round ?? -1)"
+        guard let (module, track, block) = blockTasks[taskIndex], let run = runs[module] else { return nil }
+        let round = track < run.kmeans.restarts ? run.kmeans.runs[track].round : run.kmeans.round
+        let what = track < run.kmeans.restarts ? "restart \(track) round \(round)" : "final statistics round"
+        return "\(plan.modules[module].name) block \(block) \(what)"
     }
 
     /// What a block result led to.
     enum Progress {
         /// Waiting for other blocks of the round.
         case waiting
-        /// The round was reduced and checkpointed; the next one should be queued.
+        /// The round was reduced and checkpointed; queue the module's next rounds.
         case nextRound(module: Int)
         /// The module's k-means finished: write its result.
         case finished(module: Int, outcome: BlockKMeansOutcome, seconds: Double)
@@ -110,13 +134,13 @@ struct SplitModuleRuns {
 
     /// Decodes and checks a block's result body (throws: the result is rejected and the block retried).
     func partial(from body: [UInt8], taskIndex: Int) throws -> BlockPartial {
-        guard let (module, block) = blockTasks[taskIndex], let run = runs[module] else {
+        guard let (module, track, block) = blockTasks[taskIndex], let run = runs[module] else {
             throw CoordinatorError(.badResult, "no running round for task \(taskIndex)")
         }
         let partial: BlockPartial
         do {
             partial = try BlockPartial.decode(body)
-            try run.driver.validate(partial)
+            try run.kmeans.validate(partial, track: track)
         } catch {
             throw CoordinatorError(.badResult, "block \(block) partial: \(error)")
         }
@@ -126,29 +150,40 @@ struct SplitModuleRuns {
         return partial
     }
 
-    /// Stores a verified partial; reduces the round when it was the last one, checkpointing the state.
+    /// Stores a verified partial; reduces the track's round when it was the last block, checkpointing the state.
     mutating func accept(_ partial: BlockPartial, taskIndex: Int, seconds: Double, store: CheckpointStore) throws -> Progress {
-        guard let (module, block) = blockTasks[taskIndex], var run = runs[module] else { return .waiting }
-        run.partials[block] = partial
+        guard let (module, track, block) = blockTasks[taskIndex], var run = runs[module],
+              var round = run.rounds[track] else { return .waiting }
+        round.partials[block] = partial
         run.seconds += seconds
+        switch partial.kind {
+        case .firstCenter, .oversample, .candidateWeights: run.seedingSeconds += seconds
+        case .lloyd: run.lloydSeconds += seconds
+        case .reweight: run.statisticsSeconds += seconds
+        }
         blockTasks[taskIndex] = nil
-        guard run.partials.allSatisfy({ $0 != nil }) else {
+        guard round.partials.allSatisfy({ $0 != nil }) else {
+            run.rounds[track] = round
             runs[module] = run
             return .waiting
         }
         do {
-            try run.driver.advance(with: run.partials.compactMap { $0 })
+            try run.kmeans.advance(track: track, with: round.partials.compactMap { $0 })
         } catch {
-            throw CoordinatorError(.badResult, "module k-means round \(run.driver.round): \(error)")
+            throw CoordinatorError(.badResult, "module k-means track \(track) round: \(error)")
         }
-        run.partials = []
-        run.taskIndices = []
-        run.request = nil
-        try store.writeKMeansState(run.driver.encoded(), index: module)
+        run.rounds[track] = nil
+        try store.writeKMeansState(run.kmeans.encoded(), index: module)
         runs[module] = run
-        if let outcome = run.driver.outcome { return .finished(module: module, outcome: outcome, seconds: run.seconds) }
+        if let outcome = run.kmeans.outcome { return .finished(module: module, outcome: outcome, seconds: run.seconds) }
         return .nextRound(module: module)
     }
 
-    func round(of module: Int) -> Int { runs[module]?.driver.round ?? 0 }
+    func round(of module: Int) -> Int { runs[module]?.kmeans.round ?? 0 }
+
+    /// Task seconds by kind of round, for the log line of a finished module.
+    func secondsByKind(of module: Int) -> (seeding: Double, lloyd: Double, statistics: Double) {
+        guard let run = runs[module] else { return (0, 0, 0) }
+        return (run.seedingSeconds, run.lloydSeconds, run.statisticsSeconds)
+    }
 }

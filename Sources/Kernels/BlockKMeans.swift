@@ -59,11 +59,71 @@ public struct BlockRoundRequest: Sendable, Equatable {
     public var oversampling: Double
     /// Lloyd: farthest units each block reports, for empty clusters.
     public var farthest: Int
+    /// oversample / candidateWeights: index of the first of `centers` among all candidates drawn so far. Those
+    /// rounds send only the candidates drawn by the previous round; the rest are summarised per unit in `nearest`.
+    public var centerOffset: Int
+    /// oversample / candidateWeights: this block's nearest candidate so far per unit (nil before any candidate).
+    /// Per block, unlike the other fields: what the block returned in its previous seeding round.
+    public var nearest: NearestCandidates?
 
     public init(kind: BlockRoundKind, round: Int, centers: [Float] = [], centerCount: Int = 0, oversampling: Double = 0,
-                farthest: Int = 0) {
+                farthest: Int = 0, centerOffset: Int = 0, nearest: NearestCandidates? = nil) {
         self.kind = kind; self.round = round; self.centers = centers; self.centerCount = centerCount
-        self.oversampling = oversampling; self.farthest = farthest
+        self.oversampling = oversampling; self.farthest = farthest; self.centerOffset = centerOffset
+        self.nearest = nearest
+    }
+}
+
+/// Per unit of a block, the nearest of the k-means|| candidates seen so far: its sign-invariant D² and its index.
+/// Seeding rounds carry it from round to round (block → coordinator → block, 12 bytes a unit), so a round computes
+/// distances to the newly drawn candidates only: D² = min over rounds of the round's own GEMM, ties to the lowest
+/// index. That definition does not depend on who computes a round, so the bytes stay the same everywhere.
+public struct NearestCandidates: Sendable, Equatable {
+    public var distances: [Double]
+    public var indices: [UInt32]
+
+    public init(distances: [Double], indices: [UInt32]) {
+        self.distances = distances
+        self.indices = indices
+    }
+
+    /// Before any candidate: every unit infinitely far.
+    public init(count: Int) {
+        distances = [Double](repeating: .infinity, count: count)
+        indices = [UInt32](repeating: 0, count: count)
+    }
+
+    public var count: Int { distances.count }
+
+    /// f64 D² per unit then u32 index per unit, little-endian (12 bytes a unit).
+    public func encoded() -> [UInt8] {
+        var w = ByteWriter()
+        for d in distances { w.double(d) }
+        for i in indices { w.u32(i) }
+        return w.bytes
+    }
+
+    /// Parses `encoded()`; throws unless the bytes are whole units with finite, non-negative distances below
+    /// `candidates` indices.
+    public static func decode(_ bytes: [UInt8], candidates: Int) throws -> NearestCandidates {
+        guard bytes.count % 12 == 0 else {
+            throw KernelShapeError(kernel: "nearest candidates", problem: "\(bytes.count) bytes are not whole 12-byte units")
+        }
+        let n = bytes.count / 12
+        var r = ByteReader(bytes, what: "nearest candidates")
+        let distances = try (0..<n).map { _ in try r.double() }
+        let indices = try (0..<n).map { _ in try r.u32() }
+        let state = NearestCandidates(distances: distances, indices: indices)
+        try state.check(candidates: candidates)
+        return state
+    }
+
+    /// Throws unless every distance is finite and ≥ 0 and every index is below `candidates`.
+    public func check(candidates: Int) throws {
+        guard indices.count == distances.count, distances.allSatisfy({ $0.isFinite && $0 >= 0 }),
+              indices.allSatisfy({ Int($0) < candidates }) else {
+            throw KernelShapeError(kernel: "nearest candidates", problem: "distances or indices out of range for \(candidates) candidates")
+        }
     }
 }
 
@@ -101,11 +161,14 @@ public struct BlockPartial: Sendable, Equatable {
     public var perCenter: [Double]
     /// lloyd: Σ ‖x‖² of each cluster's members.
     public var perCenterSquares: [Double]
+    /// oversample: every unit's nearest candidate after the round (the next seeding round's `nearest`).
+    public var nearest: NearestCandidates?
 
     public init(kind: BlockRoundKind, unitCount: Int, cost: Double = 0, units: [ReportedUnit] = [], counts: [Int] = [],
-                sums: [Float] = [], perCenter: [Double] = [], perCenterSquares: [Double] = []) {
+                sums: [Float] = [], perCenter: [Double] = [], perCenterSquares: [Double] = [],
+                nearest: NearestCandidates? = nil) {
         self.kind = kind; self.unitCount = unitCount; self.cost = cost; self.units = units; self.counts = counts
-        self.sums = sums; self.perCenter = perCenter; self.perCenterSquares = perCenterSquares
+        self.sums = sums; self.perCenter = perCenter; self.perCenterSquares = perCenterSquares; self.nearest = nearest
     }
 }
 
@@ -166,34 +229,68 @@ public enum BlockKMeans {
         }
     }
 
+    /// The block's nearest candidates so far (`request.nearest`, or none before the first candidate), checked.
+    static func carriedNearest(_ block: UnitBlock, request: BlockRoundRequest) throws -> NearestCandidates {
+        guard request.centerOffset >= 0 else {
+            throw KernelShapeError(kernel: "BlockKMeans", problem: "candidate offset \(request.centerOffset) is negative")
+        }
+        guard let carried = request.nearest else {
+            guard request.centerOffset == 0, request.centerCount > 0 else {
+                throw KernelShapeError(kernel: "BlockKMeans", problem: "round \(request.round) (\(request.kind)) has no "
+                                       + "candidates and no nearest-candidate state")
+            }
+            return NearestCandidates(count: block.count)
+        }
+        guard carried.count == block.count else {
+            throw KernelShapeError(kernel: "BlockKMeans", problem: "nearest-candidate state for \(carried.count) units, "
+                                   + "the block has \(block.count)")
+        }
+        try carried.check(candidates: request.centerOffset)
+        return carried
+    }
+
+    /// Folds the round's new candidates (indices from `request.centerOffset`) into `state`: one GEMM against them,
+    /// a unit moves only to a strictly nearer candidate (so ties keep the lowest index).
+    static func updateNearest(_ state: inout NearestCandidates, block: UnitBlock, request: BlockRoundRequest) {
+        guard request.centerCount > 0 else { return }
+        let offset = UInt32(request.centerOffset)
+        forEachNearest(block, centers: request.centers, centerCount: request.centerCount) { i, c, d, _ in
+            if d < state.distances[i] {
+                state.distances[i] = d
+                state.indices[i] = offset + UInt32(c)
+            }
+        }
+    }
+
     static func oversample(_ block: UnitBlock, request: BlockRoundRequest, seed: UInt64) throws -> BlockPartial {
-        try requireCenters(request)
         guard request.oversampling > 0, request.oversampling.isFinite else {
             throw KernelShapeError(kernel: "BlockKMeans", problem: "oversampling \(request.oversampling) is not positive")
         }
-        var nearest = [Double](repeating: 0, count: block.count)
-        forEachNearest(block, centers: request.centers, centerCount: request.centerCount) { i, _, d, _ in nearest[i] = d }
+        var state = try carriedNearest(block, request: request)
+        updateNearest(&state, block: block, request: request)
         var cost = 0.0
-        for d in nearest { cost += d }
-        var partial = BlockPartial(kind: .oversample, unitCount: block.count, cost: cost)
+        for d in state.distances { cost += d }
+        var partial = BlockPartial(kind: .oversample, unitCount: block.count, cost: cost, nearest: state)
         guard cost > 0 else { return partial }
-        for i in 0..<block.count where nearest[i] > 0 {
+        for i in 0..<block.count where state.distances[i] > 0 {
             let u = uniform(seed: seed, round: request.round, id: block.ids[i])
             // u < ℓ D²/φ_block. The coordinator keeps u φ < ℓ D² with φ ≥ φ_block: a subset of these draws.
-            if u * cost < request.oversampling * nearest[i] {
-                partial.units.append(ReportedUnit(id: block.ids[i], first: u, second: nearest[i], vector: row(block, i)))
+            if u * cost < request.oversampling * state.distances[i] {
+                partial.units.append(ReportedUnit(id: block.ids[i], first: u, second: state.distances[i],
+                                                  vector: row(block, i)))
             }
         }
         return partial
     }
 
     static func candidateWeights(_ block: UnitBlock, request: BlockRoundRequest) throws -> BlockPartial {
-        try requireCenters(request)
-        var counts = [Int](repeating: 0, count: request.centerCount)
+        var state = try carriedNearest(block, request: request)
+        updateNearest(&state, block: block, request: request)
+        var counts = [Int](repeating: 0, count: request.centerOffset + request.centerCount)
         var cost = 0.0
-        forEachNearest(block, centers: request.centers, centerCount: request.centerCount) { _, c, d, _ in
-            counts[c] += 1
-            cost += d
+        for i in 0..<block.count {
+            counts[Int(state.indices[i])] += 1
+            cost += state.distances[i]
         }
         return BlockPartial(kind: .candidateWeights, unitCount: block.count, cost: cost, counts: counts)
     }

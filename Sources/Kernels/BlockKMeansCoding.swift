@@ -41,6 +41,9 @@ public struct ByteWriter: Sendable {
         int(values.count)
         for value in values { u64(value) }
     }
+
+    /// Raw bytes, no count (the caller writes one when needed).
+    public mutating func append(_ raw: [UInt8]) { bytes.append(contentsOf: raw) }
 }
 
 /// Reads what `ByteWriter` wrote; every read is bounds-checked and every count checked against the bytes left, so
@@ -128,6 +131,9 @@ public struct ByteReader: Sendable {
         return try (0..<n).map { _ in try u64() }
     }
 
+    /// `count` raw bytes.
+    public mutating func raw(count: Int) throws -> ArraySlice<UInt8> { try take(count) }
+
     public func finish() throws {
         guard isAtEnd else { throw fail("\(bytes.count - position) trailing bytes") }
     }
@@ -147,6 +153,9 @@ extension BlockPartial {
             w.floats(unit.vector)
         }
         w.ints(counts); w.floats(sums); w.doubles(perCenter); w.doubles(perCenterSquares)
+        let nearestBytes = nearest?.encoded()
+        w.int(nearestBytes == nil ? 0 : 1); w.int(nearestBytes?.count ?? 0)
+        w.append(nearestBytes ?? [])
         return w.bytes
     }
 
@@ -169,6 +178,13 @@ extension BlockPartial {
         partial.sums = try r.floats()
         partial.perCenter = try r.doubles()
         partial.perCenterSquares = try r.doubles()
+        if try r.bounded(1, "nearest flag") == 1 {
+            // Indices are checked against the round's candidates by the driver's `validate`.
+            partial.nearest = try NearestCandidates.decode(Array(try r.raw(count: try r.count(elementBytes: 1))),
+                                                           candidates: Int(UInt32.max) + 1)
+        } else {
+            _ = try r.bounded(0, "nearest bytes")
+        }
         try r.finish()
         return partial
     }

@@ -64,6 +64,8 @@ public struct BlockKMeansOutcome: Sendable {
     public var iterations: Int
     public var objectiveHistory: [Double]
     public var unitCount: Int
+    /// The restart kept (`SplitKMeans`; 0 for a single run).
+    public var restart: Int = 0
     public var finalObjective: Double { objectiveHistory.last ?? 0 }
 }
 
@@ -85,6 +87,10 @@ public struct BlockKMeansDriver: Sendable {
     public private(set) var unitCount = 0
     private(set) var candidates: [Float] = []
     private(set) var candidateCount = 0
+    /// Candidates drawn before the latest seeding round's (the next seeding round sends only the newer ones).
+    private(set) var groupStart = 0
+    /// Per block, its units' nearest candidate so far (seeding rounds only; empty otherwise).
+    private(set) var nearest: [NearestCandidates?] = []
     private(set) var cost = 0.0
     private(set) var centroids: [Float] = []
     private(set) var clusterCount = 0
@@ -103,16 +109,28 @@ public struct BlockKMeansDriver: Sendable {
 
     public var isDone: Bool { phase == .done }
 
-    /// What every block computes in the next round; nil when done.
+    /// What block `block` computes in the next round: `request()` plus the block's own nearest-candidate state in
+    /// seeding rounds. nil when done.
+    public func request(block: Int) -> BlockRoundRequest? {
+        guard var request = request() else { return nil }
+        if request.kind == .oversample || request.kind == .candidateWeights, nearest.indices.contains(block) {
+            request.nearest = nearest[block]
+        }
+        return request
+    }
+
+    /// What every block computes in the next round, without per-block state; nil when done.
     public func request() -> BlockRoundRequest? {
         switch phase {
         case .firstCenter:
             return BlockRoundRequest(kind: .firstCenter, round: round)
         case .oversample:
-            return BlockRoundRequest(kind: .oversample, round: round, centers: candidates, centerCount: candidateCount,
-                                     oversampling: configuration.oversampling)
+            return BlockRoundRequest(kind: .oversample, round: round, centers: newCandidates,
+                                     centerCount: candidateCount - groupStart, oversampling: configuration.oversampling,
+                                     centerOffset: groupStart)
         case .candidateWeights:
-            return BlockRoundRequest(kind: .candidateWeights, round: round, centers: candidates, centerCount: candidateCount)
+            return BlockRoundRequest(kind: .candidateWeights, round: round, centers: newCandidates,
+                                     centerCount: candidateCount - groupStart, centerOffset: groupStart)
         case .lloyd:
             return BlockRoundRequest(kind: .lloyd, round: round, centers: centroids, centerCount: clusterCount,
                                      farthest: configuration.farthest)
@@ -121,6 +139,11 @@ public struct BlockKMeansDriver: Sendable {
         case .done:
             return nil
         }
+    }
+
+    /// The candidates drawn by the latest seeding round (all of them after the first center).
+    private var newCandidates: [Float] {
+        Array(candidates[(groupStart * configuration.dimension)...])
     }
 
     /// The finished clustering; nil until done.
@@ -144,7 +167,7 @@ public struct BlockKMeansDriver: Sendable {
     /// partial is retried on its block instead of reaching the reduction).
     public func validate(_ partial: BlockPartial) throws {
         guard let request = request() else { throw problem("module k-means is already done") }
-        let dim = configuration.dimension, m = request.centerCount
+        let dim = configuration.dimension, m = request.centerCount, candidates = request.centerOffset + m
         guard partial.kind == request.kind else { throw problem("partial of kind \(partial.kind), round needs \(request.kind)") }
         guard partial.unitCount >= 0, partial.cost.isFinite, partial.cost >= 0 else {
             throw problem("unit count \(partial.unitCount) or cost \(partial.cost) is invalid")
@@ -157,9 +180,14 @@ public struct BlockKMeansDriver: Sendable {
             guard partial.units.count == (partial.unitCount > 0 ? 1 : 0) else { throw problem("first center must report one unit per non-empty block") }
         case .oversample:
             guard partial.units.count <= partial.unitCount else { throw problem("more draws than units") }
+            guard let nearest = partial.nearest, nearest.count == partial.unitCount else {
+                throw problem("oversampling partial without the nearest candidate of each of its \(partial.unitCount) units")
+            }
+            do { try nearest.check(candidates: candidates) } catch { throw problem("\(error)") }
         case .candidateWeights:
-            guard partial.counts.count == m, partial.counts.allSatisfy({ $0 >= 0 }), partial.counts.reduce(0, +) == partial.unitCount else {
-                throw problem("candidate counts do not match \(m) candidates and \(partial.unitCount) units")
+            guard partial.counts.count == candidates, partial.counts.allSatisfy({ $0 >= 0 }),
+                  partial.counts.reduce(0, +) == partial.unitCount else {
+                throw problem("candidate counts do not match \(candidates) candidates and \(partial.unitCount) units")
             }
         case .lloyd:
             guard partial.counts.count == m, partial.counts.allSatisfy({ $0 >= 0 }), partial.counts.reduce(0, +) == partial.unitCount,
@@ -221,6 +249,7 @@ public struct BlockKMeansDriver: Sendable {
         }
         candidates = best.vector
         candidateCount = 1
+        groupStart = 0
         phase = .oversample(1)
     }
 
@@ -228,6 +257,8 @@ public struct BlockKMeansDriver: Sendable {
         var phi = 0.0
         for partial in partials { phi += partial.cost }
         cost = phi
+        nearest = partials.map(\.nearest)
+        groupStart = candidateCount
         if phi > 0 {
             let ell = configuration.oversampling
             for partial in partials {
@@ -251,6 +282,8 @@ public struct BlockKMeansDriver: Sendable {
         // The candidates are not needed any more; keep the checkpoint small.
         candidates = []
         candidateCount = 0
+        groupStart = 0
+        nearest = []
         phase = .lloyd
     }
 
@@ -333,7 +366,7 @@ public struct BlockKMeansDriver: Sendable {
 
     // MARK: checkpoint
 
-    static let magic: [UInt8] = Array("BYKMS001".utf8)
+    static let magic: [UInt8] = Array("BYKMS002".utf8)
 
     /// The whole state, bit-exact.
     public func encoded() -> [UInt8] {
@@ -353,6 +386,11 @@ public struct BlockKMeansDriver: Sendable {
         w.floats(centroids); w.int(clusterCount); w.doubles(history); w.int(iterations); w.int(lloydRounds)
         w.ints(clusterSizes); w.doubles(normSums); w.doubles(normSquaredSums); w.floats(alignedSums)
         w.int(projections == nil ? 0 : 1); w.doubles(projections ?? [])
+        w.int(groupStart); w.int(nearest.count)
+        for state in nearest {
+            let bytes = state?.encoded()
+            w.int(bytes == nil ? 0 : 1); w.int(bytes?.count ?? 0); w.append(bytes ?? [])
+        }
         return Self.magic + w.bytes
     }
 
@@ -389,6 +427,13 @@ public struct BlockKMeansDriver: Sendable {
         let hasProjections = try r.bounded(1, "projections flag")
         let h = try r.doubles()
         projections = hasProjections == 1 ? h : nil
+        groupStart = try r.bounded(candidateCount, "candidate group start")
+        let blocks = try r.bounded(configuration.blockCount, "nearest-candidate states")
+        nearest = try (0..<blocks).map { _ in
+            let present = try r.bounded(1, "nearest flag")
+            let bytes = Array(try r.raw(count: try r.count(elementBytes: 1)))
+            return present == 1 ? try NearestCandidates.decode(bytes, candidates: candidateCount) : nil
+        }
         try r.finish()
         let dim = configuration.dimension
         guard candidates.count == candidateCount * dim, centroids.count == clusterCount * dim else {

@@ -27,15 +27,19 @@ extension Wire.TaskKind {
 }
 
 extension Wire.KMeansBlockTask {
-    /// The round `request` of block `blockIndex` of a split module (coordinator side).
+    /// The round `request` of block `blockIndex` of a split module (coordinator side). `seed` is the seed of the
+    /// request's track (a restart's own seed; nil: the module's). `inputMode` inline sends the block's inputs only
+    /// when `inputsFollow`.
     public init(module: ModulePlan, blockIndex: Int, spec: MergeSpec, jobID: String, taskID: UInt64, attempt: UInt32,
-                request: BlockRoundRequest, resultChunkBytes: Int = Chunking.defaultChunkBytes) throws {
+                request: BlockRoundRequest, seed: UInt64? = nil, inputMode: Wire.InputMode = .shared,
+                inputsFollow: Bool = false, resultChunkBytes: Int = Chunking.defaultChunkBytes) throws {
         guard let blocks = module.blocks, blocks.indices.contains(blockIndex) else {
             throw WireError(.inconsistent, "module \(module.name) has no block \(blockIndex)")
         }
         let block = blocks[blockIndex]
         var task = try Wire.Task(module: SplitLego.blockPlan(module, block: block), spec: spec, jobID: jobID,
-                                 taskID: taskID, attempt: attempt, inputMode: .shared, resultChunkBytes: resultChunkBytes)
+                                 taskID: taskID, attempt: attempt, inputMode: inputMode, resultChunkBytes: resultChunkBytes)
+        if let seed { task.seed = seed }
         task.kind = Wire.TaskKind(request.kind)
         task.blockIndex = UInt32(blockIndex)
         task.blockCount = UInt32(blocks.count)
@@ -43,7 +47,9 @@ extension Wire.KMeansBlockTask {
         FloatBytes.appendLittleEndian(request.centers, to: &centers)
         self.init(task: task, round: UInt32(clamping: request.round), unitIDOffset: UInt64(block.unitIDOffset),
                   centerCount: UInt32(clamping: request.centerCount), centers: centers,
-                  oversampling: request.oversampling, farthest: UInt32(clamping: request.farthest))
+                  oversampling: request.oversampling, farthest: UInt32(clamping: request.farthest),
+                  centerOffset: UInt32(clamping: request.centerOffset), nearest: request.nearest?.encoded() ?? [],
+                  inputsFollow: inputMode == .inline && inputsFollow)
     }
 }
 
@@ -65,13 +71,22 @@ public struct ValidatedBlockTask: Sendable {
             throw WireError(.invalidField, "\(context): \(message.centers.count) center bytes for \(count) centers of dimension \(dimension)")
         }
         guard message.oversampling.isFinite, message.oversampling >= 0, message.farthest <= UInt32(limits.maxRank),
-              message.unitIDOffset <= UInt64(Int32.max) else {
-            throw WireError(.invalidField, "\(context): oversampling \(message.oversampling), farthest \(message.farthest) or unit offset \(message.unitIDOffset) is out of range")
+              message.unitIDOffset <= UInt64(Int32.max), message.centerOffset <= UInt32(Int32.max) else {
+            throw WireError(.invalidField, "\(context): oversampling \(message.oversampling), farthest \(message.farthest), unit offset \(message.unitIDOffset) or candidate offset \(message.centerOffset) is out of range")
+        }
+        var nearest: NearestCandidates?
+        if !message.nearest.isEmpty {
+            do {
+                nearest = try NearestCandidates.decode(message.nearest, candidates: Int(message.centerOffset))
+            } catch {
+                throw WireError(.invalidField, "\(context): \(error)")
+            }
         }
         let centers = FloatBytes.floatsLittleEndian(message.centers[...])
         guard centers.allSatisfy(\.isFinite) else { throw WireError(.invalidField, "\(context): centers hold non-finite values") }
         request = BlockRoundRequest(kind: kind, round: Int(message.round), centers: centers, centerCount: count,
-                                    oversampling: message.oversampling, farthest: Int(message.farthest))
+                                    oversampling: message.oversampling, farthest: Int(message.farthest),
+                                    centerOffset: Int(message.centerOffset), nearest: nearest)
         unitIDOffset = Int(message.unitIDOffset)
     }
 

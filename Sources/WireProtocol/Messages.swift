@@ -165,11 +165,19 @@ extension Wire {
         public var centers: [UInt8]
         public var oversampling: Double
         public var farthest: UInt32
+        /// Seeding rounds: index of the first of `centers` among all candidates drawn so far.
+        public var centerOffset: UInt32
+        /// Seeding rounds: the block's nearest-candidate state (`NearestCandidates.encoded()`), empty before any.
+        public var nearest: [UInt8]
+        /// Inline mode: the block's inputs follow as InputChunks (false: the worker should hold the block).
+        public var inputsFollow: Bool
 
         public init(task: Task, round: UInt32, unitIDOffset: UInt64, centerCount: UInt32, centers: [UInt8],
-                    oversampling: Double, farthest: UInt32) {
+                    oversampling: Double, farthest: UInt32, centerOffset: UInt32 = 0, nearest: [UInt8] = [],
+                    inputsFollow: Bool = false) {
             self.task = task; self.round = round; self.unitIDOffset = unitIDOffset; self.centerCount = centerCount
             self.centers = centers; self.oversampling = oversampling; self.farthest = farthest
+            self.centerOffset = centerOffset; self.nearest = nearest; self.inputsFollow = inputsFollow
         }
     }
 }

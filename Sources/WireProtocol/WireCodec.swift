@@ -171,6 +171,9 @@ struct WireEncoder {
             body.pointee.centers = binary(block.centers)
             body.pointee.oversampling = block.oversampling
             body.pointee.farthest = block.farthest
+            body.pointee.center_offset = block.centerOffset
+            body.pointee.nearest = binary(block.nearest)
+            body.pointee.inputs_follow = block.inputsFollow ? 1 : 0
             envelope.pointee.body_case = BRICKYARD__V1__ENVELOPE__BODY_KMEANS_BLOCK_TASK
             envelope.pointee.kmeans_block_task = body
         }
@@ -303,7 +306,9 @@ enum WireDecoder {
             }
             return .kmeansBlockTask(Wire.KMeansBlockTask(
                 task: task, round: block.round, unitIDOffset: block.unit_id_offset, centerCount: block.center_count,
-                centers: centers, oversampling: block.oversampling, farthest: block.farthest))
+                centers: centers, oversampling: block.oversampling, farthest: block.farthest,
+                centerOffset: block.center_offset, nearest: try bytes(block.nearest, "kmeans_block_task.nearest"),
+                inputsFollow: block.inputs_follow != 0))
         case BRICKYARD__V1__ENVELOPE__BODY__NOT_SET:
             throw WireError(.missingBody, "envelope (protocol version \(envelope.protocol_version)) has no body")
         default:

@@ -7,7 +7,9 @@ import Logging
 /// every other key or mechanism, and logs each refusal with the key and address.
 ///
 /// libzmq fails *open*: with no handler bound it accepts every CURVE client. So the coordinator starts this
-/// handler, proves it answers (`probe`) before binding its ROUTER, and stops serving if it ever stops running.
+/// handler, proves it answers (`probe`) before binding its ROUTER, and stops serving if it ever stops running:
+/// `isRunning` turns false before the handler's socket closes and never turns true again, and the coordinator
+/// checks it before handling each message, so no message of a peer admitted without the handler is handled.
 ///
 /// Thread ownership: the REP socket is created, used and closed by the handler thread only; other threads
 /// touch only the lock-protected state, hence `@unchecked Sendable`.
@@ -51,8 +53,10 @@ public final class ZAPHandler: @unchecked Sendable {
             lock.withLock { running = true }
             ready.signal()
             serve(socket)
-            socket.close()
+            // Not running from here on, *before* the socket closes: once the endpoint is gone libzmq admits every
+            // CURVE key, and the coordinator must see `isRunning == false` before it handles any such peer.
             lock.withLock { running = false }
+            socket.close()
             exited.signal()
         }
         thread.name = "brickyard-zap"

@@ -4,11 +4,14 @@ import WireProtocol
 /// factor's reassembler is capped at that factor's announced length, so memory stays at one module.
 struct InlineInputs {
     let validated: ValidatedTask
+    /// Set when the inputs are those of a split module's block (a k-means round computes once they are in).
+    let block: ValidatedBlockTask?
     private var factors: [ChunkReassembler]
     private var completeCount = 0
 
-    init(_ validated: ValidatedTask) {
+    init(_ validated: ValidatedTask, block: ValidatedBlockTask? = nil) {
         self.validated = validated
+        self.block = block
         factors = validated.task.inputs.flatMap { input in
             [ChunkReassembler(maxTotalBytes: Int(input.aLength)), ChunkReassembler(maxTotalBytes: Int(input.bLength))]
         }

@@ -29,6 +29,7 @@ struct TaskFailure: Error, Sendable, CustomStringConvertible {
     init(_ error: any Error) {
         message = String(describing: error)
         switch error {
+        case let failure as TaskFailure: retryable = failure.retryable
         // Corrupted transfers (crc, chunk totals) may succeed on a resend; bad numbers in a task never will.
         case let error as WireError: retryable = error.code == .inconsistent
         case is MergeError: retryable = false
@@ -71,14 +72,17 @@ final class TaskComputation: @unchecked Sendable {
     }
 
     /// Starts one k-means round on one block of a split module: the block comes from `cache` when this worker
-    /// holds it, else it is loaded (shared mode) and cached. The result body is the encoded `BlockPartial`.
-    static func start(block: ValidatedBlockTask, cache: BlockCache, delayMilliseconds: Int = 0) -> TaskComputation {
+    /// holds it, else it is built from `inlineFactors` (inline mode) or loaded (shared mode), and cached. An inline
+    /// task without its inputs whose block is not cached fails, retryable. The result body is the encoded
+    /// `BlockPartial`.
+    static func start(block: ValidatedBlockTask, cache: BlockCache, inlineFactors: [(a: [UInt8], b: [UInt8])]? = nil,
+                      delayMilliseconds: Int = 0) -> TaskComputation {
         let computation = TaskComputation(task: block.validated.task)
         let thread = Thread {
             if delayMilliseconds > 0 { Thread.sleep(forTimeInterval: Double(delayMilliseconds) / 1000) }
             let outcome: Result<ComputedTask, TaskFailure>
             do {
-                outcome = .success(try computeRound(block, cache: cache))
+                outcome = .success(try computeRound(block, cache: cache, inlineFactors: inlineFactors))
             } catch {
                 outcome = .failure(TaskFailure(error))
             }
@@ -90,13 +94,23 @@ final class TaskComputation: @unchecked Sendable {
         return computation
     }
 
-    private static func computeRound(_ block: ValidatedBlockTask, cache: BlockCache) throws -> ComputedTask {
+    private static func computeRound(_ block: ValidatedBlockTask, cache: BlockCache,
+                                     inlineFactors: [(a: [UInt8], b: [UInt8])]?) throws -> ComputedTask {
         let start = ContinuousClock.now
         let validated = block.validated
         cache.keepOnly(jobID: validated.task.jobID)
         let (units, cached) = try cache.block(for: block.cacheKey) {
-            try SplitLego.unitBlock(try validated.modulePlan().loadInput(), spec: validated.spec,
-                                    unitIDOffset: block.unitIDOffset)
+            let input: ModuleInput
+            if let inlineFactors {
+                input = try validated.moduleInput(factors: inlineFactors,
+                                                  source: "inline input of block task \(validated.task.taskID)")
+            } else if validated.task.inputMode == .inline {
+                throw TaskFailure(message: "block \(validated.task.blockIndex) of module \(validated.task.module) is not "
+                                  + "held by this worker and its inputs were not sent", retryable: true)
+            } else {
+                input = try validated.modulePlan().loadInput()
+            }
+            return try SplitLego.unitBlock(input, spec: validated.spec, unitIDOffset: block.unitIDOffset)
         }
         let partial: BlockPartial
         do {

@@ -234,7 +234,11 @@ struct WorkerSession {
             }
             do {
                 try inputs.add(chunk)
-                if inputs.isComplete {
+                if inputs.isComplete, let block = inputs.block {
+                    phase = .computing(TaskComputation.start(block: block, cache: worker.blockCache,
+                                                             inlineFactors: try inputs.assembled(),
+                                                             delayMilliseconds: worker.faults.slowTaskMilliseconds))
+                } else if inputs.isComplete {
                     phase = .computing(TaskComputation.start(inputs.validated, inlineFactors: try inputs.assembled(),
                                                              delayMilliseconds: worker.faults.slowTaskMilliseconds))
                 } else {
@@ -282,7 +286,10 @@ struct WorkerSession {
         return nil
     }
 
-    /// A k-means round on one block of a split module (always shared mode: the worker reads its block's inputs).
+    /// A k-means round on one block of a split module. Shared mode: the worker reads its block's inputs when it does
+    /// not hold the block. Inline mode: the inputs follow as InputChunks when the coordinator believes this worker
+    /// does not hold the block; otherwise the block must be in the cache (a miss fails the task, retryable, and the
+    /// coordinator resends with the inputs).
     private mutating func start(_ block: Wire.KMeansBlockTask) -> SessionOutcome? {
         let task = block.task
         if let current = taskInProgress, current.taskID == task.taskID, current.attempt == task.attempt {
@@ -303,8 +310,12 @@ struct WorkerSession {
         }
         do {
             let validated = try ValidatedBlockTask(block, limits: worker.configuration.limits)
-            phase = .computing(TaskComputation.start(block: validated, cache: worker.blockCache,
-                                                     delayMilliseconds: worker.faults.slowTaskMilliseconds))
+            if task.inputMode == .inline && block.inputsFollow {
+                phase = .receivingInputs(InlineInputs(validated.validated, block: validated))
+            } else {
+                phase = .computing(TaskComputation.start(block: validated, cache: worker.blockCache,
+                                                         delayMilliseconds: worker.faults.slowTaskMilliseconds))
+            }
         } catch {
             return report(failure: TaskFailure(error), for: task)
         }

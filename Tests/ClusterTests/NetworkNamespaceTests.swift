@@ -88,7 +88,14 @@ final class HostNetwork: @unchecked Sendable {
 
 @Suite(.serialized, .enabled(if: HostNetwork.enabled, "needs network namespaces (root, iproute2)"))
 struct NetworkNamespaceTests {
-    @Test func workerWhoseLinkIsCutMidTaskIsReplacedAndTheBytesAreIdentical() throws {
+    /// Workers give up after this many connections without a welcome (reconnecting at most every second), so
+    /// none outlives a coordinator that died or a test that crashed by more than about half a minute.
+    static let bounded = ["--reconnect-max-ms", "1000", "--max-failed-connections", "30"]
+
+    /// Three hosts besides the coordinator's, CURVE on (keys from `brickyard keys generate`): two workers with an
+    /// allowed key, one of whose links is cut mid-task, and an intruder with an unknown key on a third host. The
+    /// intruder is refused and says why; the job finishes with the bytes of a local merge.
+    @Test func workerWhoseLinkIsCutMidTaskIsReplacedAndAnUnknownKeyIsRefused() throws {
         let scratch = try Scratch("netns")
         defer { scratch.remove() }
         let network = HostNetwork()
@@ -101,33 +108,49 @@ struct NetworkNamespaceTests {
         let reference = scratch.path + "/local"
         let local = try BrickyardExecutable.run(["merge", job, "--out", reference, "--workers", "2", "--quiet"])
         try #require(local.status == 0, "\(local.stderr)")
+        let keys = scratch.path + "/keys"
+        for (directory, name) in [("coordinator", "coordinator"), ("workers", "worker"), ("intruder", "intruder")] {
+            let made = try BrickyardExecutable.run(["keys", "generate", "\(keys)/\(directory)", "--name", name])
+            try #require(made.status == 0, "\(made.stderr)")
+        }
+        let workerKeys = ["--curve-server-key", "\(keys)/coordinator/coordinator.public", "--curve-secret", "\(keys)/workers/worker.secret"]
 
-        let subnet = 2 * Int.random(in: 1..<120)
+        let subnet = 3 * Int.random(in: 1..<80)
         let coordinatorHost = try network.namespace("c")
         let first = try network.namespace("w1")
         let second = try network.namespace("w2")
+        let third = try network.namespace("x3")
         let toFirst = try network.link(coordinatorHost, first, subnet: subnet, name: "1")
         let toSecond = try network.link(coordinatorHost, second, subnet: subnet + 1, name: "2")
+        let toThird = try network.link(coordinatorHost, third, subnet: subnet + 2, name: "3")
 
         let out = scratch.path + "/out"
         let endpointFile = scratch.path + "/endpoint"
         let coordinator = try network.launch(in: coordinatorHost, [
             "coordinator", job, "--bind", "tcp://0.0.0.0:*", "--out", out, "--checkpoint", scratch.path + "/checkpoint",
             "--endpoint-file", endpointFile, "--status-file", scratch.path + "/status.json",
+            "--curve-secret", "\(keys)/coordinator/coordinator.secret", "--allow", "\(keys)/workers",
             "--heartbeat-ms", "300", "--liveness", "4", "--log-level", "info"], log: scratch.path + "/coordinator.log")
         children.append(coordinator)
         var bound = ""
         _ = eventually { bound = scratch.read("endpoint").trimmingCharacters(in: .whitespacesAndNewlines); return !bound.isEmpty }
         let port = try #require(bound.split(separator: ":").last.map(String.init), "no endpoint: \(coordinator.output)")
+        #expect(coordinator.output.contains("CURVE on"), "\(coordinator.output)")
 
+        // The intruder: the coordinator's right public key, but its own key is not in the allowed directory.
+        let intruder = try network.launch(in: third, ["worker", "--connect", "tcp://\(toThird.left.address):\(port)", "--id", "x3",
+                                                      "--curve-server-key", "\(keys)/coordinator/coordinator.public",
+                                                      "--curve-secret", "\(keys)/intruder/intruder.secret"] + Self.bounded,
+                                          log: scratch.path + "/x3.log")
+        children.append(intruder)
         // Each worker reaches the coordinator through its own link; tasks are slowed so the cut lands mid-task.
         let slow = ["BRICKYARD_TEST_WORKER_FAULTS": "slow-tasks=700"]
         let doomed = try network.launch(in: first, ["worker", "--connect", "tcp://\(toFirst.left.address):\(port)", "--id", "w1",
-                                                    "--heartbeat-ms", "300", "--liveness", "4"],
+                                                    "--heartbeat-ms", "300", "--liveness", "4"] + workerKeys + Self.bounded,
                                         log: scratch.path + "/w1.log", environment: slow)
         children.append(doomed)
         let survivor = try network.launch(in: second, ["worker", "--connect", "tcp://\(toSecond.left.address):\(port)", "--id", "w2",
-                                                       "--heartbeat-ms", "300", "--liveness", "4"],
+                                                       "--heartbeat-ms", "300", "--liveness", "4"] + workerKeys + Self.bounded,
                                           log: scratch.path + "/w2.log", environment: slow)
         children.append(survivor)
 
@@ -136,17 +159,29 @@ struct NetworkNamespaceTests {
         try #require(holding, "w1 never got a task: \(doomed.output) \(coordinator.output)")
         try network.ip(["-n", first, "link", "set", toFirst.right.interface, "down"])
 
+        // The intruder is refused, says why (naming its key) and exits 4, without ever being given work.
+        #expect(intruder.wait(timeout: .seconds(60)) == 4, "\(intruder.output)")
+        let intruderKey = try String(contentsOfFile: "\(keys)/intruder/intruder.public", encoding: .utf8)
+            .trimmingCharacters(in: .whitespacesAndNewlines)
+        #expect(intruder.output.contains("coordinator refused this worker's CURVE key") && intruder.output.contains(intruderKey),
+                "\(intruder.output)")
+        #expect(!intruder.output.contains("task received"))
+
         let status = coordinator.wait(timeout: .seconds(120))
         #expect(status == 0, "\(coordinator.output)")
         #expect(survivor.wait(timeout: .seconds(20)) == 0, "\(survivor.output)")
         let merged = FileManager.default.contents(atPath: out + "/adapter_model.safetensors")
         #expect(merged != nil && merged == FileManager.default.contents(atPath: reference + "/adapter_model.safetensors"))
         #expect(coordinator.output.contains("missed its heartbeats"), "\(coordinator.output)")
+        #expect(coordinator.output.contains("refused a worker with an unknown CURVE key")
+                && coordinator.output.contains(toThird.right.address), "\(coordinator.output)")
+        #expect(!coordinator.output.contains("WITHOUT encryption"))
         let report = try MergeReport.decode(try #require(FileManager.default.contents(atPath: out + "/merge-report.json")))
         #expect((report.runtime?.retries ?? 0) >= 1)
-        // Both hosts took part; the one cut off finished fewer modules than it was given.
+        // Both allowed hosts took part; the one cut off finished fewer modules than it was given; the intruder none.
         let byWorker = Dictionary(grouping: report.modules.compactMap(\.workerID), by: { $0 }).mapValues(\.count)
         #expect((byWorker["w2"] ?? 0) > 0)
+        #expect(byWorker["x3"] == nil)
         let started = doomed.output.components(separatedBy: "task received").count - 1
         #expect((byWorker["w1"] ?? 0) < started, "w1 started \(started) tasks: \(byWorker)")
     }

@@ -3,6 +3,9 @@ import Cluster
 import Coordinator
 import Foundation
 import Testing
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// `brickyard submit slurm` on the real single-node Slurm that scripts/start-slurm runs: the job is submitted,
 /// interrupted mid-run (`scontrol requeue` by an operator, or the time-limit warning USR2 that makes the job
@@ -90,11 +93,23 @@ struct SlurmIntegrationTests {
             #expect(log.contains("stopped by SIGUSR2") && log.contains("requeueing job \(id)"), "\(log)")
         }
 
+        // CURVE was on without being asked for: submit generated the run's keys (secrets 0600) and every attempt's
+        // coordinator and workers used them.
+        let keys = try #require(try run.readRecord()?.curve, "submit did not turn CURVE on")
+        for secret in [keys.coordinatorSecret, keys.workerSecret] {
+            var info = stat()
+            #expect(stat(secret, &info) == 0 && info.st_mode & 0o777 == 0o600, "\(secret)")
+        }
+        #expect(log.components(separatedBy: "CURVE on").count - 1 >= 2, "both attempts' coordinators use CURVE: \(log)")
+        #expect(!log.contains("WITHOUT encryption"), "\(log)")
+        #expect(!log.contains("refused"), "\(log)")
+
         // `brickyard status` shows the end state and Slurm's view of the job.
         let shown = try BrickyardExecutable.run(["status", run.path], environment: LocalSlurm.environment)
         #expect(shown.status == 0, "\(shown.stderr)")
         #expect(shown.stdout.contains("slurm job \(id): COMPLETED"), "\(shown.stdout)")
         #expect(shown.stdout.contains("restarts 1"), "\(shown.stdout)")
+        #expect(shown.stdout.contains("CURVE, coordinator key \(keys.coordinatorSecret)"), "\(shown.stdout)")
         #expect(shown.stdout.contains("\(final.modulesTotal)/\(final.modulesTotal) modules (\(final.resumed) resumed"), "\(shown.stdout)")
 
         // Resubmitting the finished run is refused (its output exists) rather than silently redone.

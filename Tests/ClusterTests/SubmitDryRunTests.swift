@@ -3,7 +3,11 @@ import Cluster
 import Coordinator
 import Foundation
 import Testing
+import WireProtocol
 import Yams
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// `brickyard submit … --dry-run`: what it prints, checked by the tools that will consume it.
 @Suite struct SubmitDryRunTests {
@@ -26,8 +30,61 @@ import Yams
         }
         #expect(script.contains("srun --kill-on-bad-exit=0 --ntasks=7 --cpus-per-task=2 \"$BRICKYARD\" cluster-task \"$RUN\""))
         #expect(script.contains("scontrol requeue \"$SLURM_JOB_ID\""))
-        // A dry run writes nothing.
+        // CURVE by default: the flags every task gets and a check that the run's key files exist.
+        let run = RunDirectory(runDirectory).path
+        #expect(script.contains("#   coordinator --curve-secret \(run)/keys/coordinator/coordinator.secret --allow \(run)/keys/workers\n"))
+        #expect(script.contains("#   workers     --curve-server-key \(run)/keys/coordinator/coordinator.public --curve-secret \(run)/keys/workers/worker.secret\n"))
+        #expect(script.contains("for key in '\(run)/keys/coordinator/coordinator.secret' "), "\(script)")
+        #expect(!script.contains("--no-curve"))
+        // A dry run writes nothing (no keys either).
         #expect(!FileManager.default.fileExists(atPath: runDirectory))
+    }
+
+    @Test func noCurveIsOptInAndLoud() throws {
+        let scratch = try Scratch("slurm-nocurve")
+        defer { scratch.remove() }
+        let job = try scratch.writeJob()
+        let result = try BrickyardExecutable.run(["submit", "slurm", job, "--out", scratch.path + "/run", "--nodes", "1",
+                                                  "--no-curve", "--dry-run"])
+        #expect(result.status == 0, "\(result.stderr)")
+        #expect(result.stderr.contains("WARNING: --no-curve") && result.stderr.contains("NOT encrypted"), "\(result.stderr)")
+        #expect(result.stdout.contains("# CURVE: OFF (submitted with --no-curve)"))
+        #expect(!result.stdout.contains("--curve-secret"))
+    }
+
+    /// The keys submit writes for a run: the layout `keys generate` makes, secrets 0600 in a 0700 folder, the
+    /// public files matching their secrets; a second call keeps them (a resubmission keeps its keys).
+    @Test func runKeysAreGeneratedOnceWithPrivateModes() throws {
+        let scratch = try Scratch("runkeys")
+        defer { scratch.remove() }
+        let run = RunDirectory(scratch.path + "/run")
+        try run.create()
+        let keys = CurveRunKeys.inRunDirectory(run)
+        #expect(try keys.generateIfMissing(root: run.keysPath))
+        func mode(_ path: String) -> mode_t {
+            var info = stat()
+            return stat(path, &info) == 0 ? info.st_mode & 0o777 : 0o7777
+        }
+        #expect(mode(run.keysPath) == 0o700)
+        #expect(mode(keys.coordinatorSecret) == 0o600 && mode(keys.workerSecret) == 0o600)
+        let coordinator = try CurveKeyFiles.readSecret(path: keys.coordinatorSecret)
+        let worker = try CurveKeyFiles.readSecret(path: keys.workerSecret)
+        #expect(coordinator != worker)
+        #expect(try CurveKeyFiles.readPublic(path: keys.coordinatorPublic) == coordinator.publicKey)
+        #expect(try CurveKeyFiles.readAllowed(directory: keys.allowDirectory) == [worker.publicKey])
+        #expect(try !keys.generateIfMissing(root: run.keysPath))
+        #expect(try CurveKeyFiles.readSecret(path: keys.coordinatorSecret) == coordinator)
+        // A damaged pair is replaced rather than handed to the coordinator.
+        try "garbage\n".write(toFile: keys.coordinatorPublic, atomically: true, encoding: .utf8)
+        #expect(try keys.generateIfMissing(root: run.keysPath))
+        #expect(try CurveKeyFiles.readSecret(path: keys.coordinatorSecret) != coordinator)
+        // The launcher passes them on.
+        let record = RunRecord(backend: .slurm, jobFile: "/j.yaml", jobHash: "h", modules: 1, submittedAt: 0,
+                               launch: CoordinatorLaunch(executable: "brickyard"), curve: keys)
+        let coordinatorArguments = ClusterTask.coordinatorArguments(run: run, record: record, host: "node1")
+        #expect(coordinatorArguments.suffix(4) == ["--curve-secret", keys.coordinatorSecret, "--allow", keys.allowDirectory])
+        let workerArguments = ClusterTask.workerArguments(record: record, endpoint: "tcp://node1:5", workerID: "w")
+        #expect(workerArguments.suffix(4) == ["--curve-server-key", keys.coordinatorPublic, "--curve-secret", keys.workerSecret])
     }
 
     @Test(.enabled(if: LocalSlurm.enabled, "needs a Slurm controller (scripts/start-slurm)"))
@@ -131,7 +188,14 @@ import Yams
             let data = try #require(volumes.first { $0["name"] as? String == "data" })
             #expect((data["persistentVolumeClaim"] as? [String: Any])?["claimName"] as? String == "pool")
             let keys = try #require(volumes.first { $0["name"] as? String == "keys" })
-            #expect((keys["secret"] as? [String: Any])?["secretName"] as? String == "soup-keys")
+            let secret = try #require(keys["secret"] as? [String: Any])
+            #expect(secret["secretName"] as? String == "soup-keys")
+            #expect(secret["defaultMode"] as? Int == 0o400)
+            // Each pod gets only the key files it needs.
+            let items = (secret["items"] as? [[String: String]] ?? []).map { "\($0["key"] ?? "")>\($0["path"] ?? "")" }
+            #expect(items == (job["name"] as? String == "workers"
+                              ? ["coordinator.public>coordinator.public", "worker.secret>worker.secret"]
+                              : ["coordinator.secret>coordinator.secret", "worker.public>allow/worker.public"]))
             let container = try #require((podSpec["containers"] as? [[String: Any]])?.first)
             #expect(container["image"] as? String == "registry.example/brickyard:1")
             // Every argument must be a YAML string (Kubernetes rejects numbers in args).
@@ -141,14 +205,72 @@ import Yams
             #expect(mounts.contains("/data") && mounts.contains("/etc/brickyard/keys"))
             if job["name"] as? String == "workers" {
                 #expect(args as? [String] == ["worker", "--connect", "tcp://lora-soup-coordinator:5555", "--threads", "2",
-                                              "--heartbeat-ms", "3000", "--liveness", "5"])
+                                              "--heartbeat-ms", "3000", "--liveness", "5",
+                                              "--curve-server-key", "/etc/brickyard/keys/coordinator.public",
+                                              "--curve-secret", "/etc/brickyard/keys/worker.secret"])
             } else {
                 let strings = try #require(args as? [String])
                 #expect(strings.prefix(2) == ["coordinator", "/etc/brickyard/job/job.yaml"])
                 #expect(strings.contains("/data/brickyard/lora-soup/checkpoint"))
                 #expect(strings.contains("/data/brickyard/lora-soup/adapter"))
+                #expect(strings.suffix(4) == ["--curve-secret", "/etc/brickyard/keys/coordinator.secret", "--allow", "/etc/brickyard/keys/allow"])
             }
         }
+    }
+
+    /// Without --keys-secret, submit renders a Secret NAME-keys with fresh key pairs (usable key files: each
+    /// public key belongs to its secret); --no-curve renders no keys at all and says so.
+    @Test func kubernetesRendersASecretWithFreshKeysUnlessCurveIsOff() throws {
+        let scratch = try Scratch("k8s-keys")
+        defer { scratch.remove() }
+        let job = scratch.path + "/soup.yaml"
+        try "method: cat\nadapters:\n  - path: /data/adapters/a\n".write(toFile: job, atomically: true, encoding: .utf8)
+        func render(_ extra: [String]) throws -> (documents: [[String: Any]], stderr: String) {
+            let result = try BrickyardExecutable.run(["submit", "k8s", job, "--name", "soup", "--workers", "2", "--dry-run"] + extra)
+            try #require(result.status == 0, "\(result.stderr)")
+            return (try Array(Yams.load_all(yaml: result.stdout)).compactMap { $0 as? [String: Any] }, result.stderr)
+        }
+        func podSpecs(_ documents: [[String: Any]]) throws -> [[String: Any]] {
+            let jobSet = try #require(documents.first { $0["kind"] as? String == "JobSet" })
+            let replicated = try #require((jobSet["spec"] as? [String: Any])?["replicatedJobs"] as? [[String: Any]])
+            return replicated.compactMap { ((((($0["template"] as? [String: Any])?["spec"] as? [String: Any])?["template"]
+                as? [String: Any])?["spec"]) as? [String: Any]) }
+        }
+
+        let (documents, _) = try render([])
+        #expect(documents.compactMap { $0["kind"] as? String } == ["ConfigMap", "Secret", "Service", "JobSet"])
+        let secret = try #require(documents.first { $0["kind"] as? String == "Secret" })
+        #expect((secret["metadata"] as? [String: Any])?["name"] as? String == "soup-keys")
+        let data = try #require(secret["data"] as? [String: String])
+        #expect(Set(data.keys) == ["coordinator.secret", "coordinator.public", "worker.secret", "worker.public"])
+        func key(_ name: String) throws -> String {
+            let decoded = try #require(data[name].flatMap { Data(base64Encoded: $0) })
+            return String(decoding: decoded, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+        }
+        let coordinator = try CurveKeyPair(secretKey: try key("coordinator.secret"))
+        let worker = try CurveKeyPair(secretKey: try key("worker.secret"))
+        let coordinatorPublic = try key("coordinator.public"), workerPublic = try key("worker.public")
+        #expect(coordinator.publicKey == coordinatorPublic && worker.publicKey == workerPublic)
+        #expect(coordinator != worker)
+        for pod in try podSpecs(documents) {
+            let volumes = pod["volumes"] as? [[String: Any]] ?? []
+            let keys = volumes.first { $0["name"] as? String == "keys" }
+            #expect((keys?["secret"] as? [String: Any])?["secretName"] as? String == "soup-keys")
+        }
+        // A second rendering has other keys: nothing is reused between submissions.
+        let again = try render([]).documents.first { $0["kind"] as? String == "Secret" }
+        #expect((again?["data"] as? [String: String])?["worker.secret"] != data["worker.secret"])
+
+        let (plain, stderr) = try render(["--no-curve"])
+        #expect(plain.compactMap { $0["kind"] as? String } == ["ConfigMap", "Service", "JobSet"])
+        #expect(stderr.contains("WARNING: --no-curve"), "\(stderr)")
+        for pod in try podSpecs(plain) {
+            #expect((pod["volumes"] as? [[String: Any]] ?? []).allSatisfy { $0["name"] as? String != "keys" })
+            let args = ((pod["containers"] as? [[String: Any]])?.first?["args"] as? [String]) ?? []
+            #expect(!args.contains { $0.hasPrefix("--curve") || $0 == "--allow" }, "\(args)")
+        }
+        let conflict = try BrickyardExecutable.run(["submit", "k8s", job, "--workers", "1", "--no-curve", "--keys-secret", "k", "--dry-run"])
+        #expect(conflict.status == 64 && conflict.stderr.contains("--no-curve"), "\(conflict.stderr)")
     }
 
     @Test func kubernetesRefusesNamesThatAreNotDNSLabels() throws {

@@ -22,8 +22,10 @@ import Testing
                                                      seed: seed, iterations: iterations, tolerance: 1e-6,
                                                      blockCount: blocks.count, reweightRound: reweight)
         var driver = BlockKMeansDriver(configuration: configuration)
-        while let request = driver.request() {
-            let partials = try blocks.map { try BlockKMeans.compute(request, block: $0, seed: seed) }
+        while !driver.isDone {
+            let partials = try blocks.indices.map { b in
+                try BlockKMeans.compute(try #require(driver.request(block: b)), block: blocks[b], seed: seed)
+            }
             try driver.advance(with: partials)
             if checkpointEveryRound {
                 driver = try BlockKMeansDriver(decoding: driver.encoded(), configuration: configuration)

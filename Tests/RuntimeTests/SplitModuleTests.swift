@@ -16,15 +16,20 @@ import Glibc
 
     /// A synthetic pool (12 rank-8 adapters of the tiny shape, q and up modules, 6 shared directions) and a lego job
     /// whose budget splits both modules into 2–3 blocks.
-    static func splitJob(_ h: ProcessHarness, reweight: String = "dual", adapters: Int = 12) throws -> String {
+    static func splitJob(_ h: ProcessHarness, reweight: String = "dual", adapters: Int = 12, restarts: Int? = nil,
+                         name: String = "split-job") throws -> String {
         let pool = h.path + "/pool"
-        let synth = try h.launch(["synth", "--out", pool, "--adapters", "\(adapters)", "--rank", "8", "--shape", "tiny",
-                                  "--layers", "1", "--modules", "q,up", "--shared-units", "6", "--seed", "3"])
-        #expect(h.wait(synth) == 0, "\(h.output(of: synth))")
+        if !FileManager.default.fileExists(atPath: pool) {
+            let synth = try h.launch(["synth", "--out", pool, "--adapters", "\(adapters)", "--rank", "8", "--shape", "tiny",
+                                      "--layers", "1", "--modules", "q,up", "--shared-units", "6", "--seed", "3"])
+            #expect(h.wait(synth) == 0, "\(h.output(of: synth))")
+        }
         let names = try FileManager.default.contentsOfDirectory(atPath: pool).sorted()
-        var text = "method: lego\nrank: 6\nseed: 5\nmax_task_mb: 0.03\nparameters:\n  reweight: \(reweight)\nadapters:\n"
-        for name in names { text += "  - path: \(pool)/\(name)\n" }
-        let job = h.path + "/split-job.yaml"
+        var text = "method: lego\nrank: 6\nseed: 5\nmax_task_mb: 0.03\nparameters:\n  reweight: \(reweight)\n"
+        if let restarts { text += "  restarts: \(restarts)\n" }
+        text += "adapters:\n"
+        for adapter in names { text += "  - path: \(pool)/\(adapter)\n" }
+        let job = h.path + "/\(name).yaml"
         try text.write(toFile: job, atomically: true, encoding: .utf8)
         return job
     }
@@ -65,6 +70,52 @@ import Glibc
         let unsplit = try h.launch(["merge", job, "--out", whole, "--in-process", "--max-task-mb", "100"])
         #expect(h.wait(unsplit) == 0, "\(h.output(of: unsplit))")
         #expect(try h.report(whole).modules.allSatisfy { $0.relativeError.isFinite && $0.workerID == "local" })
+    }
+
+    @Test("restarts run as rounds side by side: 1 and 2 restarts each equal in process; more restarts never fit worse")
+    func restartsMatchInProcess() throws {
+        let h = try ProcessHarness("split-restarts")
+        defer { h.finish() }
+        var objectives: [Int: [Double]] = [:]
+        for restarts in [1, 2] {
+            let job = try Self.splitJob(h, restarts: restarts, name: "restarts-\(restarts)")
+            let reference = try h.inProcessReference(job: job)
+            let referenceReport = try h.report(h.path + "/reference")
+            try FileManager.default.removeItem(atPath: h.path + "/reference")
+            let out = h.path + "/out-\(restarts)"
+            let merge = try h.launch(["merge", job, "--out", out, "--workers", "2"] + Self.fast)
+            #expect(h.wait(merge, timeout: .seconds(120)) == 0, "\(h.output(of: merge))")
+            #expect(h.adapterBytes(out) == reference, "restarts \(restarts)")
+            let report = try h.report(out)
+            Self.expectSplit(report)
+            #expect(report.modules.map(\.finalDistance) == referenceReport.modules.map(\.finalDistance))
+            objectives[restarts] = report.modules.map { $0.finalDistance ?? .nan }
+        }
+        // Restart 0 is the single run, so the best of two is at most its objective, module by module.
+        for (one, two) in zip(objectives[1] ?? [], objectives[2] ?? []) { #expect(two <= one) }
+    }
+
+    @Test("inline input mode: blocks are streamed to workers, bytes as in process; a worker that lost a block gets it resent")
+    func inlineInputMode() throws {
+        let h = try ProcessHarness("split-inline")
+        defer { h.finish() }
+        let job = try Self.splitJob(h, restarts: 2)
+        let reference = try h.inProcessReference(job: job)
+        let out = h.path + "/out"
+        let merge = try h.launch(["merge", job, "--out", out, "--workers", "2", "--input-mode", "inline"] + Self.fast)
+        #expect(h.wait(merge, timeout: .seconds(120)) == 0, "\(h.output(of: merge))")
+        #expect(h.adapterBytes(out) == reference)
+        Self.expectSplit(try h.report(out))
+        #expect((try h.report(out).runtime?.retries ?? -1) == 0)
+        // A worker with no block cache holds nothing between rounds: each block task sent without its inputs fails
+        // (retryable) and the coordinator resends it with them.
+        let bare = h.path + "/bare"
+        let (coordinator, endpoint) = try h.coordinator(job: job, out: bare, ["--input-mode", "inline", "--max-attempts", "4"] + Self.fast)
+        try #require(!endpoint.isEmpty, "\(h.output(of: coordinator))")
+        try h.worker(endpoint, ["--block-cache-mb", "0"])
+        #expect(h.wait(coordinator, timeout: .seconds(120)) == 0, "\(h.output(of: coordinator))")
+        #expect(h.adapterBytes(bare) == reference)
+        #expect((try h.report(bare).runtime?.retries ?? 0) >= 1)
     }
 
     @Test("a worker SIGKILLed in a block round: the block is computed again (loaded on demand) with identical bytes")

@@ -403,4 +403,50 @@ struct WorkerBlockTaskTests {
         try coordinator.router.send(.disconnect(reason: "job done"), to: peer)
         #expect(worker.exitStatus(within: 10) == WorkerExit.success)
     }
+    @Test("inline block tasks: inputs streamed once then the cached block; a block not held fails retryable; seeding state travels")
+    func inlineBlockTasks() throws {
+        let module = try SyntheticModule()
+        defer { module.remove() }
+        let plan = Self.splitPlan(module)
+        let spec = MergeSpec(method: .lego, rank: 2)
+        let coordinator = try FakeCoordinator()
+        let worker = WorkerThread(configuration(coordinator.endpoint))
+        let (peer, _) = try coordinator.admit()
+        let block = try SplitLego.unitBlock(try SplitLego.blockPlan(plan, block: plan.blocks![1]).loadInput(), spec: spec,
+                                            unitIDOffset: 3)
+        let dimension = block.dimension
+        let first = BlockRoundRequest(kind: .oversample, round: 1, centers: Array(block.vectors[0..<dimension]),
+                                      centerCount: 1, oversampling: 4)
+        func task(_ id: UInt64, _ request: BlockRoundRequest, inputsFollow: Bool) throws -> Wire.KMeansBlockTask {
+            try Wire.KMeansBlockTask(module: plan, blockIndex: 1, spec: spec, jobID: "job", taskID: id, attempt: 1,
+                                     request: request, inputMode: .inline, inputsFollow: inputsFollow)
+        }
+        // Not held and no inputs: fails, retryable (the coordinator resends with the inputs).
+        try coordinator.router.send(.kmeansBlockTask(try task(1, first, inputsFollow: false)), to: peer)
+        let (_, _, missing) = try coordinator.collectResult()
+        #expect(missing?.taskID == 1 && missing?.retryable == true, "\(String(describing: missing))")
+        // With its inputs (block 1 = the module's second adapter, its input 0).
+        try coordinator.router.send(.kmeansBlockTask(try task(2, first, inputsFollow: true)), to: peer)
+        let stored = try module.storedFactors()[1]
+        for (factor, bytes) in [(UInt32(0), stored.a), (1, stored.b)] {
+            for chunk in Chunking.inputChunks(of: bytes, taskID: 2, attempt: 1, inputIndex: 0, factor: factor, maxChunkBytes: 16) {
+                try coordinator.router.send(.inputChunk(chunk), to: peer)
+            }
+        }
+        let (body, done, failed) = try coordinator.collectResult()
+        #expect(failed == nil, "\(String(describing: failed))")
+        #expect(done?.statsJSON == "{\"cached\":false}")
+        let partial = try BlockPartial.decode(try #require(body))
+        #expect(partial == (try BlockKMeans.compute(first, block: block, seed: plan.seed)))
+        // The next seeding round: only the new candidate and the block's carried state travel; the block is cached.
+        let second = BlockRoundRequest(kind: .oversample, round: 2, centers: Array(block.vectors[dimension..<(2 * dimension)]),
+                                       centerCount: 1, oversampling: 4, centerOffset: 1, nearest: partial.nearest)
+        try coordinator.router.send(.kmeansBlockTask(try task(3, second, inputsFollow: false)), to: peer)
+        let (body2, done2, failed2) = try coordinator.collectResult()
+        #expect(failed2 == nil, "\(String(describing: failed2))")
+        #expect(done2?.statsJSON == "{\"cached\":true}")
+        #expect(try BlockPartial.decode(try #require(body2)) == (try BlockKMeans.compute(second, block: block, seed: plan.seed)))
+        try coordinator.router.send(.disconnect(reason: "job done"), to: peer)
+        #expect(worker.exitStatus(within: 10) == WorkerExit.success)
+    }
 }

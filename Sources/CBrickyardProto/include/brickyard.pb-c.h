@@ -549,10 +549,22 @@ struct  Brickyard__V1__KMeansBlockTask
    * KMEANS_LLOYD: how many farthest units the block reports (empty clusters)
    */
   uint32_t farthest;
+  /*
+   * KMEANS_OVERSAMPLE / KMEANS_CANDIDATE_WEIGHTS: `centers` are only the candidates the previous round drew,
+   * the first of them being candidate number `center_offset`; `nearest` is this block's state from its previous
+   * seeding round (per unit: float64 LE D² to the nearest candidate so far, then per unit: uint32 LE its index).
+   */
+  uint32_t center_offset;
+  ProtobufCBinaryData nearest;
+  /*
+   * Inline input mode (task.input_mode): true when InputChunks with the block's inputs follow this message;
+   * false when the worker is expected to hold the block already (it fails the task, retryable, if it does not).
+   */
+  protobuf_c_boolean inputs_follow;
 };
 #define BRICKYARD__V1__KMEANS_BLOCK_TASK__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&brickyard__v1__kmeans_block_task__descriptor) \
-    , NULL, 0, 0, 0, {0,NULL}, 0, 0 }
+    , NULL, 0, 0, 0, {0,NULL}, 0, 0, 0, {0,NULL}, 0 }
 
 
 typedef enum {

@@ -6,9 +6,9 @@ import Kernels
 /// rounds on workers; `mergeInProcess` runs the same rounds here, block after block, and is its reference:
 /// same block plan, same bytes.
 ///
-/// Differences from the unsplit method (docs/distributed-kmeans.md): seeding is k-means|| (one run, `restarts`
-/// does not apply), the output rank is min(k, candidates drawn), and the relative error is not computed (NaN in
-/// the report): ‖T‖ couples every pair of blocks.
+/// Differences from the unsplit method (docs/distributed-kmeans.md): seeding is k-means|| (each of `restarts` runs
+/// seeded like the unsplit method's restart, the lowest objective kept), the output rank is min(k, candidates
+/// drawn), and the relative error is not computed (NaN in the report): ‖T‖ couples every pair of blocks.
 public enum SplitLego {
     /// The k-means settings of a split module.
     public static func configuration(module: ModulePlan, spec: MergeSpec, blockCount: Int) -> BlockKMeansConfiguration {
@@ -37,6 +37,12 @@ public enum SplitLego {
         return UnitBlock(units: units, idOffset: UInt64(max(0, unitIDOffset)), termRankOffsets: offsets)
     }
 
+    /// The whole split k-means of a module: every restart, then the final statistics round.
+    public static func kmeans(module: ModulePlan, spec: MergeSpec, blockCount: Int) -> SplitKMeans {
+        SplitKMeans(configuration: configuration(module: module, spec: spec, blockCount: blockCount),
+                    restarts: max(1, spec.lego.restarts))
+    }
+
     /// Runs every round in this process over blocks loaded once (the reference the distributed runtime matches).
     public static func mergeInProcess(_ module: ModulePlan, spec: MergeSpec) throws -> ModuleResult {
         guard let blocks = module.blocks, !blocks.isEmpty else {
@@ -45,13 +51,24 @@ public enum SplitLego {
         let loaded = try blocks.map { block in
             try unitBlock(try blockPlan(module, block: block).loadInput(), spec: spec, unitIDOffset: block.unitIDOffset)
         }
-        var driver = BlockKMeansDriver(configuration: configuration(module: module, spec: spec, blockCount: blocks.count))
-        while let request = driver.request() {
-            let partials = try loaded.map { try BlockKMeans.compute(request, block: $0, seed: module.seed) }
-            try driver.advance(with: partials)
-        }
-        guard let outcome = driver.outcome else { throw MergeError("module \(module.name): split k-means did not finish") }
+        var kmeans = kmeans(module: module, spec: spec, blockCount: blocks.count)
+        try run(&kmeans, blocks: loaded)
+        guard let outcome = kmeans.outcome else { throw MergeError("module \(module.name): split k-means did not finish") }
         return try result(module: module, spec: spec, outcome: outcome)
+    }
+
+    /// Runs the remaining rounds of `kmeans` here, block after block, one track after another (each track's rounds
+    /// depend only on its own partials, so this order gives the coordinator's bytes).
+    public static func run(_ kmeans: inout SplitKMeans, blocks: [UnitBlock]) throws {
+        while let track = kmeans.activeTracks.first {
+            let partials = try blocks.indices.map { b in
+                guard let request = kmeans.request(track: track, block: b) else {
+                    throw MergeError("split k-means track \(track) has no request for block \(b)")
+                }
+                return try BlockKMeans.compute(request, block: blocks[b], seed: kmeans.seed(track: track))
+            }
+            try kmeans.advance(track: track, with: partials)
+        }
     }
 
     /// The module's merged factors from the finished clustering: lego's reweighting from the reduced per-cluster

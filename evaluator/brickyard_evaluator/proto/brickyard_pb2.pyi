@@ -325,7 +325,7 @@ class EvalFailed(_message.Message):
     def __init__(self, request_id: _Optional[int] = ..., attempt: _Optional[int] = ..., error: _Optional[str] = ..., retryable: _Optional[bool] = ...) -> None: ...
 
 class KMeansBlockTask(_message.Message):
-    __slots__ = ("task", "round", "unit_id_offset", "center_count", "centers", "oversampling", "farthest")
+    __slots__ = ("task", "round", "unit_id_offset", "center_count", "centers", "oversampling", "farthest", "center_offset", "nearest", "inputs_follow")
     TASK_FIELD_NUMBER: _ClassVar[int]
     ROUND_FIELD_NUMBER: _ClassVar[int]
     UNIT_ID_OFFSET_FIELD_NUMBER: _ClassVar[int]
@@ -333,6 +333,9 @@ class KMeansBlockTask(_message.Message):
     CENTERS_FIELD_NUMBER: _ClassVar[int]
     OVERSAMPLING_FIELD_NUMBER: _ClassVar[int]
     FARTHEST_FIELD_NUMBER: _ClassVar[int]
+    CENTER_OFFSET_FIELD_NUMBER: _ClassVar[int]
+    NEAREST_FIELD_NUMBER: _ClassVar[int]
+    INPUTS_FOLLOW_FIELD_NUMBER: _ClassVar[int]
     task: Task
     round: int
     unit_id_offset: int
@@ -340,7 +343,10 @@ class KMeansBlockTask(_message.Message):
     centers: bytes
     oversampling: float
     farthest: int
-    def __init__(self, task: _Optional[_Union[Task, _Mapping]] = ..., round: _Optional[int] = ..., unit_id_offset: _Optional[int] = ..., center_count: _Optional[int] = ..., centers: _Optional[bytes] = ..., oversampling: _Optional[float] = ..., farthest: _Optional[int] = ...) -> None: ...
+    center_offset: int
+    nearest: bytes
+    inputs_follow: bool
+    def __init__(self, task: _Optional[_Union[Task, _Mapping]] = ..., round: _Optional[int] = ..., unit_id_offset: _Optional[int] = ..., center_count: _Optional[int] = ..., centers: _Optional[bytes] = ..., oversampling: _Optional[float] = ..., farthest: _Optional[int] = ..., center_offset: _Optional[int] = ..., nearest: _Optional[bytes] = ..., inputs_follow: _Optional[bool] = ...) -> None: ...
 
 class Envelope(_message.Message):
     __slots__ = ("protocol_version", "hello", "welcome", "reject", "heartbeat", "task", "input_chunk", "result_chunk", "task_done", "task_failed", "disconnect", "eval_request", "eval_result", "eval_failed", "kmeans_block_task")

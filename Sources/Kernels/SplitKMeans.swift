@@ -1,0 +1,172 @@
+/// A split module's whole k-means: `restarts` independent `BlockKMeansDriver` runs (restart r seeded with
+/// `SignInvariantKMeans.restartSeed(module seed, r)`, so restart 0 is the single run of `restarts: 1`), the kept
+/// run chosen as in-process lego chooses it (lowest final objective, each reduced in block order; ties to the
+/// lowest restart), then, when the reweighting needs it, one statistics round against the kept centroids.
+///
+/// Work is organised in tracks: track r < restarts is restart r's rounds; track `restarts` is the final
+/// statistics round. Tracks are independent until the choice, so the coordinator runs the restarts' rounds side by
+/// side (more block tasks per wave) while the in-process reference runs them one after another; each track's
+/// bytes depend only on its own partials, so both give the same result. The state round-trips exactly through
+/// `encoded()` / `init(decoding:configuration:restarts:)` and is checkpointed after every reduced round.
+public struct SplitKMeans: Sendable {
+    /// Settings shared by every restart (its seed is the module seed; `reweightRound` asks for the final round).
+    public let configuration: BlockKMeansConfiguration
+    public let restarts: Int
+    public private(set) var runs: [BlockKMeansDriver]
+    /// The restart kept, once every restart is done.
+    public private(set) var kept: Int?
+    /// h from the final statistics round (nil before it, or when it does not run).
+    private(set) var projections: [Double]?
+    private(set) var finalDone = false
+
+    public init(configuration: BlockKMeansConfiguration, restarts: Int) {
+        self.configuration = configuration
+        self.restarts = max(1, restarts)
+        runs = (0..<self.restarts).map { r in
+            var own = configuration
+            own.seed = SignInvariantKMeans.restartSeed(configuration.seed, restart: r)
+            own.reweightRound = false
+            return BlockKMeansDriver(configuration: own)
+        }
+    }
+
+    /// The track of the final statistics round.
+    public var finalTrack: Int { restarts }
+
+    /// Rounds reduced so far over all tracks (what a resumed coordinator reports).
+    public var round: Int { runs.reduce(0) { $0 + $1.round } + (finalDone && configuration.reweightRound ? 1 : 0) }
+
+    public var isDone: Bool { outcome != nil }
+
+    /// The seed a track's block computations use.
+    public func seed(track: Int) -> UInt64 {
+        track < restarts ? runs[track].configuration.seed : configuration.seed
+    }
+
+    /// Tracks with a round to run now, in track order.
+    public var activeTracks: [Int] {
+        let running = (0..<restarts).filter { !runs[$0].isDone }
+        if !running.isEmpty { return running }
+        return configuration.reweightRound && !finalDone && keptOutcome.map({ $0.clusterCount > 0 }) == true ? [finalTrack] : []
+    }
+
+    /// What block `block` computes in `track`'s next round (nil if the track has none now).
+    public func request(track: Int, block: Int) -> BlockRoundRequest? {
+        guard activeTracks.contains(track) else { return nil }
+        if track < restarts { return runs[track].request(block: block) }
+        guard let kept = keptOutcome else { return nil }
+        return BlockRoundRequest(kind: .reweight, round: runs[self.kept ?? 0].round, centers: kept.centroids,
+                                 centerCount: kept.clusterCount)
+    }
+
+    /// Checks one block's answer against `track`'s current round.
+    public func validate(_ partial: BlockPartial, track: Int) throws {
+        guard activeTracks.contains(track) else { throw problem("track \(track) has no round running") }
+        if track < restarts { return try runs[track].validate(partial) }
+        let m = keptOutcome?.clusterCount ?? 0
+        guard partial.kind == .reweight, partial.perCenter.count == m, partial.perCenter.allSatisfy(\.isFinite),
+              partial.unitCount >= 0 else {
+            throw problem("final statistics partial does not have \(m) finite values")
+        }
+    }
+
+    /// Reduces `track`'s round (one partial per block, in block order).
+    public mutating func advance(track: Int, with partials: [BlockPartial]) throws {
+        guard activeTracks.contains(track) else { throw problem("track \(track) has no round running") }
+        if track < restarts {
+            try runs[track].advance(with: partials)
+            if runs.allSatisfy(\.isDone) { choose() }
+            return
+        }
+        guard partials.count == configuration.blockCount else {
+            throw problem("\(partials.count) partials for \(configuration.blockCount) blocks")
+        }
+        for partial in partials { try validate(partial, track: track) }
+        let m = keptOutcome?.clusterCount ?? 0
+        var h = [Double](repeating: 0, count: m)
+        for partial in partials { for s in 0..<m { h[s] += partial.perCenter[s] } }
+        projections = h
+        finalDone = true
+    }
+
+    /// Lowest final objective wins; ties to the lowest restart (the in-process rule).
+    private mutating func choose() {
+        var best = 0
+        for r in 1..<restarts {
+            if let a = runs[r].outcome, let b = runs[best].outcome, a.finalObjective < b.finalObjective { best = r }
+        }
+        kept = best
+    }
+
+    private var keptOutcome: BlockKMeansOutcome? {
+        guard let kept else { return nil }
+        return runs[kept].outcome
+    }
+
+    /// The kept clustering with its statistics; nil until every round ran.
+    public var outcome: BlockKMeansOutcome? {
+        guard let kept, var outcome = runs[kept].outcome else { return nil }
+        outcome.restart = kept
+        if configuration.reweightRound && outcome.clusterCount > 0 {
+            guard finalDone else { return nil }
+            outcome.statistics.projections = projections
+        }
+        return outcome
+    }
+
+    private func problem(_ text: String) -> KernelShapeError {
+        KernelShapeError(kernel: "split k-means", problem: text)
+    }
+
+    // MARK: checkpoint
+
+    static let magic: [UInt8] = Array("BYSKM001".utf8)
+
+    /// Every restart's state, the choice and the final round, bit-exact.
+    public func encoded() -> [UInt8] {
+        var w = ByteWriter()
+        w.int(restarts)
+        for run in runs {
+            let bytes = run.encoded()
+            w.int(bytes.count); w.append(bytes)
+        }
+        w.int(kept ?? -1); w.int(finalDone ? 1 : 0)
+        w.int(projections == nil ? 0 : 1); w.doubles(projections ?? [])
+        return Self.magic + w.bytes
+    }
+
+    /// Restores `encoded()` for the same configuration and restarts; throws on anything else.
+    public init(decoding bytes: [UInt8], configuration: BlockKMeansConfiguration, restarts: Int) throws {
+        self.init(configuration: configuration, restarts: restarts)
+        guard bytes.count >= Self.magic.count, Array(bytes[0..<Self.magic.count]) == Self.magic else {
+            throw KernelShapeError(kernel: "split k-means state", problem: "bad magic")
+        }
+        var r = ByteReader(Array(bytes[Self.magic.count...]), what: "split k-means state")
+        guard try r.int() == self.restarts else {
+            throw KernelShapeError(kernel: "split k-means state", problem: "written for another number of restarts")
+        }
+        for index in runs.indices {
+            let body = Array(try r.raw(count: try r.count(elementBytes: 1)))
+            runs[index] = try BlockKMeansDriver(decoding: body, configuration: runs[index].configuration)
+        }
+        let kept = try r.int()
+        finalDone = try r.bounded(1, "final round flag") == 1
+        let hasProjections = try r.bounded(1, "projections flag")
+        let h = try r.doubles()
+        try r.finish()
+        projections = hasProjections == 1 ? h : nil
+        if runs.allSatisfy(\.isDone) {
+            choose()
+            guard kept == self.kept else {
+                throw KernelShapeError(kernel: "split k-means state", problem: "kept restart \(kept) does not match the runs")
+            }
+        } else {
+            guard kept == -1, !finalDone, projections == nil else {
+                throw KernelShapeError(kernel: "split k-means state", problem: "a choice before every restart finished")
+            }
+        }
+        guard !finalDone || (projections?.count ?? -1) == (keptOutcome?.clusterCount ?? -2) else {
+            throw KernelShapeError(kernel: "split k-means state", problem: "final statistics do not match the kept centroids")
+        }
+    }
+}
