@@ -43,8 +43,10 @@ BRICKYARD_ROWS: List[Tuple[str, str, Dict[str, str]]] = [
     ("magnitude_prune", "magnitude_prune", {}),
 ]
 
-#: PEFT add_weighted_adapter combination types used as reference rows (density 0.5, svd_rank = RANK).
-PEFT_ROWS = ["cat", "svd", "linear", "ties", "dare_ties", "dare_linear", "magnitude_prune"]
+#: PEFT add_weighted_adapter combination types used as reference rows (density 0.5, svd_rank = RANK). The `_svd`
+#: variants prune the dense ΔW and truncate it by SVD, as Brickyard's ties/dare_*/magnitude_prune do; PEFT's plain
+#: `ties`, `dare_*`, `magnitude_prune` prune the A and B factors separately (another method: not references).
+PEFT_ROWS = ["cat", "svd", "linear", "ties_svd", "dare_ties_svd", "dare_linear_svd", "magnitude_prune_svd"]
 
 
 def merges(paths: Dict[str, str]) -> List[Tuple[str, List[str], List[str], bool]]:
@@ -64,12 +66,15 @@ def merges(paths: Dict[str, str]) -> List[Tuple[str, List[str], List[str], bool]
     return rows
 
 
-def merges_labels():
-    """The merge labels in table order (without building anything)."""
-    fake = {f"task/{t}": t for t in suite.TASK_NAMES}
-    fake.update({f"soup/{s}": str(s) for s in suite.SOUP_SEEDS})
-    fake.update({f"rank/{t}-r{r}": t for t, r in suite.MIXED})
-    return merges(fake)
+def merges_by_name():
+    """The merges with the suite's adapter names (`task/rev`, …) in place of directories (nothing built)."""
+    names = [f"task/{t}" for t in suite.TASK_NAMES] + [f"soup/{s}" for s in suite.SOUP_SEEDS]
+    names += [f"rank/{t}-r{r}" for t, r in suite.MIXED]
+    return merges({n: n for n in names})
+
+
+def selected(label: str, only: Optional[str]) -> bool:
+    return not only or any(label.startswith(p) for p in only.split(","))
 
 
 def brickyard_merge(binary: str, work: str, method: str, params: Dict[str, str], adapters: List[str],
@@ -174,11 +179,11 @@ class Evaluator:
 
     def peft_sweep(self, adapters: List[str], weights: List[float], combination: str, names: List[str]):
         kwargs = {}
-        if combination in ("svd", "ties", "dare_ties", "dare_linear", "magnitude_prune", "ties_svd"):
+        if combination.endswith("svd"):
             kwargs["svd_rank"] = RANK
-        if combination in ("ties", "dare_ties", "dare_linear", "magnitude_prune"):
+        if combination.removesuffix("_svd") in ("ties", "dare_ties", "dare_linear", "magnitude_prune"):
             kwargs["density"] = 0.5
-        if combination in ("ties", "dare_ties"):
+        if combination.removesuffix("_svd") in ("ties", "dare_ties"):
             kwargs["majority_sign_method"] = "total"
 
         def compute():
@@ -238,31 +243,39 @@ def main(argv=None) -> int:
     parser.add_argument("--rows", default=None, help="comma-separated Brickyard row labels' prefixes to run")
     parser.add_argument("--threads", type=int, default=1, help="torch threads, and LoRAs trained at once (the machine is shared)")
     parser.add_argument("--command", default=None, help="the command line to print in the results (wrapper's)")
+    parser.add_argument("--notes", default=None, help="markdown placed after the setup (the reading of the figures)")
     parser.add_argument("--binary-commit", default=None, help="the commit the brickyard binary was built from")
     args = parser.parse_args(argv)
     suite.setup_torch(args.threads)
     start, cpu_start = time.time(), time.process_time()
     loads = [load_average()]
     log = lambda m: print(f"[{time.time() - start:6.0f} s] {m}", file=sys.stderr, flush=True)  # noqa: E731
-    paths = suite.build(os.path.join(args.work, "suite"), log=log, jobs=args.threads)  # cached by settings
+    needed = {n for label, adapters, _, _ in merges_by_name() if selected(label, args.only) for n in adapters}
+    needed |= {f"task/{t}" for t in suite.TASK_NAMES} if not args.only else set()
+    paths = suite.build(os.path.join(args.work, "suite"), log=log, jobs=args.threads, only=needed)  # cached
+    present = lambda name: name in paths  # noqa: E731
     evaluator = Evaluator(paths["base"], args.count, args.validation, os.path.join(args.work, "sweeps"))
 
     singles = {"base model": evaluator.single(None, [])}
     for t in suite.TASK_NAMES:
-        singles[f"LoRA {t}"] = evaluator.single(paths[f"task/{t}"], [t])
+        if present(f"task/{t}"):
+            singles[f"LoRA {t}"] = evaluator.single(paths[f"task/{t}"], [t])
     for s in suite.SOUP_SEEDS[1:]:
-        singles[f"LoRA {suite.SOUP_TASK} seed {s}"] = evaluator.single(paths[f"soup/{s}"], [suite.SOUP_TASK])
+        if present(f"soup/{s}"):
+            singles[f"LoRA {suite.SOUP_TASK} seed {s}"] = evaluator.single(paths[f"soup/{s}"], [suite.SOUP_TASK])
     for t, r in suite.MIXED:
-        singles[f"LoRA {t} rank {r}"] = evaluator.single(paths[f"rank/{t}-r{r}"], [t])
+        if present(f"rank/{t}-r{r}"):
+            singles[f"LoRA {t} rank {r}"] = evaluator.single(paths[f"rank/{t}-r{r}"], [t])
     log("single adapters evaluated")
 
     records, jobs, fresh = [], {}, 0
-    for label, adapters, names, normalize in merges(paths):
-        if args.only and not any(label.startswith(p) for p in args.only.split(",")):
+    for label, wanted, names, normalize in merges_by_name():
+        if not selected(label, args.only):
             continue
+        adapters = [paths[n] for n in wanted]
         weights = [1.0 / len(adapters) if normalize else 1.0] * len(adapters)
         for row, method, params in BRICKYARD_ROWS:
-            if args.rows and not any(row.startswith(p) for p in args.rows.split(",")):
+            if not selected(row, args.rows):
                 continue
             work = os.path.join(args.work, "merges", f"{label}-{row}".replace(" ", "_").replace("/", "-"))
             try:
@@ -304,7 +317,8 @@ def main(argv=None) -> int:
     if args.json:
         with open(args.json, "w") as f:
             json.dump({"run": run, "singles": singles, "records": records}, f, indent=1, default=str)
-    quality_report.write_markdown(args.out, run, singles, records)
+    notes = open(args.notes).read() if args.notes and os.path.exists(args.notes) else ""
+    quality_report.write_markdown(args.out, run, singles, records, notes)
     log(f"wrote {args.out}")
     return 0
 

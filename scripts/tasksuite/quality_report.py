@@ -120,9 +120,10 @@ def merge_lines(records: List[dict]) -> List[str]:
     return lines
 
 
-def write_markdown(path: str, run: dict, singles, records) -> None:
+def write_markdown(path: str, run: dict, singles, records, notes: str = "") -> None:
+    """`notes`: hand-written reading of the figures (bench/results/quality-notes.md), placed after the setup."""
     lines = ["# bench-quality: task accuracy of merges (scripts/bench-quality)", ""]
-    lines += setup_lines(run) + [""] + singles_lines(singles) + [""] + summary_lines(records) + merge_lines(records)
+    lines += setup_lines(run) + [""] + ([notes.strip(), ""] if notes.strip() else []) + singles_lines(singles) + [""] + summary_lines(records) + merge_lines(records)
     with open(path + ".tmp", "w") as f:
         f.write("\n".join(lines) + "\n")
     os.replace(path + ".tmp", path)

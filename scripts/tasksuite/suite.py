@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import os
 import time
-from typing import Dict
+from typing import Dict, Optional, Set
 
 from . import tasks
 
@@ -33,9 +33,10 @@ GATED_BASE = {"hidden": 128, "layers": 2, "steps": 800}
 
 
 def build(root: str, log=print, base_steps: int = 800, lora_steps: int = 400, gated: bool = True,
-          jobs: int = 1) -> Dict[str, str]:
+          jobs: int = 1, only: Optional[Set[str]] = None) -> Dict[str, str]:
     """Builds (or reuses) everything under `root`; returns name → directory: `base`, `task/<t>`,
-    `soup/<seed>`, `rank/<t>-r<r>`. `jobs` LoRAs train at once (separate processes).
+    `soup/<seed>`, `rank/<t>-r<r>`. `jobs` LoRAs train at once (separate processes);
+    `only`: just these names (and the base).
 
     `gated` (default): a base that copies after every task word and task LoRAs trained with replay of the other
     tasks' prompts (`GATING`), so each LoRA acts only on its task and merges of task LoRAs can keep every task.
@@ -63,6 +64,8 @@ def build(root: str, log=print, base_steps: int = 800, lora_steps: int = 400, ga
     wanted = {f"task/{t}": (t, 0, 8) for t in TASK_NAMES}
     wanted.update({f"soup/{s}": (SOUP_TASK, s, 8) for s in SOUP_SEEDS})
     wanted.update({f"rank/{t}-r{r}": (t, 0, r) for t, r in MIXED})
+    if only is not None:
+        wanted = {name: spec for name, spec in wanted.items() if name in only}
     calls = {name: dict(base_dir=paths["base"], task=t, out_dir=os.path.join(root, lora_name, f"{t}-r{r}-s{s}"),
                         seed=s, rank=r, steps=lora_steps, **options) for name, (t, s, r) in wanted.items()}
     if jobs > 1:  # independent trainings, one torch thread each: the same bytes as one after the other
