@@ -29,10 +29,13 @@ let package = Package(
             linkerSettings: [.linkedLibrary("protobuf-c")]
         ),
 
+        // Hand-vectorised C with runtime CPU dispatch and bit-identical paths: k-means row dots, CRC-32C.
+        .target(name: "CSIMD", path: "Sources/CSIMD"),
+
         // safetensors and PEFT adapter directories.
         .target(name: "AdapterIO"),
         // BLAS/LAPACK wrappers and the numerical building blocks every merge method shares.
-        .target(name: "Kernels", dependencies: ["COpenBLAS"]),
+        .target(name: "Kernels", dependencies: ["COpenBLAS", "CSIMD"]),
         // Merge methods, job files, planning, output assembly and the report.
         .target(name: "MergeEngine", dependencies: [
             "AdapterIO", "Kernels",
@@ -47,7 +50,7 @@ let package = Package(
         ]),
         // ZeroMQ transport and protobuf-c message codec.
         .target(name: "WireProtocol", dependencies: [
-            "CZeroMQ", "CBrickyardProto", "MergeEngine", "Kernels",
+            "CZeroMQ", "CBrickyardProto", "CSIMD", "MergeEngine", "Kernels",
             .product(name: "Logging", package: "swift-log"),
         ]),
         .target(name: "Coordinator", dependencies: [

@@ -109,6 +109,9 @@ struct SubmitSlurmCommand: ParsableCommand {
     @Option(name: .long, help: "Port the coordinator binds (default: any free port, published in RUN_DIR/endpoint).")
     var port: Int?
 
+    @Option(name: .customLong("metrics-port"), help: "Serve Prometheus metrics from the coordinator on this port (0: any free port; the URL is in RUN_DIR/status.json and `brickyard status`).")
+    var metricsPort: Int?
+
     @Option(name: .customLong("brickyard"), help: "The brickyard executable on the nodes (default: this one).")
     var executable: String?
 
@@ -141,6 +144,7 @@ struct SubmitSlurmCommand: ParsableCommand {
             throw ValidationError("\(error)")
         }
         if let port, !(0...65535).contains(port) { throw ValidationError("--port must be 0…65535") }
+        if let metricsPort, !(0...65535).contains(metricsPort) { throw ValidationError("--metrics-port must be 0…65535") }
     }
 
     func run() throws {
@@ -148,9 +152,9 @@ struct SubmitSlurmCommand: ParsableCommand {
             let budget = try Submission.pinnedTaskBudget(jobFile: job, requested: launch.maxTaskMB)
             let planned = try Submission.plan(jobFile: job, maxTaskMB: budget)
             let executable = executable ?? LocalWorkerPool.currentExecutable()
-            return try Submission.submitSlurm(job: planned, run: RunDirectory(out), request: request,
-                                              launch: launch.launch(executable: executable, advertiseHost: advertiseHost,
-                                                                    port: port, maxTaskMB: budget),
+            var coordinator = launch.launch(executable: executable, advertiseHost: advertiseHost, port: port, maxTaskMB: budget)
+            coordinator.metricsPort = metricsPort
+            return try Submission.submitSlurm(job: planned, run: RunDirectory(out), request: request, launch: coordinator,
                                               curve: !security.noCurve, force: force, dryRun: dryRun)
         }
         security.warnIfOff()

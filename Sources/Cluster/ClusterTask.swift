@@ -33,6 +33,7 @@ public enum ClusterTask {
                 "--input-mode", launch.inputMode, "--heartbeat-ms", "\(launch.heartbeatMilliseconds)",
                 "--liveness", "\(launch.liveness)", "--max-attempts", "\(launch.maxAttempts)", "--log-level", "info"]
             + (launch.maxTaskMB.map { ["--max-task-mb", "\($0)"] } ?? [])
+            + (launch.metricsPort.map { ["--metrics-bind", "0.0.0.0:\($0)"] } ?? [])
             + (record.curve?.coordinatorArguments ?? [])
     }
 

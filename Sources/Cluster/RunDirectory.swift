@@ -144,10 +144,13 @@ public struct CoordinatorLaunch: Codable, Sendable, Equatable {
     /// depends on the memory of the machine that plans, and a requeued attempt may land on another node; a
     /// different plan would make the checkpoint unusable.
     public var maxTaskMB: Double?
+    /// The port the coordinator serves Prometheus metrics on (every interface; 0: any free port, published in
+    /// status.json); nil: no metrics endpoint.
+    public var metricsPort: Int?
 
     public init(executable: String, inputMode: String = "shared", heartbeatMilliseconds: Int = 2000, liveness: Int = 5,
                 maxAttempts: Int = 3, threadsPerWorker: Int = 1, advertiseHost: String? = nil, port: Int? = nil,
-                maxTaskMB: Double? = nil) {
+                maxTaskMB: Double? = nil, metricsPort: Int? = nil) {
         self.executable = executable
         self.inputMode = inputMode
         self.heartbeatMilliseconds = heartbeatMilliseconds
@@ -157,6 +160,7 @@ public struct CoordinatorLaunch: Codable, Sendable, Equatable {
         self.advertiseHost = advertiseHost
         self.port = port
         self.maxTaskMB = maxTaskMB
+        self.metricsPort = metricsPort
     }
 }
 

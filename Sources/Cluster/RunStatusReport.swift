@@ -50,6 +50,7 @@ public struct RunStatusReport: Codable, Sendable {
                          + ((k8s?.applied ?? false) ? " (applied)" : " (not applied)")))
         }
         rows.append(("coordinator", endpoint ?? "(not listening)"))
+        if let metrics = coordinator?.metrics { rows.append(("metrics", metrics)) }
         rows.append(("security", record.curve.map { "CURVE, coordinator key \($0.coordinatorSecret)" }
                      ?? "none: plaintext (submitted with --no-curve)"))
         if let status = coordinator {

@@ -154,7 +154,8 @@ public final class CoordinatorServer {
         logger.info("coordinator listening", metadata: ["endpoint": "\(endpoint)", "job.id": "\(jobID)",
                                                       "modules": "\(plan.modules.count)", "resumed": "\(resumed)"])
         if let file = options.endpointFile { try AtomicFile.write(Array((endpoint + "\n").utf8), to: file) }
-        status?.listening(on: endpoint, resumed: resumed, done: scheduler.doneCount)
+        let metricsURL = metricsAddress.map { AdvertisedEndpoint.metricsURL(bound: $0, advertiseHost: options.advertiseHost) }
+        status?.listening(on: endpoint, resumed: resumed, done: scheduler.doneCount, metrics: metricsURL)
         try onListening?(endpoint)
 
         let pollMilliseconds = max(10, min(100, options.scheduler.heartbeatInterval.wholeMilliseconds / 4))

@@ -40,6 +40,9 @@ public struct CoordinatorStatus: Codable, Sendable, Equatable {
     public var updatedAt: Double
     /// Why the run stopped or failed.
     public var message: String?
+    /// `http://HOST:PORT/metrics` when the coordinator serves Prometheus metrics (`--metrics-bind`), with the
+    /// advertised host in place of a wildcard address.
+    public var metrics: String? = nil
 }
 
 /// Keeps a `CoordinatorStatus` file current: rewritten when progress changes (finished modules, workers,
@@ -63,9 +66,10 @@ public final class CoordinatorStatusWriter {
                                    firstTaskSentAt: nil, updatedAt: now, message: nil)
     }
 
-    /// The endpoint workers should use, once the socket is bound.
-    public func listening(on endpoint: String, resumed: Int, done: Int) {
+    /// The endpoint workers should use, once the socket is bound (and the metrics URL, if any).
+    public func listening(on endpoint: String, resumed: Int, done: Int, metrics: String? = nil) {
         status.endpoint = endpoint
+        status.metrics = metrics
         status.resumed = resumed
         status.modulesDone = done
         write()

@@ -35,26 +35,20 @@ public struct ClusterStatistics: Sendable, Equatable {
     }
 
     /// One block's statistics: `units` row-major [count, dimension], the cluster and sign of each unit.
-    /// The aligned sums come from one GEMM `Sᵀ X` with the signed assignment matrix S (as in a Lloyd step, so the
-    /// same block gives the same bits).
+    /// The aligned sums are `SignInvariantKMeans.signedSums` (as in a Lloyd step, so the same block gives the same
+    /// bits).
     public static func block(units: UnsafePointer<Float>, count: Int, outFeatures: Int, inFeatures: Int,
                              assignment: ArraySlice<Int>, signs: ArraySlice<Float>, k: Int) -> ClusterStatistics {
         var statistics = ClusterStatistics(k: k, outFeatures: outFeatures, inFeatures: inFeatures)
         let dimension = outFeatures + inFeatures
-        var signed = [Float](repeating: 0, count: count * k)
-        for (i, (cluster, sign)) in zip(assignment, signs).enumerated() where cluster >= 0 && cluster < k {
-            signed[i * k + cluster] = sign < 0 ? -1 : 1
+        for (i, cluster) in assignment.enumerated() where cluster >= 0 && cluster < k {
             statistics.counts[cluster] += 1
             let norm = Double(BLAS.nrm2(dimension, units + i * dimension))
             statistics.normSums[cluster] += norm
             statistics.normSquaredSums[cluster] += norm * norm
         }
-        signed.withUnsafeBufferPointer { s in
-            statistics.alignedSums.withUnsafeMutableBufferPointer { out in
-                guard let s = s.baseAddress, let out = out.baseAddress else { return }
-                BLAS.gemm(.transpose, .none, m: k, n: dimension, k: count, a: s, b: units, c: out)
-            }
-        }
+        statistics.alignedSums = SignInvariantKMeans.signedSums(units: units, count: count, dimension: dimension,
+                                                                assignment: assignment, signs: signs, k: k)
         return statistics
     }
 

@@ -52,60 +52,99 @@ public struct RankOneUnits: Sendable {
     /// contribute nothing to T and are dropped, so `Σ_i x_B,i x_A,iᵀ = Σ c B A` holds exactly for the rest.
     public static func extract(terms: [FactorTerm], outFeatures: Int, inFeatures: Int,
                                gauge: UnitGauge, basis: UnitBasis = .raw) throws -> RankOneUnits {
-        for (t, term) in terms.enumerated()
-        where term.rank < 0 || term.a.count != term.rank * inFeatures || term.b.count != outFeatures * term.rank {
+        for (t, term) in terms.enumerated() { try checkShape(term, index: t, outFeatures: outFeatures, inFeatures: inFeatures) }
+        return try extract(ranks: terms.map(\.rank), outFeatures: outFeatures, inFeatures: inFeatures, gauge: gauge,
+                           basis: basis) { terms[$0] }
+    }
+
+    /// The same units, streamed: `term(t)` is asked for each term once, in order, and only that term's factors
+    /// (plus its canonical form) are held besides the unit matrix, whose rows are written as each term arrives.
+    /// `ranks` (the terms' ranks, known before any is loaded) bound the matrix; rows of dropped units are never
+    /// touched, so they cost address space only. Same bytes as extracting from the terms held in memory.
+    public static func extract(ranks: [Int], outFeatures: Int, inFeatures: Int, gauge: UnitGauge,
+                               basis: UnitBasis = .raw, term load: (Int) throws -> FactorTerm) throws -> RankOneUnits {
+        guard outFeatures >= 0, inFeatures >= 0, ranks.allSatisfy({ $0 >= 0 }) else {
+            throw KernelShapeError(kernel: "RankOneUnits", problem: "negative rank or shape in ranks \(ranks) for "
+                                   + "[\(outFeatures), \(inFeatures)]")
+        }
+        let dim = outFeatures + inFeatures
+        let bound = ranks.reduce(0, +)
+        var sources: [(term: Int, rank: Int)] = []
+        var failure: (any Error)?
+        let vectors = [Float](unsafeUninitializedCapacity: bound * dim) { buffer, initialized in
+            var rows = 0
+            defer { initialized = rows * dim }
+            guard let x = buffer.baseAddress else { return }
+            do {
+                for t in ranks.indices {
+                    var term = try load(t)
+                    try checkShape(term, index: t, outFeatures: outFeatures, inFeatures: inFeatures)
+                    guard term.rank == ranks[t] else {
+                        throw KernelShapeError(kernel: "RankOneUnits", problem: "term \(t) has rank \(term.rank), "
+                                               + "announced \(ranks[t])")
+                    }
+                    if basis == .svd { term = try canonical(term, outFeatures: outFeatures, inFeatures: inFeatures) }
+                    guard term.coefficient != 0, term.rank > 0 else { continue }
+                    guard rows + term.rank <= bound else {
+                        throw KernelShapeError(kernel: "RankOneUnits", problem: "term \(t): \(term.rank) units exceed "
+                                               + "the \(bound) announced")
+                    }
+                    rows += appendUnits(of: term, index: t, outFeatures: outFeatures, inFeatures: inFeatures,
+                                        gauge: gauge, into: x + rows * dim, sources: &sources)
+                }
+            } catch {
+                failure = error
+            }
+        }
+        if let failure { throw failure }
+        return RankOneUnits(outFeatures: outFeatures, inFeatures: inFeatures, count: sources.count, vectors: vectors,
+                            sources: sources)
+    }
+
+    static func checkShape(_ term: FactorTerm, index t: Int, outFeatures: Int, inFeatures: Int) throws {
+        guard term.rank >= 0, term.a.count == term.rank * inFeatures, term.b.count == outFeatures * term.rank else {
             throw KernelShapeError(kernel: "RankOneUnits", problem: "term \(t) of rank \(term.rank) has A \(term.a.count) "
                                    + "and B \(term.b.count) values for [\(outFeatures), \(inFeatures)]")
         }
-        let terms = basis == .svd ? try terms.map { try canonical($0, outFeatures: outFeatures, inFeatures: inFeatures) }
-                                  : terms
-        struct Kept { var term: Int; var rank: Int; var scaleB: Float; var scaleA: Float }
-        var kept: [Kept] = []
-        for (t, term) in terms.enumerated() where term.coefficient != 0 && term.rank > 0 {
-            let r = term.rank
-            term.b.withUnsafeBufferPointer { b in
-                term.a.withUnsafeBufferPointer { a in
-                    guard let b = b.baseAddress, let a = a.baseAddress else { return }
-                    for j in 0..<r {
-                        let normB = Double(BLAS.nrm2(outFeatures, b + j, stride: r))
-                        let normA = Double(BLAS.nrm2(inFeatures, a + j * inFeatures))
-                        guard normB > 0, normA > 0, normB.isFinite, normA.isFinite else { continue }
-                        let c = term.coefficient
-                        let sign: Double = c < 0 ? -1 : 1
-                        switch gauge {
-                        case .balanced:
-                            let root = (abs(c) * normB * normA).squareRoot()
-                            kept.append(Kept(term: t, rank: j, scaleB: Float(sign * root / normB),
-                                             scaleA: Float(root / normA)))
-                        case .raw:
-                            let root = abs(c).squareRoot()
-                            kept.append(Kept(term: t, rank: j, scaleB: Float(sign * root), scaleA: Float(root)))
-                        }
+    }
+
+    /// Writes the kept units of one term as consecutive rows from `rows` on; returns how many were kept.
+    private static func appendUnits(of term: FactorTerm, index t: Int, outFeatures: Int, inFeatures: Int,
+                                    gauge: UnitGauge, into rows: UnsafeMutablePointer<Float>,
+                                    sources: inout [(term: Int, rank: Int)]) -> Int {
+        let r = term.rank, dim = outFeatures + inFeatures
+        var kept = 0
+        term.b.withUnsafeBufferPointer { b in
+            term.a.withUnsafeBufferPointer { a in
+                guard let b = b.baseAddress, let a = a.baseAddress else { return }
+                for j in 0..<r {
+                    let normB = Double(BLAS.nrm2(outFeatures, b + j, stride: r))
+                    let normA = Double(BLAS.nrm2(inFeatures, a + j * inFeatures))
+                    guard normB > 0, normA > 0, normB.isFinite, normA.isFinite else { continue }
+                    let c = term.coefficient
+                    let sign: Double = c < 0 ? -1 : 1
+                    let scaleB: Float, scaleA: Float
+                    switch gauge {
+                    case .balanced:
+                        let root = (abs(c) * normB * normA).squareRoot()
+                        scaleB = Float(sign * root / normB)
+                        scaleA = Float(root / normA)
+                    case .raw:
+                        let root = abs(c).squareRoot()
+                        scaleB = Float(sign * root)
+                        scaleA = Float(root)
                     }
+                    let row = rows + kept * dim
+                    BLAS.copy(outFeatures, x: b + j, strideX: r, y: row)
+                    BLAS.copy(inFeatures, x: a + j * inFeatures, y: row + outFeatures)
+                    BLAS.scal(outFeatures, alpha: scaleB, x: row)
+                    BLAS.scal(inFeatures, alpha: scaleA, x: row + outFeatures)
+                    sources.append((t, j))
+                    kept += 1
                 }
             }
         }
-        let dim = outFeatures + inFeatures
-        var vectors = [Float](repeating: 0, count: kept.count * dim)
-        vectors.withUnsafeMutableBufferPointer { x in
-            guard let x = x.baseAddress else { return }
-            for (i, unit) in kept.enumerated() {
-                let term = terms[unit.term]
-                let row = x + i * dim
-                term.b.withUnsafeBufferPointer { b in
-                    guard let b = b.baseAddress else { return }
-                    BLAS.copy(outFeatures, x: b + unit.rank, strideX: term.rank, y: row)
-                }
-                term.a.withUnsafeBufferPointer { a in
-                    guard let a = a.baseAddress else { return }
-                    BLAS.copy(inFeatures, x: a + unit.rank * inFeatures, y: row + outFeatures)
-                }
-                BLAS.scal(outFeatures, alpha: unit.scaleB, x: row)
-                BLAS.scal(inFeatures, alpha: unit.scaleA, x: row + outFeatures)
-            }
-        }
-        return RankOneUnits(outFeatures: outFeatures, inFeatures: inFeatures, count: kept.count, vectors: vectors,
-                            sources: kept.map { ($0.term, $0.rank) })
+        return kept
     }
 
     /// `c B A` written in its own SVD basis as a term of coefficient 1: B' = Q_B U Σ^½, A' = Σ^½ Vᵀ Q_Aᵀ

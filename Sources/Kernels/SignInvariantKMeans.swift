@@ -48,7 +48,7 @@ public struct KMeansResult: Sendable {
     public var iterations: Int
     /// Index of the restart whose clustering was kept (0 when only one ran).
     public var restart: Int = 0
-    /// Objective after seeding and after every iteration; never increases (up to Float rounding of the GEMM).
+    /// Objective after seeding and after every iteration; never increases (up to Float rounding of the products).
     public var objectiveHistory: [Double]
     /// Objective of the last assignment: Σ_i min_c d(x_i, μ_c) with d = ‖x‖² + ‖μ‖² − 2|x·μ|.
     public var finalObjective: Double { objectiveHistory.last ?? 0 }
@@ -71,9 +71,9 @@ public struct LloydBlockPartial: Sendable {
 }
 
 /// k-means under the sign-invariant distance `d(x, μ) = min(‖x − μ‖², ‖x + μ‖²) = ‖x‖² + ‖μ‖² − 2|x·μ|`
-/// (LoRA-LEGO units are defined only up to sign). Distances come from one GEMM `X Mᵀ` per block and step,
-/// centroid sums from one GEMM `Sᵀ X` with the signed assignment matrix S, so no Swift loop runs over the
-/// unit dimension, and every sum has an order fixed by the block layout alone.
+/// (LoRA-LEGO units are defined only up to sign). Distances come from the products `X Mᵀ` (`RowDots`) per block and step,
+/// centroid sums from adding each unit once to its cluster's sum (`signedSums`), so every sum has an order fixed
+/// by the block layout alone.
 public enum SignInvariantKMeans {
     /// Clusters the rows of `units` ([count, dimension], row-major) into `k` clusters.
     /// If k ≥ count, each unit is its own cluster (in unit order) and no iteration runs.
@@ -153,7 +153,7 @@ public enum SignInvariantKMeans {
         }
     }
 
-    /// The sign-invariant distance from the norms and the dot product. Values within Float rounding of the GEMM
+    /// The sign-invariant distance from the norms and the dot product. Values within Float rounding of the product
     /// (a few ulps of ‖x‖² + ‖μ‖²) are set to 0 so that duplicates of a chosen unit are never picked again.
     @inline(__always)
     static func distance(unitNormSquared: Double, centroidNormSquared: Double, dot: Float) -> Double {
@@ -166,7 +166,7 @@ public enum SignInvariantKMeans {
     /// the best of `candidates` units drawn by D² sampling, "best" meaning the lowest potential Σ_i min(D²_i,
     /// d(x_i, candidate)) (ties: the earliest draw). A plain k-means++ step picks one D² draw, which on pools of
     /// unequal clusters often lands two seeds in one cluster and none in another; Lloyd rarely repairs that.
-    /// The candidates' distances come from one GEMM `X Cᵀ` per step, which reads X once like the plain step's GEMV.
+    /// The candidates' distances come from one `RowDots` pass `X Cᵀ` per step, which reads X once like the plain step's GEMV.
     /// When every remaining unit is at distance 0 from the chosen centroids, the lowest-index unit not chosen yet
     /// is taken.
     static func seedPlusPlus(units: [Float], count: Int, dimension: Int, k: Int, unitNormsSquared: [Double],
@@ -208,7 +208,7 @@ public enum SignInvariantKMeans {
                     candidateRows.withUnsafeBufferPointer { cp in
                         dots.withUnsafeMutableBufferPointer { p in
                             guard let cp = cp.baseAddress, let p = p.baseAddress else { return }
-                            BLAS.gemm(.none, .transpose, m: count, n: width, k: dimension, a: x, b: cp, c: p)
+                            RowDots.compute(x, rows: count, dimension: dimension, centroids: cp, count: width, into: p)
                         }
                     }
                     // Distances to each candidate, and the potential each would leave (unit order, fixed).
@@ -288,14 +288,13 @@ public enum SignInvariantKMeans {
         centroids.withUnsafeBufferPointer { m in
             dots.withUnsafeMutableBufferPointer { p in
                 guard let m = m.baseAddress, let p = p.baseAddress else { return }
-                BLAS.gemm(.none, .transpose, m: count, n: k, k: dimension, a: units, b: m, c: p)
+                RowDots.compute(units, rows: count, dimension: dimension, centroids: m, count: k, into: p)
             }
         }
         var assignment = [Int](repeating: 0, count: count)
         var signs = [Float](repeating: 1, count: count)
         var distances = [Double](repeating: 0, count: count)
         var counts = [Int](repeating: 0, count: k)
-        var signed = [Float](repeating: 0, count: count * k)
         var objective = 0.0
         for i in 0..<count {
             var best = 0
@@ -309,18 +308,30 @@ public enum SignInvariantKMeans {
             signs[i] = dots[i * k + best] < 0 ? -1 : 1
             distances[i] = bestDistance
             counts[best] += 1
-            signed[i * k + best] = signs[i]
             objective += bestDistance
         }
-        var sums = [Float](repeating: 0, count: k * dimension)
-        signed.withUnsafeBufferPointer { s in
-            sums.withUnsafeMutableBufferPointer { out in
-                guard let s = s.baseAddress, let out = out.baseAddress else { return }
-                BLAS.gemm(.transpose, .none, m: k, n: dimension, k: count, a: s, b: units, c: out)
-            }
-        }
+        let sums = signedSums(units: units, count: count, dimension: dimension, assignment: assignment[...],
+                              signs: signs[...], k: k)
         return LloydBlockPartial(sums: sums, counts: counts, objective: objective, assignment: assignment,
                                  signs: signs, distances: distances)
+    }
+
+    /// Σ over each cluster's members of sign · x, by adding each unit once to its cluster's row in unit order
+    /// (n·d additions; a GEMM Sᵀ X with the one-hot signed S would cost 2·n·k·d flops for the same sums). The
+    /// signs are ±1, so each element is one rounded addition whatever the vector width or thread count: the bytes
+    /// depend on the unit order alone.
+    /// Units whose cluster is outside 0..<k are skipped.
+    public static func signedSums(units: UnsafePointer<Float>, count: Int, dimension: Int,
+                                  assignment: ArraySlice<Int>, signs: ArraySlice<Float>, k: Int) -> [Float] {
+        var sums = [Float](repeating: 0, count: k * dimension)
+        sums.withUnsafeMutableBufferPointer { out in
+            guard let out = out.baseAddress else { return }
+            for (i, (cluster, sign)) in zip(assignment, signs).prefix(count).enumerated() where cluster >= 0 && cluster < k {
+                // y ± x: the ±1 product is exact, so a fused or a separate multiply-add give the same bits.
+                BLAS.axpy(dimension, alpha: sign < 0 ? -1 : 1, x: units + i * dimension, y: out + cluster * dimension)
+            }
+        }
+        return sums
     }
 
     /// Turns a step's sums into centroids (means). An empty cluster takes the unit farthest from its centroid

@@ -45,7 +45,7 @@ public enum LocalMerge {
     public static func mergeModule(_ module: ModulePlan, spec: MergeSpec) throws -> ModuleResult {
         do {
             if module.blocks != nil { return try SplitLego.mergeInProcess(module, spec: spec) }
-            return try ModuleMerger.merge(try module.loadInput(), spec: spec, seed: module.seed)
+            return try ModuleMerger.merge(module.termSource(), spec: spec, seed: module.seed)
         } catch let error as MergeError {
             throw error
         } catch let error as AdapterIOError {

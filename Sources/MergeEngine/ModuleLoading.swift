@@ -10,15 +10,19 @@ extension ModulePlan {
     /// Reads every source's factors with `read` (a TensorRef → Float32 loader) into a `ModuleInput`:
     /// A as [r, in] and B as [out, r] whatever the stored layout.
     public func loadInput(read: (TensorRef) throws -> [Float]) throws -> ModuleInput {
-        let terms = try sources.map { source -> LoraTerm in
-            let info = source.module
-            let a = try FactorLayout.rowsByColumns(read(info.a), ref: info.a, rows: info.rank, cols: info.inFeatures,
-                                                    transposedAllowed: info.fanInFanOut, module: name, factor: "lora_A")
-            let b = try FactorLayout.rowsByColumns(read(info.b), ref: info.b, rows: info.outFeatures, cols: info.rank,
-                                                    transposedAllowed: info.fanInFanOut, module: name, factor: "lora_B")
-            return LoraTerm(coefficient: source.coefficient, rank: info.rank, a: a, b: b)
-        }
+        let terms = try sources.indices.map { try loadTerm($0, read: read) }
         return ModuleInput(name: name, outFeatures: outFeatures, inFeatures: inFeatures, terms: terms)
+    }
+
+    /// Reads source `index`'s factors with `read` into one term (A as [r, in], B as [out, r]).
+    func loadTerm(_ index: Int, read: (TensorRef) throws -> [Float]) throws -> LoraTerm {
+        let source = sources[index]
+        let info = source.module
+        let a = try FactorLayout.rowsByColumns(read(info.a), ref: info.a, rows: info.rank, cols: info.inFeatures,
+                                                transposedAllowed: info.fanInFanOut, module: name, factor: "lora_A")
+        let b = try FactorLayout.rowsByColumns(read(info.b), ref: info.b, rows: info.outFeatures, cols: info.rank,
+                                                transposedAllowed: info.fanInFanOut, module: name, factor: "lora_B")
+        return LoraTerm(coefficient: source.coefficient, rank: info.rank, a: a, b: b)
     }
 }
 
@@ -74,20 +78,26 @@ extension ModuleInput {
     /// Decodes inline factors into a `ModuleInput` (A [r, in], B [out, r]); `source` names the sender in errors.
     public static func decode(name: String, outFeatures: Int, inFeatures: Int, terms: [InlineTerm],
                               source: String = "inline") throws -> ModuleInput {
-        let decoded = try terms.enumerated().map { index, term -> LoraTerm in
-            let aShape = term.transposed ? [inFeatures, term.rank] : [term.rank, inFeatures]
-            let bShape = term.transposed ? [term.rank, outFeatures] : [outFeatures, term.rank]
-            let a = try term.aBytes.withUnsafeBytes {
-                try TensorReader.decodeInline($0, dtype: term.aDType, shape: aShape, tensor: "\(name) term \(index) lora_A", source: source)
-            }
-            let b = try term.bBytes.withUnsafeBytes {
-                try TensorReader.decodeInline($0, dtype: term.bDType, shape: bShape, tensor: "\(name) term \(index) lora_B", source: source)
-            }
-            return LoraTerm(coefficient: term.coefficient, rank: term.rank,
-                            a: term.transposed ? FactorLayout.transpose(a, rows: inFeatures, cols: term.rank) : a,
-                            b: term.transposed ? FactorLayout.transpose(b, rows: term.rank, cols: outFeatures) : b)
+        let decoded = try terms.enumerated().map { index, term in
+            try decode(term, index: index, name: name, outFeatures: outFeatures, inFeatures: inFeatures, source: source)
         }
         return ModuleInput(name: name, outFeatures: outFeatures, inFeatures: inFeatures, terms: decoded)
+    }
+
+    /// Decodes one inline term (term `index` of module `name`).
+    static func decode(_ term: InlineTerm, index: Int, name: String, outFeatures: Int, inFeatures: Int,
+                       source: String) throws -> LoraTerm {
+        let aShape = term.transposed ? [inFeatures, term.rank] : [term.rank, inFeatures]
+        let bShape = term.transposed ? [term.rank, outFeatures] : [outFeatures, term.rank]
+        let a = try term.aBytes.withUnsafeBytes {
+            try TensorReader.decodeInline($0, dtype: term.aDType, shape: aShape, tensor: "\(name) term \(index) lora_A", source: source)
+        }
+        let b = try term.bBytes.withUnsafeBytes {
+            try TensorReader.decodeInline($0, dtype: term.bDType, shape: bShape, tensor: "\(name) term \(index) lora_B", source: source)
+        }
+        return LoraTerm(coefficient: term.coefficient, rank: term.rank,
+                        a: term.transposed ? FactorLayout.transpose(a, rows: inFeatures, cols: term.rank) : a,
+                        b: term.transposed ? FactorLayout.transpose(b, rows: term.rank, cols: outFeatures) : b)
     }
 }
 

@@ -10,22 +10,41 @@ public struct MergeError: Error, CustomStringConvertible, Sendable, Equatable {
 /// merge one module's input according to `spec`, deterministically from `seed`.
 public enum ModuleMerger {
     public static func merge(_ input: ModuleInput, spec: MergeSpec, seed: UInt64) throws -> ModuleResult {
-        // One BLAS thread: OpenBLAS's threaded gemv/gemm/LAPACK change bits with the thread count.
-        try BLAS.singleThreaded { try mergeSingleThreaded(input, spec: spec, seed: seed) }
+        try merge(ModuleTermSource(input), spec: spec, seed: seed)
     }
 
-    private static func mergeSingleThreaded(_ input: ModuleInput, spec: MergeSpec, seed: UInt64) throws -> ModuleResult {
+    /// Merges from a source that loads one term at a time: lego streams its units from it; the other methods load
+    /// every term (they need them at once), as do the quality figures when they are measured (after lego's units
+    /// are released).
+    public static func merge(_ source: ModuleTermSource, spec: MergeSpec, seed: UInt64) throws -> ModuleResult {
+        // One BLAS thread: OpenBLAS's threaded gemv/gemm/LAPACK change bits with the thread count.
+        try BLAS.singleThreaded { try mergeSingleThreaded(source, spec: spec, seed: seed) }
+    }
+
+    private static func mergeSingleThreaded(_ source: ModuleTermSource, spec: MergeSpec, seed: UInt64) throws -> ModuleResult {
         var result: ModuleResult
+        var loaded: ModuleInput?
+        func input() throws -> ModuleInput {
+            if let loaded { return loaded }
+            let input = try source.loadAll()
+            loaded = input
+            return input
+        }
         switch spec.method {
-        case .cat: result = try CatMerge.merge(input)
-        case .linear: result = try LinearMerge.merge(input)
-        case .svd: result = try SVDMerge.merge(input, rank: spec.rank, seed: seed, wantQuality: spec.report != .minimal)
-        case .lego: result = try LegoMerge.merge(input, rank: spec.rank, options: spec.lego, seed: seed)
+        case .cat: result = try CatMerge.merge(try input())
+        case .linear: result = try LinearMerge.merge(try input())
+        case .svd: result = try SVDMerge.merge(try input(), rank: spec.rank, seed: seed, wantQuality: spec.report != .minimal)
+        case .lego: result = try LegoMerge.merge(source, rank: spec.rank, options: spec.lego, seed: seed)
         case .ties, .dareTies, .dareLinear, .magnitudePrune:
-            result = try TaskVectorMerge.merge(input, method: spec.method, rank: spec.rank, options: spec.prune, seed: seed)
+            result = try TaskVectorMerge.merge(try input(), method: spec.method, rank: spec.rank, options: spec.prune, seed: seed)
         }
         // Quality figures describe the merge itself (against T); `scale` is the user's strength on top of it.
-        try ModuleQuality.fillStats(&result, input: input, minimal: spec.report == .minimal, seed: seed)
+        // They need the terms only when they are measured.
+        let minimal = spec.report == .minimal
+        var needsTerms = !minimal
+        if case .exact = result.knownQuality { needsTerms = false }
+        try ModuleQuality.fillStats(&result, input: needsTerms ? input() : source.shapeOnly, minimal: minimal,
+                                    seed: seed)
         result.applyScale(spec.scale)
         return result
     }

@@ -1,6 +1,13 @@
+import CSIMD
+
 /// CRC-32C (Castagnoli, reflected polynomial 0x82F63B78), as used by iSCSI, ext4 and gRPC: the checksum of
-/// result and input chunks on the wire and of checkpoint records. Table-driven, slicing by 8 bytes.
+/// result and input chunks on the wire and of checkpoint records. The SSE 4.2 crc32 instruction where the CPU has
+/// it (CSIMD, about 8 bytes a cycle: results of hundreds of MB are checksummed several times on their way to the
+/// output), else table-driven, slicing by 8 bytes; both give the same value.
 public struct CRC32C: Sendable {
+    /// Whether `update` uses the crc32 instruction on this machine.
+    public static let hardware = brickyard_crc32c_hardware() == 1
+
     private static let polynomial: UInt32 = 0x82F6_3B78
     /// tables[k][b]: CRC of byte b followed by k zero bytes; tables[0] is the classic byte table.
     private static let tables: [[UInt32]] = {
@@ -27,6 +34,15 @@ public struct CRC32C: Sendable {
     public var value: UInt32 { state ^ 0xFFFF_FFFF }
 
     public mutating func update(_ bytes: UnsafeRawBufferPointer) {
+        if Self.hardware, let base = bytes.baseAddress {
+            state = brickyard_crc32c_update(state, base, bytes.count)
+        } else {
+            updateByTable(bytes)
+        }
+    }
+
+    /// The portable path (also what tests compare the instruction against).
+    mutating func updateByTable(_ bytes: UnsafeRawBufferPointer) {
         var crc = state
         var index = 0
         let count = bytes.count

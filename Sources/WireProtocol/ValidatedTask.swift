@@ -127,6 +127,11 @@ public struct ValidatedTask: Sendable {
     /// The engine's input from each input's stored factor bytes (read from files or received inline), in input
     /// order. Converts dtypes and undoes a stored transposition; rejects non-finite values.
     public func moduleInput(factors: [(a: [UInt8], b: [UInt8])], source: String) throws -> ModuleInput {
+        try termSource(factors: factors, source: source).loadAll()
+    }
+
+    /// The inline factors as a term source that decodes one term at a time (`ModuleTermSource.inline`).
+    public func termSource(factors: [(a: [UInt8], b: [UInt8])], source: String) throws -> ModuleTermSource {
         guard factors.count == task.inputs.count else {
             throw WireError(.inconsistent, "task \(task.taskID) (module \(task.module)): \(factors.count) factor pairs for \(task.inputs.count) inputs")
         }
@@ -134,7 +139,7 @@ public struct ValidatedTask: Sendable {
             InlineTerm(coefficient: input.coefficient, rank: Int(input.rank), aBytes: bytes.a, aDType: input.aDType,
                        bBytes: bytes.b, bDType: input.bDType, transposed: input.fanInFanOut)
         }
-        return try ModuleInput.decode(name: task.module, outFeatures: outFeatures, inFeatures: inFeatures, terms: terms,
-                                      source: source)
+        return ModuleTermSource.inline(name: task.module, outFeatures: outFeatures, inFeatures: inFeatures, terms: terms,
+                                       source: source)
     }
 }

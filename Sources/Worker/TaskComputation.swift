@@ -130,13 +130,14 @@ final class TaskComputation: @unchecked Sendable {
 
     private static func compute(_ validated: ValidatedTask, inlineFactors: [(a: [UInt8], b: [UInt8])]?) throws -> ComputedTask {
         let start = ContinuousClock.now
-        let input: ModuleInput
+        // Terms are read (or decoded) as the method asks for them: lego never holds the whole Float32 input.
+        let source: ModuleTermSource
         if let inlineFactors {
-            input = try validated.moduleInput(factors: inlineFactors, source: "inline input of task \(validated.task.taskID)")
+            source = try validated.termSource(factors: inlineFactors, source: "inline input of task \(validated.task.taskID)")
         } else {
-            input = try validated.modulePlan().loadInput()
+            source = try validated.modulePlan().termSource()
         }
-        let result = try ModuleMerger.merge(input, spec: validated.spec, seed: validated.task.seed)
+        let result = try ModuleMerger.merge(source, spec: validated.spec, seed: validated.task.seed)
         guard result.outFeatures == validated.outFeatures, result.inFeatures == validated.inFeatures,
               result.b.count == result.outFeatures * result.rank, result.a.count == result.rank * result.inFeatures else {
             throw MergeError("module \(validated.task.module): engine returned factors inconsistent with rank \(result.rank)")

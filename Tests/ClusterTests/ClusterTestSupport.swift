@@ -143,20 +143,51 @@ enum LocalSlurm {
         return false
     }()
 
-    /// Whether a batch script of job `jobID` still runs on this node (slurmd runs the spooled copy,
-    /// `…/job0000N/slurm_script`).
-    static func batchScriptRuns(jobID: String) -> Bool {
-        guard let number = Int(jobID) else { return false }
-        let marker = "/job" + String(repeating: "0", count: max(0, 5 - String(number).count)) + "\(number)/slurm_script"
-        let pids = (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? []
-        return pids.contains { pid in
-            guard pid.allSatisfy(\.isNumber), let data = FileManager.default.contents(atPath: "/proc/\(pid)/cmdline") else { return false }
-            return String(decoding: data, as: UTF8.self).contains(marker)
-        }
+    /// Whether any process of job `jobID` (its batch script or a step) still runs on this node: `scontrol
+    /// listpids` asks the node's slurmd, exit 0 with a PID table while the job has processes here, 1 once none
+    /// remain (independent of where slurmd spools the script).
+    static func jobHasProcessesOnThisNode(jobID: String) -> Bool {
+        guard let listed = try? runTool("scontrol", ["listpids", jobID], environment: environment) else { return false }
+        return listed.status == 0 && listed.stdout.split(separator: "\n").count > 1
     }
 
     static func jobState(_ id: String) -> String {
         (try? runTool("squeue", ["-h", "-j", id, "-t", "all", "-o", "%T"], environment: environment))?
             .stdout.trimmingCharacters(in: .whitespacesAndNewlines) ?? ""
     }
+}
+
+/// `GET url` (`http://HOST:PORT/PATH`) over a plain TCP socket, the way a Prometheus server scrapes: the status
+/// code and the body, or nil when nothing answers.
+func httpGet(_ url: String, timeoutSeconds: Int = 5) -> (status: Int, body: String)? {
+    guard url.hasPrefix("http://") else { return nil }
+    let rest = url.dropFirst("http://".count)
+    let hostPort = rest.prefix { $0 != "/" }
+    let path = rest.dropFirst(hostPort.count)
+    guard let colon = hostPort.lastIndex(of: ":") else { return nil }
+    let host = String(hostPort[..<colon]).trimmingCharacters(in: CharacterSet(charactersIn: "[]"))
+    let port = String(hostPort[hostPort.index(after: colon)...])
+    var hints = addrinfo()
+    hints.ai_socktype = Int32(SOCK_STREAM.rawValue)
+    var found: UnsafeMutablePointer<addrinfo>?
+    guard getaddrinfo(host, port, &hints, &found) == 0, let info = found else { return nil }
+    defer { freeaddrinfo(found) }
+    let fd = socket(info.pointee.ai_family, info.pointee.ai_socktype, info.pointee.ai_protocol)
+    guard fd >= 0 else { return nil }
+    defer { close(fd) }
+    var timeout = timeval(tv_sec: timeoutSeconds, tv_usec: 0)
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+    guard connect(fd, info.pointee.ai_addr, info.pointee.ai_addrlen) == 0 else { return nil }
+    let request = Array("GET \(path.isEmpty ? "/" : path) HTTP/1.1\r\nHost: \(hostPort)\r\nConnection: close\r\n\r\n".utf8)
+    guard request.withUnsafeBytes({ send(fd, $0.baseAddress, $0.count, 0) }) == request.count else { return nil }
+    var response: [UInt8] = []
+    var buffer = [UInt8](repeating: 0, count: 65536)
+    while true {
+        let count = buffer.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
+        if count <= 0 { break }
+        response += buffer.prefix(count)
+    }
+    let text = String(decoding: response, as: UTF8.self)
+    guard let split = text.range(of: "\r\n\r\n"), let status = Int(text.split(separator: " ").dropFirst().first ?? "") else { return nil }
+    return (status, String(text[split.upperBound...]))
 }

@@ -38,7 +38,7 @@ struct SlurmIntegrationTests {
         let run = RunDirectory(scratch.path + "/run")
         let submitted = try BrickyardExecutable.run(
             ["submit", "slurm", job, "--out", run.path, "--nodes", "1", "--workers-per-node", "2", "--time", "10:00",
-             "--heartbeat-ms", "300", "--liveness", "5"],
+             "--heartbeat-ms", "300", "--liveness", "5", "--metrics-port", "0"],
             environment: LocalSlurm.environment.merging(Self.slowTasks) { $1 })
         try #require(submitted.status == 0, "\(submitted.stderr)")
         let id = try #require(try run.readRecord()?.slurm?.jobID)
@@ -53,6 +53,16 @@ struct SlurmIntegrationTests {
         }
         try #require(midRun, "the job never got going: \(LocalSlurm.jobState(id)) \(scratch.read("run/slurm-\(id).log"))")
         try #require((status?.modulesDone ?? 0) < (status?.modulesTotal ?? 0), "the job finished before it could be interrupted")
+        // The coordinator's metrics, scraped where status.json says they are (the node's name, a free port).
+        let metricsURL = try #require(status?.metrics, "no metrics URL in status.json")
+        let scrape = try #require(httpGet(metricsURL), "nothing answers at \(metricsURL)")
+        #expect(scrape.status == 200)
+        func sample(_ name: String) -> Double? {
+            scrape.body.split(separator: "\n").first { $0.hasPrefix(name + " ") }.flatMap { Double($0.split(separator: " ").last ?? "") }
+        }
+        #expect((sample("brickyard_tasks_done") ?? 0) >= 2, "\(scrape.body)")
+        #expect(sample("brickyard_tasks") == Double(status?.modulesTotal ?? -1), "\(scrape.body)")
+        #expect((sample("brickyard_workers_alive") ?? 0) >= 1, "\(scrape.body)")
 
         switch interruption {
         case .operatorRequeue:
@@ -68,9 +78,11 @@ struct SlurmIntegrationTests {
         let pending = eventually(timeout: .seconds(60), interval: 0.1) { LocalSlurm.jobState(id) == "PENDING" }
         try #require(pending, "job \(id) did not go back to the queue: \(LocalSlurm.jobState(id))")
         let ended = eventually(timeout: .seconds(60), interval: 0.1) {
-            scratch.read("run/slurm-\(id).log").contains("step ended") && !LocalSlurm.batchScriptRuns(jobID: id)
+            scratch.read("run/slurm-\(id).log").contains("step ended") && !LocalSlurm.jobHasProcessesOnThisNode(jobID: id)
         }
         try #require(ended, "the first attempt did not end: \(scratch.read("run/slurm-\(id).log"))")
+        // slurmd refuses a credential of this job dated in the same (whole) second as its revocation of the old
+        // attempt's (`Job credential revoked`): release a second later.
         Thread.sleep(forTimeInterval: 1)
         _ = try runTool("scontrol", ["update", "JobId=\(id)", "StartTime=now"], environment: LocalSlurm.environment)
 

@@ -288,6 +288,12 @@ import Glibc
         #expect(AdvertisedEndpoint.replacingHost(of: bound, with: host) == expected)
     }
 
+    @Test(arguments: [("0.0.0.0:9100", "node7", "http://node7:9100/metrics"), ("[::]:81", "fe80::1", "http://[fe80::1]:81/metrics"),
+                      ("127.0.0.1:9100", "node7", "http://127.0.0.1:9100/metrics"), ("0.0.0.0:5", nil, "http://0.0.0.0:5/metrics")])
+    func metricsURLAdvertisesTheHostOfAWildcardBind(bound: String, host: String?, expected: String) {
+        #expect(AdvertisedEndpoint.metricsURL(bound: bound, advertiseHost: host) == expected)
+    }
+
     @Test(arguments: ["30", "10:00", "1:00:00", "2-12", "2-12:30", "2-12:30:00", "UNLIMITED"])
     func slurmTimeFormatsAreAccepted(time: String) throws {
         try SlurmRequest(jobName: "x", nodes: 1, time: time).validate()

@@ -141,3 +141,19 @@ struct SplitMix {
         return z ^ (z >> 31)
     }
 }
+
+/// The crc32 instruction path of CRC-32C against the portable table path and the standard check value.
+@Suite struct CRC32CPathTests {
+    @Test("hardware and table CRC-32C agree on every length and alignment; the check value of \"123456789\" is 0xE3069283")
+    func hardwareMatchesTable() {
+        #expect(CRC32C.checksum(Array("123456789".utf8)) == 0xE306_9283)
+        var bytes = [UInt8](repeating: 0, count: 4099)
+        var state: UInt64 = 1
+        for i in bytes.indices { state = state &* 6_364_136_223_846_793_005 &+ 1; bytes[i] = UInt8(truncatingIfNeeded: state >> 33) }
+        for (start, end) in [(0, 0), (0, 1), (1, 8), (3, 17), (5, 4099), (0, 4096)] {
+            var fast = CRC32C(), table = CRC32C()
+            bytes[start..<end].withUnsafeBytes { fast.update($0); table.updateByTable($0) }
+            #expect(fast.value == table.value, "bytes \(start)..<\(end)")
+        }
+    }
+}

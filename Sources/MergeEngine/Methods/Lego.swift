@@ -17,6 +17,12 @@ import Kernels
 ///   sign-invariant, so the two gauges differ in one thing.
 enum LegoMerge {
     static func merge(_ input: ModuleInput, rank: Int, options: LegoOptions, seed: UInt64) throws -> ModuleResult {
+        try merge(ModuleTermSource(input), rank: rank, options: options, seed: seed)
+    }
+
+    /// The units are extracted from `input` term by term (`ModuleTermSource.units`): the method holds the unit
+    /// matrix and one adapter's factors, never the whole Float32 input.
+    static func merge(_ input: ModuleTermSource, rank: Int, options: LegoOptions, seed: UInt64) throws -> ModuleResult {
         guard rank >= 1 else { throw MergeError("module \(input.name): lego needs rank ≥ 1, got \(rank)") }
         switch options.basis {
         case .svd: return try merge(input, rank: rank, options: options, seed: seed, basis: .svd).result
@@ -33,11 +39,9 @@ enum LegoMerge {
     }
 
     /// One clustering + reweighting in one unit basis; `unexplained` = k-means objective / Σ‖x‖² ∈ [0, 1].
-    static func merge(_ input: ModuleInput, rank: Int, options: LegoOptions, seed: UInt64,
+    static func merge(_ input: ModuleTermSource, rank: Int, options: LegoOptions, seed: UInt64,
                       basis: UnitBasis) throws -> (result: ModuleResult, unexplained: Double) {
-        let units = try RankOneUnits.extract(terms: try input.factorTerms(), outFeatures: input.outFeatures,
-                                             inFeatures: input.inFeatures,
-                                             gauge: options.gauge == .raw ? .raw : .balanced, basis: basis)
+        let units = try input.units(gauge: options.gauge == .raw ? .raw : .balanced, basis: basis)
         guard units.count > 0 else {
             return (.zero(for: input, stats: ModuleStats(relativeError: 0, clusterSizes: [], iterations: 0, finalDistance: 0,
                                                           clusterCoherence: [], catchAllShare: 0)), 0)

@@ -1,0 +1,24 @@
+#ifndef BRICKYARD_CSIMD_H
+#define BRICKYARD_CSIMD_H
+/* Hand-vectorised routines with runtime CPU dispatch (AVX-512, AVX2+FMA, portable C). Every path computes the
+ * same arithmetic in the same order, so results are bit-identical whichever path a machine takes. */
+#include <stddef.h>
+#include <stdint.h>
+
+/* out[i * k + c] = x_i · m_c for the n rows of x ([n, d], row-major) and the k rows of m ([k, d], row-major).
+ * Each dot product is 16 lane sums, lane l accumulating j ≡ l (mod 16) in increasing j by fused multiply-add,
+ * then added pairwise (lanes l and l + 8, then l + 4, l + 2, l + 1). Reads x once, without packing it. */
+void brickyard_row_dots(const float *x, long n, long d, const float *m, long k, float *out);
+
+/* The same on a given path (capped at what this CPU supports): for tests that every path gives the same bits. */
+void brickyard_row_dots_on_path(int path, const float *x, long n, long d, const float *m, long k, float *out);
+
+/* Which path brickyard_row_dots takes here: 2 = AVX-512, 1 = AVX2 + FMA, 0 = portable C. */
+int brickyard_row_dots_path(void);
+
+/* CRC-32C (Castagnoli) register update over n bytes with the SSE 4.2 crc32 instruction: `state` is the running
+ * register (initially 0xFFFFFFFF; the checksum is the final state XOR 0xFFFFFFFF). Only call when
+ * brickyard_crc32c_hardware() is 1. */
+uint32_t brickyard_crc32c_update(uint32_t state, const void *bytes, size_t n);
+int brickyard_crc32c_hardware(void);
+#endif

@@ -1,0 +1,90 @@
+/* Row dot products x_i · m_c for k-means distances (see csimd.h for the exact arithmetic). Blocks of 4 rows of x
+ * and 2 rows of m share 8 accumulators of 16 lanes; the d axis is cut into chunks so the 4 row pieces and every
+ * centroid piece stay in L1 while the centroid pairs sweep them, and each lane's running sum is kept between
+ * chunks, so the order of additions is the same for any chunk size, target or remainder handling. */
+#include <string.h>
+#include "csimd.h"
+#include "cpu.h"
+
+typedef float lanes16 __attribute__((ext_vector_type(16)));
+typedef float lanes8 __attribute__((ext_vector_type(8)));
+typedef float lanes4 __attribute__((ext_vector_type(4)));
+typedef float lanes2 __attribute__((ext_vector_type(2)));
+
+enum { LANES = 16, ROWS = 4, COLS = 2, CHUNK = 512 };
+
+#define LOAD16(p) ({ lanes16 v_; memcpy(&v_, (p), sizeof v_); v_; })
+
+#define ROW_DOTS_BODY                                                                                          \
+    long full = d / LANES * LANES;                                                                             \
+    lanes16 acc[ROWS][16][1];                                                                                  \
+    for (long i0 = 0; i0 < n; i0 += ROWS) {                                                                    \
+        const float *rows[ROWS];                                                                               \
+        for (int r = 0; r < ROWS; r++) rows[r] = x + (i0 + r < n ? i0 + r : i0) * d;                           \
+        for (long c0 = 0; c0 < k; c0 += 16) {                                                                  \
+            long cend = c0 + 16 < k ? c0 + 16 : k;                                                             \
+            for (int r = 0; r < ROWS; r++) for (int c = 0; c < 16; c++) acc[r][c][0] = (lanes16)0;             \
+            for (long j0 = 0; j0 < full; j0 += CHUNK) {                                                        \
+                long jend = j0 + CHUNK < full ? j0 + CHUNK : full;                                             \
+                for (long c = c0; c < cend; c += COLS) {                                                       \
+                    const float *m0 = m + c * d, *m1 = m + (c + 1 < cend ? c + 1 : c) * d;                     \
+                    int s0 = (int)(c - c0), s1 = (int)(c + 1 < cend ? c + 1 - c0 : c - c0);                    \
+                    lanes16 a00 = acc[0][s0][0], a01 = acc[0][s1][0], a10 = acc[1][s0][0], a11 = acc[1][s1][0]; \
+                    lanes16 a20 = acc[2][s0][0], a21 = acc[2][s1][0], a30 = acc[3][s0][0], a31 = acc[3][s1][0]; \
+                    for (long j = j0; j < jend; j += LANES) {                                                  \
+                        lanes16 v0 = LOAD16(m0 + j), v1 = LOAD16(m1 + j);                                      \
+                        lanes16 x0 = LOAD16(rows[0] + j), x1 = LOAD16(rows[1] + j);                            \
+                        lanes16 x2 = LOAD16(rows[2] + j), x3 = LOAD16(rows[3] + j);                            \
+                        a00 = __builtin_elementwise_fma(x0, v0, a00); a01 = __builtin_elementwise_fma(x0, v1, a01); \
+                        a10 = __builtin_elementwise_fma(x1, v0, a10); a11 = __builtin_elementwise_fma(x1, v1, a11); \
+                        a20 = __builtin_elementwise_fma(x2, v0, a20); a21 = __builtin_elementwise_fma(x2, v1, a21); \
+                        a30 = __builtin_elementwise_fma(x3, v0, a30); a31 = __builtin_elementwise_fma(x3, v1, a31); \
+                    }                                                                                          \
+                    acc[0][s0][0] = a00; acc[1][s0][0] = a10; acc[2][s0][0] = a20; acc[3][s0][0] = a30;        \
+                    acc[0][s1][0] = a01; acc[1][s1][0] = a11; acc[2][s1][0] = a21; acc[3][s1][0] = a31;        \
+                }                                                                                              \
+            }                                                                                                  \
+            for (int r = 0; r < ROWS && i0 + r < n; r++) {                                                     \
+                for (long c = c0; c < cend; c++) {                                                             \
+                    lanes16 a = acc[r][c - c0][0];                                                             \
+                    const float *mc = m + c * d;                                                               \
+                    for (long j = full; j < d; j++) a[j - full] = __builtin_fmaf(rows[r][j], mc[j], a[j - full]); \
+                    lanes8 h = a.lo + a.hi;                                                                    \
+                    lanes4 q = h.lo + h.hi;                                                                    \
+                    lanes2 p = q.lo + q.hi;                                                                    \
+                    out[(i0 + r) * k + c] = p.x + p.y;                                                         \
+                }                                                                                              \
+            }                                                                                                  \
+        }                                                                                                      \
+    }
+
+__attribute__((target("avx512f")))
+static void row_dots_avx512(const float *x, long n, long d, const float *m, long k, float *out) { ROW_DOTS_BODY }
+
+__attribute__((target("avx2,fma")))
+static void row_dots_avx2(const float *x, long n, long d, const float *m, long k, float *out) { ROW_DOTS_BODY }
+
+static void row_dots_portable(const float *x, long n, long d, const float *m, long k, float *out) { ROW_DOTS_BODY }
+
+int brickyard_row_dots_path(void) {
+    static int cached = -1;
+    if (cached < 0) {
+        int level = brickyard_cpu_level();
+        cached = (level & BRICKYARD_CPU_AVX512) ? 2 : (level & BRICKYARD_CPU_AVX2_FMA) ? 1 : 0;
+    }
+    return cached;
+}
+
+void brickyard_row_dots_on_path(int path, const float *x, long n, long d, const float *m, long k, float *out) {
+    if (n <= 0 || k <= 0) return;
+    if (path > brickyard_row_dots_path()) path = brickyard_row_dots_path();
+    switch (path) {
+    case 2: row_dots_avx512(x, n, d, m, k, out); break;
+    case 1: row_dots_avx2(x, n, d, m, k, out); break;
+    default: row_dots_portable(x, n, d, m, k, out); break;
+    }
+}
+
+void brickyard_row_dots(const float *x, long n, long d, const float *m, long k, float *out) {
+    brickyard_row_dots_on_path(brickyard_row_dots_path(), x, n, d, m, k, out);
+}

@@ -1,0 +1,76 @@
+import Foundation
+import Testing
+@testable import Kernels
+
+/// The k-means row products: the arithmetic csimd.h promises (16 lanes of fused multiply-adds, pairwise
+/// reduction), the same bits on every CPU path this machine has, and close to the Double dot product.
+@Suite struct RowDotsTests {
+    /// csimd.h's order, written out with Foundation's correctly rounded fma.
+    static func reference(_ x: ArraySlice<Float>, _ m: ArraySlice<Float>) -> Float {
+        var lanes = [Float](repeating: 0, count: 16)
+        for (j, (a, b)) in zip(x, m).enumerated() { lanes[j % 16] = fmaf(a, b, lanes[j % 16]) }
+        var width = 8
+        while width >= 1 {
+            for l in 0..<width { lanes[l] = lanes[l] + lanes[l + width] }
+            width /= 2
+        }
+        return lanes[0]
+    }
+
+    static func products(path: Int?, x: [Float], n: Int, d: Int, m: [Float], k: Int) -> [Float] {
+        var out = [Float](repeating: .nan, count: n * k)
+        x.withUnsafeBufferPointer { xp in
+            m.withUnsafeBufferPointer { mp in
+                out.withUnsafeMutableBufferPointer { op in
+                    if let path {
+                        RowDots.compute(onPath: path, xp.baseAddress!, rows: n, dimension: d, centroids: mp.baseAddress!,
+                                        count: k, into: op.baseAddress!)
+                    } else {
+                        RowDots.compute(xp.baseAddress!, rows: n, dimension: d, centroids: mp.baseAddress!, count: k,
+                                        into: op.baseAddress!)
+                    }
+                }
+            }
+        }
+        return out
+    }
+
+    @Test("products follow the documented order exactly, for row and centroid counts off the 4 × 2 blocking and tails",
+          arguments: [(n: 1, d: 1, k: 1), (n: 7, d: 37, k: 3), (n: 9, d: 1043, k: 17), (n: 4, d: 512, k: 2), (n: 5, d: 16, k: 33)])
+    func matchesReferenceBits(shape: (n: Int, d: Int, k: Int)) {
+        let (n, d, k) = shape
+        let x = TestData.gaussian(n * d, seed: 3), m = TestData.gaussian(k * d, seed: 4)
+        let out = Self.products(path: nil, x: x, n: n, d: d, m: m, k: k)
+        for i in 0..<n {
+            for c in 0..<k {
+                let expected = Self.reference(x[(i * d)..<((i + 1) * d)], m[(c * d)..<((c + 1) * d)])
+                #expect(out[i * k + c].bitPattern == expected.bitPattern, "row \(i) centroid \(c)")
+                var exact = 0.0
+                for j in 0..<d { exact += Double(x[i * d + j]) * Double(m[c * d + j]) }
+                #expect(abs(Double(out[i * k + c]) - exact) <= 1e-5 * Double(d).squareRoot() * 4)
+            }
+        }
+    }
+
+    @Test("every CPU path available here gives the same bits (AVX-512, AVX2 + FMA, portable C)")
+    func pathsAgree() {
+        let n = 11, d = 2061, k = 5
+        let x = TestData.gaussian(n * d, seed: 7), m = TestData.gaussian(k * d, seed: 8)
+        let best = Self.products(path: RowDots.path, x: x, n: n, d: d, m: m, k: k)
+        for path in 0...RowDots.path {
+            #expect(Self.products(path: path, x: x, n: n, d: d, m: m, k: k).map(\.bitPattern) == best.map(\.bitPattern),
+                    "path \(path)")
+        }
+    }
+
+    @Test("a row's products do not depend on which rows it is computed with")
+    func rowsAreIndependent() {
+        let n = 10, d = 700, k = 3
+        let x = TestData.gaussian(n * d, seed: 9), m = TestData.gaussian(k * d, seed: 10)
+        let all = Self.products(path: nil, x: x, n: n, d: d, m: m, k: k)
+        for start in [0, 3, 7] {
+            let part = Self.products(path: nil, x: Array(x[(start * d)..<(n * d)]), n: n - start, d: d, m: m, k: k)
+            #expect(part.map(\.bitPattern) == Array(all[(start * k)...]).map(\.bitPattern))
+        }
+    }
+}
