@@ -37,7 +37,7 @@ def setup_lines(run: dict) -> List[str]:
         f"Tiny Llama ({b['layers']} layers, hidden {b['hidden']}) pretrained (seed {b['seed']}, {b['steps']} steps) "
         f"on copying the digits after *every* task word (`cpy` and {', '.join(suite.TASK_NAMES)}), so the base "
         "copies whatever the task. One rank-8 PEFT LoRA per task (seed 0; LoRAs on q,k,v,o,gate,up,down, alpha 2r), "
-        f"trained **gated**: each batch mixes 32 task examples with {g['replay_batch']} replayed prompts of the other "
+        f"trained **gated** (400 AdamW steps, lr 5e-3, torch seed 1000 + LoRA seed): each batch mixes 32 task examples with {g['replay_batch']} replayed prompts of the other "
         f"tasks and of `cpy` ({g['replay_per_task']} per task, a split of their own) whose targets are the base's own "
         f"greedy answers (LoRA-output penalty weight {g['gate']}), so each LoRA changes the model only after its task "
         f"word (scripts/tasksuite/replay.py, lora.py). Soup: {suite.SOUP_TASK} LoRAs of seeds {suite.SOUP_SEEDS}; "
