@@ -31,7 +31,7 @@ public enum ModuleMerger {
             return input
         }
         switch spec.method {
-        case .cat: result = try CatMerge.merge(try input())
+        case .cat: result = try CatMerge.merge(source)
         case .linear: result = try LinearMerge.merge(try input())
         case .svd: result = try SVDMerge.merge(try input(), rank: spec.rank, seed: seed, wantQuality: spec.report != .minimal)
         case .lego: result = try LegoMerge.merge(source, rank: spec.rank, options: spec.lego, seed: seed)
