@@ -18,10 +18,21 @@ public enum AtomicFile {
     /// Writes `bytes` to `path` atomically. `mode` is the file's exact permission bits (not filtered by the
     /// umask), set before any byte is written: 0o600 keeps key material unreadable to others throughout.
     public static func write(_ bytes: [UInt8], to path: String, mode: mode_t = 0o644) throws {
+        try write(to: path, mode: mode) { append in try bytes.withUnsafeBytes(append) }
+    }
+
+    /// The same for a file given in pieces: `produce` calls `append` with each piece in order (no concatenation,
+    /// so a large body is written from where it lies).
+    public static func write(to path: String, mode: mode_t = 0o644,
+                             produce: (_ append: (UnsafeRawBufferPointer) throws -> Void) throws -> Void) throws {
         let temporary = temporaryPath(for: path)
         let fd = try openForWriting(temporary, mode: mode)
         do {
-            try bytes.withUnsafeBytes { try writeAll(fd: fd, $0, at: 0, path: temporary) }
+            var offset = 0
+            try produce { piece in
+                try writeAll(fd: fd, piece, at: offset, path: temporary)
+                offset += piece.count
+            }
             try sync(fd: fd, path: temporary)
             close(fd)
         } catch {

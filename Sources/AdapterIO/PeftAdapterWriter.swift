@@ -119,6 +119,14 @@ public final class PeftAdapterWriter {
         try tensors.write(name + ".lora_B.weight", b)
     }
 
+    /// Writes one module from little-endian Float32 bytes (A [rank, in] and B [out, rank], row-major, any
+    /// alignment): F32 output is written straight from them (`SafetensorsWriter.write(_:float32Bytes:)`).
+    public func write(module name: String, aFloat32Bytes a: UnsafeRawBufferPointer, bFloat32Bytes b: UnsafeRawBufferPointer) throws {
+        guard modules[name] != nil else { throw AdapterIOError(.badArgument, path: directory, "module \(name) was not declared") }
+        try tensors.write(name + ".lora_A.weight", float32Bytes: a)
+        try tensors.write(name + ".lora_B.weight", float32Bytes: b)
+    }
+
     public func write(module name: String, a: [Float], b: [Float]) throws {
         try a.withUnsafeBufferPointer { a in try b.withUnsafeBufferPointer { b in try write(module: name, a: a, b: b) } }
     }

@@ -106,6 +106,42 @@ public final class SafetensorsWriter {
         written.insert(name)
     }
 
+    /// Writes a tensor given as little-endian Float32 bytes at any alignment (for example a slice of a mapped
+    /// checkpoint record): an F32 tensor is written from them directly, with no copy in this process; other dtypes
+    /// are converted in bounded chunks.
+    public func write(_ name: String, float32Bytes bytes: UnsafeRawBufferPointer) throws {
+        guard let slot = slots[name] else { throw AdapterIOError(.badArgument, path: path, "tensor \(name) was not declared") }
+        guard !written.contains(name) else { throw AdapterIOError(.badArgument, path: path, "tensor \(name) written twice") }
+        guard bytes.count == 4 * slot.declaration.elementCount else {
+            throw AdapterIOError(.badArgument, path: path, "tensor \(name): \(bytes.count) bytes given, shape \(slot.declaration.shape) of F32 needs \(4 * slot.declaration.elementCount)")
+        }
+        #if _endian(little)
+        if slot.declaration.dtype == .f32 {
+            try AtomicFile.writeAll(fd: fd, bytes, at: dataOffset + slot.offset, path: temporaryPath)
+            written.insert(name)
+            return
+        }
+        #endif
+        let chunkElements = 1 << 18
+        let count = slot.declaration.elementCount
+        let byteSize = slot.declaration.dtype.byteSize
+        let floats = UnsafeMutableBufferPointer<Float>.allocate(capacity: min(count, chunkElements) + 1)
+        let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: (min(count, chunkElements) + 1) * byteSize, alignment: 16)
+        defer { floats.deallocate(); buffer.deallocate() }
+        var start = 0
+        while start < count {
+            let end = min(start + chunkElements, count)
+            FloatConversion.decode(UnsafeRawBufferPointer(rebasing: bytes[(4 * start)..<(4 * end)]), dtype: .f32,
+                                   into: UnsafeMutableBufferPointer(rebasing: floats[0..<(end - start)]))
+            FloatConversion.encode(UnsafeBufferPointer(rebasing: floats[0..<(end - start)]), as: slot.declaration.dtype,
+                                   into: buffer)
+            try AtomicFile.writeAll(fd: fd, UnsafeRawBufferPointer(rebasing: buffer[0..<((end - start) * byteSize)]),
+                                    at: dataOffset + slot.offset + start * byteSize, path: temporaryPath)
+            start = end
+        }
+        written.insert(name)
+    }
+
     public func write(_ name: String, _ values: [Float]) throws {
         try values.withUnsafeBufferPointer { try write(name, $0) }
     }

@@ -97,12 +97,29 @@ enum MergeSummary {
             ("adapters", "\(report.job.adapters.count)"),
             ("modules", "\(report.totals.modules)"),
             ("output rank", rankText),
-            ("mean relative error", String(format: "%.3e", report.totals.meanRelativeError)),
+            ("mean relative error", String(format: "%.3e", report.totals.meanRelativeError)
+                + estimated(report.modules.compactMap(\.relativeErrorStderr), of: report.modules.count)),
             ("max relative error", String(format: "%.3e", report.totals.maxRelativeError)),
-        ] + (floors.isEmpty ? [] : [("mean SVD floor", String(format: "%.3e", floors.reduce(0, +) / Double(floors.count)))])
+        ] + (floors.isEmpty ? [] : [("mean SVD floor", String(format: "%.3e", floors.reduce(0, +) / Double(floors.count))
+                                      + estimated(report.modules.compactMap(\.svdFloorStderr), of: floors.count))])
           + [("time", String(format: "%.2f s", report.totals.wallSeconds))]
         let width = rows.map(\.0.count).max() ?? 0
+        if report.modules.contains(where: { $0.qualityEstimated == true }) {
+            return (rows + [("quality", "estimated where exact did not fit ¼ of the merge (report: exact forces it)")])
+                .map { $0.0.padding(toLength: max(width, 7), withPad: " ", startingAt: 0) + "  " + $0.1 }
+                .joined(separator: "\n")
+        }
         return rows.map { $0.0.padding(toLength: width, withPad: " ", startingAt: 0) + "  " + $0.1 }.joined(separator: "\n")
+    }
+}
+
+extension MergeSummary {
+    /// " (estimated ±x)" for a mean over `count` modules of which these carry standard errors (independent
+    /// estimates: the mean's error is √Σse²/count); empty when none is estimated.
+    static func estimated(_ errors: [Double], of count: Int) -> String {
+        guard !errors.isEmpty, count > 0 else { return "" }
+        let spread = errors.reduce(0.0) { $0 + $1 * $1 }.squareRoot() / Double(count)
+        return String(format: " (estimated ±%.1e)", spread)
     }
 }
 

@@ -41,18 +41,39 @@ public struct CheckpointRecord: Sendable {
     }
 
     public func encoded() throws -> [UInt8] {
-        let headerJSON = try CanonicalJSON.encode(header)
-        var bytes = Self.magic
-        bytes.reserveCapacity(bytes.count + 4 + headerJSON.count + body.count + 32)
-        appendLittleEndian(UInt32(headerJSON.count), to: &bytes)
-        bytes.append(contentsOf: headerJSON)
-        bytes.append(contentsOf: body)
-        bytes.append(contentsOf: SHA256.hash(bytes))
+        var bytes: [UInt8] = []
+        bytes.reserveCapacity(Self.magic.count + 4 + 512 + body.count + 32)
+        try write { bytes.append(contentsOf: $0) }
         return bytes
+    }
+
+    /// Hands the record's bytes to `append` in order (magic, header, body, digest) without concatenating them, so
+    /// a large body is written from where it lies, hashed on the way.
+    public func write(_ append: (UnsafeRawBufferPointer) throws -> Void) throws {
+        let headerJSON = try CanonicalJSON.encode(header)
+        var prefix = Self.magic
+        appendLittleEndian(UInt32(headerJSON.count), to: &prefix)
+        prefix.append(contentsOf: headerJSON)
+        var hasher = SHA256()
+        prefix.withUnsafeBytes { hasher.update(raw: $0) }
+        body.withUnsafeBytes { hasher.update(raw: $0) }
+        let digest = hasher.finalize()
+        try prefix.withUnsafeBytes(append)
+        try body.withUnsafeBytes(append)
+        try digest.withUnsafeBytes(append)
     }
 
     /// Parses and verifies a record read from `path` (used only in error messages).
     public static func decode(_ bytes: [UInt8], path: String) throws -> CheckpointRecord {
+        try bytes.withUnsafeBytes { raw in
+            let (header, body) = try verify(raw, path: path)
+            return CheckpointRecord(header: header, body: Array(raw[body]))
+        }
+    }
+
+    /// Verifies a record in place (e.g. mapped from its file): the digest over everything before it, then the
+    /// header; returns the header and the body's byte range within `bytes`.
+    public static func verify(_ bytes: UnsafeRawBufferPointer, path: String) throws -> (header: CheckpointRecordHeader, body: Range<Int>) {
         let minimum = magic.count + 4 + 32
         guard bytes.count >= minimum else {
             throw CoordinatorError(.corruptRecord, "\(path): truncated checkpoint record (\(bytes.count) bytes)")
@@ -61,7 +82,9 @@ public struct CheckpointRecord: Sendable {
             throw CoordinatorError(.corruptRecord, "\(path): not a checkpoint record (bad magic)")
         }
         let digestStart = bytes.count - 32
-        guard SHA256.hash(bytes[0..<digestStart]) == Array(bytes[digestStart...]) else {
+        var hasher = SHA256()
+        hasher.update(raw: UnsafeRawBufferPointer(rebasing: bytes[0..<digestStart]))
+        guard hasher.finalize() == Array(bytes[digestStart...]) else {
             throw CoordinatorError(.corruptRecord, "\(path): checksum mismatch (truncated or corrupted record)")
         }
         var headerLength = 0
@@ -76,12 +99,12 @@ public struct CheckpointRecord: Sendable {
         } catch {
             throw CoordinatorError(.corruptRecord, "\(path): unreadable record header: \(error)")
         }
-        let body = Array(bytes[(headerStart + headerLength)..<digestStart])
+        let body = (headerStart + headerLength)..<digestStart
         guard body.count == header.bodyBytes, body.count == header.expectedBodyBytes else {
             throw CoordinatorError(.corruptRecord,
                 "\(path): body is \(body.count) bytes, header says \(header.bodyBytes), shape [\(header.outFeatures)x\(header.rank)]+[\(header.rank)x\(header.inFeatures)] needs \(header.expectedBodyBytes)")
         }
-        return CheckpointRecord(header: header, body: body)
+        return (header, body)
     }
 
     private func appendLittleEndian(_ value: UInt32, to bytes: inout [UInt8]) {

@@ -65,7 +65,32 @@ public final class CheckpointStore: @unchecked Sendable {
     }
 
     public func write(_ record: CheckpointRecord, index: Int) throws {
-        try Self.durableWrite(try record.encoded(), to: recordPath(index: index, key: record.header.key))
+        do {
+            try AtomicFile.write(to: recordPath(index: index, key: record.header.key)) { append in try record.write(append) }
+        } catch let error as CoordinatorError {
+            throw error
+        } catch {
+            throw CoordinatorError(.io, "\(error)")
+        }
+    }
+
+    /// Maps one record, verifies it against the plan's expectations (digest, key, shape) and hands its header and
+    /// body bytes (B' then A', little-endian Float32, in place in the mapping) to `body`; nil if absent.
+    public func withRecord<R>(index: Int, key: TaskKey, outFeatures: Int, inFeatures: Int,
+                              _ body: (CheckpointRecordHeader, UnsafeRawBufferPointer) throws -> R) throws -> R? {
+        let path = recordPath(index: index, key: key)
+        guard FileManager.default.fileExists(atPath: path) else { return nil }
+        let file: MappedFile
+        do {
+            file = try MappedFile(path: path)
+        } catch {
+            throw CoordinatorError(.io, "\(path): cannot map checkpoint record: \(error)")
+        }
+        return try file.withBytes { raw in
+            let (header, range) = try CheckpointRecord.verify(raw, path: path)
+            try Self.check(header, path: path, key: key, outFeatures: outFeatures, inFeatures: inFeatures)
+            return try body(header, UnsafeRawBufferPointer(rebasing: raw[range]))
+        }
     }
 
     /// The k-means state file of a split module (its last reduced round).
@@ -110,7 +135,12 @@ public final class CheckpointStore: @unchecked Sendable {
         let path = recordPath(index: index, key: key)
         guard let bytes = try Self.readIfPresent(path) else { return nil }
         let record = try CheckpointRecord.decode(bytes, path: path)
-        let header = record.header
+        try Self.check(record.header, path: path, key: key, outFeatures: outFeatures, inFeatures: inFeatures)
+        return record
+    }
+
+    private static func check(_ header: CheckpointRecordHeader, path: String, key: TaskKey, outFeatures: Int,
+                              inFeatures: Int) throws {
         guard header.key == key else {
             throw CoordinatorError(.corruptRecord, "\(path): record is for \(header.key), plan expects \(key)")
         }
@@ -118,7 +148,6 @@ public final class CheckpointStore: @unchecked Sendable {
             throw CoordinatorError(.corruptRecord,
                 "\(path): record shape out=\(header.outFeatures) in=\(header.inFeatures) does not match plan out=\(outFeatures) in=\(inFeatures) for \(key)")
         }
-        return record
     }
 
     /// Verifies every existing record of `tasks` (plan order); returns the headers of the good ones by index.

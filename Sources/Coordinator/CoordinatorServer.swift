@@ -477,6 +477,7 @@ public final class CoordinatorServer {
         logger.info("split module done", metadata: ["module": "\(module.name)", "rounds": "\(split.round(of: index))",
                                                     "iterations": "\(outcome.iterations)", "rank": "\(result.rank)",
                                                     "restart": "\(outcome.restart)",
+                                                    "first_center_s": "\(String(format: "%.2f", kinds.firstCenter))",
                                                     "seeding_s": "\(String(format: "%.2f", kinds.seeding))",
                                                     "lloyd_s": "\(String(format: "%.2f", kinds.lloyd))",
                                                     "statistics_s": "\(String(format: "%.2f", kinds.statistics))"])

@@ -84,8 +84,9 @@ public enum DistributedMerge {
         return DistributedMergeOutcome(report: report, resumed: summary.resumed, retries: summary.retries)
     }
 
-    /// Writes the output from the checkpoint: every record is read and verified again as it is streamed to
-    /// the writer, so a record damaged after it was written cannot reach the output.
+    /// Writes the output from the checkpoint: every record is mapped and verified again as it is streamed to
+    /// the writer (Float32 output straight from the mapping), so a record damaged after it was written cannot
+    /// reach the output.
     static func assemble(plan: MergePlan, store: CheckpointStore, headers: [Int: CheckpointRecordHeader],
                          summary: ServeSummary, outputDirectory: String, overwrite: Bool,
                          wallSeconds: Double) throws -> MergeReport {
@@ -106,15 +107,19 @@ public enum DistributedMerge {
         report.runtime = MergeReport.Runtime(resumedModules: summary.resumed, computedModules: summary.computed,
                                              retries: summary.retries)
         if !summary.resumedRounds.isEmpty { report.runtime?.resumedRounds = summary.resumedRounds }
-        try OutputAssembler.assemble(plan: plan, to: outputDirectory, overwrite: overwrite, modules: declared, report: report) { write in
+        try OutputAssembler.assemble(plan: plan, to: outputDirectory, overwrite: overwrite, modules: declared,
+                                     report: report) { sink in
             for (index, module) in plan.modules.enumerated() {
-                guard let record = try store.read(index: index, key: TaskKey(module: module.name),
-                                                  outFeatures: module.outFeatures, inFeatures: module.inFeatures) else {
-                    throw CoordinatorError(.corruptRecord, "\(store.recordPath(index: index, key: TaskKey(module: module.name))): record vanished before assembly")
+                let key = TaskKey(module: module.name)
+                // Mapped, verified, and written from the mapping: no decoding, no copy of the body here.
+                let written: Void? = try store.withRecord(index: index, key: key, outFeatures: module.outFeatures,
+                                                          inFeatures: module.inFeatures) { header, body in
+                    try sink.write(name: module.name, rank: header.rank, outFeatures: module.outFeatures,
+                                   inFeatures: module.inFeatures, body: body)
                 }
-                try write(try ResultBody.decode(record.body, name: module.name, outFeatures: module.outFeatures,
-                                                inFeatures: module.inFeatures, rank: record.header.rank,
-                                                stats: record.header.stats))
+                guard written != nil else {
+                    throw CoordinatorError(.corruptRecord, "\(store.recordPath(index: index, key: key)): record vanished before assembly")
+                }
             }
         }
         return report

@@ -14,6 +14,9 @@ public struct SHA256 {
 
     public mutating func update(_ string: String) { update(Array(string.utf8)) }
 
+    /// Bytes in place (e.g. a mapped file), never copied.
+    public mutating func update(raw bytes: UnsafeRawBufferPointer) { hasher.update(bufferPointer: bytes) }
+
     public mutating func finalize() -> [UInt8] { Array(hasher.finalize()) }
 
     public static func hash<Bytes: Collection>(_ bytes: Bytes) -> [UInt8] where Bytes.Element == UInt8 {

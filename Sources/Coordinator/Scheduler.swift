@@ -181,7 +181,9 @@ public struct Scheduler: Sendable {
     // MARK: tasks
 
     /// Hands queued tasks to idle workers in join order: each takes the lowest queued block it holds, else the
-    /// lowest task nobody alive holds, else steals the lowest block of a worker with two or more waiting.
+    /// lowest task nobody alive holds, else steals the lowest block of a worker with two or more *distinct* blocks
+    /// waiting (a split module's restarts queue several tasks of one block: those stay with its holder, which has
+    /// the block loaded, instead of making a second worker load it).
     public mutating func dispatch() -> [Assignment] {
         guard failure == nil, !draining else { return [] }
         var assignments: [Assignment] = []
@@ -207,9 +209,9 @@ public struct Scheduler: Sendable {
         }
         if let own = queue.firstIndex(where: { holder($0) == peer }) { return own }
         if let free = queue.firstIndex(where: { holder($0) == nil }) { return free }
-        var waiting: [PeerID: Int] = [:]
-        for index in queue { if let holder = holder(index) { waiting[holder, default: 0] += 1 } }
-        return queue.firstIndex { index in holder(index).map { (waiting[$0] ?? 0) >= 2 } ?? false }
+        var waiting: [PeerID: Set<TaskKey>] = [:]
+        for index in queue { if let holder = holder(index) { waiting[holder, default: []].insert(tasks[index]) } }
+        return queue.firstIndex { index in holder(index).map { (waiting[$0]?.count ?? 0) >= 2 } ?? false }
     }
 
     /// Checks that `peer` currently holds (taskID, attempt): the gate for every result chunk.

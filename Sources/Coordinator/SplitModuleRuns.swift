@@ -27,9 +27,10 @@ struct SplitModuleRuns {
         /// Units (Σ ranks) per block: bounds a partial's size.
         let blockUnits: [Int]
         var seconds = 0.0
-        /// Task seconds of seeding rounds (first center, oversampling, candidate weights), of Lloyd rounds and of the
-        /// final statistics round, summed over blocks and restarts (logged when the module finishes).
-        var seedingSeconds = 0.0, lloydSeconds = 0.0, statisticsSeconds = 0.0
+        /// Task seconds of first-center rounds (where workers load their blocks), of the other seeding rounds
+        /// (oversampling, candidate weights), of Lloyd rounds and of the statistics and quality rounds, summed over
+        /// blocks and restarts (logged when the module finishes).
+        var firstCenterSeconds = 0.0, seedingSeconds = 0.0, lloydSeconds = 0.0, statisticsSeconds = 0.0
         /// Rounds reduced (over all tracks) when this run resumed from a checkpoint (nil: started from the start).
         var resumedAtRound: Int?
     }
@@ -157,7 +158,8 @@ struct SplitModuleRuns {
         round.partials[block] = partial
         run.seconds += seconds
         switch partial.kind {
-        case .firstCenter, .oversample, .candidateWeights: run.seedingSeconds += seconds
+        case .firstCenter: run.firstCenterSeconds += seconds
+        case .oversample, .candidateWeights: run.seedingSeconds += seconds
         case .lloyd: run.lloydSeconds += seconds
         case .reweight: run.statisticsSeconds += seconds
         }
@@ -182,8 +184,8 @@ struct SplitModuleRuns {
     func round(of module: Int) -> Int { runs[module]?.kmeans.round ?? 0 }
 
     /// Task seconds by kind of round, for the log line of a finished module.
-    func secondsByKind(of module: Int) -> (seeding: Double, lloyd: Double, statistics: Double) {
-        guard let run = runs[module] else { return (0, 0, 0) }
-        return (run.seedingSeconds, run.lloydSeconds, run.statisticsSeconds)
+    func secondsByKind(of module: Int) -> (firstCenter: Double, seeding: Double, lloyd: Double, statistics: Double) {
+        guard let run = runs[module] else { return (0, 0, 0, 0) }
+        return (run.firstCenterSeconds, run.seedingSeconds, run.lloydSeconds, run.statisticsSeconds)
     }
 }

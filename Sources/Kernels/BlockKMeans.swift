@@ -364,6 +364,8 @@ public enum BlockKMeans {
     }
 
     /// For every unit (in order): its nearest center (ties: lowest index), the sign-invariant distance and the dot.
+    /// The products come from `RowDots` (reads the rows once, no packing; its bits do not depend on the CPU path),
+    /// as Lloyd's do.
     static func forEachNearest(_ block: UnitBlock, centers: [Float], centerCount m: Int,
                                _ body: (_ unit: Int, _ center: Int, _ distance: Double, _ dot: Float) -> Void) {
         let dim = block.dimension
@@ -376,7 +378,7 @@ public enum BlockKMeans {
                 centers.withUnsafeBufferPointer { c in
                     dots.withUnsafeMutableBufferPointer { p in
                         guard let x = x.baseAddress, let c = c.baseAddress, let p = p.baseAddress else { return }
-                        BLAS.gemm(.none, .transpose, m: rows, n: m, k: dim, a: x + start * dim, b: c, c: p)
+                        RowDots.compute(x + start * dim, rows: rows, dimension: dim, centroids: c, count: m, into: p)
                     }
                 }
             }

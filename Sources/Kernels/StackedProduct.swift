@@ -7,9 +7,10 @@ public enum ProductRoute: String, Sendable, CaseIterable, Codable {
     /// Householder QR of both factors and the top triplets of the small core (`FactoredProduct`): exact,
     /// cost ~2·R·(out·min(out, R) + in·min(in, R)), quadratic in the stacked rank R.
     case factored
-    /// Randomized subspace iteration on the operator `v ↦ X (Y v)` (T never formed) with a Rayleigh–Ritz step
-    /// per iteration until the top-k residuals converge: each iteration 4·ℓ·R·(out + in) flops, linear in R.
-    case subspace
+    /// Randomized block Krylov on the operator `v ↦ X (Y v)` (T never formed), Rayleigh–Ritz on the whole Krylov
+    /// basis, stopped when the result's relative error is within `StackedProduct.krylovTolerance` of the floor:
+    /// each step 4·b·R·(out + in) flops, linear in R.
+    case krylov
     /// T formed one block of its long side at a time, its Gram on the short side accumulated in Double, then
     /// the top-k eigenpairs of that Gram (`dsyevr`): exact, 2·out·in·R flops, linear in R.
     case denseGram = "dense_gram"
@@ -24,11 +25,12 @@ public struct ProductCostModel: Sendable, Equatable {
     public var inner: Int
     /// Wanted triplets k.
     public var rank: Int
-    /// Whether ‖T‖_F is needed too (for the SVD floor): the subspace route then adds one dense pass.
+    /// Whether ‖T‖_F must be exact (`report: exact`): the Krylov route then adds one dense pass.
     public var wantNorm: Bool
 
-    /// Iterations the subspace route is budgeted for when routes are compared (the real count is data-driven).
-    public static let subspaceIterationsEstimate = 12
+    /// Block steps the Krylov route is budgeted for when routes are compared (the real count is data-driven;
+    /// 4–8 on the pools measured in bench/results/scale.md).
+    public static let krylovStepsEstimate = 8
     static let doubleFactor = 2.0
 
     public init(rows: Int, cols: Int, inner: Int, rank: Int, wantNorm: Bool) {
@@ -39,17 +41,21 @@ public struct ProductCostModel: Sendable, Equatable {
         self.wantNorm = wantNorm
     }
 
-    /// Width ℓ of the subspace iteration's block: 2k + 16 (convergence goes as (σ_{ℓ+1}/σ_k)² per iteration, and
-    /// on the Recycling pool σ_33/σ_16 = 0.92 took 50 iterations at ℓ = 32), at most the rank bound.
-    public var subspaceWidth: Int { min(2 * rank + 16, min(rows, cols, inner)) }
+    /// Block width b of the Krylov route: k + max(8, k/2) (block ≥ k gives the gap-independent guarantee; the
+    /// extra columns speed up the top-k values), at most the rank bound.
+    public var krylovWidth: Int { min(rank + max(8, rank / 2), min(rows, cols, inner)) }
 
     /// One dense pass forming T: 2·out·in·R.
     public var densePass: Double { 2 * Double(rows) * Double(cols) * Double(inner) }
 
-    /// Modelled flops of one subspace iteration (two operator applications and two thin QRs).
-    public var subspaceIteration: Double {
-        let l = Double(subspaceWidth), sides = Double(rows + cols)
-        return 4 * l * Double(inner) * sides + 4 * l * l * sides
+    /// One operator application of width w (T·V or Tᵀ·U): 2·w·R·(out + in).
+    public func application(width: Int) -> Double { 2 * Double(width) * Double(inner) * Double(rows + cols) }
+
+    /// Modelled flops of block Krylov step j (1-based): Tᵀ Q_j and T W_j, Gram–Schmidt against the j·b basis
+    /// (three passes), and the thin QR of the j·b wide W for Rayleigh–Ritz.
+    public func krylovStep(_ j: Int) -> Double {
+        let b = Double(krylovWidth), m = Double(j) * b
+        return 2 * application(width: krylovWidth) + 12 * Double(rows) * m * b + 4 * Double(cols) * m * m
     }
 
     public func cost(_ route: ProductRoute) -> Double {
@@ -62,43 +68,62 @@ public struct ProductCostModel: Sendable, Equatable {
             let gram = p * p * max(m, n) * Self.doubleFactor
             let eigen = 4.0 / 3.0 * p * p * p * Self.doubleFactor
             return qrs + core + gram + eigen
-        case .subspace:
-            let iterations = Double(Self.subspaceIterationsEstimate + 1)
-            return iterations * subspaceIteration + (wantNorm ? densePass : 0)
+        case .krylov:
+            let steps = (1...Self.krylovStepsEstimate).reduce(0.0) { $0 + krylovStep($1) }
+            return application(width: krylovWidth) + steps + (wantNorm ? densePass : 0)
         case .denseGram:
             let p = Double(min(rows, cols)), q = Double(max(rows, cols))
             return densePass + p * p * q + 4.0 / 3.0 * p * p * p * Self.doubleFactor
         }
     }
 
-    /// The cheapest exact route (factored or dense Gram): the subspace route's fallback.
+    /// The cheapest exact route (factored or dense Gram): the Krylov route's fallback.
     public var cheapestExact: ProductRoute { cost(.factored) <= cost(.denseGram) ? .factored : .denseGram }
 
     /// The cheapest route; ties go to the exact ones.
     public var cheapest: ProductRoute {
         let exact = cheapestExact
-        return cost(.subspace) < cost(exact) ? .subspace : exact
+        return cost(.krylov) < cost(exact) ? .krylov : exact
     }
 
-    /// Iterations the subspace route may run before it falls back to the cheapest exact route: as many as that
-    /// route would cost (so a slowly converging spectrum costs at most about twice the exact route), at least 8.
-    public var subspaceIterationLimit: Int {
-        let budget = cost(cheapestExact) - (wantNorm ? densePass : 0)
-        return max(8, Int(budget / max(subspaceIteration, 1)))
+    /// Steps the Krylov route may run before it falls back to the cheapest exact route: as many as that route
+    /// would cost (so a spectrum that will not settle costs at most about twice the exact route), at least 6.
+    public var krylovStepLimit: Int {
+        let budget = cost(cheapestExact) - application(width: krylovWidth) - (wantNorm ? densePass : 0)
+        var spent = 0.0, steps = 0
+        while steps < 1000, spent + krylovStep(steps + 1) <= budget {
+            steps += 1
+            spent += krylovStep(steps)
+        }
+        return max(6, steps)
     }
 }
 
 /// What a stacked truncation produced.
 public struct StackedTruncation: Sendable {
     public var svd: TruncatedSVD
-    /// Whether ‖T‖_F (and so the floor in `svd`) was computed: true on the exact routes, false on the subspace
-    /// route (its caller measures ‖T‖ and the error in one dense pass, `denseNorms`).
+    /// Whether ‖T‖_F (and so the floor in `svd`) was computed exactly: true on the exact routes, false on the
+    /// Krylov route (its caller measures or estimates ‖T‖: `ModuleQuality`).
     public var hasNorm: Bool
     public var route: ProductRoute
-    /// Subspace iterations run (0 on the exact routes); set also when the route fell back.
+    /// Krylov steps run (0 on the exact routes); set also when the route fell back.
     public var iterations: Int
-    /// The subspace route did not converge within its budget and the exact route ran instead.
+    /// The Krylov route did not settle within its budget and the exact route ran instead.
     public var fellBack: Bool
+    /// Krylov route: ‖QᵀT‖_F² over its final left basis Q (exact part of ‖T‖²) and that basis (row-major blocks),
+    /// so the norm estimate only samples what lies outside it.
+    public var captured: KrylovCapture? = nil
+}
+
+/// The part of T a Krylov basis captured exactly (see `StackedTruncation.captured`).
+public struct KrylovCapture: Sendable {
+    public var squaredNorm: Double
+    /// Orthonormal blocks, row-major [rows, widths[j]].
+    public var basis: [[Float]]
+    public var widths: [Int]
+    /// The product the basis belongs to (its factor arrays are shared, not copied), so the quality figures need
+    /// not stack the factors again.
+    public var product: StackedProduct? = nil
 }
 
 /// `T = X · Y` held by its stacked factors: X column-major [rows, inner] (stacked LoRA B columns), Y row-major
@@ -141,8 +166,8 @@ public struct StackedProduct: Sendable {
     }
 
     /// The best rank-k approximation, balanced (√σ in each factor), signs fixed as `FactoredProduct` does.
-    /// `route` nil lets `ProductCostModel` choose (`wantNorm` tells it whether the caller will also need ‖T‖_F,
-    /// which the exact routes give for free and the subspace route leaves to one dense pass).
+    /// `route` nil lets `ProductCostModel` choose (`wantNorm`: the caller needs ‖T‖_F exactly, which the exact
+    /// routes give for free and the Krylov route leaves to one dense pass).
     public func truncatedSVD(rank k: Int, seed: UInt64, wantNorm: Bool, route: ProductRoute? = nil) throws -> StackedTruncation {
         let model = ProductCostModel(rows: rows, cols: cols, inner: inner, rank: max(k, 1), wantNorm: wantNorm)
         let chosen = route ?? model.cheapest
@@ -154,12 +179,14 @@ public struct StackedProduct: Sendable {
         case .denseGram:
             return StackedTruncation(svd: try denseGramSVD(rank: k), hasNorm: true, route: .denseGram, iterations: 0,
                                      fellBack: false)
-        case .subspace:
-            let limit = route == nil ? model.subspaceIterationLimit : max(model.subspaceIterationLimit, 200)
-            if let (svd, iterations) = try subspaceSVD(rank: k, seed: seed, maxIterations: limit) {
-                // No norm here: a caller that wants one measures ‖T‖ and its error in one dense pass.
-                return StackedTruncation(svd: svd, hasNorm: false, route: .subspace, iterations: iterations,
-                                         fellBack: false)
+        case .krylov:
+            let limit = route == nil ? model.krylovStepLimit : max(model.krylovStepLimit, 200)
+            if let outcome = try krylovSVD(rank: k, seed: seed, maxSteps: limit) {
+                return StackedTruncation(svd: outcome.svd, hasNorm: false, route: .krylov, iterations: outcome.steps,
+                                         fellBack: false,
+                                         captured: KrylovCapture(squaredNorm: outcome.capturedSquared,
+                                                                 basis: outcome.basis, widths: outcome.widths,
+                                                                 product: self))
             }
             var fallback = try truncatedSVD(rank: k, seed: seed, wantNorm: wantNorm, route: model.cheapestExact)
             fallback.iterations = limit
@@ -198,91 +225,10 @@ public struct StackedProduct: Sendable {
         return BLAS.matmul(right, middle, m: cols, n: width, k: inner, transA: .transpose)
     }
 
-    // MARK: Subspace iteration
+    // MARK: Ritz factors
 
-    /// BRICKYARD_TRACE_SUBSPACE=1 prints each iteration's residual (diagnostics for tuning; off by default).
-    static let traceIterations = getenv("BRICKYARD_TRACE_SUBSPACE") != nil
-
-    /// Residual tolerance of a Ritz pair, relative to σ_1.
-    public static let subspaceTolerance = 2e-6
-    /// Ritz values whose extrapolated remaining rise is below this (relative to σ_1) are settled: the error of
-    /// the result then exceeds the Eckart–Young floor by a relative ~1e-6 of ‖T‖² at most.
-    public static let valueTolerance = 1e-6
-    /// Settled values stop the iteration once the residuals are at most this (relative to σ_1).
-    public static let settledResidual = 1e-4
-
-    /// Randomized subspace iteration with Rayleigh–Ritz (Halko, Martinsson & Tropp 2011, alg. 4.4 + 5.1):
-    /// Q = orth(T Ω); each iteration W = Tᵀ Q = Q_W R_W, the SVD of the small R_Wᵀ = U Σ Vᵀ gives Ritz triplets
-    /// (Q U, Σ, Q_W V), and Z = T (Q_W V) their residuals ‖Z_i − σ_i u_i‖. Stops when the top-k residuals are at
-    /// most `subspaceTolerance`·σ_1, or stagnate at Float rounding (no 30 % drop twice running, below 1e-4·σ_1);
-    /// nil when `maxIterations` pass first. Ω is Gaussian from `seed`; every step is a fixed sequence of
-    /// single-threaded BLAS calls, so the result is a function of (factors, k, seed).
-    func subspaceSVD(rank k: Int, seed: UInt64, maxIterations: Int) throws -> (TruncatedSVD, Int)? {
-        let bound = min(rows, cols, inner)
-        let kept = min(max(k, 0), bound)
-        guard kept > 0 else {
-            return (TruncatedSVD(rank: 0, left: [], right: [], singularValues: [], frobeniusNorm: 0, floor: 0), 0)
-        }
-        let width = ProductCostModel(rows: rows, cols: cols, inner: inner, rank: kept, wantNorm: false).subspaceWidth
-        var random = DeterministicRandom(seed: CounterRandom.streamKey(seed: seed, stream: 0x5355_4253))
-        let omega = (0..<(cols * width)).map { _ in Float(random.nextGaussian()) }
-        var q = try LinearAlgebra.thinQR(apply(omega, width: width), rows: rows, cols: width).q
-        var previous = Double.infinity
-        var stalls = 0
-        var previousValues: [Double]?
-        var previousSteps: [Double]?
-        for iteration in 1...max(1, maxIterations) {
-            let w = applyTransposed(q, width: width)
-            let (qw, rw, _) = try LinearAlgebra.thinQR(w, rows: cols, cols: width)
-            // Qᵀ T = R_Wᵀ Q_Wᵀ: SVD of the small R_Wᵀ.
-            let small = FactoredProduct.transposed(rw, rows: width, cols: width)
-            let (us, sigma, vst) = try LinearAlgebra.svd(small, rows: width, cols: width)
-            let u = BLAS.matmul(q, us, m: rows, n: width, k: width)
-            let v = BLAS.matmul(qw, vst, m: cols, n: width, k: width, transB: .transpose)
-            let z = apply(v, width: width)
-            let top = Double(sigma[0])
-            var worst = 0.0
-            for i in 0..<kept {
-                var sum = 0.0
-                for row in 0..<rows {
-                    let difference = Double(z[row * width + i]) - Double(sigma[i]) * Double(u[row * width + i])
-                    sum += difference * difference
-                }
-                worst = max(worst, sum.squareRoot())
-            }
-            let relative = top > 0 ? worst / top : 0
-            stalls = relative > 0.7 * previous ? stalls + 1 : 0
-            previous = relative
-            // Ritz values rise monotonically towards σ_i, geometrically: the remaining rise is about
-            // step·ρ/(1 − ρ) with ρ the ratio of successive steps (capped at 0.99, so slow spectra never pass).
-            let values = (0..<kept).map { Double(sigma[$0]) }
-            var valuesSettled = false
-            if let last = previousValues {
-                let steps = zip(values, last).map { abs($0 - $1) }
-                if let earlier = previousSteps {
-                    let noise = 4 * Double(Float.ulpOfOne) * top
-                    valuesSettled = zip(steps, earlier).allSatisfy { step, before in
-                        guard step > noise else { return true }
-                        let ratio = min(step / max(before, .leastNonzeroMagnitude), 0.99)
-                        return step * ratio / (1 - ratio) <= Self.valueTolerance * top
-                    }
-                }
-                previousSteps = steps
-            }
-            previousValues = values
-            if StackedProduct.traceIterations {
-                FileHandle.standardError.write(Data(("subspace iteration \(iteration) residual \(relative) settled "
-                    + "\(valuesSettled) sigma1 \(top) sigmak \(sigma[kept - 1]) sigmal \(sigma[width - 1])\n").utf8))
-            }
-            if relative <= Self.subspaceTolerance || (stalls >= 2 && relative < 1e-4)
-                || (valuesSettled && relative <= Self.settledResidual) || top == 0 {
-                return (Self.balanced(u: u, sigma: sigma, v: v, width: width, kept: kept, rows: rows, cols: cols),
-                        iteration)
-            }
-            q = try LinearAlgebra.thinQR(z, rows: rows, cols: width).q
-        }
-        return nil
-    }
+    /// BRICKYARD_TRACE_KRYLOV=1 prints each block Krylov step's captured energy (diagnostics; off by default).
+    static let traceIterations = getenv("BRICKYARD_TRACE_KRYLOV") != nil
 
     /// Balanced factors from row-major U [rows, width], V [cols, width] and σ, keeping the first `kept` columns.
     static func balanced(u: [Float], sigma: [Float], v: [Float], width: Int, kept: Int, rows: Int,
@@ -437,7 +383,7 @@ public struct StackedProduct: Sendable {
 
     /// ‖T − B'A'‖/‖T‖ and the Eckart–Young floor at `spectrumRank` (nil: no floor), by the cheapest exact route
     /// for the error (QR of [X | B'] while the stacked rank is small, else one dense pass, linear in R) and the
-    /// cheapest route for T's top values (the same factorization; the subspace iteration; or the Gram of the
+    /// cheapest route for T's top values (the same factorization; block Krylov; or the Gram of the
     /// same dense pass).
     /// `spectrumRoute` forces the spectrum's route (tests); nil lets the cost model choose.
     public func quality(approximationLeft: [Float], approximationRight: [Float], rank: Int, spectrumRank: Int?,
@@ -460,10 +406,10 @@ public struct StackedProduct: Sendable {
         let model = ProductCostModel(rows: rows, cols: cols, inner: inner, rank: max(spectrumRank, 1), wantNorm: true)
         var values: [Float]?
         var route = ProductRoute.denseGram
-        if (spectrumRoute ?? model.cheapest) == .subspace,
-           let (svd, _) = try subspaceSVD(rank: spectrumRank, seed: seed, maxIterations: model.subspaceIterationLimit) {
-            values = svd.singularValues
-            route = .subspace
+        if (spectrumRoute ?? model.cheapest) == .krylov,
+           let outcome = try krylovSVD(rank: spectrumRank, seed: seed, maxSteps: model.krylovStepLimit) {
+            values = outcome.svd.singularValues
+            route = .krylov
         }
         let bound = min(rows, cols, inner)
         if let values {
@@ -507,6 +453,9 @@ public struct ProductQuality: Sendable {
     public var floor: Double?
     /// How T's spectrum (or, without one, the error) was computed.
     public var route: ProductRoute
+    /// Standard error of `relativeError` when it is a randomized estimate (`QualityEstimator`); nil when exact.
+    public var relativeErrorStandardError: Double? = nil
+    /// Standard error of `floor` when it is a randomized estimate; nil when exact.
+    public var floorStandardError: Double? = nil
 }
 
-extension StackedProduct {}

@@ -130,7 +130,7 @@ public struct JobFileParser {
         if let node = fields["report"] {
             let value = try string(node, key: "report")
             guard let level = ReportLevel(rawValue: value) else {
-                throw fail("report", "unknown report level '\(value)' (expected full or minimal)")
+                throw fail("report", "unknown report level '\(value)' (expected full, exact or minimal)")
             }
             job.report = level
         }

@@ -40,7 +40,7 @@ public struct JobSpec: Sendable, Equatable {
     public var adapters: [AdapterEntry]
     /// The job file itself (absolute), or nil for jobs built in code.
     public var sourcePath: String?
-    /// `report: full | minimal` (nil: full).
+    /// `report: full | exact | minimal` (nil: full).
     public var report: ReportLevel?
     /// Task budget in MB (`max_task_mb`): a lego module whose units exceed it is split into blocks
     /// (`TaskBudget`); nil leaves the choice to the runtime (`--max-task-mb`, else its default).

@@ -86,11 +86,15 @@ public struct MergeReport: Codable, Sendable, Equatable {
         public var catchAllShare: Double?
         /// lego `basis: auto`: the basis chosen for this module.
         public var unitBasis: String?
-        /// svd: route of the top-k triplets and, on the subspace route, its iterations.
+        /// svd: route of the top-k triplets and, on the Krylov route, its steps.
         public var svdRoute: String?
         public var svdIterations: Int?
         /// `report: minimal`: relative error and floor were not measured (relative_error then reads 0).
         public var qualityOmitted: Bool?
+        /// Relative error and floor are randomized estimates with these standard errors (docs/kernels.md).
+        public var qualityEstimated: Bool?
+        public var relativeErrorStderr: Double?
+        public var svdFloorStderr: Double?
         public var workerID: String?
         public var attempts: Int?
         public var seconds: Double?
@@ -98,7 +102,7 @@ public struct MergeReport: Codable, Sendable, Equatable {
         enum CodingKeys: String, CodingKey {
             case name, method, inputs, outputRank, relativeError, svdFloor, clusterSizes, iterations, finalDistance
             case truncationError, clusterCoherence, catchAllShare, attempts, seconds, svdRoute, svdIterations
-            case qualityOmitted, unitBasis
+            case qualityOmitted, unitBasis, qualityEstimated, relativeErrorStderr, svdFloorStderr
             case workerID = "workerId"
         }
 
@@ -120,6 +124,9 @@ public struct MergeReport: Codable, Sendable, Equatable {
             svdRoute = result.stats.svdRoute
             svdIterations = result.stats.svdIterations
             qualityOmitted = result.stats.qualityOmitted
+            qualityEstimated = result.stats.qualityEstimated
+            relativeErrorStderr = result.stats.relativeErrorStandardError
+            svdFloorStderr = result.stats.svdFloorStandardError
             self.workerID = workerID
             self.attempts = attempts
             self.seconds = seconds

@@ -83,7 +83,8 @@ public struct MergeSpec: Sendable, Codable, Equatable {
         case method, rank, lego, prune, report
         case strength = "scale"
     }
-    /// `report: minimal` skips the per-module quality figures; nil (the default) computes them.
+    /// `report: minimal` skips the per-module quality figures; `exact` forces exact ones; nil (the default) computes
+    /// them exactly when that fits a quarter of the merge's modelled cost, else estimates them (docs/kernels.md).
     public var report: ReportLevel?
 
     public init(method: MergeMethodName, rank: Int, lego: LegoOptions = LegoOptions(), prune: PruneOptions = PruneOptions(),
@@ -103,4 +104,6 @@ public enum ReportLevel: String, Sendable, Codable, CaseIterable {
     case full
     /// Method figures only (cluster sizes, iterations, …): no quality computation at all.
     case minimal
+    /// Exact figures whatever they cost (one dense pass over T, 2·out·in·R flops, where the default would estimate).
+    case exact
 }

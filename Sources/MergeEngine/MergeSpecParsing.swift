@@ -28,7 +28,7 @@ extension MergeSpec {
             throw reader.error(key: "scale", "must be a finite, non-zero number, got \(job.scale)")
         }
         var spec = MergeSpec(method: job.method, rank: rank, scale: job.scale)
-        spec.report = job.report == .minimal ? .minimal : nil
+        spec.report = job.report == .full ? nil : job.report
         switch job.method {
         case .lego:
             if let iterations = try reader.integer("iterations") {

@@ -31,20 +31,21 @@ public enum ModuleMerger {
             return input
         }
         switch spec.method {
-        case .cat: result = try CatMerge.merge(try input())
+        case .cat: result = try CatMerge.merge(source)
         case .linear: result = try LinearMerge.merge(try input())
-        case .svd: result = try SVDMerge.merge(try input(), rank: spec.rank, seed: seed, wantQuality: spec.report != .minimal)
+        case .svd: result = try SVDMerge.merge(try input(), rank: spec.rank, seed: seed, wantQuality: spec.report == .exact)
         case .lego: result = try LegoMerge.merge(source, rank: spec.rank, options: spec.lego, seed: seed)
         case .ties, .dareTies, .dareLinear, .magnitudePrune:
             result = try TaskVectorMerge.merge(try input(), method: spec.method, rank: spec.rank, options: spec.prune, seed: seed)
         }
         // Quality figures describe the merge itself (against T); `scale` is the user's strength on top of it.
         // They need the terms only when they are measured.
-        let minimal = spec.report == .minimal
-        var needsTerms = !minimal
+        var needsTerms = spec.report != .minimal
         if case .exact = result.knownQuality { needsTerms = false }
-        try ModuleQuality.fillStats(&result, input: needsTerms ? input() : source.shapeOnly, minimal: minimal,
-                                    seed: seed)
+        let qualityInput = needsTerms ? try input() : source.shapeOnly
+        try ModuleQuality.fillStats(&result, input: qualityInput, seed: seed, report: spec.report,
+                                    mergeFlops: ModuleQuality.modelledMergeFlops(spec: spec, input: qualityInput,
+                                                                                 result: result))
         result.applyScale(spec.scale)
         return result
     }

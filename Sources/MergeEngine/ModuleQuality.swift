@@ -1,32 +1,48 @@
 import Kernels
 
 /// Fills the quality figures of `merge-report.json` for any method's result: the relative error against the
-/// exact weighted sum T and the Eckart–Young floor at the result's rank, by the cheapest exact route and never
-/// forming T whole (`StackedProduct.quality`: QR of the stacked factors while the stacked rank R is small, else
-/// one dense pass in row blocks, linear in R, with the floor from T's top-k spectrum). No stacked-rank cap.
-/// What the method already knows is not recomputed: exact methods (cat, lego with one cluster per unit) cost
-/// nothing; svd on an exact route has error = floor (Eckart–Young); svd on the subspace route needs one dense
-/// pass for ‖T‖ and its error. `minimal` (`report: minimal`) skips all of it.
+/// exact weighted sum T and the Eckart–Young floor at the result's rank, never forming T whole. Exact when the
+/// `QualityCostModel` says the exact route fits a quarter of the merge's modelled flops (`mergeFlops`; nil = always
+/// exact) or the job says `report: exact`; otherwise unbiased randomized estimates with standard errors
+/// (`QualityEstimator`, docs/kernels.md "Quality figures"). What the method already knows is not recomputed:
+/// exact methods (cat, lego with one cluster per unit) cost nothing; svd on an exact route has error = floor
+/// (Eckart–Young); svd on the Krylov route needs only ‖T‖². `report: minimal` skips all of it.
 enum ModuleQuality {
+    /// The share of the merge's modelled flops the quality figures may cost before they are estimated.
+    static let budgetShare = 0.25
+
     static func fillStats(_ result: inout ModuleResult, input: ModuleInput, minimal: Bool = false,
-                          seed: UInt64 = 0) throws {
+                          seed: UInt64 = 0, report: ReportLevel? = nil, mergeFlops: Double? = nil) throws {
         guard result.b.count == result.outFeatures * result.rank, result.a.count == result.rank * result.inFeatures,
               result.outFeatures == input.outFeatures, result.inFeatures == input.inFeatures else {
             throw MergeError("module \(input.name): merged factors have shapes B \(result.b.count), A \(result.a.count) "
                              + "that do not match rank \(result.rank) and [\(input.outFeatures), \(input.inFeatures)]")
         }
+        // The Krylov capture holds the stacked factors and the basis: drop them once the figures are filled, so a
+        // process that keeps results (in-process merges) does not keep every module's factors.
+        defer { if case .truncation(let values, let norm, _?) = result.knownQuality {
+            result.knownQuality = .truncation(values: values, norm: norm, capture: nil)
+        } }
         if case .exact = result.knownQuality {
             result.stats.relativeError = 0
             result.stats.svdFloor = 0
             return
         }
-        if minimal {
+        if minimal || report == .minimal {
             result.stats.qualityOmitted = true
             return
         }
-        if case .truncation(_, let norm?) = result.knownQuality, let floor = result.stats.svdFloor {
+        if case .truncation(_, let norm?, _) = result.knownQuality, let floor = result.stats.svdFloor {
             // Exact route: the truncation is the Eckart–Young one, whose error is the floor.
             result.stats.relativeError = norm > 0 ? floor : 0
+            return
+        }
+        if case .truncation(let values, nil, let capture?) = result.knownQuality, let product = capture.product,
+           report != .exact, let flops = mergeFlops,
+           QualityCostModel(rows: product.rows, cols: product.cols, inner: product.inner, rank: result.rank).exactNorm
+               > flops * budgetShare {
+            // svd on the Krylov route, estimated: the route's own product (no second stacking of the factors).
+            record(product.estimatedTruncationQuality(values: values, capture: capture, seed: seed), in: &result)
             return
         }
         let target = try input.stackedTarget()
@@ -38,7 +54,14 @@ enum ModuleQuality {
         }
         let product = try StackedProduct(leftColumns: target.bColumns, right: target.a, rows: input.outFeatures,
                                          inner: target.rank, cols: input.inFeatures)
-        if case .truncation(let values, nil) = result.knownQuality {
+        let costs = QualityCostModel(rows: input.outFeatures, cols: input.inFeatures, inner: target.rank,
+                                     rank: result.rank)
+        let budget = report == .exact ? nil : mergeFlops.map { $0 * budgetShare }
+        if case .truncation(let values, nil, let capture) = result.knownQuality {
+            if let capture, let budget, costs.exactNorm > budget {
+                record(product.estimatedTruncationQuality(values: values, capture: capture, seed: seed), in: &result)
+                return
+            }
             let norms = product.denseNorms(approximationLeft: result.b, approximationRight: result.a, rank: result.rank)
             result.stats.relativeError = norms.target > 0 ? norms.difference / norms.target : 0
             result.stats.svdFloor = StackedProduct.floor(
@@ -47,10 +70,57 @@ enum ModuleQuality {
             return
         }
         let wantFloor = result.stats.svdFloor == nil
+        if let budget, costs.exact > budget {
+            // Sketch steps that fit what the probes leave of the budget (at least 2: 3 Rayleigh–Ritz values).
+            var steps = 2
+            while steps < 12, costs.estimate(sketchSteps: steps + 1) <= budget { steps += 1 }
+            let quality = try product.estimatedQuality(approximationLeft: result.b, approximationRight: result.a,
+                                                       rank: result.rank, spectrumRank: wantFloor ? result.rank : nil,
+                                                       seed: seed, sketchSteps: steps)
+            let known = result.stats.svdFloor
+            record(quality, in: &result)
+            if !wantFloor {
+                result.stats.svdFloor = known
+                result.stats.svdFloorStandardError = nil
+            }
+            return
+        }
         let quality = try product.quality(approximationLeft: result.b, approximationRight: result.a, rank: result.rank,
                                           spectrumRank: wantFloor ? result.rank : nil, seed: seed)
         result.stats.relativeError = quality.relativeError
         if wantFloor { result.stats.svdFloor = quality.floor }
+    }
+
+    static func record(_ quality: ProductQuality, in result: inout ModuleResult) {
+        result.stats.relativeError = quality.relativeError
+        result.stats.svdFloor = quality.floor
+        result.stats.qualityEstimated = true
+        result.stats.relativeErrorStandardError = quality.relativeErrorStandardError
+        result.stats.svdFloorStandardError = quality.floorStandardError
+    }
+
+    /// The merge's modelled flops (multiply–add = 2), the budget the quality figures get a quarter of: svd its
+    /// route (Krylov steps as run); lego restarts × (Lloyd steps + 2 for seeding) × the distance and centroid
+    /// GEMMs (4·n·d·k); the task-vector methods form every task vector densely (2·out·in·R); linear adds factors.
+    static func modelledMergeFlops(spec: MergeSpec, input: ModuleInput, result: ModuleResult) -> Double {
+        let rows = input.outFeatures, cols = input.inFeatures
+        let stacked = input.terms.reduce(0) { $0 + max($1.rank, 0) }
+        let sides = Double(rows + cols), r = Double(stacked), k = Double(max(result.rank, 1))
+        switch spec.method {
+        case .svd:
+            let model = ProductCostModel(rows: rows, cols: cols, inner: max(stacked, 1), rank: max(spec.rank, 1),
+                                         wantNorm: false)
+            let route = result.stats.svdRoute.flatMap(ProductRoute.init(rawValue:)) ?? model.cheapest
+            guard route == .krylov, let steps = result.stats.svdIterations, steps > 0 else { return model.cost(route) }
+            return model.application(width: model.krylovWidth) + (1...steps).reduce(0.0) { $0 + model.krylovStep($1) }
+        case .lego:
+            let steps = Double((result.stats.iterations ?? spec.lego.iterations) + 2)
+            return Double(max(spec.lego.restarts, 1)) * steps * 4 * r * sides * k
+        case .ties, .dareTies, .dareLinear, .magnitudePrune:
+            return 2 * Double(rows) * Double(cols) * r
+        case .cat, .linear:
+            return 2 * r * sides
+        }
     }
 }
 

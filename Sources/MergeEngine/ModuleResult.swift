@@ -1,3 +1,5 @@
+import Kernels
+
 /// Per-module figures for `merge-report.json`. Optional fields are those a method does not produce.
 public struct ModuleStats: Sendable, Codable, Equatable {
     /// ‖B'A' − T‖_F / ‖T‖_F against the exact weighted sum T (0 when T = 0).
@@ -24,6 +26,10 @@ public struct ModuleStats: Sendable, Codable, Equatable {
     public var svdIterations: Int?
     /// true when `report: minimal` skipped the quality figures (relative error and floor are then not measured).
     public var qualityOmitted: Bool?
+    /// true when relative error and floor are randomized estimates (`QualityEstimator`), with these standard errors.
+    public var qualityEstimated: Bool?
+    public var relativeErrorStandardError: Double?
+    public var svdFloorStandardError: Double?
 
     public init(relativeError: Double, svdFloor: Double? = nil, clusterSizes: [Int]? = nil, iterations: Int? = nil,
                 finalDistance: Double? = nil, truncationError: Double? = nil, clusterCoherence: [Double]? = nil,
@@ -72,6 +78,7 @@ public enum KnownQuality: Sendable {
     /// B'A' = T exactly (cat; lego with one cluster per unit): error 0, floor 0, nothing to compute.
     case exact
     /// svd: T's top singular values (descending) and, on an exact route, ‖T‖_F (then error = floor by
-    /// Eckart–Young); on the subspace route the norm is nil and one dense pass measures norm and error.
-    case truncation(values: [Float], norm: Double?)
+    /// Eckart–Young); on the Krylov route the norm is nil and `capture` holds what the route computed exactly
+    /// (‖QᵀT‖² and its basis Q), so ‖T‖² is measured by one dense pass or estimated outside span(Q).
+    case truncation(values: [Float], norm: Double?, capture: KrylovCapture? = nil)
 }

@@ -47,26 +47,24 @@ public enum OutputAssembler {
     public static func assemble(plan: MergePlan, to directory: String, overwrite: Bool, modules: [PeftOutputModule],
                                 report: MergeReport,
                                 produce: (_ write: (ModuleResult) throws -> Void) throws -> Void) throws {
+        try assemble(plan: plan, to: directory, overwrite: overwrite, modules: modules, report: report) { sink in
+            try produce { result in try sink.write(result) }
+        }
+    }
+
+    /// The same with a sink that also takes a module as result-body bytes (`write(name:rank:…body:)`), so a
+    /// runtime can stream each module from a mapped checkpoint record to the output without decoding it.
+    public static func assemble(plan: MergePlan, to directory: String, overwrite: Bool, modules: [PeftOutputModule],
+                                report: MergeReport, stream: (inout OutputModuleSink) throws -> Void) throws {
         try checkDestination(directory, overwrite: overwrite)
         let destination = URL(fileURLWithPath: directory).standardizedFileURL.path
         let staging = AtomicFile.temporaryPath(for: destination) + ".staging"
         do {
             let writer = try PeftAdapterWriter(directory: staging, modules: modules, config: outputConfig(plan))
-            var next = 0
-            try produce { result in
-                guard next < modules.count else {
-                    throw MergeError("\(directory): more module results than the \(modules.count) declared")
-                }
-                let declared = modules[next]
-                guard result.name == declared.name, result.rank == declared.rank,
-                      result.outFeatures == declared.outFeatures, result.inFeatures == declared.inFeatures else {
-                    throw MergeError("\(directory): result for \(result.name) (rank \(result.rank)) does not match declared module \(declared.name) (rank \(declared.rank))")
-                }
-                try writer.write(module: result.name, a: result.a, b: result.b)
-                next += 1
-            }
-            guard next == modules.count else {
-                throw MergeError("\(directory): only \(next) of \(modules.count) module results were produced")
+            var sink = OutputModuleSink(writer: writer, modules: modules, directory: directory)
+            try stream(&sink)
+            guard sink.next == modules.count else {
+                throw MergeError("\(directory): only \(sink.next) of \(modules.count) module results were produced")
             }
             try writer.finish()
             try AtomicFile.write(Array(report.jsonData()), to: staging + "/" + reportFileName)
@@ -116,5 +114,52 @@ public enum OutputAssembler {
         }
         try AtomicFile.syncDirectory(containing: destination)
         if let displaced { try? FileManager.default.removeItem(atPath: displaced) }
+    }
+}
+
+/// Takes the output's modules in declared order, as results or as result-body bytes, and writes each to the
+/// adapter being assembled (`OutputAssembler.assemble(…stream:)`).
+public struct OutputModuleSink {
+    fileprivate let writer: PeftAdapterWriter
+    fileprivate let modules: [PeftOutputModule]
+    fileprivate let directory: String
+    /// Modules written so far.
+    public fileprivate(set) var next = 0
+
+    fileprivate init(writer: PeftAdapterWriter, modules: [PeftOutputModule], directory: String) {
+        self.writer = writer
+        self.modules = modules
+        self.directory = directory
+    }
+
+    public mutating func write(_ result: ModuleResult) throws {
+        try check(name: result.name, rank: result.rank, outFeatures: result.outFeatures, inFeatures: result.inFeatures)
+        try writer.write(module: result.name, a: result.a, b: result.b)
+        next += 1
+    }
+
+    /// One module as `ResultBody` lays it out: B' [out, rank] then A' [rank, in], little-endian Float32, at any
+    /// alignment (e.g. inside a mapped checkpoint record). Float32 output is written from these bytes directly.
+    public mutating func write(name: String, rank: Int, outFeatures: Int, inFeatures: Int,
+                               body: UnsafeRawBufferPointer) throws {
+        try check(name: name, rank: rank, outFeatures: outFeatures, inFeatures: inFeatures)
+        let bBytes = 4 * outFeatures * rank, aBytes = 4 * rank * inFeatures
+        guard body.count == bBytes + aBytes else {
+            throw MergeError("\(directory): result body of \(name) has \(body.count) bytes, rank \(rank) needs \(bBytes + aBytes)")
+        }
+        try writer.write(module: name, aFloat32Bytes: UnsafeRawBufferPointer(rebasing: body[bBytes...]),
+                         bFloat32Bytes: UnsafeRawBufferPointer(rebasing: body[0..<bBytes]))
+        next += 1
+    }
+
+    private func check(name: String, rank: Int, outFeatures: Int, inFeatures: Int) throws {
+        guard next < modules.count else {
+            throw MergeError("\(directory): more module results than the \(modules.count) declared")
+        }
+        let declared = modules[next]
+        guard name == declared.name, rank == declared.rank, outFeatures == declared.outFeatures,
+              inFeatures == declared.inFeatures else {
+            throw MergeError("\(directory): result for \(name) (rank \(rank)) does not match declared module \(declared.name) (rank \(declared.rank))")
+        }
     }
 }

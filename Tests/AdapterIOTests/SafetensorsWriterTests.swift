@@ -78,3 +78,30 @@ import Testing
         #expect(try FileManager.default.contentsOfDirectory(atPath: scratch.path).isEmpty)
     }
 }
+
+/// Tensors handed over as little-endian Float32 bytes at any alignment (a slice of a mapped checkpoint record).
+@Suite struct SafetensorsFloat32BytesTests {
+    @Test("Float32 bytes at an odd offset write the same file as the Float values", arguments: [DType.f32, .f16, .bf16])
+    func bytesEqualValues(_ dtype: DType) throws {
+        let scratch = try ScratchDirectory("writer-bytes")
+        let values = SafetensorsWriterTests.sample(300_001, seed: 3)
+        let declaration = TensorDeclaration(name: "w", dtype: dtype, shape: [values.count])
+        try SafetensorsWriter.write(path: scratch.file("values.safetensors"), tensors: [(declaration, values)])
+        var raw = [UInt8](repeating: 0xAB, count: 3)
+        values.withUnsafeBytes { raw.append(contentsOf: $0) }
+        let writer = try SafetensorsWriter(path: scratch.file("bytes.safetensors"), tensors: [declaration])
+        try raw.withUnsafeBytes { try writer.write("w", float32Bytes: UnsafeRawBufferPointer(rebasing: $0[3...])) }
+        try writer.finish()
+        #expect(FileManager.default.contents(atPath: scratch.file("values.safetensors"))
+                == FileManager.default.contents(atPath: scratch.file("bytes.safetensors")))
+    }
+
+    @Test("a byte count that does not match the shape is refused")
+    func wrongByteCountIsRefused() throws {
+        let scratch = try ScratchDirectory("writer-bytes")
+        let writer = try SafetensorsWriter(path: scratch.file("x.safetensors"),
+                                           tensors: [TensorDeclaration(name: "w", dtype: .f32, shape: [4])])
+        let raw = [UInt8](repeating: 0, count: 15)
+        #expect(throws: AdapterIOError.self) { try raw.withUnsafeBytes { try writer.write("w", float32Bytes: $0) } }
+    }
+}

@@ -4,7 +4,8 @@ import Testing
 @testable import MergeEngine
 
 /// Pools above the old 2048-stacked-rank cap (many rank-1/2 adapters on small modules): svd by every route and
-/// the quality figures of every kind of result equal dense references; `report: minimal` skips them.
+/// the quality figures of every kind of result equal dense references; `report: minimal` skips them, `report:
+/// exact` forces exact figures, and a budget below the exact cost gives estimates with standard errors.
 @Suite struct ScaleQualityTests {
     /// `count` adapters of ranks 1, 2, 1, 2, … whose factors decay with the adapter index (a spectrum with a
     /// gap, as trained pools have), so the top-k truncation is well defined.
@@ -38,8 +39,14 @@ import Testing
             var result = try SVDMerge.merge(input, rank: rank, seed: 9, route: route)
             try ModuleQuality.fillStats(&result, input: input, seed: 9)
             #expect(result.stats.svdRoute == route.rawValue)
-            #expect(RandomModules.relativeError(RandomModules.dense(result), expected) <= 1e-4, "\(route)")
-            #expect(abs(result.stats.relativeError - floor) <= 1e-4 * floor, "\(route)")
+            // The contract (docs/kernels.md): error within 1e-4 of the floor on every route; the exact routes give
+            // T_k itself, the Krylov route may differ in the factors where σ_k ≈ σ_{k+1} (this pool decays slowly).
+            let actual = RandomModules.relativeError(RandomModules.dense(result), target)
+            #expect(actual - floor <= StackedProduct.krylovTolerance && actual >= floor - 1e-6, "\(route)")
+            if route != .krylov {
+                #expect(RandomModules.relativeError(RandomModules.dense(result), expected) <= 1e-4, "\(route)")
+            }
+            #expect(abs(result.stats.relativeError - actual) <= 1e-4 * floor, "\(route)")
             #expect(abs((result.stats.svdFloor ?? -1) - floor) <= 1e-4 * floor, "\(route)")
         }
     }

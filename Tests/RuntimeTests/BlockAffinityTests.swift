@@ -4,7 +4,8 @@ import Logging
 @testable import Coordinator
 
 /// Block tasks of split modules: external module tasks, rounds appended, and affinity (a block's next round goes
-/// to the worker that took it; unheld blocks to anyone; stealing only from a worker with two or more waiting).
+/// to the worker that took it; unheld blocks to anyone; stealing only from a worker with two or more distinct blocks
+/// waiting).
 @Suite struct BlockAffinityTests {
     let t0 = ContinuousClock.now
     let p1 = PeerID(Array("p1".utf8)), p2 = PeerID(Array("p2".utf8)), p3 = PeerID(Array("p3".utf8))
@@ -65,6 +66,29 @@ import Logging
         // The holder is lost: its blocks are free for anyone.
         s.removeWorker(p1, countsAgainstTask: true)
         #expect(s.dispatch().map(\.peer).allSatisfy { $0 == p2 })
+    }
+
+    @Test("several restarts' tasks of one block stay with its holder: only distinct blocks are stolen")
+    func restartsOfOneBlockAreNotStolen() {
+        var s = Scheduler(tasks: [TaskKey(module: "split")], external: [0])
+        s.join(peer: p1, workerID: "w1", now: t0)
+        s.join(peer: p2, workerID: "w2", now: t0)
+        // Round 0 of three restarts over two blocks: p1 takes block 1, p2 block 2.
+        _ = (0..<3).map { _ in round(&s, blocks: 2) }
+        let first = s.dispatch()
+        #expect(first.map(\.key.block) == [1, 2] && first.map(\.peer) == [p1, p2])
+        // p2 finishes and its block 2 has two more tasks: it takes those, never block 1 (p1 is busy, but block 1 is
+        // one block, however many of its tasks wait).
+        finishAll(&s, first.filter { $0.peer == p2 })
+        for _ in 0..<2 {
+            let next = s.dispatch()
+            #expect(next.map(\.peer) == [p2] && next.map(\.key.block) == [2])
+            finishAll(&s, next)
+        }
+        #expect(s.dispatch().isEmpty)  // block 1's two waiting tasks wait for p1
+        finishAll(&s, first.filter { $0.peer == p1 })
+        let rest = s.dispatch()
+        #expect(rest.map(\.peer) == [p1] && rest.map(\.key.block) == [1])
     }
 }
 

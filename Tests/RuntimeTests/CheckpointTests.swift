@@ -133,3 +133,47 @@ import Testing
         #expect(try JobFingerprint.compute(plan: plan(seed: 1, rank: 4)) != base)
     }
 }
+
+/// The record written in pieces and read in place from its mapping.
+@Suite struct CheckpointRecordStreamingTests {
+    let logger = Logger(label: "test.checkpoint.streaming")
+
+    @Test("a record written in pieces has the bytes of `encoded()`; the mapped read gives the body in place")
+    func piecesAndMappedReadAgree() throws {
+        let dir = try TemporaryDirectory("ckpt-stream")
+        defer { dir.remove() }
+        let store = try CheckpointStore(directory: dir.path, jobHash: "h", taskCount: 1, logger: logger)
+        let record = CheckpointTests.record(module: "m.up_proj", rank: 3, out: 5, input: 7)
+        try store.write(record, index: 0)
+        let key = TaskKey(module: "m.up_proj")
+        let onDisk = try #require(FileManager.default.contents(atPath: store.recordPath(index: 0, key: key)))
+        #expect([UInt8](onDisk) == (try record.encoded()))
+        let seen = try store.withRecord(index: 0, key: key, outFeatures: 5, inFeatures: 7) { header, body in
+            (header, Array(body))
+        }
+        #expect(seen?.0 == record.header)
+        #expect(seen?.1 == record.body)
+        #expect(try store.withRecord(index: 1, key: key, outFeatures: 5, inFeatures: 7) { _, _ in 1 } == nil)
+    }
+
+    @Test("the mapped read refuses a flipped bit, a truncated record and a record of another shape", arguments: [0, 1, 2])
+    func mappedReadRejectsDamage(damage: Int) throws {
+        let dir = try TemporaryDirectory("ckpt-stream")
+        defer { dir.remove() }
+        let store = try CheckpointStore(directory: dir.path, jobHash: "h", taskCount: 1, logger: logger)
+        try store.write(CheckpointTests.record(module: "m"), index: 0)
+        let key = TaskKey(module: "m")
+        let path = store.recordPath(index: 0, key: key)
+        var bytes = [UInt8](try #require(FileManager.default.contents(atPath: path)))
+        var out = 3
+        switch damage {
+        case 0: bytes[bytes.count / 2] ^= 0x10
+        case 1: bytes.removeLast(5)
+        default: out = 4
+        }
+        try Data(bytes).write(to: URL(fileURLWithPath: path))
+        #expect(throws: CoordinatorError.self) {
+            _ = try store.withRecord(index: 0, key: key, outFeatures: out, inFeatures: 4) { _, _ in 0 }
+        }
+    }
+}

@@ -1,4 +1,4 @@
-"""`python -m tasksuite build --out DIR`: builds the base and every LoRA of the suite under DIR (cached).
+"""`python -m tasksuite build --out DIR [--ungated]`: builds the base and every LoRA of the suite under DIR (cached).
 `python -m tasksuite eval --base DIR [--adapter DIR] [--tasks rev,inc] [--scale S]`: accuracy per task."""
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ def main(argv=None) -> int:
     build.add_argument("--out", required=True)
     build.add_argument("--base-steps", type=int, default=800)
     build.add_argument("--lora-steps", type=int, default=400)
+    build.add_argument("--ungated", action="store_true", help="the first suite: LoRAs trained on their task only")
     ev = sub.add_parser("eval")
     ev.add_argument("--base", required=True)
     ev.add_argument("--adapter")
@@ -26,7 +27,7 @@ def main(argv=None) -> int:
     suite.setup_torch()
     if args.command == "build":
         paths = suite.build(args.out, log=lambda m: print(m, file=sys.stderr), base_steps=args.base_steps,
-                            lora_steps=args.lora_steps)
+                            lora_steps=args.lora_steps, gated=not args.ungated)
         print(json.dumps(paths, indent=1, sort_keys=True))
         return 0
     from . import evaluation, model

@@ -1,14 +1,17 @@
 """Task-accuracy benchmark of every merge method (scripts/bench-quality; results in bench/results/quality.md).
 
-Merges task LoRAs of the suite with the release `brickyard merge` (every method at the same output rank) and with
-PEFT's `add_weighted_adapter` (reference rows), then measures greedy exact-match accuracy per task at each global
-strength `scale` in SCALES. The best scale is chosen on a validation split and reported on the test split.
+Merges gated task LoRAs of the suite (`suite.build`) with the release `brickyard merge` (every method at the same
+output rank) and with PEFT's `add_weighted_adapter` (reference rows), then measures greedy exact-match accuracy per
+task at each global strength `scale` in SCALES. The best scale is chosen on a validation split and reported on the
+test split. Sweeps are cached by the merged adapter's bytes, so a re-run only evaluates merges that changed.
 """
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
+import shlex
 import shutil
 import subprocess
 import sys
@@ -17,20 +20,19 @@ from typing import Dict, List, Optional, Tuple
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from tasksuite import suite, tasks  # noqa: E402
+from tasksuite import quality_report, replay, suite, tasks  # noqa: E402
 
 SCALES = [0.5, 1.0, 1.5, 2.0, 3.0]
 RANK = 8
+MERGE_SEED = 0
+TEST_SEED, VALIDATION_SEED = 0, 1
 
-#: (label, brickyard method, parameters) rows; the first lego row uses the defaults.
+#: (label, brickyard method, parameters) rows; the first lego row uses the defaults, the others name every option.
 BRICKYARD_ROWS: List[Tuple[str, str, Dict[str, str]]] = [
     ("lego (default)", "lego", {}),
-    ("lego reweight=optimal", "lego", {"reweight": "optimal"}),
-    ("lego basis=raw", "lego", {"basis": "raw"}),
-    ("lego basis=svd", "lego", {"basis": "svd"}),
-    ("lego basis=auto", "lego", {"basis": "auto"}),
-    ("lego reweight=optimal basis=auto", "lego", {"reweight": "optimal", "basis": "auto"}),
+    ("lego reweight=optimal basis=svd", "lego", {"reweight": "optimal", "basis": "svd"}),
     ("lego reweight=optimal basis=raw", "lego", {"reweight": "optimal", "basis": "raw"}),
+    ("lego reweight=dual basis=svd", "lego", {"reweight": "dual", "basis": "svd"}),
     ("lego reweight=sum basis=raw (old default)", "lego", {"reweight": "sum", "basis": "raw"}),
     ("svd", "svd", {}),
     ("cat (exact, rank Σr)", "cat", {}),
@@ -41,8 +43,10 @@ BRICKYARD_ROWS: List[Tuple[str, str, Dict[str, str]]] = [
     ("magnitude_prune", "magnitude_prune", {}),
 ]
 
-#: PEFT add_weighted_adapter combination types used as reference rows.
-PEFT_ROWS = ["cat", "svd", "linear", "ties", "dare_linear", "magnitude_prune"]
+#: PEFT add_weighted_adapter combination types used as reference rows (density 0.5, svd_rank = RANK). The `_svd`
+#: variants prune the dense ΔW and truncate it by SVD, as Brickyard's ties/dare_*/magnitude_prune do; PEFT's plain
+#: `ties`, `dare_*`, `magnitude_prune` prune the A and B factors separately (another method: not references).
+PEFT_ROWS = ["cat", "svd", "linear", "ties_svd", "dare_ties_svd", "dare_linear_svd", "magnitude_prune_svd"]
 
 
 def merges(paths: Dict[str, str]) -> List[Tuple[str, List[str], List[str], bool]]:
@@ -62,29 +66,34 @@ def merges(paths: Dict[str, str]) -> List[Tuple[str, List[str], List[str], bool]
     return rows
 
 
-def merges_labels():
-    """The merge labels in table order (without building anything)."""
-    fake = {f"task/{t}": t for t in suite.TASK_NAMES}
-    fake.update({f"soup/{s}": str(s) for s in suite.SOUP_SEEDS})
-    fake.update({f"rank/{t}-r{r}": t for t, r in suite.MIXED})
-    return merges(fake)
+def merges_by_name():
+    """The merges with the suite's adapter names (`task/rev`, …) in place of directories (nothing built)."""
+    names = [f"task/{t}" for t in suite.TASK_NAMES] + [f"soup/{s}" for s in suite.SOUP_SEEDS]
+    names += [f"rank/{t}-r{r}" for t, r in suite.MIXED]
+    return merges({n: n for n in names})
+
+
+def selected(label: str, only: Optional[str]) -> bool:
+    return not only or any(label.startswith(p) for p in only.split(","))
 
 
 def brickyard_merge(binary: str, work: str, method: str, params: Dict[str, str], adapters: List[str],
-                    normalize: bool) -> Tuple[str, dict]:
+                    normalize: bool) -> Tuple[str, dict, str]:
+    """Runs `brickyard merge` on a job file; returns (output dir, merge report, the job text)."""
     os.makedirs(work, exist_ok=True)
     job = os.path.join(work, "job.yaml")
+    text = f"method: {method}\nrank: {RANK}\nnormalize: {'true' if normalize else 'false'}\nseed: {MERGE_SEED}\n"
+    if params:
+        text += "parameters:\n" + "".join(f"  {k}: {v}\n" for k, v in params.items())
+    text += "adapters:\n" + "".join(f"  - path: {a}\n" for a in adapters)
     with open(job, "w") as f:
-        f.write(f"method: {method}\nrank: {RANK}\nnormalize: {'true' if normalize else 'false'}\nseed: 0\n")
-        if params:
-            f.write("parameters:\n" + "".join(f"  {k}: {v}\n" for k, v in params.items()))
-        f.write("adapters:\n" + "".join(f"  - path: {a}\n" for a in adapters))
+        f.write(text)
     out = os.path.join(work, "out")
     env = dict(os.environ, OPENBLAS_NUM_THREADS="1")
     subprocess.run([binary, "merge", job, "--out", out, "--force", "--quiet", "--workers", "1"], check=True, env=env,
                    stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     with open(os.path.join(out, "merge-report.json")) as f:
-        return out, json.load(f)
+        return out, json.load(f), text
 
 
 def quality(report: dict) -> Tuple[float, Optional[float]]:
@@ -92,88 +101,139 @@ def quality(report: dict) -> Tuple[float, Optional[float]]:
     return report["totals"]["mean_relative_error"], (sum(floors) / len(floors) if floors else None)
 
 
-class Evaluator:
-    """Base model loaded once; accuracies of an adapter directory or a PEFT merge at every scale."""
+def digest(*parts) -> str:
+    h = hashlib.sha256()
+    for part in parts:
+        h.update(part if isinstance(part, bytes) else json.dumps(part, sort_keys=True).encode())
+        h.update(b"\0")
+    return h.hexdigest()[:32]
 
-    def __init__(self, base_dir: str, count: int, validation: int):
+
+def adapter_bytes(directory: str) -> bytes:
+    return b"".join(open(os.path.join(directory, name), "rb").read()
+                    for name in ("adapter_config.json", "adapter_model.safetensors"))
+
+
+class Evaluator:
+    """Base model loaded once; accuracies of an adapter directory or a PEFT merge at every scale (cached)."""
+
+    def __init__(self, base_dir: str, count: int, validation: int, cache_dir: str):
         from tasksuite import model
 
         self.base_dir = base_dir
         self.count, self.validation = count, validation
         self.model_module = model
+        self.cache_dir = cache_dir
+        os.makedirs(cache_dir, exist_ok=True)
         _, self.tokenizer = model.load_base(base_dir)
+        self.base_settings = json.load(open(os.path.join(base_dir, "tasksuite.json")))
+        every = suite.TASK_NAMES + [tasks.PRETRAIN_TASK]
+        #: the base's own answers on every task's test prompts: "kept" = agreement with them
+        self.base_test = replay.base_answers(base_dir, every, count, seed=TEST_SEED, split="test")
 
     def fresh_base(self):
         return self.model_module.load_base(self.base_dir)[0]
 
-    def sweep(self, peft_model, adapter: str, names: List[str]) -> Dict[float, Dict[str, Dict[str, float]]]:
-        """scale → {"val": {task: acc}, "test": {task: acc}}."""
+    def cached(self, key_parts, compute):
+        key = digest(self.base_settings, self.count, self.validation, SCALES, *key_parts)
+        path = os.path.join(self.cache_dir, key + ".json")
+        if os.path.exists(path):
+            return json.load(open(path)), True
+        value = compute()
+        with open(path + ".tmp", "w") as f:
+            json.dump(value, f)
+        os.replace(path + ".tmp", path)
+        return value, False
+
+    def sweep(self, peft_model, adapter: str, names: List[str]) -> Dict[str, Dict[str, Dict[str, float]]]:
+        """str(scale) → {"val": {task: acc}} for every scale, plus "test": {task: acc} and "kept": {"cpy": agreement
+        with the base} at scale 1 and at the best scale by validation (test sets are decoded only there)."""
         from tasksuite import evaluation
 
-        results = {}
-        for s in SCALES:
-            evaluation.set_lora_scale(peft_model, adapter, s)
-            results[s] = {
-                "val": {t: evaluation.accuracy(peft_model, self.tokenizer,
-                                               tasks.examples(t, self.validation, seed=1, split="val")) for t in names},
-                "test": {t: evaluation.accuracy(peft_model, self.tokenizer,
-                                                tasks.examples(t, self.count, seed=0, split="test")) for t in names},
-            }
+        def run(scale: float, sets: Dict[str, list]) -> Dict[str, Dict[str, float]]:
+            evaluation.set_lora_scale(peft_model, adapter, scale)
+            entry: Dict[str, Dict[str, float]] = {}
+            for key, value in evaluation.accuracies(peft_model, self.tokenizer, sets).items():
+                split, task = key.split("/")
+                entry.setdefault(split, {})[task] = value
+            return entry
+
+        validation = {f"val/{t}": tasks.examples(t, self.validation, seed=VALIDATION_SEED, split="val") for t in names}
+        test = {f"test/{t}": tasks.examples(t, self.count, seed=TEST_SEED, split="test") for t in names}
+        test["kept/cpy"] = self.base_test[tasks.PRETRAIN_TASK]
+        results = {s: run(s, validation) for s in SCALES}
+        best = quality_report.best_scale({s: v["val"] for s, v in results.items()}, names)
+        for s in sorted({1.0, best}):
+            results[s].update(run(s, test))
         evaluation.set_lora_scale(peft_model, adapter, 1.0)
-        return results
+        return {str(s): v for s, v in results.items()}
 
     def adapter_sweep(self, adapter_dir: str, names: List[str]):
-        from peft import PeftModel
-
-        net = PeftModel.from_pretrained(self.fresh_base(), adapter_dir, adapter_name="merged")
-        return self.sweep(net, "merged", names)
-
-    def peft_sweep(self, adapters: List[str], weights: List[float], combination: str, names: List[str]):
-        from peft import PeftModel
-
-        net = PeftModel.from_pretrained(self.fresh_base(), adapters[0], adapter_name="a0")
-        for i, a in enumerate(adapters[1:], start=1):
-            net.load_adapter(a, adapter_name=f"a{i}")
-        kwargs = {}
-        if combination in ("svd", "ties", "dare_ties", "dare_linear", "magnitude_prune", "ties_svd"):
-            kwargs["svd_rank"] = RANK
-        if combination in ("ties", "dare_ties", "dare_linear", "magnitude_prune"):
-            kwargs["density"] = 0.5
-        if combination in ("ties", "dare_ties"):
-            kwargs["majority_sign_method"] = "total"
-        net.add_weighted_adapter([f"a{i}" for i in range(len(adapters))], weights, "merged",
-                                 combination_type=combination, **kwargs)
-        net.set_adapter("merged")
-        return self.sweep(net, "merged", names)
-
-    def single(self, adapter_dir: Optional[str], names: List[str]) -> Dict[str, float]:
-        from tasksuite import evaluation
-
-        net = self.fresh_base()
-        if adapter_dir:
+        def compute():
             from peft import PeftModel
 
-            net = PeftModel.from_pretrained(net, adapter_dir)
-        return {t: evaluation.accuracy(net, self.tokenizer, tasks.examples(t, self.count, seed=0, split="test"))
-                for t in names}
+            net = PeftModel.from_pretrained(self.fresh_base(), adapter_dir, adapter_name="merged")
+            return self.sweep(net, "merged", names)
+
+        return self.cached(["adapter", digest(adapter_bytes(adapter_dir)), names], compute)
+
+    def peft_sweep(self, adapters: List[str], weights: List[float], combination: str, names: List[str]):
+        kwargs = {}
+        if combination.endswith("svd"):
+            kwargs["svd_rank"] = RANK
+        if combination.removesuffix("_svd") in ("ties", "dare_ties", "dare_linear", "magnitude_prune"):
+            kwargs["density"] = 0.5
+        if combination.removesuffix("_svd") in ("ties", "dare_ties"):
+            kwargs["majority_sign_method"] = "total"
+
+        def compute():
+            import torch
+            from peft import PeftModel
+
+            torch.manual_seed(MERGE_SEED)  # dare_* draw their masks from torch's global generator
+            net = PeftModel.from_pretrained(self.fresh_base(), adapters[0], adapter_name="a0")
+            for i, a in enumerate(adapters[1:], start=1):
+                net.load_adapter(a, adapter_name=f"a{i}")
+            net.add_weighted_adapter([f"a{i}" for i in range(len(adapters))], weights, "merged",
+                                     combination_type=combination, **kwargs)
+            net.set_adapter("merged")
+            return self.sweep(net, "merged", names)
+
+        parts = ["peft", combination, kwargs, weights, [digest(adapter_bytes(a)) for a in adapters], names]
+        return self.cached(parts, compute)
+
+    def single(self, adapter_dir: Optional[str], own: List[str]) -> Dict[str, float]:
+        """Accuracy on every task (`own` first), plus `kept`: agreement with the base on the other tasks' and the
+        pretraining task's prompts (1 = the adapter leaves them alone)."""
+        from tasksuite import evaluation
+
+        def compute():
+            net = self.fresh_base()
+            if adapter_dir:
+                from peft import PeftModel
+
+                net = PeftModel.from_pretrained(net, adapter_dir)
+            sets = {t: tasks.examples(t, self.count, seed=TEST_SEED, split="test") for t in suite.TASK_NAMES}
+            others = [t for t in suite.TASK_NAMES + [tasks.PRETRAIN_TASK] if t not in own]
+            sets.update({f"kept/{t}": self.base_test[t] for t in others})
+            flat = evaluation.accuracies(net, self.tokenizer, sets)
+            kept = [v for k, v in flat.items() if k.startswith("kept/")]
+            out = {k: v for k, v in flat.items() if not k.startswith("kept/")}
+            out["kept"] = sum(kept) / len(kept)
+            return out
+
+        key = ["single", digest(adapter_bytes(adapter_dir)) if adapter_dir else "base", own]
+        return self.cached(key, compute)[0]
 
 
-def mean(values) -> float:
-    values = list(values)
-    return sum(values) / len(values) if values else float("nan")
-
-
-def summarize(sweep, names):
-    """(test accuracies at scale 1, best scale by validation mean, test accuracies at that scale)."""
-    at_one = sweep[1.0]["test"]
-    best = max(SCALES, key=lambda s: (round(mean(sweep[s]["val"].values()), 6), -abs(s - 1)))
-    return at_one, best, sweep[best]["test"]
+def load_average() -> str:
+    return " ".join(open("/proc/loadavg").read().split()[:3])
 
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--brickyard", required=True)
-    parser.add_argument("--work", required=True, help="cache of the suite and scratch for the merges")
+    parser.add_argument("--work", required=True, help="cache of the suite, the sweeps and scratch for the merges")
     parser.add_argument("--out", required=True, help="markdown results file")
     parser.add_argument("--json", default=None, help="raw results as JSON")
     parser.add_argument("--count", type=int, default=100, help="test examples per task")
@@ -181,117 +241,86 @@ def main(argv=None) -> int:
     parser.add_argument("--only", default=None, help="comma-separated merge labels' prefixes to run (debug)")
     parser.add_argument("--no-peft", action="store_true")
     parser.add_argument("--rows", default=None, help="comma-separated Brickyard row labels' prefixes to run")
-    parser.add_argument("--combine", nargs="+", default=None,
-                        help="re-render --out from earlier --json files (later files add rows) instead of running")
+    parser.add_argument("--threads", type=int, default=1, help="torch threads, and LoRAs trained at once (the machine is shared)")
+    parser.add_argument("--command", default=None, help="the command line to print in the results (wrapper's)")
+    parser.add_argument("--notes", default=None, help="markdown placed after the setup (the reading of the figures)")
+    parser.add_argument("--binary-commit", default=None, help="the commit the brickyard binary was built from")
     args = parser.parse_args(argv)
-    if args.combine:
-        singles, records = {}, []
-        for path in args.combine:
-            with open(path) as f:
-                data = json.load(f)
-            singles.update(data["singles"])
-            records += data["records"]
-        order = [label for label, *_ in merges_labels()]
-        records.sort(key=lambda r: order.index(r["merge"]) if r["merge"] in order else len(order))
-        write_markdown(args.out, singles, records, sum(json.load(open(p)).get("seconds", 0) for p in args.combine))
-        return 0
-    suite.setup_torch()
-    start = time.time()
+    suite.setup_torch(args.threads)
+    start, cpu_start = time.time(), time.process_time()
+    loads = [load_average()]
     log = lambda m: print(f"[{time.time() - start:6.0f} s] {m}", file=sys.stderr, flush=True)  # noqa: E731
-    paths = suite.build(os.path.join(args.work, "suite"), log=log)  # cached by settings
-    evaluator = Evaluator(paths["base"], args.count, args.validation)
+    needed = {n for label, adapters, _, _ in merges_by_name() if selected(label, args.only) for n in adapters}
+    needed |= {f"task/{t}" for t in suite.TASK_NAMES} if not args.only else set()
+    paths = suite.build(os.path.join(args.work, "suite"), log=log, jobs=args.threads, only=needed)  # cached
+    present = lambda name: name in paths  # noqa: E731
+    evaluator = Evaluator(paths["base"], args.count, args.validation, os.path.join(args.work, "sweeps"))
 
-    singles = {"base model": evaluator.single(None, suite.TASK_NAMES)}
+    singles = {"base model": evaluator.single(None, [])}
     for t in suite.TASK_NAMES:
-        singles[f"LoRA {t}"] = evaluator.single(paths[f"task/{t}"], [t])
+        if present(f"task/{t}"):
+            singles[f"LoRA {t}"] = evaluator.single(paths[f"task/{t}"], [t])
     for s in suite.SOUP_SEEDS[1:]:
-        singles[f"LoRA {suite.SOUP_TASK} seed {s}"] = evaluator.single(paths[f"soup/{s}"], [suite.SOUP_TASK])
+        if present(f"soup/{s}"):
+            singles[f"LoRA {suite.SOUP_TASK} seed {s}"] = evaluator.single(paths[f"soup/{s}"], [suite.SOUP_TASK])
     for t, r in suite.MIXED:
-        singles[f"LoRA {t} rank {r}"] = evaluator.single(paths[f"rank/{t}-r{r}"], [t])
+        if present(f"rank/{t}-r{r}"):
+            singles[f"LoRA {t} rank {r}"] = evaluator.single(paths[f"rank/{t}-r{r}"], [t])
     log("single adapters evaluated")
 
-    records = []
-    for label, adapters, names, normalize in merges(paths):
-        if args.only and not any(label.startswith(p) for p in args.only.split(",")):
+    records, jobs, fresh = [], {}, 0
+    for label, wanted, names, normalize in merges_by_name():
+        if not selected(label, args.only):
             continue
+        adapters = [paths[n] for n in wanted]
         weights = [1.0 / len(adapters) if normalize else 1.0] * len(adapters)
         for row, method, params in BRICKYARD_ROWS:
-            if args.rows and not any(row.startswith(p) for p in args.rows.split(",")):
+            if not selected(row, args.rows):
                 continue
             work = os.path.join(args.work, "merges", f"{label}-{row}".replace(" ", "_").replace("/", "-"))
             try:
-                out, report = brickyard_merge(args.brickyard, work, method, params, adapters, normalize)
+                out, report, job = brickyard_merge(args.brickyard, work, method, params, adapters, normalize)
             except subprocess.CalledProcessError as error:
                 records.append({"merge": label, "row": row, "source": "brickyard",
                                 "failed": error.stderr.decode().strip().splitlines()[-1]})
                 continue
+            jobs.setdefault(label, job.split("adapters:")[1])
             error_value, floor = quality(report)
-            sweep = evaluator.adapter_sweep(out, names)
+            sweep, hit = evaluator.adapter_sweep(out, names)
+            fresh += not hit
             records.append({"merge": label, "row": row, "source": "brickyard", "tasks": names,
+                            "method": method, "parameters": params,
                             "relative_error": error_value, "svd_floor": floor, "sweep": sweep,
-                            "catch_all": mean(m.get("catch_all_share", 0) for m in report["modules"])
-                            if method == "lego" else None})
+                            "catch_all": sum(m.get("catch_all_share", 0) for m in report["modules"])
+                            / len(report["modules"]) if method == "lego" else None})
             shutil.rmtree(work, ignore_errors=True)
         if not args.no_peft:
             for combination in PEFT_ROWS:
                 try:
-                    sweep = evaluator.peft_sweep(adapters, weights, combination, names)
+                    sweep, hit = evaluator.peft_sweep(adapters, weights, combination, names)
+                    fresh += not hit
                 except Exception as error:  # PEFT refuses e.g. linear on mixed ranks
                     records.append({"merge": label, "row": f"PEFT {combination}", "source": "peft",
                                     "failed": str(error).splitlines()[0][:120]})
                     continue
                 records.append({"merge": label, "row": f"PEFT {combination}", "source": "peft", "tasks": names,
                                 "sweep": sweep})
-        log(f"{label}: done")
+        loads.append(load_average())
+        log(f"{label}: done (load {loads[-1]})")
 
+    run = {"seconds": time.time() - start, "cpu_seconds": time.process_time() - cpu_start, "loads": loads,
+           "fresh_sweeps": fresh, "command": args.command or " ".join(shlex.quote(a) for a in sys.argv),
+           "binary_commit": args.binary_commit, "threads": args.threads, "count": args.count,
+           "validation": args.validation, "scales": SCALES, "rank": RANK, "merge_seed": MERGE_SEED,
+           "test_seed": TEST_SEED, "validation_seed": VALIDATION_SEED, "gating": suite.GATING,
+           "base_settings": evaluator.base_settings, "jobs": jobs}
     if args.json:
         with open(args.json, "w") as f:
-            json.dump({"singles": singles, "records": records, "seconds": time.time() - start}, f, indent=1, default=str)
-    write_markdown(args.out, singles, records, time.time() - start)
+            json.dump({"run": run, "singles": singles, "records": records}, f, indent=1, default=str)
+    notes = open(args.notes).read() if args.notes and os.path.exists(args.notes) else ""
+    quality_report.write_markdown(args.out, run, singles, records, notes)
     log(f"wrote {args.out}")
     return 0
-
-
-def pct(x: float) -> str:
-    return f"{100 * x:.0f}"
-
-
-def write_markdown(path: str, singles, records, seconds: float) -> None:
-    lines = ["# bench-quality: task accuracy of merges (scripts/bench-quality)", "",
-             f"Tiny Llama (2 layers, hidden 64) pretrained on copying; one rank-8 PEFT LoRA per task "
-             f"({', '.join(suite.TASK_NAMES)}); LoRAs on q,k,v,o,gate,up,down. Accuracy = greedy exact match on 100 "
-             f"test examples per task, in %. Every Brickyard method at output rank {RANK} (cat: exact, rank Σr); "
-             f"`scale` multiplies the merged update (applied as the LoRA scaling, identical to the job key). "
-             f"Best scale from {SCALES} chosen on 50 validation examples per task, reported on the test examples. "
-             f"Relative error = mean over modules of ‖B'A' − T‖/‖T‖ against the exact weighted sum (merge-report.json); "
-             f"floor = the SVD floor at rank {RANK}. Total wall time {seconds / 60:.1f} min on a shared, loaded 2-core machine "
-             f"(one torch thread, one BLAS thread).", "",
-             "## Single adapters", "", "| adapter | " + " | ".join(suite.TASK_NAMES) + " |",
-             "| --- | " + " | ".join("---" for _ in suite.TASK_NAMES) + " |"]
-    for name, acc in singles.items():
-        lines.append(f"| {name} | " + " | ".join(pct(acc[t]) if t in acc else "" for t in suite.TASK_NAMES) + " |")
-    current = None
-    for r in records:
-        if r["merge"] != current:
-            current = r["merge"]
-            names = r.get("tasks") or next((x["tasks"] for x in records if x["merge"] == current and "tasks" in x), [])
-            lines += ["", f"## {current}", "",
-                      "| method | " + " | ".join(f"{t} @1" for t in names) + " | mean @1 | best scale | "
-                      + " | ".join(f"{t} @best" for t in names) + " | mean @best | rel. error | floor |",
-                      "| --- " * (2 * len(names) + 6) + "|"]
-        if "failed" in r:
-            lines.append(f"| {r['row']} | failed: {r['failed']} |")
-            continue
-        names = r["tasks"]
-        at_one, best, at_best = summarize({float(k): v for k, v in r["sweep"].items()}, names)
-        err = f"{r['relative_error']:.3f}" if r.get("relative_error") is not None else ""
-        floor = f"{r['svd_floor']:.3f}" if r.get("svd_floor") is not None else ""
-        lines.append(f"| {r['row']} | " + " | ".join(pct(at_one[t]) for t in names)
-                     + f" | **{pct(mean(at_one.values()))}** | {best:g} | "
-                     + " | ".join(pct(at_best[t]) for t in names)
-                     + f" | **{pct(mean(at_best.values()))}** | {err} | {floor} |")
-    with open(path, "w") as f:
-        f.write("\n".join(lines) + "\n")
 
 
 if __name__ == "__main__":

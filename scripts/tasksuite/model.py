@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import json
 import os
-from typing import List, Sequence, Tuple
+from typing import List, Optional, Sequence, Tuple
 
 import torch
 
@@ -55,8 +55,13 @@ def encode(tokenizer, pairs: Sequence[Tuple[str, str]]):
     return ids, mask, target
 
 
-def train(model, tokenizer, pairs: List[Tuple[str, str]], steps: int, lr: float, batch: int, seed: int) -> float:
-    """AdamW on the completion loss over fixed random batches of `pairs`; returns the last loss."""
+def train(model, tokenizer, pairs: List[Tuple[str, str]], steps: int, lr: float, batch: int, seed: int,
+          replay: Optional[List[Tuple[str, str]]] = None, replay_batch: int = 0, penalty=None) -> float:
+    """AdamW on the completion loss over fixed random batches of `pairs`; returns the last loss.
+
+    With `replay`, each step adds `replay_batch` random pairs of it to the batch (rows `batch:` of the forward), and
+    `penalty(rows, mask)`, if given, is added to the loss after the forward (e.g. a LoRA-output norm on those rows).
+    """
     generator = torch.Generator().manual_seed(seed)
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=lr, weight_decay=0.0)
@@ -65,8 +70,13 @@ def train(model, tokenizer, pairs: List[Tuple[str, str]], steps: int, lr: float,
     loss_value = float("nan")
     for _ in range(steps):
         index = torch.randint(len(pairs), (batch,), generator=generator).tolist()
-        ids, mask, labels = encode(tokenizer, [pairs[i] for i in index])
+        rows = [pairs[i] for i in index]
+        if replay:
+            rows += [replay[i] for i in torch.randint(len(replay), (replay_batch,), generator=generator).tolist()]
+        ids, mask, labels = encode(tokenizer, rows)
         loss = model(input_ids=ids, attention_mask=mask, labels=labels).loss
+        if penalty is not None:
+            loss = loss + penalty(slice(batch, len(rows)), mask)
         optimizer.zero_grad()
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, 1.0)
@@ -77,10 +87,16 @@ def train(model, tokenizer, pairs: List[Tuple[str, str]], steps: int, lr: float,
     return loss_value
 
 
-def pretrain_base(out_dir: str, seed: int = 0, steps: int = 1500, hidden: int = 64, layers: int = 2) -> str:
-    """Writes a pretrained base (config.json, model.safetensors, tokenizer files) to `out_dir`; reuses it if there."""
+def pretrain_base(out_dir: str, seed: int = 0, steps: int = 1500, hidden: int = 64, layers: int = 2,
+                  copy_every_task: bool = False) -> str:
+    """Writes a pretrained base (config.json, model.safetensors, tokenizer files) to `out_dir`; reuses it if there.
+
+    `copy_every_task`: pretrain on copying after every task word too (`tasks.copy_examples`), so the base copies
+    whatever the prompt's task: the default behaviour a gated task LoRA keeps on the other tasks' prompts."""
     marker = os.path.join(out_dir, "tasksuite.json")
     settings = {"seed": seed, "steps": steps, "hidden": hidden, "layers": layers, "tasks": sorted(tasks.TASKS)}
+    if copy_every_task:  # key only when set: earlier bases (bench-adapt's cache) stay valid
+        settings["copy_every_task"] = True
     if os.path.exists(marker) and json.load(open(marker)) == settings:
         return out_dir
     from transformers import LlamaForCausalLM
@@ -89,6 +105,8 @@ def pretrain_base(out_dir: str, seed: int = 0, steps: int = 1500, hidden: int = 
     tokenizer = build_tokenizer()
     model = LlamaForCausalLM(config(len(tokenizer), hidden, layers))
     pairs = tasks.examples(tasks.PRETRAIN_TASK, 4000, seed)
+    if copy_every_task:
+        pairs += [pair for t in tasks.TASKS for pair in tasks.copy_examples(t, 1000, seed)]
     train(model, tokenizer, pairs, steps=steps, lr=3e-3, batch=64, seed=seed)
     os.makedirs(out_dir, exist_ok=True)
     model.save_pretrained(out_dir)

@@ -3,19 +3,20 @@ from __future__ import annotations
 
 import os
 import time
-from typing import Dict
+from typing import Dict, Optional, Set
 
 from . import tasks
 
 
-def setup_torch() -> None:
-    """One torch thread, deterministic kernels, offline hub (the machine is shared; see TEAM notes)."""
+def setup_torch(threads: int = 1) -> None:
+    """`threads` torch threads (one by default: the machine is shared; see TEAM notes), deterministic kernels,
+    offline hub."""
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    os.environ.setdefault("OMP_NUM_THREADS", str(threads))
     os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
     import torch
 
-    torch.set_num_threads(1)
+    torch.set_num_threads(threads)
     torch.use_deterministic_algorithms(True)
 
 
@@ -25,26 +26,60 @@ TASK_NAMES = list(tasks.TASKS)
 SOUP_TASK, SOUP_SEEDS = "rev", [0, 1, 2, 3]
 #: Mixed ranks: (task, rank) LoRAs besides the rank-8 ones.
 MIXED = [("rev", 4), ("rot", 16)]
+#: Gated task LoRAs (`lora.train_lora`): replayed prompts per other task, replay rows per batch, LoRA-output penalty.
+GATING = {"replay_per_task": 500, "replay_batch": 32, "gate": 10.0}
+#: The gated suite's base: hidden size, layers, pretraining steps.
+GATED_BASE = {"hidden": 128, "layers": 2, "steps": 800}
 
 
-def build(root: str, log=print, base_steps: int = 800, lora_steps: int = 400) -> Dict[str, str]:
+def build(root: str, log=print, base_steps: int = 800, lora_steps: int = 400, gated: bool = True,
+          jobs: int = 1, only: Optional[Set[str]] = None) -> Dict[str, str]:
     """Builds (or reuses) everything under `root`; returns name → directory: `base`, `task/<t>`,
-    `soup/<seed>`, `rank/<t>-r<r>`."""
+    `soup/<seed>`, `rank/<t>-r<r>`. `jobs` LoRAs train at once (separate processes);
+    `only`: just these names (and the base).
+
+    `gated` (default): a base that copies after every task word and task LoRAs trained with replay of the other
+    tasks' prompts (`GATING`), so each LoRA acts only on its task and merges of task LoRAs can keep every task.
+    `gated=False`: the first suite (base pretrained on `cpy` only, LoRAs on their task only), whose task LoRAs
+    rewrite the base for every prompt."""
     from . import lora, model
 
-    setup_torch()
     paths: Dict[str, str] = {}
     start = time.time()
-    paths["base"] = model.pretrain_base(os.path.join(root, "base"), steps=base_steps)
+    if gated:
+        shape = GATED_BASE
+        base_name = f"base-copy-all-h{shape['hidden']}l{shape['layers']}"
+        paths["base"] = model.pretrain_base(os.path.join(root, base_name), steps=shape["steps"], hidden=shape["hidden"],
+                                            layers=shape["layers"], copy_every_task=True)
+        lora_name = f"lora-gated-h{shape['hidden']}l{shape['layers']}"
+    else:
+        lora_name = "lora"
+        paths["base"] = model.pretrain_base(os.path.join(root, "base"), steps=base_steps)
     log(f"tasksuite: base ready ({time.time() - start:.0f} s)")
-    for t in TASK_NAMES:
-        paths[f"task/{t}"] = lora.train_lora(paths["base"], t, os.path.join(root, "lora", f"{t}-r8-s0"), steps=lora_steps)
-        log(f"tasksuite: LoRA {t} ready ({time.time() - start:.0f} s)")
-    for s in SOUP_SEEDS:
-        paths[f"soup/{s}"] = lora.train_lora(paths["base"], SOUP_TASK, os.path.join(root, "lora", f"{SOUP_TASK}-r8-s{s}"),
-                                             seed=s, steps=lora_steps)
-    for t, r in MIXED:
-        paths[f"rank/{t}-r{r}"] = lora.train_lora(paths["base"], t, os.path.join(root, "lora", f"{t}-r{r}-s0"), rank=r,
-                                                  steps=lora_steps)
-    log(f"tasksuite: all LoRAs ready ({time.time() - start:.0f} s)")
+    options = dict(GATING) if gated else {}
+    if gated:  # the replay answers, once, before any LoRA process needs them
+        from . import replay
+
+        replay.base_answers(paths["base"], TASK_NAMES + [tasks.PRETRAIN_TASK], GATING["replay_per_task"])
+    wanted = {f"task/{t}": (t, 0, 8) for t in TASK_NAMES}
+    wanted.update({f"soup/{s}": (SOUP_TASK, s, 8) for s in SOUP_SEEDS})
+    wanted.update({f"rank/{t}-r{r}": (t, 0, r) for t, r in MIXED})
+    if only is not None:
+        wanted = {name: spec for name, spec in wanted.items() if name in only}
+    calls = {name: dict(base_dir=paths["base"], task=t, out_dir=os.path.join(root, lora_name, f"{t}-r{r}-s{s}"),
+                        seed=s, rank=r, steps=lora_steps, **options) for name, (t, s, r) in wanted.items()}
+    if jobs > 1:  # independent trainings, one torch thread each: the same bytes as one after the other
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor
+
+        with ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("spawn"),
+                                 initializer=setup_torch) as pool:
+            futures = {name: pool.submit(lora.train_lora, **call) for name, call in calls.items()}
+            for name, future in futures.items():
+                paths[name] = future.result()
+                log(f"tasksuite: LoRA {name} ready ({time.time() - start:.0f} s)")
+    else:
+        for name, call in calls.items():
+            paths[name] = lora.train_lora(**call)
+            log(f"tasksuite: LoRA {name} ready ({time.time() - start:.0f} s)")
     return paths

@@ -61,6 +61,12 @@ def example(task: str, digits: Sequence[int]) -> Example:
     return prompt, " ".join(str(d) for d in answer(task, digits))
 
 
+def copy_examples(word: str, count: int, seed: int) -> List[Example]:
+    """Prompts of task `word` answered by the pretraining task (copy the digits): a base pretrained on these copies
+    whatever the task word, a clean default behaviour for task LoRAs to keep on the other tasks' prompts."""
+    return [(prompt, " ".join(prompt.split()[1:-1])) for prompt, _ in examples(word, count, seed, split="copy")]
+
+
 def examples(task: str, count: int, seed: int, split: str = "train") -> List[Example]:
     """`count` examples of `task`, deterministic in (task, seed, split); train and test draw different streams."""
     rng = random.Random(f"{task}/{seed}/{split}")

@@ -6,7 +6,7 @@ import Kernels
 /// the same truncation. Output rank is min(k, R, out, in): singular values beyond that are zero. Factors are
 /// balanced (√σ in each); signs are fixed (largest |entry| of each B' column positive). On the exact routes the
 /// floor comes with the triplets and the error equals it (Eckart–Young), so `ModuleQuality` computes nothing more;
-/// on the subspace route it measures ‖T‖ and the error in one dense pass.
+/// on the Krylov route it measures ‖T‖ by one dense pass or estimates it (error² = ‖T‖² − Σσ̃² exactly).
 enum SVDMerge {
     static func merge(_ input: ModuleInput, rank: Int, seed: UInt64, wantQuality: Bool = true,
                       route: ProductRoute? = nil) throws -> ModuleResult {
@@ -22,9 +22,10 @@ enum SVDMerge {
                                   inFeatures: input.inFeatures, b: svd.left, a: svd.right,
                                   stats: ModuleStats(relativeError: 0, svdFloor: truncation.hasNorm ? svd.floor : nil))
         result.stats.svdRoute = truncation.route.rawValue
-        if truncation.route == .subspace || truncation.fellBack { result.stats.svdIterations = truncation.iterations }
+        if truncation.route == .krylov || truncation.fellBack { result.stats.svdIterations = truncation.iterations }
         result.knownQuality = .truncation(values: svd.singularValues,
-                                          norm: truncation.hasNorm ? svd.frobeniusNorm : nil)
+                                          norm: truncation.hasNorm ? svd.frobeniusNorm : nil,
+                                          capture: truncation.captured)
         return result
     }
 }

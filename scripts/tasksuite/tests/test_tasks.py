@@ -35,3 +35,15 @@ def test_vocabulary_covers_every_word():
     for name in list(tasks.TASKS) + [tasks.PRETRAIN_TASK]:
         for prompt, completion in tasks.examples(name, 50, seed=3):
             assert set(prompt.split()) | set(completion.split()) <= vocabulary
+
+
+def test_copy_examples_keep_the_task_word_and_copy_the_digits():
+    for name in tasks.TASKS:
+        pairs = tasks.copy_examples(name, 30, seed=2)
+        assert pairs == tasks.copy_examples(name, 30, seed=2)
+        for prompt, completion in pairs:
+            words = prompt.split()
+            assert words[0] == name and words[-1] == "="
+            assert completion == " ".join(words[1:-1])
+        # a stream of its own: not the training prompts of the task
+        assert [p for p, _ in pairs] != [p for p, _ in tasks.examples(name, 30, seed=2)]

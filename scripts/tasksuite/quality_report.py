@@ -1,0 +1,129 @@
+"""bench-quality's markdown: setup and commands, the single adapters (sanity), a summary of every method at its
+best scale, and one table per merge (accuracy per task at scale 1 and at the best scale, error vs T, SVD floor)."""
+from __future__ import annotations
+
+import os
+from typing import Dict, List
+
+from . import suite, tasks
+
+
+def pct(x: float) -> str:
+    return f"{100 * x:.0f}"
+
+
+def mean(values) -> float:
+    values = list(values)
+    return sum(values) / len(values) if values else float("nan")
+
+
+def summarize(sweep, names):
+    """(test accuracies at scale 1, best scale by validation mean, test accuracies and "kept" at that scale).
+    Ties of the validation mean go to the scale nearest 1."""
+    at = {float(s): v for s, v in sweep.items()}
+    best = best_scale({s: v["val"] for s, v in at.items()}, names)
+    return at[1.0]["test"], best, at[best]["test"], at[best].get("kept", {})
+
+
+def best_scale(validation: Dict[float, Dict[str, float]], names) -> float:
+    """The scale of the highest mean validation accuracy over `names`; ties go to the scale nearest 1."""
+    return max(sorted(validation), key=lambda s: (round(mean(validation[s][t] for t in names), 6), -abs(s - 1)))
+
+
+def setup_lines(run: dict) -> List[str]:
+    g, b = run["gating"], run["base_settings"]
+    loads = run["loads"]
+    return [
+        f"Tiny Llama ({b['layers']} layers, hidden {b['hidden']}) pretrained (seed {b['seed']}, {b['steps']} steps) "
+        f"on copying the digits after *every* task word (`cpy` and {', '.join(suite.TASK_NAMES)}), so the base "
+        "copies whatever the task. One rank-8 PEFT LoRA per task (seed 0; LoRAs on q,k,v,o,gate,up,down, alpha 2r), "
+        f"trained **gated** (400 AdamW steps, lr 5e-3, torch seed 1000 + LoRA seed): each batch mixes 32 task examples with {g['replay_batch']} replayed prompts of the other "
+        f"tasks and of `cpy` ({g['replay_per_task']} per task, a split of their own) whose targets are the base's own "
+        f"greedy answers (LoRA-output penalty weight {g['gate']}), so each LoRA changes the model only after its task "
+        f"word (scripts/tasksuite/replay.py, lora.py). Soup: {suite.SOUP_TASK} LoRAs of seeds {suite.SOUP_SEEDS}; "
+        f"mixed ranks: rev rank 4, inc rank 8, rot rank 16.",
+        "",
+        f"Accuracy = greedy exact match on {run['count']} test examples per task (split `test`, seed "
+        f"{run['test_seed']}), in %; ±5 points is sampling noise at 50%. Every Brickyard method at output rank "
+        f"{run['rank']} (cat: exact, rank Σr), merge seed {run['merge_seed']}; PEFT rows are "
+        f"`add_weighted_adapter` with svd_rank {run['rank']}, density 0.5, torch seed {run['merge_seed']}. `scale` "
+        "multiplies the merged update (applied as the LoRA scaling, identical to the job key). Best scale from "
+        f"{run['scales']} chosen on {run['validation']} validation examples per task (split `val`, seed "
+        f"{run['validation_seed']}), reported on the test examples. *cpy kept* = the merged model's agreement with "
+        "the base on copy prompts at that scale (does the merge leave the base alone?). Relative error = mean over "
+        "modules of ‖B'A' − T‖/‖T‖ against the exact weighted sum (merge-report.json); floor = the SVD floor at "
+        f"rank {run['rank']}.",
+        "",
+        f"Command: `{run['command']}`" + (f" (brickyard built from {run['binary_commit']})" if run.get("binary_commit")
+                                         else "") + ".",
+        f"Run: {run['seconds'] / 60:.1f} min wall, {run['cpu_seconds'] / 60:.1f} min CPU (Python; merges are "
+        f"separate processes), {run['fresh_sweeps']} sweeps evaluated fresh (the rest from the sweep cache), "
+        f"{run['threads']} torch thread(s), one BLAS thread; load average {loads[0]} at the start, "
+        f"{loads[-1]} at the end (2 cores shared by 6 developers).",
+    ]
+
+
+def singles_lines(singles: Dict[str, Dict[str, float]]) -> List[str]:
+    names = suite.TASK_NAMES
+    lines = ["## Single adapters (sanity)", "",
+             "Accuracy of each adapter alone on every task; *kept* = agreement with the base on the other tasks' and "
+             "`cpy` prompts (100 = the adapter leaves every other prompt alone).", "",
+             "| adapter | " + " | ".join(names) + " | kept |", "| --- " * (len(names) + 2) + "|"]
+    for name, acc in singles.items():
+        lines.append(f"| {name} | " + " | ".join(pct(acc[t]) for t in names) + f" | {pct(acc['kept'])} |")
+    return lines
+
+
+def summary_lines(records: List[dict]) -> List[str]:
+    merges = list(dict.fromkeys(r["merge"] for r in records))
+    rows = list(dict.fromkeys(r["row"] for r in records))
+    table = {(r["merge"], r["row"]): r for r in records}
+    lines = ["## Summary: mean accuracy (%) at scale 1 / at the method's best scale", "",
+             "| method | " + " | ".join(merges) + " |", "| --- " * (len(merges) + 1) + "|"]
+    for row in rows:
+        cells = []
+        for m in merges:
+            r = table.get((m, row))
+            if r is None or "failed" in r:
+                cells.append("—" if r is None else "fails")
+                continue
+            at_one, best, at_best, _ = summarize(r["sweep"], r["tasks"])
+            cells.append(f"{pct(mean(at_one.values()))} / **{pct(mean(at_best.values()))}** ({best:g})")
+        lines.append(f"| {row} | " + " | ".join(cells) + " |")
+    return lines
+
+
+def merge_lines(records: List[dict]) -> List[str]:
+    lines, current = [], None
+    for r in records:
+        if r["merge"] != current:
+            current = r["merge"]
+            names = r.get("tasks") or next((x["tasks"] for x in records if x["merge"] == current and "tasks" in x), [])
+            lines += ["", f"## {current}", "",
+                      "| method | " + " | ".join(f"{t} @1" for t in names) + " | mean @1 | best scale | "
+                      + " | ".join(f"{t} @best" for t in names)
+                      + " | mean @best | cpy kept @best | rel. error | floor | catch-all |",
+                      "| --- " * (2 * len(names) + 8) + "|"]
+        if "failed" in r:
+            lines.append(f"| {r['row']} | failed: {r['failed']} |")
+            continue
+        names = r["tasks"]
+        at_one, best, at_best, kept = summarize(r["sweep"], names)
+        err = f"{r['relative_error']:.3f}" if r.get("relative_error") is not None else ""
+        floor = f"{r['svd_floor']:.3f}" if r.get("svd_floor") is not None else ""
+        catch = f"{r['catch_all']:.2f}" if r.get("catch_all") is not None else ""
+        lines.append(f"| {r['row']} | " + " | ".join(pct(at_one[t]) for t in names)
+                     + f" | **{pct(mean(at_one.values()))}** | {best:g} | "
+                     + " | ".join(pct(at_best[t]) for t in names)
+                     + f" | **{pct(mean(at_best.values()))}** | {pct(kept.get(tasks.PRETRAIN_TASK, float('nan')))}"
+                     + f" | {err} | {floor} | {catch} |")
+    return lines
+
+
+def write_markdown(path: str, run: dict, singles, records, notes: str = "") -> None:
+    """`notes`: hand-written reading of the figures (bench/results/quality-notes.md), placed after the setup."""
+    lines = ["# bench-quality: task accuracy of merges (scripts/bench-quality)", ""]
+    lines += setup_lines(run) + [""] + ([notes.strip(), ""] if notes.strip() else []) + singles_lines(singles) + [""] + summary_lines(records) + merge_lines(records)
+    with open(path + ".tmp", "w") as f:
+        f.write("\n".join(lines) + "\n")
+    os.replace(path + ".tmp", path)
