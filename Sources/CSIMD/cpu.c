@@ -1,7 +1,9 @@
 /* CPU feature detection for the dispatching routines (cpuid + xgetbv: the OS must save the registers too). */
-#include <cpuid.h>
 #include <stdint.h>
 #include "cpu.h"
+
+#if defined(__x86_64__) || defined(__i386__)
+#include <cpuid.h>
 
 static uint64_t xgetbv0(void) {
     uint32_t eax, edx;
@@ -24,3 +26,7 @@ int brickyard_cpu_level(void) {
     if (avx512f && (xcr0 & 0xE0) == 0xE0) level |= BRICKYARD_CPU_AVX512;
     return level;
 }
+#else
+/* Not x86: no dispatch targets; every routine takes its portable path. */
+int brickyard_cpu_level(void) { return 0; }
+#endif

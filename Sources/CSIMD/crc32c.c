@@ -9,6 +9,7 @@ int brickyard_crc32c_hardware(void) {
     return cached;
 }
 
+#if defined(__x86_64__)
 __attribute__((target("sse4.2")))
 uint32_t brickyard_crc32c_update(uint32_t state, const void *bytes, size_t n) {
     const unsigned char *p = bytes;
@@ -28,3 +29,16 @@ uint32_t brickyard_crc32c_update(uint32_t state, const void *bytes, size_t n) {
     }
     return crc32;
 }
+#else
+/* Not x86-64: brickyard_crc32c_hardware() is 0, so callers use their table; this bitwise form keeps the symbol
+ * correct should anyone call it. */
+uint32_t brickyard_crc32c_update(uint32_t state, const void *bytes, size_t n) {
+    const unsigned char *p = bytes;
+    uint32_t crc = state;
+    while (n-- > 0) {
+        crc ^= *p++;
+        for (int bit = 0; bit < 8; bit++) crc = (crc >> 1) ^ (0x82F63B78u & (0u - (crc & 1u)));
+    }
+    return crc;
+}
+#endif

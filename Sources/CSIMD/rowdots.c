@@ -58,11 +58,13 @@ enum { LANES = 16, ROWS = 4, COLS = 2, CHUNK = 512 };
         }                                                                                                      \
     }
 
+#if defined(__x86_64__) || defined(__i386__)
 __attribute__((target("avx512f")))
 static void row_dots_avx512(const float *x, long n, long d, const float *m, long k, float *out) { ROW_DOTS_BODY }
 
 __attribute__((target("avx2,fma")))
 static void row_dots_avx2(const float *x, long n, long d, const float *m, long k, float *out) { ROW_DOTS_BODY }
+#endif
 
 static void row_dots_portable(const float *x, long n, long d, const float *m, long k, float *out) { ROW_DOTS_BODY }
 
@@ -79,8 +81,10 @@ void brickyard_row_dots_on_path(int path, const float *x, long n, long d, const 
     if (n <= 0 || k <= 0) return;
     if (path > brickyard_row_dots_path()) path = brickyard_row_dots_path();
     switch (path) {
+#if defined(__x86_64__) || defined(__i386__)
     case 2: row_dots_avx512(x, n, d, m, k, out); break;
     case 1: row_dots_avx2(x, n, d, m, k, out); break;
+#endif
     default: row_dots_portable(x, n, d, m, k, out); break;
     }
 }
