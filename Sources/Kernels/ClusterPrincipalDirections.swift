@@ -52,17 +52,13 @@ public enum ClusterPrincipalDirections {
                                blockSize: Int = KMeansOptions.defaultBlockSize) -> [Float] {
         let dimension = outFeatures + inFeatures
         var total = [Float](repeating: 0, count: k * (side == .left ? outFeatures : inFeatures))
-        let block = max(1, blockSize)
         units.withUnsafeBufferPointer { x in
             guard let x = x.baseAddress else { return }
-            var start = 0
-            while start < count {
-                let rows = min(block, count - start)
+            FixedBlocks.forEach(count: count, blockSize: blockSize) { start, rows in
                 let part = blockProduct(units: x + start * dimension, count: rows, outFeatures: outFeatures,
                                         inFeatures: inFeatures, assignment: assignment[start..<(start + rows)], k: k,
                                         directions: directions, side: side)
                 add(part, to: &total)
-                start += rows
             }
         }
         return total

@@ -62,16 +62,12 @@ public struct ClusterStatistics: Sendable, Equatable {
                                    + "assignments and \(signs.count) signs for \(count) units of dimension \(dimension)")
         }
         var total = ClusterStatistics(k: k, outFeatures: outFeatures, inFeatures: inFeatures)
-        let block = max(1, blockSize)
         units.withUnsafeBufferPointer { x in
             guard let x = x.baseAddress else { return }
-            var start = 0
-            while start < count {
-                let rows = min(block, count - start)
+            FixedBlocks.forEach(count: count, blockSize: blockSize) { start, rows in
                 total.reduce(adding: Self.block(units: x + start * dimension, count: rows, outFeatures: outFeatures,
                                                 inFeatures: inFeatures, assignment: assignment[start..<(start + rows)],
                                                 signs: signs[start..<(start + rows)], k: k))
-                start += rows
             }
         }
         return total
@@ -153,14 +149,10 @@ public struct ClusterStatistics: Sendable, Equatable {
     public mutating func addProjections(units: [Float], count: Int, centroids: [Float],
                                         blockSize: Int = KMeansOptions.defaultBlockSize) {
         let dimension = dimension
-        let block = max(1, blockSize)
         units.withUnsafeBufferPointer { x in
             guard let x = x.baseAddress else { return }
-            var start = 0
-            while start < count {
-                let rows = min(block, count - start)
+            FixedBlocks.forEach(count: count, blockSize: blockSize) { start, rows in
                 addProjections(units: x + start * dimension, count: rows, centroids: centroids)
-                start += rows
             }
         }
         if projections == nil { projections = [Double](repeating: 0, count: k) }
