@@ -34,12 +34,18 @@ public struct LegoOptions: Sendable, Codable, Equatable {
     public var powerIterations: Int = LegoOptions.defaultPowerIterations
     /// With `direction: principal`: cluster into `oversample`·k fine clusters, keep the k − 1 whose principal
     /// rank-ones fit T best (greedy least squares), and merge the rest into them (pieces of the same direction) or
-    /// into one cluster. 1 is off.
+    /// into one cluster. 1 is off. Default 2 (chosen on the 960-adapter pool and bench-quality:
+    /// bench/results/lego-pool.md); split modules do not oversample.
     public var oversample: Int = LegoOptions.defaultOversample
 
     public static let defaultRestarts = 3
     public static let defaultPowerIterations = 8
-    public static let defaultOversample = 1
+    public static let defaultOversample = 2
+    /// Oversampling applies only when the module has at least this many units per fine cluster (n ≥ 4·f·k): the
+    /// selection chooses among directions that several units share; on smaller pools (fine clusters of one or two
+    /// units) keeping k − 1 of them and lumping the rest into one cluster fits T worse than k-means at k (a random
+    /// pool of 20 units at k = 10: 0.593 against `dual`'s 0.574), so lego clusters at k there.
+    public static let oversampleUnitsPerFineCluster = 4
 
     /// The direction actually used: `sum` and `dual` are rules on the mean centroid, so they take `mean`.
     public var effectiveDirection: Direction {
@@ -48,6 +54,13 @@ public struct LegoOptions: Sendable, Codable, Equatable {
 
     /// The oversampling actually used: 1 unless the direction is principal.
     public var effectiveOversample: Int { effectiveDirection == .principal ? max(1, oversample) : 1 }
+
+    /// The number of clusters the k-means runs at for `units` units and output rank k: oversample·k when
+    /// oversampling applies (`oversampleUnitsPerFineCluster`), else k.
+    public func clusteringCount(units: Int, rank k: Int) -> Int {
+        let fine = k * effectiveOversample
+        return fine > k && units >= LegoOptions.oversampleUnitsPerFineCluster * fine ? fine : k
+    }
 
     public init() {}
 }

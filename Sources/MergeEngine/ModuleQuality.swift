@@ -114,8 +114,10 @@ enum ModuleQuality {
             guard route == .krylov, let steps = result.stats.svdIterations, steps > 0 else { return model.cost(route) }
             return model.application(width: model.krylovWidth) + (1...steps).reduce(0.0) { $0 + model.krylovStep($1) }
         case .lego:
+            // The k-means runs at oversample·k clusters when oversampling applies (its fine clustering).
             let steps = Double((result.stats.iterations ?? spec.lego.iterations) + 2)
-            return Double(max(spec.lego.restarts, 1)) * steps * 4 * r * sides * k
+            let clusters = Double(spec.lego.clusteringCount(units: stacked, rank: max(result.rank, 1)))
+            return Double(max(spec.lego.restarts, 1)) * steps * 4 * r * sides * clusters
         case .ties, .dareTies, .dareLinear, .magnitudePrune:
             return 2 * Double(rows) * Double(cols) * r
         case .cat, .linear:

@@ -137,6 +137,9 @@ import Testing
         #expect(try resolve(["power_iterations": .int(3)]).lego.powerIterations == 3)
         #expect(try resolve(["oversample": .int(4)]).lego.effectiveOversample == 4)
         #expect(try resolve(["oversample": .int(4), "direction": .string("mean")]).lego.effectiveOversample == 1)
+        #expect(try resolve([:]).lego.effectiveOversample == 2)  // the default (bench/results/lego-pool.md)
+        #expect(try resolve(["reweight": .string("dual")]).lego.effectiveOversample == 1)
+        #expect(try resolve(["oversample": .int(1)]).lego.effectiveOversample == 1)
         for (parameters, fragment) in [(["direction": ParameterValue.string("principal"), "reweight": .string("dual")],
                                         "parameters.direction"),
                                        (["direction": .string("top")], "parameters.direction"),
@@ -151,6 +154,8 @@ import Testing
         let options = MergeReport.Options(try resolve(["reweight": .string("sum")]))
         #expect(options.direction == "mean" && options.powerIterations == nil)
         #expect(MergeReport.Options(try resolve([:])).direction == "principal")
+        #expect(MergeReport.Options(try resolve([:])).oversample == 2)
+        #expect(MergeReport.Options(try resolve(["reweight": .string("dual")])).oversample == nil)
     }
 }
 
@@ -185,6 +190,47 @@ import Testing
         var h = [Double](repeating: 0.1, count: n)
         h[2] = 3; h[5] = 2; h[0] = 1
         #expect(try RankOneSelection.greedy(gram: g, projections: h, count: n, select: 3) == [2, 5, 0])
+    }
+
+    /// Oversampling applies from 4 units per fine cluster: below, the default is byte-identical to `oversample: 1`.
+    @Test func oversamplingNeedsFourUnitsPerFineCluster() throws {
+        var options = LegoOptions()
+        options.oversample = 2
+        #expect(options.clusteringCount(units: 64, rank: 8) == 16)
+        #expect(options.clusteringCount(units: 63, rank: 8) == 8)
+        #expect(options.clusteringCount(units: 5, rank: 8) == 8)
+        options.reweight = .dual
+        #expect(options.clusteringCount(units: 1000, rank: 8) == 8)
+        // 6 adapters of rank 4 at k = 4: 24 units < 4·2·4, so the default clusters at k.
+        let input = RandomModules.input(out: 30, in: 22, ranks: [4, 4, 4, 4, 4, 4], seed: 77)
+        let byDefault = try ModuleMerger.merge(input, spec: MergeSpec(method: .lego, rank: 4), seed: 5)
+        var plain = LegoOptions()
+        plain.oversample = 1
+        let once = try ModuleMerger.merge(input, spec: MergeSpec(method: .lego, rank: 4, lego: plain), seed: 5)
+        #expect(byDefault.b.map(\.bitPattern) == once.b.map(\.bitPattern))
+        #expect(byDefault.a.map(\.bitPattern) == once.a.map(\.bitPattern))
+    }
+
+    /// With oversampling active (≥ 4 units per fine cluster): N identical copies of an adapter, and N copies each in
+    /// another basis of its rank space (B·R, R⁻¹·A), weights 1/N, merged at its rank with the default options
+    /// give the adapter back.
+    @Test(arguments: [UInt64(1), 2, 3])
+    func oversampledCopiesGiveBackTheAdapter(seed: UInt64) throws {
+        let (r, copies) = (4, 8)
+        #expect(LegoOptions().clusteringCount(units: r * copies, rank: r) > r)  // oversampling is on
+        let one = RandomModules.input(out: 36, in: 28, ranks: [r], coefficients: [1.5], seed: 40 + seed)
+        var identical = one
+        identical.terms = (0..<copies).map { _ in
+            var term = one.terms[0]
+            term.coefficient = 1.5 / Double(copies)
+            return term
+        }
+        let same = try ModuleMerger.merge(identical, spec: MergeSpec(method: .lego, rank: r), seed: seed)
+        #expect(same.stats.clusterSizes?.sorted() == [Int](repeating: copies, count: r))
+        #expect(RandomModules.relativeError(RandomModules.dense(same), RandomModules.target(one)) < 1e-5)
+        let (rotated, original) = SoupPools.soup(out: 36, in: 28, rank: r, copies: copies, noise: 0, seed: 60 + seed)
+        let back = try ModuleMerger.merge(rotated, spec: MergeSpec(method: .lego, rank: r), seed: seed)
+        #expect(RandomModules.relativeError(RandomModules.dense(back), RandomModules.target(original)) <= 0.05)
     }
 
     /// Shared-unit pools with more directions than k: oversampled lego keeps k ranks, partitions every unit, never

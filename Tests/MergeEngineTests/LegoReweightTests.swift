@@ -63,8 +63,10 @@ enum SoupPools {
 }
 
 @Suite struct LegoReweightTests {
-    static func spec(_ rank: Int, _ reweight: LegoOptions.Reweight, basis: LegoOptions.Basis) -> MergeSpec {
+    static func spec(_ rank: Int, _ reweight: LegoOptions.Reweight, basis: LegoOptions.Basis,
+                     oversample: Int = LegoOptions.defaultOversample) -> MergeSpec {
         var options = LegoOptions()
+        options.oversample = oversample
         options.reweight = reweight
         options.basis = basis
         return MergeSpec(method: .lego, rank: rank, lego: options)
@@ -86,7 +88,10 @@ enum SoupPools {
     }
 
     /// Random pools of independent units (nothing to cluster), k below the unit count: `dual` never does worse
-    /// than the zero adapter, and `optimal` (least squares over the same centroids) never worse than `dual`.
+    /// than the zero adapter, and `optimal` never worse than `dual`: on the same clusters (`oversample: 1`: least
+    /// squares over them) and with the default options (these pools have fewer than 4 units per fine cluster, so
+    /// the default clusters at k too: `LegoOptions.oversampleUnitsPerFineCluster`; before that rule, seed 11 gave
+    /// 0.593 against dual's 0.574).
     @Test(arguments: Array(UInt64(0)..<12))
     func dualIsBoundedOnRandomPools(seed: UInt64) throws {
         var random = DeterministicRandom(seed: 500 + seed)
@@ -97,10 +102,35 @@ enum SoupPools {
         let k = max(1, ranks.reduce(0, +) / (2 + random.nextIndex(below: 4)))
         for basis in [LegoOptions.Basis.svd, .raw] {
             let dual = try ModuleMerger.merge(input, spec: Self.spec(k, .dual, basis: basis), seed: seed)
-            let optimal = try ModuleMerger.merge(input, spec: Self.spec(k, .optimal, basis: basis), seed: seed)
+            let optimal = try ModuleMerger.merge(input, spec: Self.spec(k, .optimal, basis: basis, oversample: 1),
+                                                 seed: seed)
+            let byDefault = try ModuleMerger.merge(input, spec: Self.spec(k, .optimal, basis: basis), seed: seed)
             #expect(dual.stats.relativeError <= 1, "basis \(basis) k \(k) ranks \(ranks)")
             #expect(optimal.stats.relativeError <= dual.stats.relativeError * (1 + 1e-6) + 1e-7)
             #expect(dual.stats.clusterSizes == optimal.stats.clusterSizes)
+            #expect(byDefault.stats.relativeError <= dual.stats.relativeError * (1 + 1e-6) + 1e-7,
+                    "basis \(basis) k \(k) ranks \(ranks)")
+            #expect(byDefault.stats.clusterSizes?.reduce(0, +) == dual.stats.clusterSizes?.reduce(0, +))
+        }
+    }
+
+    /// Larger random pools, where the default oversamples (≥ 4 units per fine cluster): the default `optimal` is
+    /// still never worse than `dual` on k-means' own clusters, and `dual` stays ≤ 1.
+    @Test(arguments: Array(UInt64(0)..<8))
+    func oversampledOptimalBeatsDualOnRandomPools(seed: UInt64) throws {
+        var random = DeterministicRandom(seed: 700 + seed)
+        let ranks = (0..<(8 + random.nextIndex(below: 9))).map { _ in [4, 8][random.nextIndex(below: 2)] }
+        let input = RandomModules.input(out: 24 + random.nextIndex(below: 40), in: 16 + random.nextIndex(below: 40),
+                                        ranks: ranks, seed: 950 + seed)
+        let units = ranks.reduce(0, +)
+        let k = min([2, 3, 4, 6, 8][random.nextIndex(below: 5)], units / 8)
+        #expect(LegoOptions().clusteringCount(units: units, rank: k) == 2 * k)  // oversampling is on
+        for basis in [LegoOptions.Basis.svd, .raw] {
+            let dual = try ModuleMerger.merge(input, spec: Self.spec(k, .dual, basis: basis), seed: seed)
+            let byDefault = try ModuleMerger.merge(input, spec: Self.spec(k, .optimal, basis: basis), seed: seed)
+            #expect(dual.stats.relativeError <= 1)
+            #expect(byDefault.stats.relativeError <= dual.stats.relativeError * (1 + 1e-6) + 1e-7,
+                    "basis \(basis) k \(k) units \(units)")
         }
     }
 
@@ -134,17 +164,29 @@ enum SoupPools {
         let pool = try SyntheticPool(shape: .tiny, adapterCount: 12, rank: 4, layers: 1, modules: ["q", "v", "up", "down"],
                                  dtype: .f32, seed: seed, rankSpread: seed % 2 == 0, sharedUnits: 4 * k)
         _ = try pool.write(to: scratch.path)
+        var totals = (optimal: 0.0, dual: 0.0)
+        defer { #expect(totals.optimal < totals.dual) }
         for basis in [LegoOptions.Basis.svd, .raw] {
             var job = JobSpec(method: .lego, rank: k, parameters: ["basis": .string(basis.rawValue)],
                               adapters: [AdapterEntry(path: scratch.path + "/*")], sourcePath: "shared.yaml")
             job.adapters = try FileManager.default.contentsOfDirectory(atPath: scratch.path).sorted()
                 .map { AdapterEntry(path: scratch.path + "/" + $0) }
             let plan = try Planner.plan(job: job)
+            var dualSpec = plan.spec
+            dualSpec.lego.reweight = .dual
             for module in plan.modules {
                 let result = try LocalMerge.mergeModule(module, spec: plan.spec)
                 #expect(result.stats.relativeError <= 1, "\(module.name) basis \(basis)")
                 #expect((result.stats.catchAllShare ?? -1) >= 0)
                 #expect(result.stats.clusterCoherence?.count == result.rank)
+                // The default (optimal, oversampled where the module has ≥ 4 units per fine cluster: k = 2 and 4
+                // here) against dual on k-means' own clusters: below it in 31 of these 32 modules, by 0.01–0.15;
+                // the exception (seed 4, k = 2, v_proj, raw: 0.723 vs 0.704) keeps one fine cluster of 4 and lumps
+                // the rest, where k-means' two halves fit better. So: never 5% above dual, below it in total.
+                let dual = try LocalMerge.mergeModule(module, spec: dualSpec)
+                #expect(result.stats.relativeError <= 1.05 * dual.stats.relativeError, "\(module.name) \(basis) k \(k)")
+                totals.optimal += result.stats.relativeError
+                totals.dual += dual.stats.relativeError
             }
         }
     }

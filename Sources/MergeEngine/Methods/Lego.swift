@@ -15,6 +15,8 @@ import Kernels
 ///   Weights apply to the clustering's own centroids (the aligned means of the final assignment), or with
 ///   `direction: principal` (the default for `optimal` and `none`) to each cluster's best rank-one approximation
 ///   of its members' sum, by `powerIterations` power iterations started from the mean (`ClusterPrincipalDirections`).
+/// - `oversample` (default 2) clusters into f·k fine clusters and keeps k of them (`selectClusters`), only when the
+///   module has at least `LegoOptions.oversampleUnitsPerFineCluster` units per fine cluster (else it clusters at k).
 /// - `gauge: raw` changes only how units are written (`[sign(c)√|c| b ; √|c| a]`); the distance stays
 ///   sign-invariant, so the two gauges differ in one thing.
 enum LegoMerge {
@@ -50,10 +52,9 @@ enum LegoMerge {
         }
         let kmeans = KMeansOptions(iterations: max(0, options.iterations), tolerance: max(0, options.tolerance),
                                    restarts: max(1, options.restarts))
-        let oversample = options.effectiveOversample
         var clustering = try SignInvariantKMeans.cluster(
             units: units.vectors, count: units.count, dimension: units.dimension,
-            k: oversample > 1 ? min(units.count, rank * oversample) : rank, options: kmeans, seed: seed)
+            k: options.clusteringCount(units: units.count, rank: rank), options: kmeans, seed: seed)
         if clustering.clusterCount > rank {
             clustering = try selectClusters(clustering, k: rank, units: units, options: options,
                                             blockSize: kmeans.blockSize)
