@@ -16,8 +16,8 @@ struct AdaptIntegrationTests {
     /// The reference run (1 evaluator), shared by the byte-identity tests.
     static let reference: Result<(job: String, out: String), Error> = Result {
         let fixture = try AdaptEnvironment.fixture.get()
+        // Kept for the whole run: the byte-identity tests compare against it (scripts/test's scratch TMPDIR goes at exit).
         let directory = try AdaptEnvironment.temporary("reference")
-        defer { try? FileManager.default.removeItem(atPath: directory) }
         let job = try AdaptEnvironment.job(in: directory, fixture: fixture, adapters: teacherPool, adapt: adamwSection)
         let run = try AdaptEnvironment.brickyard(["adapt", job, "--out", directory + "/out", "--evaluators", "1", "--quiet"])
         guard run.status == 0 else { throw AdaptTestError("reference adapt failed (\(run.status)): \(run.stderr)") }
