@@ -115,9 +115,11 @@ enum ModuleQuality {
             return model.application(width: model.krylovWidth) + (1...steps).reduce(0.0) { $0 + model.krylovStep($1) }
         case .lego:
             // The k-means runs at oversample·k clusters when oversampling applies (its fine clustering).
-            let steps = Double((result.stats.iterations ?? spec.lego.iterations) + 2)
-            let clusters = Double(spec.lego.clusteringCount(units: stacked, rank: max(result.rank, 1)))
-            return Double(max(spec.lego.restarts, 1)) * steps * 4 * r * sides * clusters
+            return SplitQualityTrack.legoMergeFlops(restarts: spec.lego.restarts,
+                                                    iterations: result.stats.iterations ?? spec.lego.iterations,
+                                                    stacked: stacked, rows: rows, cols: cols,
+                                                    rank: spec.lego.clusteringCount(units: stacked,
+                                                                                    rank: max(result.rank, 1)))
         case .ties, .dareTies, .dareLinear, .magnitudePrune:
             return 2 * Double(rows) * Double(cols) * r
         case .cat, .linear:
