@@ -21,4 +21,8 @@ int brickyard_row_dots_path(void);
  * brickyard_crc32c_hardware() is 1. */
 uint32_t brickyard_crc32c_update(uint32_t state, const void *bytes, size_t n);
 int brickyard_crc32c_hardware(void);
+
+/* What this CPU and its OS support, as bits: 1 SSE 4.2, 2 AVX2 + FMA, 4 AVX-512F, 8 Skylake-X's AVX-512 subsets
+ * (F, DQ, CD, BW, VL). 0 on other architectures. */
+int brickyard_cpu_features(void);
 #endif
