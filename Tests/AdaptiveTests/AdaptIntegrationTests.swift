@@ -16,6 +16,7 @@ struct AdaptIntegrationTests {
     /// The reference run (1 evaluator), shared by the byte-identity tests.
     static let reference: Result<(job: String, out: String), Error> = Result {
         let fixture = try AdaptEnvironment.fixture.get()
+        // Kept for the whole run: the byte-identity tests compare against it (scripts/test's scratch TMPDIR goes at exit).
         let directory = try AdaptEnvironment.temporary("reference")
         let job = try AdaptEnvironment.job(in: directory, fixture: fixture, adapters: teacherPool, adapt: adamwSection)
         let run = try AdaptEnvironment.brickyard(["adapt", job, "--out", directory + "/out", "--evaluators", "1", "--quiet"])
@@ -45,6 +46,7 @@ struct AdaptIntegrationTests {
     func threeEvaluators() throws {
         let (job, out) = try Self.reference.get()
         let directory = try AdaptEnvironment.temporary("three")
+        defer { try? FileManager.default.removeItem(atPath: directory) }
         let run = try AdaptEnvironment.brickyard(["adapt", job, "--out", directory + "/out", "--evaluators", "3", "--quiet"])
         try #require(run.status == 0, "\(run.stderr)")
         #expect(try AdaptEnvironment.outputFingerprint(directory + "/out") == AdaptEnvironment.outputFingerprint(out))
@@ -54,6 +56,7 @@ struct AdaptIntegrationTests {
     func killCoordinator() throws {
         let (job, out) = try Self.reference.get()
         let directory = try AdaptEnvironment.temporary("killc")
+        defer { try? FileManager.default.removeItem(atPath: directory) }
         let target = directory + "/out"
         let process = Process()
         process.executableURL = URL(fileURLWithPath: try #require(BrickyardExecutable.path))
@@ -77,6 +80,7 @@ struct AdaptIntegrationTests {
     func killEvaluator() throws {
         let (job, out) = try Self.reference.get()
         let directory = try AdaptEnvironment.temporary("kille")
+        defer { try? FileManager.default.removeItem(atPath: directory) }
         let target = directory + "/out"
         let process = Process()
         process.executableURL = URL(fileURLWithPath: try #require(BrickyardExecutable.path))
@@ -100,6 +104,7 @@ struct AdaptIntegrationTests {
     func plantedCMAES() throws {
         let fixture = try AdaptEnvironment.fixture.get()
         let directory = try AdaptEnvironment.temporary("cma")
+        defer { try? FileManager.default.removeItem(atPath: directory) }
         let job = try AdaptEnvironment.job(in: directory, fixture: fixture, adapters: teacherPool, adapt: "  optimizer: cma_es\n  steps: 100")
         let run = try AdaptEnvironment.brickyard(["adapt", job, "--out", directory + "/out", "--evaluators", "2", "--quiet"])
         try #require(run.status == 0, "\(run.stderr)")
@@ -116,6 +121,7 @@ struct AdaptIntegrationTests {
     func topK() throws {
         let fixture = try AdaptEnvironment.fixture.get()
         let directory = try AdaptEnvironment.temporary("topk")
+        defer { try? FileManager.default.removeItem(atPath: directory) }
         let pool = (0..<8).map { "pool/p\($0)" }
         let job = try AdaptEnvironment.job(in: directory, fixture: fixture, adapters: pool,
                                            adapt: "  select: {by: loss, top_k: 4}\n  coefficients: per_adapter\n  steps: 2")
@@ -132,6 +138,7 @@ struct AdaptIntegrationTests {
     func remoteEvaluatorAndSimilarity() throws {
         let fixture = try AdaptEnvironment.fixture.get()
         let directory = try AdaptEnvironment.temporary("remote")
+        defer { try? FileManager.default.removeItem(atPath: directory) }
         let pool = (0..<8).map { "pool/p\($0)" }
         let job = try AdaptEnvironment.job(in: directory, fixture: fixture, adapters: pool,
                                            adapt: "  select: {by: similarity, top_k: 2, target: \(fixture)/pool/p3}\n  steps: 3")
@@ -187,6 +194,7 @@ struct AdaptIntegrationTests {
     func badInput(kind: String) throws {
         let fixture = try AdaptEnvironment.fixture.get()
         let directory = try AdaptEnvironment.temporary("bad")
+        defer { try? FileManager.default.removeItem(atPath: directory) }
         var adapters = ["pool/p1", "pool/p3"]
         var extra: [String] = []
         var data: String?

@@ -14,6 +14,7 @@ struct TaskDataTests {
     @Test("prompt/completion and chat lines load; blank lines are skipped")
     func loads() throws {
         let directory = try temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: directory) }
         let path = directory + "/d.jsonl"
         try """
         {"prompt": "2 + 2 =", "completion": " 4"}
@@ -37,6 +38,7 @@ struct TaskDataTests {
     ])
     func badLine(line: String, mentions: String) throws {
         let directory = try temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: directory) }
         let path = directory + "/bad.jsonl"
         try "{\"prompt\": \"ok\", \"completion\": \"fine\"}\n\(line)\n".write(toFile: path, atomically: true, encoding: .utf8)
         do {
@@ -51,6 +53,7 @@ struct TaskDataTests {
     @Test("the train/validation split is fixed by the seed and disjoint")
     func split() throws {
         let directory = try temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: directory) }
         let path = directory + "/d.jsonl"
         try (0..<20).map { "{\"prompt\": \"p\($0)\", \"completion\": \"c\($0)\"}" }.joined(separator: "\n")
             .write(toFile: path, atomically: true, encoding: .utf8)
@@ -65,6 +68,7 @@ struct TaskDataTests {
     @Test("adapt job: defaults, LoraHub defaults for gradient-free, and errors naming file and key")
     func jobFile() throws {
         let directory = try temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: directory) }
         for sub in ["base", "pool/a"] { try FileManager.default.createDirectory(atPath: directory + "/" + sub, withIntermediateDirectories: true) }
         for file in ["base/config.json", "base/tokenizer.json", "base/model.safetensors", "pool/a/adapter_config.json", "data.jsonl"] {
             FileManager.default.createFile(atPath: directory + "/" + file, contents: Data("{}".utf8))
