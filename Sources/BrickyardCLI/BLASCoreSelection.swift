@@ -45,7 +45,7 @@ enum BLASCoreSelection {
 
 /// `brickyard blas-core`: prints the OpenBLAS kernel set this executable runs with after its own choice
 /// (`BLASCoreSelection`), e.g. `SkylakeX`. A program that merges in-process next to `brickyard` processes and
-/// compares bytes (scripts/test before `swift test`) exports it as `OPENBLAS_CORETYPE`, so both use the same kernels.
+/// compares bytes can export it as `OPENBLAS_CORETYPE` before it starts, so both use the same kernels.
 struct BLASCoreCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "blas-core",

@@ -11,7 +11,8 @@ import Foundation
 /// (`BrickyardCLI`'s entry point), and every process it starts inherits it. Different kernels give different
 /// bits, so every process of one run must use the same set: children are started with the parent's core type
 /// (`childEnvironment`), and a program that merges in-process next to `brickyard` processes (the test binary)
-/// must export the same choice first (`brickyard blas-core` prints it; scripts/test does this).
+/// either exports the executable's choice before it starts (`brickyard blas-core` prints it) or starts those
+/// processes with its own kernel set (the test support does).
 public enum BLASCore {
     /// Set to "0" to keep OpenBLAS's own choice (no re-execution).
     public static let optOutVariable = "BRICKYARD_BLAS_AUTO_CORE"

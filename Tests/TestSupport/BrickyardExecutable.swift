@@ -35,9 +35,10 @@ public enum BrickyardExecutable {
 
     /// Every `brickyard` this test process starts (directly, through scripts, Slurm or a local worker pool) uses
     /// the test process's own OpenBLAS kernels, so bytes merged in-process here and in those processes compare
-    /// equal (`BLASCore`). scripts/test exports the executable's choice before the tests start, which makes this
-    /// a no-op there; it matters when `swift test` runs by hand. Runs once, the first time a test needs the binary
-    /// (glibc's first setenv copies the environment array and frees nothing, so concurrent readers stay safe).
+    /// equal (`BLASCore`); without it `brickyard` would re-execute itself with better kernels than a generic
+    /// choice of the test process's OpenBLAS. A no-op when `OPENBLAS_CORETYPE` is already set. Runs once, the first
+    /// time a test needs the binary (glibc's first setenv copies the environment array and frees nothing, so
+    /// concurrent readers stay safe).
     private static func shareKernels() {
         for (key, value) in BLASCore.childEnvironment where ProcessInfo.processInfo.environment[key] == nil {
             setenv(key, value, 0)
