@@ -78,7 +78,9 @@ def merges_by_name():
 
 
 def selected(label: str, only: Optional[str]) -> bool:
-    return not only or any(label.startswith(p) for p in only.split(","))
+    """Whether `label` starts with one of `only`'s prefixes: separated by "|" if it has one (labels hold commas:
+    "2 tasks, w=1/N|3 tasks, w=1/N"), else by commas."""
+    return not only or any(label.startswith(p) for p in only.split("|" if "|" in only else ","))
 
 
 def brickyard_merge(binary: str, work: str, method: str, params: Dict[str, str], adapters: List[str],
@@ -246,7 +248,7 @@ def main(argv=None) -> int:
     parser.add_argument("--json", default=None, help="raw results as JSON")
     parser.add_argument("--count", type=int, default=100, help="test examples per task")
     parser.add_argument("--validation", type=int, default=50, help="validation examples per task (best scale)")
-    parser.add_argument("--only", default=None, help="comma-separated merge labels' prefixes to run (debug)")
+    parser.add_argument("--only", default=None, help="merge labels' prefixes to run, separated by commas or by | (labels hold commas)")
     parser.add_argument("--no-peft", action="store_true")
     parser.add_argument("--shared-digits", action="store_true",
                         help="the first gated suite: every task on the digits 0-9 (3+ task merges collapse there)")
