@@ -67,6 +67,8 @@ struct SplitSeedingBench: ParsableCommand {
             case .lloyd, .reweight:
                 lloyd += elapsed
                 lloydColumns += requests[0].centerCount
+            case .probeImage, .target, .targetTimes, .targetTransposedTimes:
+                break  // a plain driver runs no quality-track rounds
             }
             try driver.advance(with: partials)
         }

@@ -2478,7 +2478,7 @@ const ProtobufCMessageDescriptor brickyard__v1__eval_failed__descriptor =
   (ProtobufCMessageInit) brickyard__v1__eval_failed__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
-static const ProtobufCFieldDescriptor brickyard__v1__kmeans_block_task__field_descriptors[10] =
+static const ProtobufCFieldDescriptor brickyard__v1__kmeans_block_task__field_descriptors[12] =
 {
   {
     "task",
@@ -2600,6 +2600,30 @@ static const ProtobufCFieldDescriptor brickyard__v1__kmeans_block_task__field_de
     0,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
+  {
+    "product",
+    11,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT32,
+    0,   /* quantifier_offset */
+    offsetof(Brickyard__V1__KMeansBlockTask, product),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "probes",
+    12,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT32,
+    0,   /* quantifier_offset */
+    offsetof(Brickyard__V1__KMeansBlockTask, probes),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
 };
 static const unsigned brickyard__v1__kmeans_block_task__field_indices_by_name[] = {
   3,   /* field[3] = center_count */
@@ -2609,6 +2633,8 @@ static const unsigned brickyard__v1__kmeans_block_task__field_indices_by_name[] 
   9,   /* field[9] = inputs_follow */
   8,   /* field[8] = nearest */
   5,   /* field[5] = oversampling */
+  11,   /* field[11] = probes */
+  10,   /* field[10] = product */
   1,   /* field[1] = round */
   0,   /* field[0] = task */
   2,   /* field[2] = unit_id_offset */
@@ -2616,7 +2642,7 @@ static const unsigned brickyard__v1__kmeans_block_task__field_indices_by_name[] 
 static const ProtobufCIntRange brickyard__v1__kmeans_block_task__number_ranges[1 + 1] =
 {
   { 1, 0 },
-  { 0, 10 }
+  { 0, 12 }
 };
 const ProtobufCMessageDescriptor brickyard__v1__kmeans_block_task__descriptor =
 {
@@ -2626,7 +2652,7 @@ const ProtobufCMessageDescriptor brickyard__v1__kmeans_block_task__descriptor =
   "Brickyard__V1__KMeansBlockTask",
   "brickyard.v1",
   sizeof(Brickyard__V1__KMeansBlockTask),
-  10,
+  12,
   brickyard__v1__kmeans_block_task__field_descriptors,
   brickyard__v1__kmeans_block_task__field_indices_by_name,
   1,  brickyard__v1__kmeans_block_task__number_ranges,
@@ -2890,7 +2916,7 @@ const ProtobufCEnumDescriptor brickyard__v1__dtype__descriptor =
   brickyard__v1__dtype__value_ranges,
   NULL,NULL,NULL,NULL   /* reserved[1234] */
 };
-static const ProtobufCEnumValue brickyard__v1__task_kind__enum_values_by_number[8] =
+static const ProtobufCEnumValue brickyard__v1__task_kind__enum_values_by_number[9] =
 {
   { "TASK_KIND_UNSPECIFIED", "BRICKYARD__V1__TASK_KIND__TASK_KIND_UNSPECIFIED", 0 },
   { "TASK_KIND_MERGE_MODULE", "BRICKYARD__V1__TASK_KIND__TASK_KIND_MERGE_MODULE", 1 },
@@ -2900,17 +2926,19 @@ static const ProtobufCEnumValue brickyard__v1__task_kind__enum_values_by_number[
   { "TASK_KIND_KMEANS_CANDIDATE_WEIGHTS", "BRICKYARD__V1__TASK_KIND__TASK_KIND_KMEANS_CANDIDATE_WEIGHTS", 5 },
   { "TASK_KIND_KMEANS_LLOYD", "BRICKYARD__V1__TASK_KIND__TASK_KIND_KMEANS_LLOYD", 6 },
   { "TASK_KIND_KMEANS_REWEIGHT", "BRICKYARD__V1__TASK_KIND__TASK_KIND_KMEANS_REWEIGHT", 7 },
+  { "TASK_KIND_KMEANS_PRODUCT", "BRICKYARD__V1__TASK_KIND__TASK_KIND_KMEANS_PRODUCT", 8 },
 };
 static const ProtobufCIntRange brickyard__v1__task_kind__value_ranges[] = {
-{0, 0},{0, 8}
+{0, 0},{0, 9}
 };
-static const ProtobufCEnumValueIndex brickyard__v1__task_kind__enum_values_by_name[8] =
+static const ProtobufCEnumValueIndex brickyard__v1__task_kind__enum_values_by_name[9] =
 {
   { "TASK_KIND_KMEANS_BLOCK_STEP", 2 },
   { "TASK_KIND_KMEANS_CANDIDATE_WEIGHTS", 5 },
   { "TASK_KIND_KMEANS_FIRST_CENTER", 3 },
   { "TASK_KIND_KMEANS_LLOYD", 6 },
   { "TASK_KIND_KMEANS_OVERSAMPLE", 4 },
+  { "TASK_KIND_KMEANS_PRODUCT", 8 },
   { "TASK_KIND_KMEANS_REWEIGHT", 7 },
   { "TASK_KIND_MERGE_MODULE", 1 },
   { "TASK_KIND_UNSPECIFIED", 0 },
@@ -2922,9 +2950,9 @@ const ProtobufCEnumDescriptor brickyard__v1__task_kind__descriptor =
   "TaskKind",
   "Brickyard__V1__TaskKind",
   "brickyard.v1",
-  8,
+  9,
   brickyard__v1__task_kind__enum_values_by_number,
-  8,
+  9,
   brickyard__v1__task_kind__enum_values_by_name,
   1,
   brickyard__v1__task_kind__value_ranges,

@@ -47,7 +47,8 @@ struct SplitModuleRuns {
             var resumedAt: Int?
             if let bytes = store.readKMeansState(index: index) {
                 do {
-                    kmeans = try SplitKMeans(decoding: bytes, configuration: kmeans.configuration, restarts: kmeans.restarts)
+                    kmeans = try SplitKMeans(decoding: bytes, configuration: kmeans.configuration, restarts: kmeans.restarts,
+                                             quality: kmeans.quality)
                     resumedAt = kmeans.round
                     logger.info("resuming split module from its last checkpointed round", metadata: [
                         "module": "\(module.name)", "round": "\(kmeans.round)",
@@ -111,7 +112,10 @@ struct SplitModuleRuns {
         let request = run.rounds[track]?.requests[block]
         let centers = (request?.centerCount ?? 0) + (request?.centerOffset ?? 0)
         let reported = run.blockUnits[block] + (request?.farthest ?? 0) + 1
-        return 4096 + reported * (4 * dim + 64 + 12) + centers * (4 * dim + 32)
+        // Quality-track products: at most [out, in] or [max(out, in), probes + width] values.
+        let product = request.map { $0.kind.isProduct ? 4 * max(plan.modules[module].outFeatures * plan.modules[module].inFeatures,
+                                                               dim * ($0.probes + $0.centerCount)) : 0 } ?? 0
+        return 4096 + reported * (4 * dim + 64 + 12) + centers * (4 * dim + 32) + product
     }
 
     func isBlockTask(_ taskIndex: Int) -> Bool { blockTasks[taskIndex] != nil }
@@ -119,7 +123,8 @@ struct SplitModuleRuns {
     func describe(_ taskIndex: Int, plan: MergePlan) -> String? {
         guard let (module, track, block) = blockTasks[taskIndex], let run = runs[module] else { return nil }
         let round = track < run.kmeans.restarts ? run.kmeans.runs[track].round : run.kmeans.round
-        let what = track < run.kmeans.restarts ? "restart \(track) round \(round)" : "final statistics round"
+        let what = track < run.kmeans.restarts ? "restart \(track) round \(round)"
+            : track == run.kmeans.qualityTrack ? "quality round \(run.kmeans.quality?.step ?? 0)" : "final statistics round"
         return "\(plan.modules[module].name) block \(block) \(what)"
     }
 
@@ -161,7 +166,7 @@ struct SplitModuleRuns {
         case .firstCenter: run.firstCenterSeconds += seconds
         case .oversample, .candidateWeights: run.seedingSeconds += seconds
         case .lloyd: run.lloydSeconds += seconds
-        case .reweight: run.statisticsSeconds += seconds
+        case .reweight, .probeImage, .target, .targetTimes, .targetTransposedTimes: run.statisticsSeconds += seconds
         }
         blockTasks[taskIndex] = nil
         guard round.partials.allSatisfy({ $0 != nil }) else {

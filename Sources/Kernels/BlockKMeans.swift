@@ -46,6 +46,28 @@ public enum BlockRoundKind: Int, Sendable, Codable, Equatable {
     case lloyd = 3
     /// Per-cluster statistics the lego reweighting needs from every unit, against the final centroids.
     case reweight = 4
+    /// Quality track (`SplitQualityTrack`): the block's image T_b·[G | Ω] of the counter-based Gaussian probes G
+    /// (`probes` columns) and range-sketch start Ω (`centerCount` columns), both built by the block from the seed.
+    case probeImage = 5
+    /// Quality track, exact figures: the block's part of T, T_b = Σ_u b_u a_uᵀ, row-major [out, in].
+    case target = 6
+    /// Quality track: T_b·M for the sent M, row-major [in, centerCount] (a range-sketch power step).
+    case targetTimes = 7
+    /// Quality track: T_bᵀ·M for the sent M, row-major [out, centerCount] (the sketch's Rayleigh–Ritz image).
+    case targetTransposedTimes = 8
+
+    /// The product rounds of the quality track, whose `centers` are a matrix (not centers of `dimension` values).
+    public var isProduct: Bool { rawValue >= BlockRoundKind.probeImage.rawValue }
+
+    /// Values `centers` must hold for `centerCount` columns (centers or sketch columns).
+    public func centerValues(count: Int, outFeatures: Int, inFeatures: Int) -> Int {
+        switch self {
+        case .probeImage, .target: 0
+        case .targetTimes: inFeatures * count
+        case .targetTransposedTimes: outFeatures * count
+        default: (outFeatures + inFeatures) * count
+        }
+    }
 }
 
 /// One round's request to a block (the same for every block of the round).
@@ -65,12 +87,14 @@ public struct BlockRoundRequest: Sendable, Equatable {
     /// oversample / candidateWeights: this block's nearest candidate so far per unit (nil before any candidate).
     /// Per block, unlike the other fields: what the block returned in its previous seeding round.
     public var nearest: NearestCandidates?
+    /// probeImage: Gaussian probe columns G (`QualityEstimator.probes(seed:cols:count:)`, built by the block).
+    public var probes: Int
 
     public init(kind: BlockRoundKind, round: Int, centers: [Float] = [], centerCount: Int = 0, oversampling: Double = 0,
-                farthest: Int = 0, centerOffset: Int = 0, nearest: NearestCandidates? = nil) {
+                farthest: Int = 0, centerOffset: Int = 0, nearest: NearestCandidates? = nil, probes: Int = 0) {
         self.kind = kind; self.round = round; self.centers = centers; self.centerCount = centerCount
         self.oversampling = oversampling; self.farthest = farthest; self.centerOffset = centerOffset
-        self.nearest = nearest
+        self.nearest = nearest; self.probes = probes
     }
 }
 
@@ -155,7 +179,7 @@ public struct BlockPartial: Sendable, Equatable {
     public var units: [ReportedUnit]
     /// candidateWeights / lloyd: units per center.
     public var counts: [Int]
-    /// lloyd: row-major [k, dimension] signed sums.
+    /// lloyd: row-major [k, dimension] signed sums; quality-track products: the block's product, row-major.
     public var sums: [Float]
     /// lloyd: Σ ‖x‖ of each cluster's members; reweight: h_s = Σ_i (x_B,i·μ_B,s)(x_A,i·μ_A,s).
     public var perCenter: [Double]
@@ -192,10 +216,11 @@ public enum BlockKMeans {
 
     /// Computes `request` on `block`. Throws if the request's centers do not match the block's dimension.
     public static func compute(_ request: BlockRoundRequest, block: UnitBlock, seed: UInt64) throws -> BlockPartial {
-        let dim = block.dimension
-        guard request.centerCount >= 0, request.centers.count == request.centerCount * dim else {
+        let values = request.kind.centerValues(count: request.centerCount, outFeatures: block.outFeatures,
+                                               inFeatures: block.dimension - block.outFeatures)
+        guard request.centerCount >= 0, request.centers.count == values else {
             throw KernelShapeError(kernel: "BlockKMeans", problem: "\(request.centers.count) center values for "
-                                   + "\(request.centerCount) centers of dimension \(dim)")
+                                   + "\(request.centerCount) centers of a \(request.kind) round (\(values) expected)")
         }
         return try BLAS.singleThreaded {
             switch request.kind {
@@ -204,6 +229,8 @@ public enum BlockKMeans {
             case .candidateWeights: return try candidateWeights(block, request: request)
             case .lloyd: return try lloyd(block, request: request)
             case .reweight: return try reweight(block, request: request)
+            case .probeImage, .target, .targetTimes, .targetTransposedTimes:
+                return try product(block, request: request, seed: seed)
             }
         }
     }

@@ -66,6 +66,8 @@ public struct BlockKMeansOutcome: Sendable {
     public var unitCount: Int
     /// The restart kept (`SplitKMeans`; 0 for a single run).
     public var restart: Int = 0
+    /// The finished quality rounds (`SplitKMeans`; nil when the job asked for no quality figures).
+    public var quality: SplitQualityTrack?
     public var finalObjective: Double { objectiveHistory.last ?? 0 }
 }
 
@@ -200,6 +202,8 @@ public struct BlockKMeansDriver: Sendable {
             guard partial.perCenter.count == m, partial.perCenter.allSatisfy(\.isFinite) else {
                 throw problem("reweight partial does not have \(m) finite values")
             }
+        case .probeImage, .target, .targetTimes, .targetTransposedTimes:
+            throw problem("a k-means run has no \(request.kind) round")
         }
     }
 

@@ -1,10 +1,11 @@
 /// A split module's whole k-means: `restarts` independent `BlockKMeansDriver` runs (restart r seeded with
 /// `SignInvariantKMeans.restartSeed(module seed, r)`, so restart 0 is the single run of `restarts: 1`), the kept
 /// run chosen as in-process lego chooses it (lowest final objective, each reduced in block order; ties to the
-/// lowest restart), then, when the reweighting needs it, one statistics round against the kept centroids.
+/// lowest restart), then, when the reweighting needs it, one statistics round against the kept centroids. When the
+/// job wants quality figures, a quality track (`SplitQualityTrack`) runs its product rounds from the start.
 ///
 /// Work is organised in tracks: track r < restarts is restart r's rounds; track `restarts` is the final
-/// statistics round. Tracks are independent until the choice, so the coordinator runs the restarts' rounds side by
+/// statistics round; track `restarts + 1` the quality rounds. Tracks are independent until the choice, so the coordinator runs the restarts' rounds side by
 /// side (more block tasks per wave) while the in-process reference runs them one after another; each track's
 /// bytes depend only on its own partials, so both give the same result. The state round-trips exactly through
 /// `encoded()` / `init(decoding:configuration:restarts:)` and is checkpointed after every reduced round.
@@ -18,10 +19,13 @@ public struct SplitKMeans: Sendable {
     /// h from the final statistics round (nil before it, or when it does not run).
     private(set) var projections: [Double]?
     private(set) var finalDone = false
+    /// The quality rounds (nil: the job asked for no quality figures).
+    public private(set) var quality: SplitQualityTrack?
 
-    public init(configuration: BlockKMeansConfiguration, restarts: Int) {
+    public init(configuration: BlockKMeansConfiguration, restarts: Int, quality: SplitQualityTrack? = nil) {
         self.configuration = configuration
         self.restarts = max(1, restarts)
+        self.quality = quality
         runs = (0..<self.restarts).map { r in
             var own = configuration
             own.seed = SignInvariantKMeans.restartSeed(configuration.seed, restart: r)
@@ -32,9 +36,23 @@ public struct SplitKMeans: Sendable {
 
     /// The track of the final statistics round.
     public var finalTrack: Int { restarts }
+    /// The track of the quality rounds.
+    public var qualityTrack: Int { restarts + 1 }
 
     /// Rounds reduced so far over all tracks (what a resumed coordinator reports).
-    public var round: Int { runs.reduce(0) { $0 + $1.round } + (finalDone && configuration.reweightRound ? 1 : 0) }
+    public var round: Int {
+        runs.reduce(0) { $0 + $1.round } + (finalDone && configuration.reweightRound ? 1 : 0) + (quality?.rounds ?? 0)
+    }
+
+    private var qualityPending: Bool { quality.map { !$0.isDone } ?? false }
+
+    /// Once the clustering is complete (kept run, and its statistics round when it has one), the quality track
+    /// learns the iterations and cluster count its exact-or-estimated rule needs.
+    private mutating func settleQuality() {
+        guard quality != nil, let kept = keptOutcome,
+              !configuration.reweightRound || kept.clusterCount == 0 || finalDone else { return }
+        quality?.decide(clusterCount: kept.clusterCount, iterations: kept.iterations, unitCount: kept.unitCount)
+    }
 
     public var isDone: Bool { outcome != nil }
 
@@ -45,15 +63,18 @@ public struct SplitKMeans: Sendable {
 
     /// Tracks with a round to run now, in track order.
     public var activeTracks: [Int] {
-        let running = (0..<restarts).filter { !runs[$0].isDone }
-        if !running.isEmpty { return running }
-        return configuration.reweightRound && !finalDone && keptOutcome.map({ $0.clusterCount > 0 }) == true ? [finalTrack] : []
+        var tracks = (0..<restarts).filter { !runs[$0].isDone }
+        if tracks.isEmpty, configuration.reweightRound, !finalDone, keptOutcome.map({ $0.clusterCount > 0 }) == true {
+            tracks = [finalTrack]
+        }
+        return tracks + (quality?.request != nil ? [qualityTrack] : [])
     }
 
     /// What block `block` computes in `track`'s next round (nil if the track has none now).
     public func request(track: Int, block: Int) -> BlockRoundRequest? {
         guard activeTracks.contains(track) else { return nil }
         if track < restarts { return runs[track].request(block: block) }
+        if track == qualityTrack { return quality?.request }
         guard let kept = keptOutcome else { return nil }
         return BlockRoundRequest(kind: .reweight, round: runs[self.kept ?? 0].round, centers: kept.centroids,
                                  centerCount: kept.clusterCount)
@@ -63,6 +84,7 @@ public struct SplitKMeans: Sendable {
     public func validate(_ partial: BlockPartial, track: Int) throws {
         guard activeTracks.contains(track) else { throw problem("track \(track) has no round running") }
         if track < restarts { return try runs[track].validate(partial) }
+        if track == qualityTrack, let quality { return try quality.validate(partial) }
         let m = keptOutcome?.clusterCount ?? 0
         guard partial.kind == .reweight, partial.perCenter.count == m, partial.perCenter.allSatisfy(\.isFinite),
               partial.unitCount >= 0 else {
@@ -76,6 +98,13 @@ public struct SplitKMeans: Sendable {
         if track < restarts {
             try runs[track].advance(with: partials)
             if runs.allSatisfy(\.isDone) { choose() }
+            settleQuality()
+            return
+        }
+        if track == qualityTrack, var track = quality {
+            // One BLAS thread: the sketch's QR and SVD change bits with the thread count.
+            try BLAS.singleThreaded { try track.advance(with: partials) }
+            quality = track
             return
         }
         guard partials.count == configuration.blockCount else {
@@ -87,6 +116,7 @@ public struct SplitKMeans: Sendable {
         for partial in partials { for s in 0..<m { h[s] += partial.perCenter[s] } }
         projections = h
         finalDone = true
+        settleQuality()
     }
 
     /// Lowest final objective wins; ties to the lowest restart (the in-process rule).
@@ -105,8 +135,9 @@ public struct SplitKMeans: Sendable {
 
     /// The kept clustering with its statistics; nil until every round ran.
     public var outcome: BlockKMeansOutcome? {
-        guard let kept, var outcome = runs[kept].outcome else { return nil }
+        guard let kept, var outcome = runs[kept].outcome, !qualityPending else { return nil }
         outcome.restart = kept
+        outcome.quality = quality
         if configuration.reweightRound && outcome.clusterCount > 0 {
             guard finalDone else { return nil }
             outcome.statistics.projections = projections
@@ -120,7 +151,7 @@ public struct SplitKMeans: Sendable {
 
     // MARK: checkpoint
 
-    static let magic: [UInt8] = Array("BYSKM001".utf8)
+    static let magic: [UInt8] = Array("BYSKM002".utf8)
 
     /// Every restart's state, the choice and the final round, bit-exact.
     public func encoded() -> [UInt8] {
@@ -132,12 +163,15 @@ public struct SplitKMeans: Sendable {
         }
         w.int(kept ?? -1); w.int(finalDone ? 1 : 0)
         w.int(projections == nil ? 0 : 1); w.doubles(projections ?? [])
+        let qualityBytes = quality?.encoded()
+        w.int(qualityBytes == nil ? 0 : 1); w.int(qualityBytes?.count ?? 0); w.append(qualityBytes ?? [])
         return Self.magic + w.bytes
     }
 
-    /// Restores `encoded()` for the same configuration and restarts; throws on anything else.
-    public init(decoding bytes: [UInt8], configuration: BlockKMeansConfiguration, restarts: Int) throws {
-        self.init(configuration: configuration, restarts: restarts)
+    /// Restores `encoded()` for the same configuration, restarts and quality settings; throws on anything else.
+    public init(decoding bytes: [UInt8], configuration: BlockKMeansConfiguration, restarts: Int,
+                quality: SplitQualityTrack? = nil) throws {
+        self.init(configuration: configuration, restarts: restarts, quality: quality)
         guard bytes.count >= Self.magic.count, Array(bytes[0..<Self.magic.count]) == Self.magic else {
             throw KernelShapeError(kernel: "split k-means state", problem: "bad magic")
         }
@@ -153,7 +187,13 @@ public struct SplitKMeans: Sendable {
         finalDone = try r.bounded(1, "final round flag") == 1
         let hasProjections = try r.bounded(1, "projections flag")
         let h = try r.doubles()
+        let hasQuality = try r.bounded(1, "quality flag")
+        let qualityBytes = Array(try r.raw(count: try r.count(elementBytes: 1)))
         try r.finish()
+        guard (hasQuality == 1) == (quality != nil) else {
+            throw KernelShapeError(kernel: "split k-means state", problem: "written for other quality settings")
+        }
+        if let quality { self.quality = try quality.decoding(qualityBytes) }
         projections = hasProjections == 1 ? h : nil
         if runs.allSatisfy(\.isDone) {
             choose()
@@ -168,5 +208,6 @@ public struct SplitKMeans: Sendable {
         guard !finalDone || (projections?.count ?? -1) == (keptOutcome?.clusterCount ?? -2) else {
             throw KernelShapeError(kernel: "split k-means state", problem: "final statistics do not match the kept centroids")
         }
+        settleQuality()
     }
 }

@@ -114,8 +114,9 @@ enum ModuleQuality {
             guard route == .krylov, let steps = result.stats.svdIterations, steps > 0 else { return model.cost(route) }
             return model.application(width: model.krylovWidth) + (1...steps).reduce(0.0) { $0 + model.krylovStep($1) }
         case .lego:
-            let steps = Double((result.stats.iterations ?? spec.lego.iterations) + 2)
-            return Double(max(spec.lego.restarts, 1)) * steps * 4 * r * sides * k
+            return SplitQualityTrack.legoMergeFlops(restarts: spec.lego.restarts,
+                                                    iterations: result.stats.iterations ?? spec.lego.iterations,
+                                                    stacked: stacked, rows: rows, cols: cols, rank: result.rank)
         case .ties, .dareTies, .dareLinear, .magnitudePrune:
             return 2 * Double(rows) * Double(cols) * r
         case .cat, .linear:

@@ -11,7 +11,7 @@ extension Wire.TaskKind {
         case .kmeansCandidateWeights: .candidateWeights
         case .kmeansLloyd: .lloyd
         case .kmeansReweight: .reweight
-        case .mergeModule, .kmeansBlockStep: nil
+        case .mergeModule, .kmeansBlockStep, .kmeansProduct: nil
         }
     }
 
@@ -22,6 +22,31 @@ extension Wire.TaskKind {
         case .candidateWeights: self = .kmeansCandidateWeights
         case .lloyd: self = .kmeansLloyd
         case .reweight: self = .kmeansReweight
+        case .probeImage, .target, .targetTimes, .targetTransposedTimes: self = .kmeansProduct
+        }
+    }
+}
+
+extension BlockRoundKind {
+    /// The `KMeansBlockTask.product` code of a product round (0 for the k-means rounds).
+    var productCode: UInt32 {
+        switch self {
+        case .probeImage: 1
+        case .target: 2
+        case .targetTimes: 3
+        case .targetTransposedTimes: 4
+        default: 0
+        }
+    }
+
+    /// The product round of a `KMeansBlockTask.product` code.
+    init?(productCode: UInt32) {
+        switch productCode {
+        case 1: self = .probeImage
+        case 2: self = .target
+        case 3: self = .targetTimes
+        case 4: self = .targetTransposedTimes
+        default: return nil
         }
     }
 }
@@ -49,7 +74,8 @@ extension Wire.KMeansBlockTask {
                   centerCount: UInt32(clamping: request.centerCount), centers: centers,
                   oversampling: request.oversampling, farthest: UInt32(clamping: request.farthest),
                   centerOffset: UInt32(clamping: request.centerOffset), nearest: request.nearest?.encoded() ?? [],
-                  inputsFollow: inputMode == .inline && inputsFollow)
+                  inputsFollow: inputMode == .inline && inputsFollow, product: request.kind.productCode,
+                  probes: UInt32(clamping: request.probes))
     }
 }
 
@@ -64,11 +90,18 @@ public struct ValidatedBlockTask: Sendable {
         let task = message.task
         validated = try ValidatedTask(task, limits: limits, kmeansRound: true)
         let context = "task \(task.taskID) (module \(task.module), block \(task.blockIndex))"
-        guard let kind = task.kind.blockRoundKind else { throw WireError(.invalidField, "\(context): not a k-means round") }
-        let dimension = validated.outFeatures + validated.inFeatures
+        let product = task.kind == .kmeansProduct ? BlockRoundKind(productCode: message.product) : nil
+        guard let kind = task.kind.blockRoundKind ?? product else {
+            throw WireError(.invalidField, "\(context): not a k-means round (product \(message.product))")
+        }
         let count = Int(message.centerCount)
-        guard count <= limits.maxRank, message.centers.count == 4 * count * dimension else {
-            throw WireError(.invalidField, "\(context): \(message.centers.count) center bytes for \(count) centers of dimension \(dimension)")
+        let values = kind.centerValues(count: min(count, limits.maxRank), outFeatures: validated.outFeatures,
+                                       inFeatures: validated.inFeatures)
+        guard count <= limits.maxRank, message.centers.count == 4 * values else {
+            throw WireError(.invalidField, "\(context): \(message.centers.count) center bytes for \(count) columns of a \(kind) round")
+        }
+        guard message.probes <= UInt32(BlockKMeans.maxProductColumns), !kind.isProduct || count <= BlockKMeans.maxProductColumns else {
+            throw WireError(.invalidField, "\(context): \(message.probes) probes or \(count) sketch columns is out of range")
         }
         guard message.oversampling.isFinite, message.oversampling >= 0, message.farthest <= UInt32(limits.maxRank),
               message.unitIDOffset <= UInt64(Int32.max), message.centerOffset <= UInt32(Int32.max) else {
@@ -86,7 +119,8 @@ public struct ValidatedBlockTask: Sendable {
         guard centers.allSatisfy(\.isFinite) else { throw WireError(.invalidField, "\(context): centers hold non-finite values") }
         request = BlockRoundRequest(kind: kind, round: Int(message.round), centers: centers, centerCount: count,
                                     oversampling: message.oversampling, farthest: Int(message.farthest),
-                                    centerOffset: Int(message.centerOffset), nearest: nearest)
+                                    centerOffset: Int(message.centerOffset), nearest: nearest,
+                                    probes: Int(message.probes))
         unitIDOffset = Int(message.unitIDOffset)
     }
 

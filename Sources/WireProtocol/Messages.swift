@@ -10,6 +10,8 @@ public enum Wire {
         case mergeModule, kmeansBlockStep
         /// Rounds of a split lego module's k-means (sent in a `KMeansBlockTask`).
         case kmeansFirstCenter, kmeansOversample, kmeansCandidateWeights, kmeansLloyd, kmeansReweight
+        /// A quality-track product of a split module's block (which one: `KMeansBlockTask.product`).
+        case kmeansProduct
     }
     public enum InputMode: Sendable, Equatable { case shared, inline }
 
@@ -171,13 +173,18 @@ extension Wire {
         public var nearest: [UInt8]
         /// Inline mode: the block's inputs follow as InputChunks (false: the worker should hold the block).
         public var inputsFollow: Bool
+        /// Product rounds: 1 probe image, 2 the block's target, 3 T_b·M, 4 T_bᵀ·M (0 for the other kinds).
+        public var product: UInt32
+        /// Product round 1: Gaussian probe columns the worker builds from the task's seed.
+        public var probes: UInt32
 
         public init(task: Task, round: UInt32, unitIDOffset: UInt64, centerCount: UInt32, centers: [UInt8],
                     oversampling: Double, farthest: UInt32, centerOffset: UInt32 = 0, nearest: [UInt8] = [],
-                    inputsFollow: Bool = false) {
+                    inputsFollow: Bool = false, product: UInt32 = 0, probes: UInt32 = 0) {
             self.task = task; self.round = round; self.unitIDOffset = unitIDOffset; self.centerCount = centerCount
             self.centers = centers; self.oversampling = oversampling; self.farthest = farthest
             self.centerOffset = centerOffset; self.nearest = nearest; self.inputsFollow = inputsFollow
+            self.product = product; self.probes = probes
         }
     }
 }

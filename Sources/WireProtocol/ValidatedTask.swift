@@ -31,7 +31,9 @@ public struct ValidatedTask: Sendable {
         func invalid(_ detail: String) -> WireError { WireError(.invalidField, "\(context): \(detail)") }
 
         if kmeansRound {
-            guard task.kind.blockRoundKind != nil else { throw invalid("task kind \(task.kind) is not a k-means round") }
+            guard task.kind.blockRoundKind != nil || task.kind == .kmeansProduct else {
+                throw invalid("task kind \(task.kind) is not a k-means round")
+            }
             guard task.method == MergeMethodName.lego.rawValue else { throw invalid("k-means rounds need method lego, not \(task.method)") }
             guard task.blockCount >= 2, task.blockIndex < task.blockCount else {
                 throw invalid("block \(task.blockIndex) of \(task.blockCount) is not a block of a split module")

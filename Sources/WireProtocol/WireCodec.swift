@@ -174,6 +174,8 @@ struct WireEncoder {
             body.pointee.center_offset = block.centerOffset
             body.pointee.nearest = binary(block.nearest)
             body.pointee.inputs_follow = block.inputsFollow ? 1 : 0
+            body.pointee.product = block.product
+            body.pointee.probes = block.probes
             envelope.pointee.body_case = BRICKYARD__V1__ENVELOPE__BODY_KMEANS_BLOCK_TASK
             envelope.pointee.kmeans_block_task = body
         }
@@ -308,7 +310,7 @@ enum WireDecoder {
                 task: task, round: block.round, unitIDOffset: block.unit_id_offset, centerCount: block.center_count,
                 centers: centers, oversampling: block.oversampling, farthest: block.farthest,
                 centerOffset: block.center_offset, nearest: try bytes(block.nearest, "kmeans_block_task.nearest"),
-                inputsFollow: block.inputs_follow != 0))
+                inputsFollow: block.inputs_follow != 0, product: block.product, probes: block.probes))
         case BRICKYARD__V1__ENVELOPE__BODY__NOT_SET:
             throw WireError(.missingBody, "envelope (protocol version \(envelope.protocol_version)) has no body")
         default:
@@ -415,6 +417,7 @@ enum WireEnums {
         case .kmeansCandidateWeights: BRICKYARD__V1__TASK_KIND__TASK_KIND_KMEANS_CANDIDATE_WEIGHTS
         case .kmeansLloyd: BRICKYARD__V1__TASK_KIND__TASK_KIND_KMEANS_LLOYD
         case .kmeansReweight: BRICKYARD__V1__TASK_KIND__TASK_KIND_KMEANS_REWEIGHT
+        case .kmeansProduct: BRICKYARD__V1__TASK_KIND__TASK_KIND_KMEANS_PRODUCT
         }
     }
 
@@ -427,6 +430,7 @@ enum WireEnums {
         case BRICKYARD__V1__TASK_KIND__TASK_KIND_KMEANS_CANDIDATE_WEIGHTS: .kmeansCandidateWeights
         case BRICKYARD__V1__TASK_KIND__TASK_KIND_KMEANS_LLOYD: .kmeansLloyd
         case BRICKYARD__V1__TASK_KIND__TASK_KIND_KMEANS_REWEIGHT: .kmeansReweight
+        case BRICKYARD__V1__TASK_KIND__TASK_KIND_KMEANS_PRODUCT: .kmeansProduct
         default: nil
         }
     }

@@ -64,7 +64,7 @@ import Testing
         let module = try #require(plan.modules.first { $0.blocks != nil })
         let result = try LocalMerge.mergeModule(module, spec: plan.spec)
         #expect(result.rank == 4)
-        #expect(result.stats.relativeError.isNaN)
+        #expect(result.stats.relativeError.isFinite && result.stats.svdFloor != nil)
         let input = try module.loadInput()
         let units = try RankOneUnits.extract(terms: try input.factorTerms(), outFeatures: input.outFeatures,
                                              inFeatures: input.inFeatures, gauge: .balanced)

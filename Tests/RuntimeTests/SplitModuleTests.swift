@@ -17,7 +17,7 @@ import Glibc
     /// A synthetic pool (12 rank-8 adapters of the tiny shape, q and up modules, 6 shared directions) and a lego job
     /// whose budget splits both modules into 2–3 blocks.
     static func splitJob(_ h: ProcessHarness, reweight: String = "dual", adapters: Int = 12, restarts: Int? = nil,
-                         name: String = "split-job") throws -> String {
+                         rank: Int = 6, iterations: Int? = nil, name: String = "split-job") throws -> String {
         let pool = h.path + "/pool"
         if !FileManager.default.fileExists(atPath: pool) {
             let synth = try h.launch(["synth", "--out", pool, "--adapters", "\(adapters)", "--rank", "8", "--shape", "tiny",
@@ -25,8 +25,9 @@ import Glibc
             #expect(h.wait(synth) == 0, "\(h.output(of: synth))")
         }
         let names = try FileManager.default.contentsOfDirectory(atPath: pool).sorted()
-        var text = "method: lego\nrank: 6\nseed: 5\nmax_task_mb: 0.03\nparameters:\n  reweight: \(reweight)\n"
+        var text = "method: lego\nrank: \(rank)\nseed: 5\nmax_task_mb: 0.03\nparameters:\n  reweight: \(reweight)\n"
         if let restarts { text += "  restarts: \(restarts)\n" }
+        if let iterations { text += "  iterations: \(iterations)\n  tolerance: 0\n" }
         text += "adapters:\n"
         for adapter in names { text += "  - path: \(pool)/\(adapter)\n" }
         let job = h.path + "/\(name).yaml"
@@ -36,7 +37,8 @@ import Glibc
 
     static func expectSplit(_ report: MergeReport, distributed: Bool = true) {
         #expect(!report.modules.isEmpty)
-        #expect(report.modules.allSatisfy { $0.relativeError.isNaN })
+        // Quality figures like unsplit modules' (exact or estimated by the same rule).
+        #expect(report.modules.allSatisfy { $0.relativeError.isFinite && $0.relativeError > 0 && $0.svdFloor != nil })
         #expect(report.modules.allSatisfy { $0.workerID?.hasPrefix("split:") == distributed })
         #expect(report.modules.allSatisfy { ($0.clusterSizes ?? []).reduce(0, +) == 12 * 8 })
     }
@@ -53,6 +55,31 @@ import Glibc
         #expect(h.wait(merge, timeout: .seconds(120)) == 0, "\(h.output(of: merge))")
         #expect(h.adapterBytes(out) == reference)
         Self.expectSplit(try h.report(out))
+        #expect(Self.figures(try h.report(out)) == Self.figures(try h.report(h.path + "/reference")))
+    }
+
+    /// Every module's quality figures, bit for bit.
+    static func figures(_ report: MergeReport) -> [[UInt64?]] {
+        report.modules.map { module in
+            [module.relativeError.bitPattern, module.svdFloor?.bitPattern, module.relativeErrorStderr?.bitPattern,
+             module.svdFloorStderr?.bitPattern, module.qualityEstimated == true ? 1 : 0]
+        }
+    }
+
+    @Test("estimated quality figures (rank 2, 3 iterations): 2 workers give the in-process figures bit for bit")
+    func estimatedFiguresAcrossWorkers() throws {
+        let h = try ProcessHarness("split-estimated")
+        defer { h.finish() }
+        let job = try Self.splitJob(h, rank: 2, iterations: 3, name: "estimated")
+        let reference = try h.inProcessReference(job: job)
+        let expected = try h.report(h.path + "/reference")
+        #expect(expected.modules.allSatisfy { $0.qualityEstimated == true && ($0.relativeErrorStderr ?? 0) > 0 })
+        let out = h.path + "/out"
+        let merge = try h.launch(["merge", job, "--out", out, "--workers", "2"] + Self.fast)
+        #expect(h.wait(merge, timeout: .seconds(120)) == 0, "\(h.output(of: merge))")
+        #expect(h.adapterBytes(out) == reference)
+        #expect(Self.figures(try h.report(out)) == Self.figures(expected))
+        #expect(h.output(of: merge).contains("estimated ±"), "\(h.output(of: merge))")
     }
 
     @Test("optimal reweighting runs its statistics round over the blocks and matches in process")

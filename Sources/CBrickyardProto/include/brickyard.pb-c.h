@@ -81,7 +81,11 @@ typedef enum _Brickyard__V1__TaskKind {
   /*
    * per-cluster statistics for the lego reweighting (final centroids)
    */
-  BRICKYARD__V1__TASK_KIND__TASK_KIND_KMEANS_REWEIGHT = 7
+  BRICKYARD__V1__TASK_KIND__TASK_KIND_KMEANS_REWEIGHT = 7,
+  /*
+   * quality figures: a product of the block's part of T (KMeansBlockTask.product)
+   */
+  BRICKYARD__V1__TASK_KIND__TASK_KIND_KMEANS_PRODUCT = 8
     PROTOBUF_C__FORCE_ENUM_TO_BE_INT_SIZE(BRICKYARD__V1__TASK_KIND)
 } Brickyard__V1__TaskKind;
 /*
@@ -561,10 +565,17 @@ struct  Brickyard__V1__KMeansBlockTask
    * false when the worker is expected to hold the block already (it fails the task, retryable, if it does not).
    */
   protobuf_c_boolean inputs_follow;
+  /*
+   * TASK_KIND_KMEANS_PRODUCT: which product of the block's part of the target, T_b = Σ_u b_u a_uᵀ:
+   * 1 = T_b·[G | Ω] (Gaussian probes G, `probes` columns, and a sketch start Ω, center_count columns, both built
+   * by the worker from task.seed), 2 = T_b itself, 3 = T_b·M, 4 = T_bᵀ·M (M in `centers`, center_count columns).
+   */
+  uint32_t product;
+  uint32_t probes;
 };
 #define BRICKYARD__V1__KMEANS_BLOCK_TASK__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&brickyard__v1__kmeans_block_task__descriptor) \
-    , NULL, 0, 0, 0, {0,NULL}, 0, 0, 0, {0,NULL}, 0 }
+    , NULL, 0, 0, 0, {0,NULL}, 0, 0, 0, {0,NULL}, 0, 0, 0 }
 
 
 typedef enum {

@@ -8,7 +8,8 @@ import Kernels
 ///
 /// Differences from the unsplit method (docs/distributed-kmeans.md): seeding is k-means|| (each of `restarts` runs
 /// seeded like the unsplit method's restart, the lowest objective kept), the output rank is min(k, candidates
-/// drawn), and the relative error is not computed (NaN in the report): ‖T‖ couples every pair of blocks.
+/// drawn), and the quality figures come from the quality track's block products (`SplitQualityTrack`), exact or
+/// estimated by the unsplit modules' rule (`qualityTrack(module:spec:blockCount:)`).
 public enum SplitLego {
     /// The k-means settings of a split module.
     public static func configuration(module: ModulePlan, spec: MergeSpec, blockCount: Int) -> BlockKMeansConfiguration {
@@ -37,10 +38,35 @@ public enum SplitLego {
         return UnitBlock(units: units, idOffset: UInt64(max(0, unitIDOffset)), termRankOffsets: offsets)
     }
 
-    /// The whole split k-means of a module: every restart, then the final statistics round.
+    /// The whole split k-means of a module: every restart, then the final statistics round; the quality rounds
+    /// alongside.
     public static func kmeans(module: ModulePlan, spec: MergeSpec, blockCount: Int) -> SplitKMeans {
         SplitKMeans(configuration: configuration(module: module, spec: spec, blockCount: blockCount),
-                    restarts: max(1, spec.lego.restarts))
+                    restarts: max(1, spec.lego.restarts),
+                    quality: qualityTrack(module: module, spec: spec, blockCount: blockCount))
+    }
+
+    /// The quality rounds of a split module (`SplitQualityTrack`): none for `report: minimal`; only the exact
+    /// round for `report: exact`; otherwise the estimation rounds from the start, with as many sketch evaluations
+    /// (2–6) as fit what the probes leave of a quarter of lego's modelled flops at the job's iteration cap, and the
+    /// exact round after the clustering when the unsplit rule (with the iterations run) says exact fits.
+    public static func qualityTrack(module: ModulePlan, spec: MergeSpec, blockCount: Int) -> SplitQualityTrack? {
+        guard spec.report != .minimal else { return nil }
+        let out = module.outFeatures, inFeatures = module.inFeatures, k = max(spec.rank, 1)
+        let stacked = module.sources.reduce(0) { $0 + max($1.module.rank, 0) }
+        let restarts = max(1, spec.lego.restarts)
+        let model = ProductCostModel(rows: out, cols: inFeatures, inner: max(stacked, 1), rank: k, wantNorm: false)
+        let width = model.krylovWidth, probes = QualityEstimator.probeCount
+        let budget = SplitQualityTrack.budgetShare * SplitQualityTrack.legoMergeFlops(
+            restarts: restarts, iterations: spec.lego.iterations, stacked: stacked, rows: out, cols: inFeatures, rank: k)
+        func cost(_ evaluations: Int) -> Double {
+            model.application(width: probes + width) + Double(2 * evaluations - 1) * model.application(width: width)
+        }
+        var evaluations = 2
+        while evaluations < 6, cost(evaluations + 1) <= budget { evaluations += 1 }
+        return SplitQualityTrack(outFeatures: out, inFeatures: inFeatures, blockCount: blockCount, stacked: stacked,
+                                 restarts: restarts, forcedExact: spec.report == .exact, probes: probes, width: width,
+                                 rank: k, maxEvaluations: evaluations)
     }
 
     /// Runs every round in this process over blocks loaded once (the reference the distributed runtime matches).
@@ -85,6 +111,7 @@ public enum SplitLego {
                                 catchAllShare: statistics.catchAllShare())
         guard k > 0 else {
             stats.clusterSizes = []
+            stats.relativeError = 0  // no units: T = 0, approximated exactly by zero (as unsplit modules)
             return ModuleResult(name: module.name, rank: 1, outFeatures: out, inFeatures: inFeatures,
                                 b: [Float](repeating: 0, count: out), a: [Float](repeating: 0, count: inFeatures), stats: stats)
         }
@@ -101,6 +128,28 @@ public enum SplitLego {
         }
         let (b, a) = LegoMerge.assemble(centroids: outcome.centroids, count: k, weights: weights, outFeatures: out,
                                         inFeatures: inFeatures)
+        if spec.report == .minimal {
+            stats.relativeError = 0
+            stats.qualityOmitted = true
+        } else if k == outcome.unitCount {
+            // One cluster per unit reproduces T (as unsplit lego: nothing to compute).
+            stats.relativeError = 0
+            stats.svdFloor = 0
+        } else if let track = outcome.quality {
+            let quality: ProductQuality
+            do {
+                quality = try track.quality(approximationLeft: b, approximationRight: a, rank: k, seed: module.seed)
+            } catch {
+                throw MergeError("module \(module.name): quality figures: \(error)")
+            }
+            stats.relativeError = quality.relativeError
+            stats.svdFloor = quality.floor
+            if !track.exact {
+                stats.qualityEstimated = true
+                stats.relativeErrorStandardError = quality.relativeErrorStandardError
+                stats.svdFloorStandardError = quality.floorStandardError
+            }
+        }
         return ModuleResult(name: module.name, rank: k, outFeatures: out, inFeatures: inFeatures, b: b, a: a, stats: stats)
     }
 }

@@ -25,6 +25,7 @@ class TaskKind(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     TASK_KIND_KMEANS_CANDIDATE_WEIGHTS: _ClassVar[TaskKind]
     TASK_KIND_KMEANS_LLOYD: _ClassVar[TaskKind]
     TASK_KIND_KMEANS_REWEIGHT: _ClassVar[TaskKind]
+    TASK_KIND_KMEANS_PRODUCT: _ClassVar[TaskKind]
 
 class InputMode(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
@@ -56,6 +57,7 @@ TASK_KIND_KMEANS_OVERSAMPLE: TaskKind
 TASK_KIND_KMEANS_CANDIDATE_WEIGHTS: TaskKind
 TASK_KIND_KMEANS_LLOYD: TaskKind
 TASK_KIND_KMEANS_REWEIGHT: TaskKind
+TASK_KIND_KMEANS_PRODUCT: TaskKind
 INPUT_MODE_UNSPECIFIED: InputMode
 INPUT_MODE_SHARED: InputMode
 INPUT_MODE_INLINE: InputMode
@@ -325,7 +327,7 @@ class EvalFailed(_message.Message):
     def __init__(self, request_id: _Optional[int] = ..., attempt: _Optional[int] = ..., error: _Optional[str] = ..., retryable: _Optional[bool] = ...) -> None: ...
 
 class KMeansBlockTask(_message.Message):
-    __slots__ = ("task", "round", "unit_id_offset", "center_count", "centers", "oversampling", "farthest", "center_offset", "nearest", "inputs_follow")
+    __slots__ = ("task", "round", "unit_id_offset", "center_count", "centers", "oversampling", "farthest", "center_offset", "nearest", "inputs_follow", "product", "probes")
     TASK_FIELD_NUMBER: _ClassVar[int]
     ROUND_FIELD_NUMBER: _ClassVar[int]
     UNIT_ID_OFFSET_FIELD_NUMBER: _ClassVar[int]
@@ -336,6 +338,8 @@ class KMeansBlockTask(_message.Message):
     CENTER_OFFSET_FIELD_NUMBER: _ClassVar[int]
     NEAREST_FIELD_NUMBER: _ClassVar[int]
     INPUTS_FOLLOW_FIELD_NUMBER: _ClassVar[int]
+    PRODUCT_FIELD_NUMBER: _ClassVar[int]
+    PROBES_FIELD_NUMBER: _ClassVar[int]
     task: Task
     round: int
     unit_id_offset: int
@@ -346,7 +350,9 @@ class KMeansBlockTask(_message.Message):
     center_offset: int
     nearest: bytes
     inputs_follow: bool
-    def __init__(self, task: _Optional[_Union[Task, _Mapping]] = ..., round: _Optional[int] = ..., unit_id_offset: _Optional[int] = ..., center_count: _Optional[int] = ..., centers: _Optional[bytes] = ..., oversampling: _Optional[float] = ..., farthest: _Optional[int] = ..., center_offset: _Optional[int] = ..., nearest: _Optional[bytes] = ..., inputs_follow: _Optional[bool] = ...) -> None: ...
+    product: int
+    probes: int
+    def __init__(self, task: _Optional[_Union[Task, _Mapping]] = ..., round: _Optional[int] = ..., unit_id_offset: _Optional[int] = ..., center_count: _Optional[int] = ..., centers: _Optional[bytes] = ..., oversampling: _Optional[float] = ..., farthest: _Optional[int] = ..., center_offset: _Optional[int] = ..., nearest: _Optional[bytes] = ..., inputs_follow: _Optional[bool] = ..., product: _Optional[int] = ..., probes: _Optional[int] = ...) -> None: ...
 
 class Envelope(_message.Message):
     __slots__ = ("protocol_version", "hello", "welcome", "reject", "heartbeat", "task", "input_chunk", "result_chunk", "task_done", "task_failed", "disconnect", "eval_request", "eval_result", "eval_failed", "kmeans_block_task")
