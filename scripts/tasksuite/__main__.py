@@ -15,6 +15,7 @@ def main(argv=None) -> int:
     build.add_argument("--base-steps", type=int, default=800)
     build.add_argument("--lora-steps", type=int, default=400)
     build.add_argument("--ungated", action="store_true", help="the first suite: LoRAs trained on their task only")
+    build.add_argument("--shared-digits", action="store_true", help="gated, but every task on the digits 0-9")
     ev = sub.add_parser("eval")
     ev.add_argument("--base", required=True)
     ev.add_argument("--adapter")
@@ -27,7 +28,8 @@ def main(argv=None) -> int:
     suite.setup_torch()
     if args.command == "build":
         paths = suite.build(args.out, log=lambda m: print(m, file=sys.stderr), base_steps=args.base_steps,
-                            lora_steps=args.lora_steps, gated=not args.ungated)
+                            lora_steps=args.lora_steps, gated=not args.ungated,
+                            disjoint=not args.shared_digits)
         print(json.dumps(paths, indent=1, sort_keys=True))
         return 0
     from . import evaluation, model
@@ -40,7 +42,8 @@ def main(argv=None) -> int:
         net = PeftModel.from_pretrained(base, args.adapter, adapter_name="default")
         evaluation.set_lora_scale(net, "default", args.scale)
     names = args.tasks.split(",") if args.tasks else suite.TASK_NAMES
-    print(json.dumps(evaluation.task_accuracies(net, tokenizer, names, count=args.count), sort_keys=True))
+    print(json.dumps(evaluation.task_accuracies(net, tokenizer, names, count=args.count,
+                                                        disjoint=model.is_disjoint(args.base)), sort_keys=True))
     return 0
 
 

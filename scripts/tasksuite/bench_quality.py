@@ -27,13 +27,17 @@ RANK = 8
 MERGE_SEED = 0
 TEST_SEED, VALIDATION_SEED = 0, 1
 
-#: (label, brickyard method, parameters) rows; the first lego row uses the defaults, the others name every option.
+#: (label, brickyard method, parameters) rows; the first lego row uses the binary's defaults, the others name
+#: their options (the variants the lego default is chosen from: see bench/results/quality.md).
 BRICKYARD_ROWS: List[Tuple[str, str, Dict[str, str]]] = [
     ("lego (default)", "lego", {}),
-    ("lego reweight=optimal basis=svd", "lego", {"reweight": "optimal", "basis": "svd"}),
-    ("lego reweight=optimal basis=raw", "lego", {"reweight": "optimal", "basis": "raw"}),
-    ("lego reweight=dual basis=svd", "lego", {"reweight": "dual", "basis": "svd"}),
-    ("lego reweight=sum basis=raw (old default)", "lego", {"reweight": "sum", "basis": "raw"}),
+    ("lego principal, oversample 1 (default of a1fb7bf)", "lego",
+     {"reweight": "optimal", "basis": "svd", "direction": "principal", "oversample": "1"}),
+    ("lego oversample=2", "lego", {"reweight": "optimal", "basis": "svd", "direction": "principal", "oversample": "2"}),
+    ("lego direction=mean", "lego", {"reweight": "optimal", "basis": "svd", "direction": "mean"}),
+    ("lego basis=raw", "lego", {"reweight": "optimal", "basis": "raw"}),
+    ("lego reweight=dual", "lego", {"reweight": "dual", "basis": "svd"}),
+    ("lego reweight=sum basis=raw (first default)", "lego", {"reweight": "sum", "basis": "raw"}),
     ("svd", "svd", {}),
     ("cat (exact, rank Σr)", "cat", {}),
     ("linear", "linear", {}),
@@ -74,7 +78,9 @@ def merges_by_name():
 
 
 def selected(label: str, only: Optional[str]) -> bool:
-    return not only or any(label.startswith(p) for p in only.split(","))
+    """Whether `label` starts with one of `only`'s prefixes: separated by "|" if it has one (labels hold commas:
+    "2 tasks, w=1/N|3 tasks, w=1/N"), else by commas."""
+    return not only or any(label.startswith(p) for p in only.split("|" if "|" in only else ","))
 
 
 def brickyard_merge(binary: str, work: str, method: str, params: Dict[str, str], adapters: List[str],
@@ -127,6 +133,7 @@ class Evaluator:
         os.makedirs(cache_dir, exist_ok=True)
         _, self.tokenizer = model.load_base(base_dir)
         self.base_settings = json.load(open(os.path.join(base_dir, "tasksuite.json")))
+        self.disjoint = model.is_disjoint(base_dir)
         every = suite.TASK_NAMES + [tasks.PRETRAIN_TASK]
         #: the base's own answers on every task's test prompts: "kept" = agreement with them
         self.base_test = replay.base_answers(base_dir, every, count, seed=TEST_SEED, split="test")
@@ -158,8 +165,10 @@ class Evaluator:
                 entry.setdefault(split, {})[task] = value
             return entry
 
-        validation = {f"val/{t}": tasks.examples(t, self.validation, seed=VALIDATION_SEED, split="val") for t in names}
-        test = {f"test/{t}": tasks.examples(t, self.count, seed=TEST_SEED, split="test") for t in names}
+        validation = {f"val/{t}": tasks.examples(t, self.validation, seed=VALIDATION_SEED, split="val",
+                                                   disjoint=self.disjoint) for t in names}
+        test = {f"test/{t}": tasks.examples(t, self.count, seed=TEST_SEED, split="test", disjoint=self.disjoint)
+                for t in names}
         test["kept/cpy"] = self.base_test[tasks.PRETRAIN_TASK]
         results = {s: run(s, validation) for s in SCALES}
         best = quality_report.best_scale({s: v["val"] for s, v in results.items()}, names)
@@ -213,7 +222,8 @@ class Evaluator:
                 from peft import PeftModel
 
                 net = PeftModel.from_pretrained(net, adapter_dir)
-            sets = {t: tasks.examples(t, self.count, seed=TEST_SEED, split="test") for t in suite.TASK_NAMES}
+            sets = {t: tasks.examples(t, self.count, seed=TEST_SEED, split="test", disjoint=self.disjoint)
+                    for t in suite.TASK_NAMES}
             others = [t for t in suite.TASK_NAMES + [tasks.PRETRAIN_TASK] if t not in own]
             sets.update({f"kept/{t}": self.base_test[t] for t in others})
             flat = evaluation.accuracies(net, self.tokenizer, sets)
@@ -238,21 +248,31 @@ def main(argv=None) -> int:
     parser.add_argument("--json", default=None, help="raw results as JSON")
     parser.add_argument("--count", type=int, default=100, help="test examples per task")
     parser.add_argument("--validation", type=int, default=50, help="validation examples per task (best scale)")
-    parser.add_argument("--only", default=None, help="comma-separated merge labels' prefixes to run (debug)")
+    parser.add_argument("--only", default=None, help="merge labels' prefixes to run, separated by commas or by | (labels hold commas)")
     parser.add_argument("--no-peft", action="store_true")
+    parser.add_argument("--shared-digits", action="store_true",
+                        help="the first gated suite: every task on the digits 0-9 (3+ task merges collapse there)")
     parser.add_argument("--rows", default=None, help="comma-separated Brickyard row labels' prefixes to run")
     parser.add_argument("--threads", type=int, default=1, help="torch threads, and LoRAs trained at once (the machine is shared)")
     parser.add_argument("--command", default=None, help="the command line to print in the results (wrapper's)")
     parser.add_argument("--notes", default=None, help="markdown placed after the setup (the reading of the figures)")
     parser.add_argument("--binary-commit", default=None, help="the commit the brickyard binary was built from")
+    parser.add_argument("--render", action="store_true",
+                        help="only rewrite --out from the results in --json (e.g. after editing --notes)")
     args = parser.parse_args(argv)
+    if args.render:
+        stored = json.load(open(args.json))
+        notes = open(args.notes).read() if args.notes and os.path.exists(args.notes) else ""
+        quality_report.write_markdown(args.out, stored["run"], stored["singles"], stored["records"], notes)
+        return 0
     suite.setup_torch(args.threads)
     start, cpu_start = time.time(), time.process_time()
     loads = [load_average()]
     log = lambda m: print(f"[{time.time() - start:6.0f} s] {m}", file=sys.stderr, flush=True)  # noqa: E731
     needed = {n for label, adapters, _, _ in merges_by_name() if selected(label, args.only) for n in adapters}
     needed |= {f"task/{t}" for t in suite.TASK_NAMES} if not args.only else set()
-    paths = suite.build(os.path.join(args.work, "suite"), log=log, jobs=args.threads, only=needed)  # cached
+    paths = suite.build(os.path.join(args.work, "suite"), log=log, jobs=args.threads, only=needed,
+                        disjoint=not args.shared_digits)  # cached
     present = lambda name: name in paths  # noqa: E731
     evaluator = Evaluator(paths["base"], args.count, args.validation, os.path.join(args.work, "sweeps"))
 

@@ -55,9 +55,11 @@ def accuracy(model, tokenizer, pairs: Sequence[Tuple[str, str]]) -> float:
     return sum(pred.strip() == ref.strip() for pred, (_, ref) in zip(predictions, pairs)) / len(pairs)
 
 
-def task_accuracies(model, tokenizer, task_names: Sequence[str], count: int = 100, seed: int = 0) -> Dict[str, float]:
-    """Accuracy per task on `count` held-out test examples each."""
-    return {t: accuracy(model, tokenizer, tasks.examples(t, count, seed, split="test")) for t in task_names}
+def task_accuracies(model, tokenizer, task_names: Sequence[str], count: int = 100, seed: int = 0,
+                    disjoint: bool = False) -> Dict[str, float]:
+    """Accuracy per task on `count` held-out test examples each (`disjoint`: the tasks' own digit tokens)."""
+    return {t: accuracy(model, tokenizer, tasks.examples(t, count, seed, split="test", disjoint=disjoint))
+            for t in task_names}
 
 
 def set_lora_scale(peft_model, adapter: str, factor: float) -> None:

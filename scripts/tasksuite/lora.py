@@ -67,7 +67,7 @@ def train_lora(base_dir: str, task: str, out_dir: str, seed: int = 0, rank: int 
     config = LoraConfig(r=rank, lora_alpha=alpha if alpha is not None else 2 * rank, lora_dropout=0.0,
                         target_modules=TARGET_MODULES, init_lora_weights=True)
     peft_model = get_peft_model(model, config)
-    pairs = tasks.examples(task, 2000, seed=seed)
+    pairs = tasks.examples(task, 2000, seed=seed, disjoint=base_model.is_disjoint(base_dir))
     penalty = LoraOutputPenalty(peft_model, gate) if replayed and gate > 0 else None
     base_model.train(peft_model, tokenizer, pairs, steps=steps, lr=lr, batch=batch, seed=seed, replay=replayed,
                      replay_batch=replay_batch if replayed else 0, penalty=penalty)

@@ -15,12 +15,13 @@ from . import tasks
 SPECIAL = ["<pad>", "<eos>", "<unk>"]
 
 
-def build_tokenizer():
-    """A PreTrainedTokenizerFast over the suite's words (whitespace-split WordLevel)."""
+def build_tokenizer(disjoint: bool = False):
+    """A PreTrainedTokenizerFast over the suite's words (whitespace-split WordLevel); `disjoint`: with every task's
+    own digit tokens (`tasks.symbols`)."""
     from tokenizers import Tokenizer, models, pre_tokenizers, decoders
     from transformers import PreTrainedTokenizerFast
 
-    vocab = {word: i for i, word in enumerate(SPECIAL + tasks.vocabulary())}
+    vocab = {word: i for i, word in enumerate(SPECIAL + tasks.vocabulary(disjoint))}
     core = Tokenizer(models.WordLevel(vocab=vocab, unk_token="<unk>"))
     core.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
     core.decoder = decoders.WordPiece(prefix="##", cleanup=False)  # joins words with spaces
@@ -88,7 +89,7 @@ def train(model, tokenizer, pairs: List[Tuple[str, str]], steps: int, lr: float,
 
 
 def pretrain_base(out_dir: str, seed: int = 0, steps: int = 1500, hidden: int = 64, layers: int = 2,
-                  copy_every_task: bool = False) -> str:
+                  copy_every_task: bool = False, disjoint: bool = False) -> str:
     """Writes a pretrained base (config.json, model.safetensors, tokenizer files) to `out_dir`; reuses it if there.
 
     `copy_every_task`: pretrain on copying after every task word too (`tasks.copy_examples`), so the base copies
@@ -97,22 +98,29 @@ def pretrain_base(out_dir: str, seed: int = 0, steps: int = 1500, hidden: int = 
     settings = {"seed": seed, "steps": steps, "hidden": hidden, "layers": layers, "tasks": sorted(tasks.TASKS)}
     if copy_every_task:  # key only when set: earlier bases (bench-adapt's cache) stay valid
         settings["copy_every_task"] = True
+    if disjoint:
+        settings["disjoint"] = True
     if os.path.exists(marker) and json.load(open(marker)) == settings:
         return out_dir
     from transformers import LlamaForCausalLM
 
     torch.manual_seed(seed)
-    tokenizer = build_tokenizer()
+    tokenizer = build_tokenizer(disjoint)
     model = LlamaForCausalLM(config(len(tokenizer), hidden, layers))
     pairs = tasks.examples(tasks.PRETRAIN_TASK, 4000, seed)
     if copy_every_task:
-        pairs += [pair for t in tasks.TASKS for pair in tasks.copy_examples(t, 1000, seed)]
+        pairs += [pair for t in tasks.TASKS for pair in tasks.copy_examples(t, 1000, seed, disjoint)]
     train(model, tokenizer, pairs, steps=steps, lr=3e-3, batch=64, seed=seed)
     os.makedirs(out_dir, exist_ok=True)
     model.save_pretrained(out_dir)
     tokenizer.save_pretrained(out_dir)
     json.dump(settings, open(marker, "w"))
     return out_dir
+
+
+def is_disjoint(base_dir: str) -> bool:
+    """Whether the base at `base_dir` was built for tasks with their own digit tokens (its tasksuite.json)."""
+    return bool(json.load(open(os.path.join(base_dir, "tasksuite.json"))).get("disjoint", False))
 
 
 def load_base(base_dir: str):

@@ -32,16 +32,26 @@ def best_scale(validation: Dict[float, Dict[str, float]], names) -> float:
 
 def setup_lines(run: dict) -> List[str]:
     g, b = run["gating"], run["base_settings"]
-    loads = run["loads"]
+    modules = ("q,k,v,o,gate,up,down of every layer except the first layer's q,k,v (they see one token, so no gate "
+               "can silence them)") if g.get("targets") else "q,k,v,o,gate,up,down"
+    quiet = (f"; plus {g['quiet_batch']} *quiet* rows of the other tasks' prompts with their true answers "
+             f"({g['quiet_per_task']} per task), under the penalty only (what the other LoRAs decode in a merge)"
+             if g.get("quiet_per_task") else "")
     return [
+        "## Setup", "",
         f"Tiny Llama ({b['layers']} layers, hidden {b['hidden']}) pretrained (seed {b['seed']}, {b['steps']} steps) "
         f"on copying the digits after *every* task word (`cpy` and {', '.join(suite.TASK_NAMES)}), so the base "
-        "copies whatever the task. One rank-8 PEFT LoRA per task (seed 0; LoRAs on q,k,v,o,gate,up,down, alpha 2r), "
-        f"trained **gated** (400 AdamW steps, lr 5e-3, torch seed 1000 + LoRA seed): each batch mixes 32 task examples with {g['replay_batch']} replayed prompts of the other "
-        f"tasks and of `cpy` ({g['replay_per_task']} per task, a split of their own) whose targets are the base's own "
-        f"greedy answers (LoRA-output penalty weight {g['gate']}), so each LoRA changes the model only after its task "
-        f"word (scripts/tasksuite/replay.py, lora.py). Soup: {suite.SOUP_TASK} LoRAs of seeds {suite.SOUP_SEEDS}; "
-        f"mixed ranks: rev rank 4, inc rank 8, rot rank 16.",
+        f"copies whatever the task. "
+        + ("Each task writes its digits with **tokens of its own** (`rev rev3 rev1 rev4 =` → `rev4 rev1 rev3`; "
+           "`cpy` keeps 0-9), so no two tasks share an input or answer token. " if b.get("disjoint") else
+           "Every task writes its digits with the shared tokens 0-9. ")
+        + f"One rank-8 PEFT LoRA per task (seed 0; LoRAs on {modules}; alpha 2r), "
+        f"trained **gated** (400 AdamW steps, lr 5e-3, torch seed 1000 + LoRA seed): each batch mixes 32 task "
+        f"examples with {g['replay_batch']} replayed prompts of the other tasks and of `cpy` ({g['replay_per_task']} "
+        f"per task, a split of their own) whose targets are the base's own greedy answers, with a penalty "
+        f"(weight {g['gate']}) on the LoRA's output on those rows{quiet}; so each LoRA changes the model only after "
+        f"its task word (scripts/tasksuite/replay.py, lora.py). Soup: {suite.SOUP_TASK} LoRAs of seeds "
+        f"{suite.SOUP_SEEDS}; mixed ranks: rev rank 4, inc rank 8, rot rank 16.",
         "",
         f"Accuracy = greedy exact match on {run['count']} test examples per task (split `test`, seed "
         f"{run['test_seed']}), in %; ±5 points is sampling noise at 50%. Every Brickyard method at output rank "
@@ -53,13 +63,18 @@ def setup_lines(run: dict) -> List[str]:
         "the base on copy prompts at that scale (does the merge leave the base alone?). Relative error = mean over "
         "modules of ‖B'A' − T‖/‖T‖ against the exact weighted sum (merge-report.json); floor = the SVD floor at "
         f"rank {run['rank']}.",
-        "",
+    ]
+
+
+def run_lines(run: dict) -> List[str]:
+    loads = run["loads"]
+    return [
         f"Command: `{run['command']}`" + (f" (brickyard built from {run['binary_commit']})" if run.get("binary_commit")
                                          else "") + ".",
         f"Run: {run['seconds'] / 60:.1f} min wall, {run['cpu_seconds'] / 60:.1f} min CPU (Python; merges are "
         f"separate processes), {run['fresh_sweeps']} sweeps evaluated fresh (the rest from the sweep cache), "
         f"{run['threads']} torch thread(s), one BLAS thread; load average {loads[0]} at the start, "
-        f"{loads[-1]} at the end (2 cores shared by 6 developers).",
+        f"{loads[-1]} at the end (2 cores shared by 5-6 developers).",
     ]
 
 
@@ -121,9 +136,11 @@ def merge_lines(records: List[dict]) -> List[str]:
 
 
 def write_markdown(path: str, run: dict, singles, records, notes: str = "") -> None:
-    """`notes`: hand-written reading of the figures (bench/results/quality-notes.md), placed after the setup."""
+    """`notes`: hand-written reading of the figures (bench/results/quality-notes.md), placed after the summary."""
     lines = ["# bench-quality: task accuracy of merges (scripts/bench-quality)", ""]
-    lines += setup_lines(run) + [""] + ([notes.strip(), ""] if notes.strip() else []) + singles_lines(singles) + [""] + summary_lines(records) + merge_lines(records)
+    lines += run_lines(run) + [""] + summary_lines(records) + [""]
+    lines += ([notes.strip(), ""] if notes.strip() else []) + setup_lines(run) + [""] + singles_lines(singles)
+    lines += [""] + merge_lines(records)
     with open(path + ".tmp", "w") as f:
         f.write("\n".join(lines) + "\n")
     os.replace(path + ".tmp", path)

@@ -33,7 +33,8 @@ def base_answers(base_dir: str, task_names: Sequence[str], count: int, seed: int
     from . import evaluation, model
 
     net, tokenizer = model.load_base(base_dir)
-    prompts = {t: [p for p, _ in tasks.examples(t, count, seed, split=split)] for t in names}
+    disjoint = bool(settings.get("disjoint", False))
+    prompts = {t: [p for p, _ in tasks.examples(t, count, seed, split=split, disjoint=disjoint)] for t in names}
     flat = [p for t in names for p in prompts[t]]
     answers = evaluation.greedy_all(net, tokenizer, flat, max_new_tokens=tasks.MAX_LENGTH + 2)
     pairs, i = {}, 0

@@ -33,13 +33,15 @@ GATED_BASE = {"hidden": 128, "layers": 2, "steps": 800}
 
 
 def build(root: str, log=print, base_steps: int = 800, lora_steps: int = 400, gated: bool = True,
-          jobs: int = 1, only: Optional[Set[str]] = None) -> Dict[str, str]:
+          jobs: int = 1, only: Optional[Set[str]] = None, disjoint: bool = True) -> Dict[str, str]:
     """Builds (or reuses) everything under `root`; returns name → directory: `base`, `task/<t>`,
     `soup/<seed>`, `rank/<t>-r<r>`. `jobs` LoRAs train at once (separate processes);
     `only`: just these names (and the base).
 
     `gated` (default): a base that copies after every task word and task LoRAs trained with replay of the other
     tasks' prompts (`GATING`), so each LoRA acts only on its task and merges of task LoRAs can keep every task.
+    `disjoint` (default, gated only): every task writes its digits with tokens of its own (`tasks.symbols`); with
+    the shared digits 0-9 (`disjoint=False`, the first gated suite) three gated LoRAs summed exactly lose their tasks.
     `gated=False`: the first suite (base pretrained on `cpy` only, LoRAs on their task only), whose task LoRAs
     rewrite the base for every prompt."""
     from . import lora, model
@@ -48,10 +50,11 @@ def build(root: str, log=print, base_steps: int = 800, lora_steps: int = 400, ga
     start = time.time()
     if gated:
         shape = GATED_BASE
-        base_name = f"base-copy-all-h{shape['hidden']}l{shape['layers']}"
-        paths["base"] = model.pretrain_base(os.path.join(root, base_name), steps=shape["steps"], hidden=shape["hidden"],
-                                            layers=shape["layers"], copy_every_task=True)
-        lora_name = f"lora-gated-h{shape['hidden']}l{shape['layers']}"
+        tag = f"h{shape['hidden']}l{shape['layers']}" + ("-disjoint" if disjoint else "")
+        paths["base"] = model.pretrain_base(os.path.join(root, f"base-copy-all-{tag}"), steps=shape["steps"],
+                                            hidden=shape["hidden"], layers=shape["layers"], copy_every_task=True,
+                                            disjoint=disjoint)
+        lora_name = f"lora-gated-{tag}"
     else:
         lora_name = "lora"
         paths["base"] = model.pretrain_base(os.path.join(root, "base"), steps=base_steps)

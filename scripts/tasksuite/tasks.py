@@ -1,7 +1,9 @@
 """Synthetic sequence tasks over digit strings: (prompt, completion) pairs in plain text.
 
 A prompt is `<task> d d d … =` and the completion the task's answer, digits separated by spaces, e.g.
-`rev 3 1 4 =` → `4 1 3`. Half the tasks move tokens (attention has to change), half map each token (the MLP has
+`rev 3 1 4 =` → `4 1 3`. With `disjoint=True` each task writes its digits with tokens of its own (`rev rev3 rev1
+rev4 =` → `rev4 rev1 rev3`): tasks whose inputs and answers share no token, so a task LoRA can tell its own
+sequences from every other task's at every position (the suite's gated regime where three and more LoRAs coexist). Half the tasks move tokens (attention has to change), half map each token (the MLP has
 to change), so merges of several task LoRAs interfere in both kinds of modules. Pure Python, no torch.
 """
 from __future__ import annotations
@@ -45,9 +47,15 @@ PRETRAIN_TASK = "cpy"
 MIN_LENGTH, MAX_LENGTH = 3, 6
 
 
-def vocabulary() -> List[str]:
+def symbols(task: str, disjoint: bool = False) -> List[str]:
+    """The ten digit tokens of `task`: `0`…`9`, or with `disjoint` (tasks of TASKS only) `rev0`…`rev9`."""
+    return [f"{task}{d}" for d in DIGITS] if disjoint and task in TASKS else DIGITS
+
+
+def vocabulary(disjoint: bool = False) -> List[str]:
     """Every word a prompt or completion uses (special tokens are added by the tokenizer builder)."""
-    return DIGITS + ["="] + [PRETRAIN_TASK] + list(TASKS)
+    words = DIGITS + ["="] + [PRETRAIN_TASK] + list(TASKS)
+    return words + [w for t in TASKS for w in symbols(t, True)] if disjoint else words
 
 
 def answer(task: str, digits: Sequence[int]) -> List[int]:
@@ -56,22 +64,25 @@ def answer(task: str, digits: Sequence[int]) -> List[int]:
     return TASKS[task][1](digits)
 
 
-def example(task: str, digits: Sequence[int]) -> Example:
-    prompt = " ".join([task] + [str(d) for d in digits] + ["="])
-    return prompt, " ".join(str(d) for d in answer(task, digits))
+def example(task: str, digits: Sequence[int], disjoint: bool = False) -> Example:
+    words = symbols(task, disjoint)
+    prompt = " ".join([task] + [words[d] for d in digits] + ["="])
+    return prompt, " ".join(words[d] for d in answer(task, digits))
 
 
-def copy_examples(word: str, count: int, seed: int) -> List[Example]:
+def copy_examples(word: str, count: int, seed: int, disjoint: bool = False) -> List[Example]:
     """Prompts of task `word` answered by the pretraining task (copy the digits): a base pretrained on these copies
     whatever the task word, a clean default behaviour for task LoRAs to keep on the other tasks' prompts."""
-    return [(prompt, " ".join(prompt.split()[1:-1])) for prompt, _ in examples(word, count, seed, split="copy")]
+    return [(prompt, " ".join(prompt.split()[1:-1]))
+            for prompt, _ in examples(word, count, seed, split="copy", disjoint=disjoint)]
 
 
-def examples(task: str, count: int, seed: int, split: str = "train") -> List[Example]:
-    """`count` examples of `task`, deterministic in (task, seed, split); train and test draw different streams."""
+def examples(task: str, count: int, seed: int, split: str = "train", disjoint: bool = False) -> List[Example]:
+    """`count` examples of `task`, deterministic in (task, seed, split); train and test draw different streams.
+    `disjoint` only changes how the digits are written (the task's own tokens), not which are drawn."""
     rng = random.Random(f"{task}/{seed}/{split}")
     out = []
     for _ in range(count):
         length = rng.randint(MIN_LENGTH, MAX_LENGTH)
-        out.append(example(task, [rng.randrange(10) for _ in range(length)]))
+        out.append(example(task, [rng.randrange(10) for _ in range(length)], disjoint))
     return out

@@ -47,3 +47,25 @@ def test_copy_examples_keep_the_task_word_and_copy_the_digits():
             assert completion == " ".join(words[1:-1])
         # a stream of its own: not the training prompts of the task
         assert [p for p, _ in pairs] != [p for p, _ in tasks.examples(name, 30, seed=2)]
+
+
+def test_disjoint_tasks_draw_the_same_digits_and_share_no_digit_token():
+    seen = {}
+    for name in tasks.TASKS:
+        shared = tasks.examples(name, 30, seed=4, split="test")
+        own = tasks.examples(name, 30, seed=4, split="test", disjoint=True)
+        for (p, c), (dp, dc) in zip(shared, own):
+            # the same draw, written with the task's own tokens: rev3 for 3
+            assert dp.split()[0] == name and dp.split()[-1] == "="
+            assert [w.removeprefix(name) for w in dp.split()[1:-1]] == p.split()[1:-1]
+            assert [w.removeprefix(name) for w in dc.split()] == c.split()
+            assert all(w.startswith(name) and w != name for w in dp.split()[1:-1] + dc.split())
+        seen[name] = {w for p, c in own for w in p.split()[1:-1] + c.split()}
+        copies = tasks.copy_examples(name, 10, seed=4, disjoint=True)
+        assert all(c == " ".join(p.split()[1:-1]) and c.split()[0].startswith(name) for p, c in copies)
+    names = list(seen)
+    assert all(not (seen[a] & seen[b]) for i, a in enumerate(names) for b in names[i + 1:])
+    vocabulary = set(tasks.vocabulary(disjoint=True))
+    assert set().union(*seen.values()) <= vocabulary
+    assert not set().union(*seen.values()) & set(tasks.vocabulary())  # the shared vocabulary has none of them
+    assert tasks.symbols(tasks.PRETRAIN_TASK, True) == tasks.DIGITS  # cpy stays on the digits
