@@ -97,10 +97,7 @@ enum MergeSummary {
             ("adapters", "\(report.job.adapters.count)"),
             ("modules", "\(report.totals.modules)"),
             ("output rank", rankText),
-            ("mean relative error", String(format: "%.3e", report.totals.meanRelativeError)
-                + estimated(report.modules.compactMap(\.relativeErrorStderr), of: report.modules.count)),
-            ("max relative error", String(format: "%.3e", report.totals.maxRelativeError)),
-        ] + (floors.isEmpty ? [] : [("mean SVD floor", String(format: "%.3e", floors.reduce(0, +) / Double(floors.count))
+        ] + errorRows(report) + (floors.isEmpty ? [] : [("mean SVD floor", String(format: "%.3e", floors.reduce(0, +) / Double(floors.count))
                                       + estimated(report.modules.compactMap(\.svdFloorStderr), of: floors.count))])
           + [("time", String(format: "%.2f s", report.totals.wallSeconds))]
         let width = rows.map(\.0.count).max() ?? 0
@@ -114,6 +111,19 @@ enum MergeSummary {
 }
 
 extension MergeSummary {
+    /// Mean and max relative error; "not measured" under `report: minimal`, whose modules carry a placeholder 0
+    /// that must not read as an exact merge.
+    static func errorRows(_ report: MergeReport) -> [(String, String)] {
+        if !report.modules.isEmpty, report.modules.allSatisfy({ $0.qualityOmitted == true }) {
+            return [("relative error", "not measured (report: minimal)")]
+        }
+        return [
+            ("mean relative error", String(format: "%.3e", report.totals.meanRelativeError)
+                + estimated(report.modules.compactMap(\.relativeErrorStderr), of: report.modules.count)),
+            ("max relative error", String(format: "%.3e", report.totals.maxRelativeError)),
+        ]
+    }
+
     /// " (estimated ±x)" for a mean over `count` modules of which these carry standard errors (independent
     /// estimates: the mean's error is √Σse²/count); empty when none is estimated.
     static func estimated(_ errors: [Double], of count: Int) -> String {
