@@ -630,7 +630,12 @@ public final class CoordinatorServer {
         }
     }
 
+    /// Says Disconnect to every worker before the coordinator closes its socket. Closing gives queued messages
+    /// only `ZMQ_LINGER` to leave; 200 ms was not always enough for the I/O thread to encrypt and flush them on a
+    /// loaded machine, and a worker that misses its Disconnect keeps reconnecting to a coordinator that is gone.
+    /// A longer linger costs nothing when the messages leave at once; it bounds the wait for a stuck peer.
     private func disconnectAll(reason: String) {
+        try? socket?.setLinger(milliseconds: 3000)
         for peer in scheduler.peers { sendRaw(.disconnect(reason: reason), to: peer) }
     }
 

@@ -203,7 +203,9 @@ func BrickyardExecutableRun(_ arguments: [String]) throws -> (status: Int32, std
         let job = try h.writeJob()
         let reference = try h.inProcessReference(job: job)
         let out = h.path + "/out", checkpoint = h.path + "/checkpoint"
-        let common = keys.coordinatorFlags + IntegrationTests.fast + ["--checkpoint", checkpoint, "--log-level", "info"]
+        // A generous liveness (5 s): a worker that took a late heartbeat for a dead coordinator would reconnect, and
+        // with the handler stopped its new handshake can never complete, so it would miss the Disconnect under test.
+        let common = keys.coordinatorFlags + ["--heartbeat-ms", "200", "--liveness", "25", "--checkpoint", checkpoint, "--log-level", "info"]
         let (coordinator, endpoint) = try h.coordinator(job: job, out: out, common + ["--test-stop-zap-after", "2"])
         try #require(!endpoint.isEmpty, "\(h.output(of: coordinator))")
         let worker = try h.launch(["worker", "--connect", endpoint] + keys.workerFlags,
