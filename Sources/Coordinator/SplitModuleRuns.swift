@@ -6,8 +6,8 @@ import WireProtocol
 
 /// The coordinator's side of split lego modules: one `SplitKMeans` per module (its restarts run side by side as
 /// tracks), each track's current round of block tasks and the partials received so far. A round's partials are
-/// reduced in block order once all are in; the state is then checkpointed (atomically) before the next round is
-/// queued, so a restarted coordinator resumes at the last reduced round of every track. The finished clustering
+/// reduced in block order once all are in; that track's state is then checkpointed (atomically, one file per track)
+/// before its next round is queued, so a restarted coordinator resumes at the last reduced round of every track. The finished clustering
 /// becomes the module's record like any module's.
 struct SplitModuleRuns {
     /// One track's running round (a restart's, or the final statistics round).
@@ -45,10 +45,11 @@ struct SplitModuleRuns {
             guard let blocks = module.blocks else { continue }
             var kmeans = SplitLego.kmeans(module: module, spec: plan.spec, blockCount: blocks.count)
             var resumedAt: Int?
-            if let bytes = store.readKMeansState(index: index) {
+            let states = store.readKMeansStates(index: index)
+            if !states.isEmpty {
                 do {
-                    kmeans = try SplitKMeans(decoding: bytes, configuration: kmeans.configuration, restarts: kmeans.restarts,
-                                             quality: kmeans.quality)
+                    kmeans = try SplitKMeans(decodingTracks: states, configuration: kmeans.configuration,
+                                             restarts: kmeans.restarts, quality: kmeans.quality)
                     resumedAt = kmeans.round
                     logger.info("resuming split module from its last checkpointed round", metadata: [
                         "module": "\(module.name)", "round": "\(kmeans.round)",
@@ -180,7 +181,7 @@ struct SplitModuleRuns {
             throw CoordinatorError(.badResult, "module k-means track \(track) round: \(error)")
         }
         run.rounds[track] = nil
-        try store.writeKMeansState(run.kmeans.encoded(), index: module)
+        try store.writeKMeansState(run.kmeans.encoded(track: track), index: module, track: track)
         runs[module] = run
         if let outcome = run.kmeans.outcome { return .finished(module: module, outcome: outcome, seconds: run.seconds) }
         return .nextRound(module: module)
