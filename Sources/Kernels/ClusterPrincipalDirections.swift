@@ -17,30 +17,23 @@ public enum ClusterPrincipalDirections {
 
     /// One block's share of a half-step: `units` row-major [count, out + in], `assignment` the cluster of each
     /// unit (entries outside 0..<k are skipped), `directions` row-major [k, in] (`.left`) or [k, out] (`.right`).
-    /// The dot products come from one GEMM `X_half Wᵀ`, the sums from one axpy
-    /// per unit in unit order, so a block always gives the same bits.
+    /// Each unit's dot product with its own cluster's direction and its addition to that cluster's sum come from
+    /// one pass (`UnitSums.dotAdd`: n dot products, not the n·k of a GEMM `X_half Wᵀ`, and no packing of X), in
+    /// unit order, so a block always gives the same bits on every CPU path.
     public static func blockProduct(units: UnsafePointer<Float>, count: Int, outFeatures: Int, inFeatures: Int,
                                     assignment: ArraySlice<Int>, k: Int, directions: [Float], side: Side) -> [Float] {
         let dimension = outFeatures + inFeatures
-        let (readOffset, readLength) = side == .left ? (outFeatures, inFeatures) : (0, outFeatures)
-        let (writeOffset, writeLength) = side == .left ? (0, outFeatures) : (outFeatures, inFeatures)
-        var sums = [Float](repeating: 0, count: k * writeLength)
-        guard count > 0, k > 0 else { return sums }
-        // dots[i, c] = x_half,i · w_c for every cluster (one GEMM; only the unit's own cluster is used).
-        var dots = [Float](repeating: 0, count: count * k)
-        directions.withUnsafeBufferPointer { w in
-            dots.withUnsafeMutableBufferPointer { p in
-                guard let w = w.baseAddress, let p = p.baseAddress else { return }
-                BLAS.gemm(.none, .transpose, m: count, n: k, k: readLength, a: units + readOffset, lda: dimension,
-                          b: w, ldb: readLength, c: p)
-            }
-        }
+        let read = side == .left ? (offset: outFeatures, length: inFeatures) : (offset: 0, length: outFeatures)
+        let write = side == .left ? (offset: 0, length: outFeatures) : (offset: outFeatures, length: inFeatures)
+        var sums = [Float](repeating: 0, count: k * write.length)
+        guard count > 0, k > 0, directions.count == k * read.length else { return sums }
         sums.withUnsafeMutableBufferPointer { s in
-            guard let s = s.baseAddress else { return }
-            for (i, cluster) in assignment.enumerated() where cluster >= 0 && cluster < k {
-                let weight = dots[i * k + cluster]
-                guard weight != 0 else { continue }
-                BLAS.axpy(writeLength, alpha: weight, x: units + i * dimension + writeOffset, y: s + cluster * writeLength)
+            directions.withUnsafeBufferPointer { w in
+                assignment.withUnsafeBufferPointer { a in
+                    guard let s = s.baseAddress, let w = w.baseAddress, let a = a.baseAddress else { return }
+                    UnitSums.dotAdd(units, rows: min(count, assignment.count), stride: dimension, read: read, write: write,
+                                    clusters: a, k: k, directions: w, into: s)
+                }
             }
         }
         return sums

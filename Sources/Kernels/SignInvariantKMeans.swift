@@ -258,19 +258,15 @@ public enum SignInvariantKMeans {
     public static func lloydStep(units: [Float], count: Int, dimension: Int, unitNormsSquared: [Double],
                                  centroids: [Float], k: Int, blockSize: Int) -> LloydBlockPartial {
         let centroidNorms = rowNormsSquared(centroids, count: k, dimension: dimension)
-        let block = max(1, blockSize)
         var total: LloydBlockPartial?
         units.withUnsafeBufferPointer { x in
             unitNormsSquared.withUnsafeBufferPointer { norms in
                 guard let x = x.baseAddress, let norms = norms.baseAddress else { return }
-                var start = 0
-                while start < count {
-                    let rows = min(block, count - start)
+                FixedBlocks.forEach(count: count, blockSize: blockSize) { start, rows in
                     let part = lloydBlock(units: x + start * dimension, count: rows, dimension: dimension,
                                           unitNormsSquared: norms + start, centroids: centroids,
                                           centroidNormsSquared: centroidNorms, k: k)
                     if total == nil { total = part } else { total?.reduce(adding: part) }
-                    start += rows
                 }
             }
         }
@@ -279,39 +275,67 @@ public enum SignInvariantKMeans {
                                           assignment: [], signs: [], distances: [])
     }
 
+    /// Rows a Lloyd block handles at a time: their products, assignment and additions to the centroid sums happen
+    /// while the rows are in cache (8 rows of the widest Llama-3-8B units are 590 KB). The products do not depend on
+    /// it (`RowDots`' sums are per row), nor do the sums (unit order), so it is no part of the result's definition.
+    static let fusedRows = 8
+
     /// A block's assignment and partial sums against the current centroids (row-major [k, dimension]).
-    /// This is the unit of work that may later be shipped to other workers.
+    /// This is the unit of work that may later be shipped to other workers. One pass over the units: each chunk of
+    /// `fusedRows` rows gets its products (`RowDots`), its assignment, and is added to its clusters' sums
+    /// (`UnitSums.signed`, unit order) before the next chunk is read.
     public static func lloydBlock(units: UnsafePointer<Float>, count: Int, dimension: Int,
                                   unitNormsSquared: UnsafePointer<Double>, centroids: [Float],
                                   centroidNormsSquared: [Double], k: Int) -> LloydBlockPartial {
-        var dots = [Float](repeating: 0, count: count * k)
-        centroids.withUnsafeBufferPointer { m in
-            dots.withUnsafeMutableBufferPointer { p in
-                guard let m = m.baseAddress, let p = p.baseAddress else { return }
-                RowDots.compute(units, rows: count, dimension: dimension, centroids: m, count: k, into: p)
-            }
+        guard count > 0, dimension > 0, k > 0 else {
+            // Zero-width units (or none): every product is 0, so every unit is at distance 0 from cluster 0.
+            var counts = [Int](repeating: 0, count: max(k, 0))
+            if k > 0 { counts[0] = max(count, 0) }
+            return LloydBlockPartial(sums: [Float](repeating: 0, count: max(k, 0) * max(dimension, 0)),
+                                     counts: counts, objective: 0, assignment: [Int](repeating: 0, count: max(count, 0)),
+                                     signs: [Float](repeating: 1, count: max(count, 0)),
+                                     distances: [Double](repeating: 0, count: max(count, 0)))
         }
+        var dots = [Float](repeating: 0, count: min(count, fusedRows) * k)
         var assignment = [Int](repeating: 0, count: count)
         var signs = [Float](repeating: 1, count: count)
         var distances = [Double](repeating: 0, count: count)
         var counts = [Int](repeating: 0, count: k)
+        var sums = [Float](repeating: 0, count: k * dimension)
         var objective = 0.0
-        for i in 0..<count {
-            var best = 0
-            var bestDistance = Double.infinity
-            for c in 0..<k {
-                let d = distance(unitNormSquared: unitNormsSquared[i], centroidNormSquared: centroidNormsSquared[c],
-                                 dot: dots[i * k + c])
-                if d < bestDistance { bestDistance = d; best = c }
+        centroids.withUnsafeBufferPointer { m in
+            dots.withUnsafeMutableBufferPointer { p in
+                sums.withUnsafeMutableBufferPointer { out in
+                    guard let m = m.baseAddress, let p = p.baseAddress, let out = out.baseAddress else { return }
+                    FixedBlocks.forEach(count: count, blockSize: fusedRows) { start, rows in
+                        RowDots.compute(units + start * dimension, rows: rows, dimension: dimension, centroids: m,
+                                        count: k, into: p)
+                        for r in 0..<rows {
+                            let i = start + r
+                            var best = 0
+                            var bestDistance = Double.infinity
+                            for c in 0..<k {
+                                let d = distance(unitNormSquared: unitNormsSquared[i],
+                                                 centroidNormSquared: centroidNormsSquared[c], dot: p[r * k + c])
+                                if d < bestDistance { bestDistance = d; best = c }
+                            }
+                            assignment[i] = best
+                            signs[i] = p[r * k + best] < 0 ? -1 : 1
+                            distances[i] = bestDistance
+                            counts[best] += 1
+                            objective += bestDistance
+                        }
+                        assignment.withUnsafeBufferPointer { a in
+                            signs.withUnsafeBufferPointer { s in
+                                guard let a = a.baseAddress, let s = s.baseAddress else { return }
+                                UnitSums.signed(units + start * dimension, rows: rows, dimension: dimension,
+                                                clusters: a + start, signs: s + start, k: k, into: out)
+                            }
+                        }
+                    }
+                }
             }
-            assignment[i] = best
-            signs[i] = dots[i * k + best] < 0 ? -1 : 1
-            distances[i] = bestDistance
-            counts[best] += 1
-            objective += bestDistance
         }
-        let sums = signedSums(units: units, count: count, dimension: dimension, assignment: assignment[...],
-                              signs: signs[...], k: k)
         return LloydBlockPartial(sums: sums, counts: counts, objective: objective, assignment: assignment,
                                  signs: signs, distances: distances)
     }
@@ -319,16 +343,18 @@ public enum SignInvariantKMeans {
     /// Σ over each cluster's members of sign · x, by adding each unit once to its cluster's row in unit order
     /// (n·d additions; a GEMM Sᵀ X with the one-hot signed S would cost 2·n·k·d flops for the same sums). The
     /// signs are ±1, so each element is one rounded addition whatever the vector width or thread count: the bytes
-    /// depend on the unit order alone.
+    /// depend on the unit order alone (`UnitSums.signed`; the same bits as `lloydBlock`'s sums).
     /// Units whose cluster is outside 0..<k are skipped.
     public static func signedSums(units: UnsafePointer<Float>, count: Int, dimension: Int,
                                   assignment: ArraySlice<Int>, signs: ArraySlice<Float>, k: Int) -> [Float] {
         var sums = [Float](repeating: 0, count: k * dimension)
+        let rows = min(count, assignment.count, signs.count)
         sums.withUnsafeMutableBufferPointer { out in
-            guard let out = out.baseAddress else { return }
-            for (i, (cluster, sign)) in zip(assignment, signs).prefix(count).enumerated() where cluster >= 0 && cluster < k {
-                // y ± x: the ±1 product is exact, so a fused or a separate multiply-add give the same bits.
-                BLAS.axpy(dimension, alpha: sign < 0 ? -1 : 1, x: units + i * dimension, y: out + cluster * dimension)
+            assignment.withUnsafeBufferPointer { a in
+                signs.withUnsafeBufferPointer { s in
+                    guard let out = out.baseAddress, let a = a.baseAddress, let s = s.baseAddress else { return }
+                    UnitSums.signed(units, rows: rows, dimension: dimension, clusters: a, signs: s, k: k, into: out)
+                }
             }
         }
         return sums

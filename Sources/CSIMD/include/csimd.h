@@ -16,6 +16,26 @@ void brickyard_row_dots_on_path(int path, const float *x, long n, long d, const 
 /* Which path brickyard_row_dots takes here: 2 = AVX-512, 1 = AVX2 + FMA, 0 = portable C. */
 int brickyard_row_dots_path(void);
 
+/* Centroid sums of one k-means step: for i < n in order, sums[cluster[i]] += x_i (− x_i when signs[i] < 0), x
+ * [n, d] row-major, sums [k, d]; units with cluster outside 0..<k are skipped. One rounded addition per element and
+ * unit, so the bits are those of any axpy with alpha = ±1, on every path. */
+void brickyard_signed_sums(const float *x, long n, long d, const long *cluster, const float *signs, long k,
+                           float *sums);
+void brickyard_signed_sums_on_path(int path, const float *x, long n, long d, const long *cluster,
+                                   const float *signs, long k, float *sums);
+
+/* Lego's power-iteration half step over n units (rows of x with row stride `stride`): for i < n in order, with
+ * c = cluster[i] in 0..<k (others skipped), w = x_i[read_offset ..< read_offset + read_length] · directions_c (the
+ * row-dots sum: 16 lanes by fused multiply-add, tail into lanes 0, 1, …, then pairwise), and if w ≠ 0,
+ * sums_c[j] = sums_c[j] + w · x_i[write_offset + j] (rounded product, then rounded sum: never fused) for
+ * j < write_length. directions [k, read_length], sums [k, write_length], row-major. */
+void brickyard_cluster_dot_add(const float *x, long n, long stride, long read_offset, long read_length,
+                               long write_offset, long write_length, const long *cluster, long k,
+                               const float *directions, float *sums);
+void brickyard_cluster_dot_add_on_path(int path, const float *x, long n, long stride, long read_offset,
+                                       long read_length, long write_offset, long write_length, const long *cluster,
+                                       long k, const float *directions, float *sums);
+
 /* CRC-32C (Castagnoli) register update over n bytes with the SSE 4.2 crc32 instruction: `state` is the running
  * register (initially 0xFFFFFFFF; the checksum is the final state XOR 0xFFFFFFFF). Only call when
  * brickyard_crc32c_hardware() is 1. */
