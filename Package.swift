@@ -75,7 +75,7 @@ let package = Package(
         ]),
 
         // Runs the built `brickyard` for the tests that check it as a user would.
-        .target(name: "BrickyardTestSupport", path: "Tests/TestSupport"),
+        .target(name: "BrickyardTestSupport", dependencies: ["Kernels"], path: "Tests/TestSupport"),
         .testTarget(name: "AdapterIOTests", dependencies: ["AdapterIO", "BrickyardTestSupport"]),
         .testTarget(name: "KernelsTests", dependencies: ["Kernels"]),
         .testTarget(name: "MergeEngineTests", dependencies: ["MergeEngine", "AdapterIO", "Kernels", "BrickyardTestSupport"]),

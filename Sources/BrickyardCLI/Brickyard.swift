@@ -22,6 +22,13 @@ struct Brickyard: ParsableCommand {
             SynthCommand.self,
             BenchReadCommand.self,
             BenchEngineCommand.self,
+            BLASCoreCommand.self,
         ]
     )
+
+    /// Picks OpenBLAS's kernels (may re-execute this process once, `BLASCoreSelection`), then runs the command.
+    static func main() {
+        BLASCoreSelection.reexecuteIfNeeded()
+        main(nil)
+    }
 }

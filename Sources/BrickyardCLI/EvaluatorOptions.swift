@@ -76,6 +76,7 @@ struct EvaluatorOptions: ParsableArguments {
         }
         var logger = Logger(label: label)
         logger.logLevel = level
+        BLASCoreSelection.logChoice(logger)
         return logger
     }
 }

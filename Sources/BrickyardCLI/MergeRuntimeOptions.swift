@@ -99,6 +99,7 @@ struct MergeRuntimeOptions: ParsableArguments {
         }
         var logger = Logger(label: label)
         logger.logLevel = level
+        BLASCoreSelection.logChoice(logger)
         return logger
     }
 }

@@ -23,10 +23,17 @@ int brickyard_cpu_level(void) {
     int avx2 = (b >> 5) & 1, avx512f = (b >> 16) & 1;
     if (!avx2) return level;
     level |= BRICKYARD_CPU_AVX2_FMA;
-    if (avx512f && (xcr0 & 0xE0) == 0xE0) level |= BRICKYARD_CPU_AVX512;
+    if (avx512f && (xcr0 & 0xE0) == 0xE0) {
+        level |= BRICKYARD_CPU_AVX512;
+        /* Skylake-X's AVX-512 subsets (F, DQ, CD, BW, VL): what OpenBLAS's SkylakeX kernels use. */
+        unsigned skx = (1u << 16) | (1u << 17) | (1u << 28) | (1u << 30) | (1u << 31);
+        if ((b & skx) == skx) level |= BRICKYARD_CPU_AVX512_SKX;
+    }
     return level;
 }
 #else
 /* Not x86: no dispatch targets; every routine takes its portable path. */
 int brickyard_cpu_level(void) { return 0; }
 #endif
+
+int brickyard_cpu_features(void) { return brickyard_cpu_level(); }

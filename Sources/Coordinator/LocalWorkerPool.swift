@@ -1,4 +1,5 @@
 import Foundation
+import Kernels
 import Logging
 
 /// The worker processes `brickyard merge` runs on this machine: N copies of this executable running
@@ -158,6 +159,8 @@ public final class LocalWorkerPool {
             process.arguments = ["worker", "--connect", configuration.endpoint, "--threads", "\(configuration.threadsPerWorker)",
                                  "--id", "local-\(started)", "--max-failed-connections", "5", "--exit-with-parent", parent]
                 + configuration.extraArguments
+            // Merge workers use this process's OpenBLAS kernels: the same bits as an in-process merge (BLASCore).
+            environment.merge(BLASCore.childEnvironment) { $1 }
         }
         environment["OPENBLAS_NUM_THREADS"] = "\(configuration.threadsPerWorker)"
         process.environment = environment

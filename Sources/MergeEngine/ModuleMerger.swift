@@ -22,29 +22,22 @@ public enum ModuleMerger {
     }
 
     private static func mergeSingleThreaded(_ source: ModuleTermSource, spec: MergeSpec, seed: UInt64) throws -> ModuleResult {
+        // Methods that need every term at once load them inside their case, so the loaded input is released when
+        // the method returns, before the quality figures stack the terms (from the source, one at a time).
         var result: ModuleResult
-        var loaded: ModuleInput?
-        func input() throws -> ModuleInput {
-            if let loaded { return loaded }
-            let input = try source.loadAll()
-            loaded = input
-            return input
-        }
         switch spec.method {
         case .cat: result = try CatMerge.merge(source)
-        case .linear: result = try LinearMerge.merge(try input())
-        case .svd: result = try SVDMerge.merge(try input(), rank: spec.rank, seed: seed, wantQuality: spec.report == .exact)
+        case .linear: result = try LinearMerge.merge(try source.loadAll())
+        case .svd: result = try SVDMerge.merge(source, rank: spec.rank, seed: seed, wantQuality: spec.report == .exact)
         case .lego: result = try LegoMerge.merge(source, rank: spec.rank, options: spec.lego, seed: seed)
         case .ties, .dareTies, .dareLinear, .magnitudePrune:
-            result = try TaskVectorMerge.merge(try input(), method: spec.method, rank: spec.rank, options: spec.prune, seed: seed)
+            result = try TaskVectorMerge.merge(try source.loadAll(), method: spec.method, rank: spec.rank,
+                                               options: spec.prune, seed: seed)
         }
         // Quality figures describe the merge itself (against T); `scale` is the user's strength on top of it.
-        // They need the terms only when they are measured.
-        var needsTerms = spec.report != .minimal
-        if case .exact = result.knownQuality { needsTerms = false }
-        let qualityInput = needsTerms ? try input() : source.shapeOnly
-        try ModuleQuality.fillStats(&result, input: qualityInput, seed: seed, report: spec.report,
-                                    mergeFlops: ModuleQuality.modelledMergeFlops(spec: spec, input: qualityInput,
+        // They read the terms only when they are measured.
+        try ModuleQuality.fillStats(&result, source: source, seed: seed, report: spec.report,
+                                    mergeFlops: ModuleQuality.modelledMergeFlops(spec: spec, source: source,
                                                                                  result: result))
         result.applyScale(spec.scale)
         return result

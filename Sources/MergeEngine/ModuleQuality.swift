@@ -13,6 +13,16 @@ enum ModuleQuality {
 
     static func fillStats(_ result: inout ModuleResult, input: ModuleInput, minimal: Bool = false,
                           seed: UInt64 = 0, report: ReportLevel? = nil, mergeFlops: Double? = nil) throws {
+        try fillStats(&result, source: ModuleTermSource(input), minimal: minimal, seed: seed, report: report,
+                      mergeFlops: mergeFlops)
+    }
+
+    /// As above, reading the terms from `source` only when a figure needs T's factors, and then stacking them term
+    /// by term (never the loaded input next to its stacked copy). svd's Krylov route brings its own stacked
+    /// product (`KrylovCapture.product`), which every figure here reuses.
+    static func fillStats(_ result: inout ModuleResult, source: ModuleTermSource, minimal: Bool = false,
+                          seed: UInt64 = 0, report: ReportLevel? = nil, mergeFlops: Double? = nil) throws {
+        let input = source.shapeOnly
         guard result.b.count == result.outFeatures * result.rank, result.a.count == result.rank * result.inFeatures,
               result.outFeatures == input.outFeatures, result.inFeatures == input.inFeatures else {
             throw MergeError("module \(input.name): merged factors have shapes B \(result.b.count), A \(result.a.count) "
@@ -45,16 +55,20 @@ enum ModuleQuality {
             record(product.estimatedTruncationQuality(values: values, capture: capture, seed: seed), in: &result)
             return
         }
-        let target = try input.stackedTarget()
-        guard target.rank > 0 else {
-            // T = 0: the error is reported relative to nothing, as 0 (the approximation of zero by an exact zero).
-            result.stats.relativeError = 0
-            result.stats.svdFloor = 0
-            return
+        let product: StackedProduct
+        if case .truncation(_, nil, let capture?) = result.knownQuality, let captured = capture.product {
+            product = captured  // svd's own stacked factors: not stacked a second time
+        } else {
+            let target = try source.stackedTarget()
+            guard target.rank > 0 else {
+                // T = 0: the error is reported relative to nothing, as 0 (the approximation of zero by an exact zero).
+                result.stats.relativeError = 0
+                result.stats.svdFloor = 0
+                return
+            }
+            product = try target.product(outFeatures: input.outFeatures, inFeatures: input.inFeatures)
         }
-        let product = try StackedProduct(leftColumns: target.bColumns, right: target.a, rows: input.outFeatures,
-                                         inner: target.rank, cols: input.inFeatures)
-        let costs = QualityCostModel(rows: input.outFeatures, cols: input.inFeatures, inner: target.rank,
+        let costs = QualityCostModel(rows: input.outFeatures, cols: input.inFeatures, inner: product.inner,
                                      rank: result.rank)
         let budget = report == .exact ? nil : mergeFlops.map { $0 * budgetShare }
         if case .truncation(let values, nil, let capture) = result.knownQuality {
@@ -66,7 +80,7 @@ enum ModuleQuality {
             result.stats.relativeError = norms.target > 0 ? norms.difference / norms.target : 0
             result.stats.svdFloor = StackedProduct.floor(
                 norm: norms.target, values: values,
-                complete: result.rank >= min(input.outFeatures, input.inFeatures, target.rank))
+                complete: result.rank >= min(input.outFeatures, input.inFeatures, product.inner))
             return
         }
         let wantFloor = result.stats.svdFloor == nil
@@ -103,8 +117,13 @@ enum ModuleQuality {
     /// route (Krylov steps as run); lego restarts × (Lloyd steps + 2 for seeding) × the distance and centroid
     /// GEMMs (4·n·d·k); the task-vector methods form every task vector densely (2·out·in·R); linear adds factors.
     static func modelledMergeFlops(spec: MergeSpec, input: ModuleInput, result: ModuleResult) -> Double {
+        modelledMergeFlops(spec: spec, source: ModuleTermSource(input), result: result)
+    }
+
+    /// As above, from the ranks a source knows without loading any term.
+    static func modelledMergeFlops(spec: MergeSpec, source input: ModuleTermSource, result: ModuleResult) -> Double {
         let rows = input.outFeatures, cols = input.inFeatures
-        let stacked = input.terms.reduce(0) { $0 + max($1.rank, 0) }
+        let stacked = input.ranks.reduce(0) { $0 + max($1, 0) }
         let sides = Double(rows + cols), r = Double(stacked)
         switch spec.method {
         case .svd:
@@ -122,58 +141,6 @@ enum ModuleQuality {
         case .cat, .linear:
             return 2 * r * sides
         }
-    }
-}
-
-/// The stacked target factors `T = Bc · Ac`: Bc = [c_1 B_1, …] [out, R], Ac = [A_1; …] [R, in].
-struct StackedTarget {
-    var rank: Int
-    /// Bc column-major (column j = c · b_j contiguous), i.e. row-major [rank, out]: the layout QR wants.
-    var bColumns: [Float]
-    /// Row-major [rank, in].
-    var a: [Float]
-}
-
-extension ModuleInput {
-    /// The terms, after checking every factor has the shape its rank says and every coefficient is finite.
-    func factorTerms() throws -> [FactorTerm] {
-        try terms.enumerated().map { index, term in
-            guard term.rank >= 0, term.a.count == term.rank * inFeatures, term.b.count == outFeatures * term.rank else {
-                throw MergeError("module \(name): term \(index) has rank \(term.rank) but A has \(term.a.count) and "
-                                 + "B \(term.b.count) values (expected [\(term.rank), \(inFeatures)] and "
-                                 + "[\(outFeatures), \(term.rank)])")
-            }
-            guard term.coefficient.isFinite else {
-                throw MergeError("module \(name): term \(index) has a non-finite coefficient \(term.coefficient)")
-            }
-            return term
-        }
-    }
-
-    /// Stacks the terms in job order (the order is part of the deterministic summation order).
-    func stackedTarget() throws -> StackedTarget {
-        let factors = try factorTerms()
-        let total = factors.reduce(0) { $0 + $1.rank }
-        var columns = [Float](repeating: 0, count: outFeatures * total)
-        var a: [Float] = []
-        a.reserveCapacity(total * inFeatures)
-        columns.withUnsafeMutableBufferPointer { stacked in
-            guard let stacked = stacked.baseAddress else { return }
-            var column = 0
-            for term in factors {
-                term.b.withUnsafeBufferPointer { source in
-                    guard let source = source.baseAddress else { return }
-                    for j in 0..<term.rank {
-                        let destination = stacked + (column + j) * outFeatures
-                        BLAS.copy(outFeatures, x: source + j, strideX: term.rank, y: destination)
-                        BLAS.scal(outFeatures, alpha: Float(term.coefficient), x: destination)
-                    }
-                }
-                column += term.rank
-            }
-        }
-        for term in factors { a += term.a }
-        return StackedTarget(rank: total, bColumns: columns, a: a)
     }
 }
 

@@ -41,4 +41,8 @@ void brickyard_cluster_dot_add_on_path(int path, const float *x, long n, long st
  * brickyard_crc32c_hardware() is 1. */
 uint32_t brickyard_crc32c_update(uint32_t state, const void *bytes, size_t n);
 int brickyard_crc32c_hardware(void);
+
+/* What this CPU and its OS support, as bits: 1 SSE 4.2, 2 AVX2 + FMA, 4 AVX-512F, 8 Skylake-X's AVX-512 subsets
+ * (F, DQ, CD, BW, VL). 0 on other architectures. */
+int brickyard_cpu_features(void);
 #endif

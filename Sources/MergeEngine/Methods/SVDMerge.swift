@@ -10,11 +10,19 @@ import Kernels
 enum SVDMerge {
     static func merge(_ input: ModuleInput, rank: Int, seed: UInt64, wantQuality: Bool = true,
                       route: ProductRoute? = nil) throws -> ModuleResult {
+        try merge(ModuleTermSource(input), rank: rank, seed: seed, wantQuality: wantQuality, route: route)
+    }
+
+    /// Stacks the factors term by term from `source` (`ModuleTermSource.stackedTarget()`): the stacked factors
+    /// are the only copy of the input this method holds; the Krylov route's capture shares them with the quality
+    /// figures.
+    static func merge(_ source: ModuleTermSource, rank: Int, seed: UInt64, wantQuality: Bool = true,
+                      route: ProductRoute? = nil) throws -> ModuleResult {
+        let input = source.shapeOnly
         guard rank >= 1 else { throw MergeError("module \(input.name): svd needs rank ≥ 1, got \(rank)") }
-        let target = try input.stackedTarget()
+        let target = try source.stackedTarget()
         guard target.rank > 0, input.outFeatures > 0, input.inFeatures > 0 else { return .zero(for: input) }
-        let product = try StackedProduct(leftColumns: target.bColumns, right: target.a, rows: input.outFeatures,
-                                         inner: target.rank, cols: input.inFeatures)
+        let product = try target.product(outFeatures: input.outFeatures, inFeatures: input.inFeatures)
         let truncation = try product.truncatedSVD(rank: rank, seed: seed, wantNorm: wantQuality, route: route)
         let svd = truncation.svd
         guard svd.rank > 0 else { return .zero(for: input) }
