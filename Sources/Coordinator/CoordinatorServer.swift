@@ -474,13 +474,16 @@ public final class CoordinatorServer {
         finishedHeaders[index] = header
         scheduler.markDone(index)
         let kinds = split.secondsByKind(of: index)
+        let checkpoint = split.checkpointCost(of: index)
         logger.info("split module done", metadata: ["module": "\(module.name)", "rounds": "\(split.round(of: index))",
                                                     "iterations": "\(outcome.iterations)", "rank": "\(result.rank)",
                                                     "restart": "\(outcome.restart)",
                                                     "first_center_s": "\(String(format: "%.2f", kinds.firstCenter))",
                                                     "seeding_s": "\(String(format: "%.2f", kinds.seeding))",
                                                     "lloyd_s": "\(String(format: "%.2f", kinds.lloyd))",
-                                                    "statistics_s": "\(String(format: "%.2f", kinds.statistics))"])
+                                                    "statistics_s": "\(String(format: "%.2f", kinds.statistics))",
+                                                    "checkpoint_mb": "\(String(format: "%.1f", Double(checkpoint.bytes) / 1e6))",
+                                                    "checkpoint_cpu_s": "\(String(format: "%.2f", checkpoint.seconds))"])
         progress.update(done: scheduler.doneCount, workers: scheduler.aliveWorkers, retries: scheduler.retries,
                         finishedModule: module.name, force: true)
     }

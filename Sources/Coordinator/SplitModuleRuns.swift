@@ -6,8 +6,8 @@ import WireProtocol
 
 /// The coordinator's side of split lego modules: one `SplitKMeans` per module (its restarts run side by side as
 /// tracks), each track's current round of block tasks and the partials received so far. A round's partials are
-/// reduced in block order once all are in; the state is then checkpointed (atomically) before the next round is
-/// queued, so a restarted coordinator resumes at the last reduced round of every track. The finished clustering
+/// reduced in block order once all are in; that track's state is then checkpointed (atomically, one file per track)
+/// before its next round is queued, so a restarted coordinator resumes at the last reduced round of every track. The finished clustering
 /// becomes the module's record like any module's.
 struct SplitModuleRuns {
     /// One track's running round (a restart's, or the final statistics round).
@@ -31,6 +31,9 @@ struct SplitModuleRuns {
         /// (oversampling, candidate weights), of Lloyd rounds and of the statistics and quality rounds, summed over
         /// blocks and restarts (logged when the module finishes).
         var firstCenterSeconds = 0.0, seedingSeconds = 0.0, lloydSeconds = 0.0, statisticsSeconds = 0.0
+        /// State bytes written to the checkpoint and the coordinator's thread CPU seconds spent encoding and writing
+        /// them (the serial per-round cost; logged when the module finishes).
+        var checkpointBytes = 0, checkpointSeconds = 0.0
         /// Rounds reduced (over all tracks) when this run resumed from a checkpoint (nil: started from the start).
         var resumedAtRound: Int?
     }
@@ -45,10 +48,11 @@ struct SplitModuleRuns {
             guard let blocks = module.blocks else { continue }
             var kmeans = SplitLego.kmeans(module: module, spec: plan.spec, blockCount: blocks.count)
             var resumedAt: Int?
-            if let bytes = store.readKMeansState(index: index) {
+            let states = store.readKMeansStates(index: index)
+            if !states.isEmpty {
                 do {
-                    kmeans = try SplitKMeans(decoding: bytes, configuration: kmeans.configuration, restarts: kmeans.restarts,
-                                             quality: kmeans.quality)
+                    kmeans = try SplitKMeans(decodingTracks: states, configuration: kmeans.configuration,
+                                             restarts: kmeans.restarts, quality: kmeans.quality)
                     resumedAt = kmeans.round
                     logger.info("resuming split module from its last checkpointed round", metadata: [
                         "module": "\(module.name)", "round": "\(kmeans.round)",
@@ -180,13 +184,30 @@ struct SplitModuleRuns {
             throw CoordinatorError(.badResult, "module k-means track \(track) round: \(error)")
         }
         run.rounds[track] = nil
-        try store.writeKMeansState(run.kmeans.encoded(), index: module)
+        let started = Self.threadCPUSeconds()
+        let state = run.kmeans.encoded(track: track)
+        try store.writeKMeansState(state, index: module, track: track)
+        run.checkpointBytes += state.count
+        run.checkpointSeconds += Self.threadCPUSeconds() - started
         runs[module] = run
         if let outcome = run.kmeans.outcome { return .finished(module: module, outcome: outcome, seconds: run.seconds) }
         return .nextRound(module: module)
     }
 
     func round(of module: Int) -> Int { runs[module]?.kmeans.round ?? 0 }
+
+    /// CPU seconds of the calling thread (the checkpoint cost is measured in CPU, not in wall time under load).
+    static func threadCPUSeconds() -> Double {
+        var spec = timespec()
+        clock_gettime(CLOCK_THREAD_CPUTIME_ID, &spec)
+        return Double(spec.tv_sec) + Double(spec.tv_nsec) * 1e-9
+    }
+
+    /// State bytes written and CPU seconds spent checkpointing a module's rounds.
+    func checkpointCost(of module: Int) -> (bytes: Int, seconds: Double) {
+        guard let run = runs[module] else { return (0, 0) }
+        return (run.checkpointBytes, run.checkpointSeconds)
+    }
 
     /// Task seconds by kind of round, for the log line of a finished module.
     func secondsByKind(of module: Int) -> (firstCenter: Double, seeding: Double, lloyd: Double, statistics: Double) {

@@ -59,6 +59,8 @@ public struct ByteReader: Sendable {
     }
 
     public var isAtEnd: Bool { position == bytes.count }
+    /// Bytes not read yet.
+    public var remaining: Int { bytes.count - position }
 
     private func fail(_ problem: String) -> KernelShapeError {
         KernelShapeError(kernel: what, problem: problem + " at byte \(position) of \(bytes.count)")

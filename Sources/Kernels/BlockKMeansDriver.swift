@@ -121,8 +121,10 @@ public struct BlockKMeansDriver: Sendable {
         return request
     }
 
-    /// What every block computes in the next round, without per-block state; nil when done.
-    public func request() -> BlockRoundRequest? {
+    /// What every block computes in the next round, without per-block state; nil when done. Without
+    /// `includingCenters` the centers are left out (what checking a partial needs: no copy of the candidates).
+    public func request(includingCenters: Bool = true) -> BlockRoundRequest? {
+        var newCandidates: [Float] { includingCenters ? self.newCandidates : [] }
         switch phase {
         case .firstCenter:
             return BlockRoundRequest(kind: .firstCenter, round: round)
@@ -168,7 +170,7 @@ public struct BlockKMeansDriver: Sendable {
     /// Checks one block's answer against the current request (the coordinator calls it on receipt, so a bad
     /// partial is retried on its block instead of reaching the reduction).
     public func validate(_ partial: BlockPartial) throws {
-        guard let request = request() else { throw problem("module k-means is already done") }
+        guard let request = request(includingCenters: false) else { throw problem("module k-means is already done") }
         let dim = configuration.dimension, m = request.centerCount, candidates = request.centerOffset + m
         guard partial.kind == request.kind else { throw problem("partial of kind \(partial.kind), round needs \(request.kind)") }
         guard partial.unitCount >= 0, partial.cost.isFinite, partial.cost >= 0 else {

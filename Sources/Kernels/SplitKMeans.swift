@@ -151,63 +151,91 @@ public struct SplitKMeans: Sendable {
 
     // MARK: checkpoint
 
-    static let magic: [UInt8] = Array("BYSKM002".utf8)
+    static let magic: [UInt8] = Array("BYSKM003".utf8)
+    static let trackMagic: [UInt8] = Array("BYSKT001".utf8)
 
-    /// Every restart's state, the choice and the final round, bit-exact.
+    /// Tracks whose states make up the whole state: the restarts, the final statistics round, the quality rounds.
+    public var trackCount: Int { restarts + 2 }
+
+    /// One track's state, bit-exact: what changes when that track's round is reduced (and nothing else does: the
+    /// kept restart and the quality decision are derived from the runs on decoding). A coordinator writes only this
+    /// after a round, so a checkpoint costs the size of the track that moved, not of every restart's state.
+    public func encoded(track: Int) -> [UInt8] {
+        var w = ByteWriter()
+        w.int(restarts); w.int(track)
+        if track < restarts {
+            w.append(runs[track].encoded())
+        } else if track == finalTrack {
+            w.int(finalDone ? 1 : 0); w.int(projections == nil ? 0 : 1); w.doubles(projections ?? [])
+        } else {
+            w.append(quality?.encoded() ?? [])
+        }
+        return Self.trackMagic + w.bytes
+    }
+
+    /// Every track's state in one blob (`encoded(track:)` of each, in track order).
     public func encoded() -> [UInt8] {
         var w = ByteWriter()
-        w.int(restarts)
-        for run in runs {
-            let bytes = run.encoded()
+        w.int(trackCount)
+        for track in 0..<trackCount {
+            let bytes = encoded(track: track)
             w.int(bytes.count); w.append(bytes)
         }
-        w.int(kept ?? -1); w.int(finalDone ? 1 : 0)
-        w.int(projections == nil ? 0 : 1); w.doubles(projections ?? [])
-        let qualityBytes = quality?.encoded()
-        w.int(qualityBytes == nil ? 0 : 1); w.int(qualityBytes?.count ?? 0); w.append(qualityBytes ?? [])
         return Self.magic + w.bytes
     }
 
     /// Restores `encoded()` for the same configuration, restarts and quality settings; throws on anything else.
     public init(decoding bytes: [UInt8], configuration: BlockKMeansConfiguration, restarts: Int,
                 quality: SplitQualityTrack? = nil) throws {
-        self.init(configuration: configuration, restarts: restarts, quality: quality)
         guard bytes.count >= Self.magic.count, Array(bytes[0..<Self.magic.count]) == Self.magic else {
             throw KernelShapeError(kernel: "split k-means state", problem: "bad magic")
         }
         var r = ByteReader(Array(bytes[Self.magic.count...]), what: "split k-means state")
-        guard try r.int() == self.restarts else {
-            throw KernelShapeError(kernel: "split k-means state", problem: "written for another number of restarts")
-        }
-        for index in runs.indices {
-            let body = Array(try r.raw(count: try r.count(elementBytes: 1)))
-            runs[index] = try BlockKMeansDriver(decoding: body, configuration: runs[index].configuration)
-        }
-        let kept = try r.int()
-        finalDone = try r.bounded(1, "final round flag") == 1
-        let hasProjections = try r.bounded(1, "projections flag")
-        let h = try r.doubles()
-        let hasQuality = try r.bounded(1, "quality flag")
-        let qualityBytes = Array(try r.raw(count: try r.count(elementBytes: 1)))
+        let count = try r.bounded(max(1, restarts) + 2, "track count")
+        var tracks: [Int: [UInt8]] = [:]
+        for track in 0..<count { tracks[track] = Array(try r.raw(count: try r.count(elementBytes: 1))) }
         try r.finish()
-        guard (hasQuality == 1) == (quality != nil) else {
-            throw KernelShapeError(kernel: "split k-means state", problem: "written for other quality settings")
+        try self.init(decodingTracks: tracks, configuration: configuration, restarts: restarts, quality: quality)
+    }
+
+    /// Restores the tracks' states (`encoded(track:)`, keyed by track); a track without one starts from its
+    /// beginning. Throws on bytes of another configuration or states that contradict each other.
+    public init(decodingTracks tracks: [Int: [UInt8]], configuration: BlockKMeansConfiguration, restarts: Int,
+                quality: SplitQualityTrack? = nil) throws {
+        self.init(configuration: configuration, restarts: restarts, quality: quality)
+        func fail(_ problem: String) -> KernelShapeError { KernelShapeError(kernel: "split k-means state", problem: problem) }
+        for (track, bytes) in tracks.sorted(by: { $0.key < $1.key }) {
+            guard bytes.count >= Self.trackMagic.count, Array(bytes[0..<Self.trackMagic.count]) == Self.trackMagic else {
+                throw fail("track \(track): bad magic")
+            }
+            var r = ByteReader(Array(bytes[Self.trackMagic.count...]), what: "split k-means track \(track)")
+            guard try r.int() == self.restarts, try r.int() == track, (0..<trackCount).contains(track) else {
+                throw fail("track \(track) was written for another number of restarts or another track")
+            }
+            if track < self.restarts {
+                runs[track] = try BlockKMeansDriver(decoding: Array(try r.raw(count: r.remaining)),
+                                                    configuration: runs[track].configuration)
+            } else if track == finalTrack {
+                finalDone = try r.bounded(1, "final round flag") == 1
+                let hasProjections = try r.bounded(1, "projections flag")
+                let h = try r.doubles()
+                try r.finish()
+                projections = hasProjections == 1 ? h : nil
+            } else if let configured = self.quality {
+                self.quality = try configured.decoding(Array(try r.raw(count: r.remaining)))
+            } else {
+                guard r.isAtEnd else { throw fail("a quality track the job does not ask for") }
+            }
         }
-        if let quality { self.quality = try quality.decoding(qualityBytes) }
-        projections = hasProjections == 1 ? h : nil
         if runs.allSatisfy(\.isDone) {
             choose()
-            guard kept == self.kept else {
-                throw KernelShapeError(kernel: "split k-means state", problem: "kept restart \(kept) does not match the runs")
-            }
         } else {
-            guard kept == -1, !finalDone, projections == nil else {
-                throw KernelShapeError(kernel: "split k-means state", problem: "a choice before every restart finished")
-            }
+            guard !finalDone, projections == nil else { throw fail("final statistics before every restart finished") }
         }
         guard !finalDone || (projections?.count ?? -1) == (keptOutcome?.clusterCount ?? -2) else {
-            throw KernelShapeError(kernel: "split k-means state", problem: "final statistics do not match the kept centroids")
+            throw fail("final statistics do not match the kept centroids")
         }
         settleQuality()
+        guard self.quality?.isConsistent ?? true else { throw fail("an exact quality round the clustering does not call for") }
     }
 }

@@ -87,6 +87,9 @@ public struct SplitQualityTrack: Sendable, Equatable {
                                                                         cols: inFeatures, rank: k)
     }
 
+    /// False for a restored state whose exact round ran although the (re-applied) decision says estimate.
+    public var isConsistent: Bool { target.isEmpty || exact }
+
     /// Whether every round the figures need has been reduced.
     public var isDone: Bool { estimationDone && decided && (!exact || !target.isEmpty) }
 
@@ -234,11 +237,12 @@ public struct SplitQualityTrack: Sendable, Equatable {
 
     // MARK: checkpoint
 
-    /// The parameters and every reduced value, bit-exact.
+    /// The parameters and every reduced value, bit-exact. The decision is not written: it is a function of the
+    /// clustering, applied again (`decide`) when a split k-means is restored.
     public func encoded() -> [UInt8] {
         var w = ByteWriter()
         for value in parameters { w.int(value) }
-        w.int(step); w.int(estimationDone ? 1 : 0); w.int(decided ? 1 : 0); w.int(exact ? 1 : 0)
+        w.int(step); w.int(estimationDone ? 1 : 0)
         w.floats(image); w.floats(target); w.floats(basis); w.floats(projected); w.doubles(captured)
         return w.bytes
     }
@@ -256,17 +260,15 @@ public struct SplitQualityTrack: Sendable, Equatable {
         var track = self
         track.step = try r.bounded(2 * maxEvaluations + 2, "step")
         track.estimationDone = try r.bounded(1, "estimation flag") == 1
-        track.decided = try r.bounded(1, "decision flag") == 1
-        track.exact = try r.bounded(1, "exact flag") == 1
         track.image = try r.floats(); track.target = try r.floats(); track.basis = try r.floats()
         track.projected = try r.floats(); track.captured = try r.doubles()
         try r.finish()
         guard track.image.count == (track.step > 0 ? outFeatures * probes : 0),
-              track.target.isEmpty || (track.exact && track.target.count == outFeatures * inFeatures),
+              track.target.isEmpty || track.target.count == outFeatures * inFeatures,
               track.basis.isEmpty || track.basis.count == outFeatures * width,
               track.projected.isEmpty || track.projected.count == inFeatures * width,
               track.captured.count == track.step / 2, track.captured.allSatisfy(\.isFinite),
-              !forcedExact || (track.exact && track.decided && track.step == 0),
+              !forcedExact || track.step == 0, track.estimationDone || track.target.isEmpty,
               (track.image + track.target + track.basis + track.projected).allSatisfy(\.isFinite) else {
             throw Self.problem("state values do not match step \(track.step)")
         }

@@ -124,7 +124,7 @@ enum ModuleQuality {
     static func modelledMergeFlops(spec: MergeSpec, source input: ModuleTermSource, result: ModuleResult) -> Double {
         let rows = input.outFeatures, cols = input.inFeatures
         let stacked = input.ranks.reduce(0) { $0 + max($1, 0) }
-        let sides = Double(rows + cols), r = Double(stacked), k = Double(max(result.rank, 1))
+        let sides = Double(rows + cols), r = Double(stacked)
         switch spec.method {
         case .svd:
             let model = ProductCostModel(rows: rows, cols: cols, inner: max(stacked, 1), rank: max(spec.rank, 1),

@@ -154,6 +154,51 @@ import Testing
         #expect(allCandidates.count > 0)
     }
 
+    @Test("per-track checkpoints: only the track that moved is written; resuming from those files after any round gives the same bits")
+    func perTrackCheckpoints() throws {
+        let blocks = Self.blocks(seed: 7)
+        let configuration = Self.configuration(blocks, k: 5, seed: 3, reweight: true)
+        let (out, dim) = (blocks[0].outFeatures, blocks[0].dimension)
+        let quality = SplitQualityTrack(outFeatures: out, inFeatures: dim - out, blockCount: blocks.count, stacked: 270,
+                                        restarts: 3, forcedExact: false, probes: 24, width: 6, rank: 5, maxEvaluations: 3)
+        var straight = SplitKMeans(configuration: configuration, restarts: 3, quality: quality)
+        var files: [Int: [UInt8]] = [:]
+        var writes = 0, step = 0
+        while !straight.isDone {
+            let tracks = straight.activeTracks
+            let track = tracks[step % tracks.count]
+            let before = (0..<straight.trackCount).map { straight.encoded(track: $0) }
+            try straight.advance(track: track, with: try Self.partials(straight, track: track, blocks: blocks))
+            // Only the reduced track's state changed (the kept restart and the quality decision are derived).
+            for other in 0..<straight.trackCount where other != track {
+                #expect(straight.encoded(track: other) == before[other], "track \(other) changed with track \(track)")
+            }
+            files[track] = straight.encoded(track: track)
+            writes += 1
+            // A coordinator restarted now resumes from the files alone.
+            let resumed = try SplitKMeans(decodingTracks: files, configuration: configuration, restarts: 3, quality: quality)
+            #expect(resumed.encoded() == straight.encoded())
+            #expect(resumed.activeTracks == straight.activeTracks && resumed.round == straight.round)
+            step += 1
+        }
+        #expect(writes == straight.round)
+        let reference = try Self.run(blocks, k: 5, seed: 3, restarts: 3)
+        #expect(reference.outcome?.centroids.map(\.bitPattern) == straight.outcome?.centroids.map(\.bitPattern))
+        // A track state under another track's number, or for another number of restarts, is refused.
+        let moved = [1: try #require(files[0])]
+        #expect(throws: KernelShapeError.self) {
+            _ = try SplitKMeans(decodingTracks: moved, configuration: configuration, restarts: 3, quality: quality)
+        }
+        #expect(throws: KernelShapeError.self) {
+            _ = try SplitKMeans(decodingTracks: [0: try #require(files[0])], configuration: configuration, restarts: 2)
+        }
+        // A final round without every restart done is refused.
+        #expect(throws: KernelShapeError.self) {
+            _ = try SplitKMeans(decodingTracks: [3: try #require(files[3])], configuration: configuration, restarts: 3,
+                                quality: quality)
+        }
+    }
+
     @Test("hostile carried states and partials are refused, never trapped on")
     func hostileCarriedState() throws {
         let blocks = Self.blocks(seed: 2)

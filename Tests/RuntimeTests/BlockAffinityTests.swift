@@ -102,16 +102,24 @@ import Logging
         logger.logLevel = .critical
         let store = try CheckpointStore(directory: dir.path, jobHash: "h", taskCount: 2, logger: logger)
         let state = (0..<10_000).map { UInt8(truncatingIfNeeded: $0 * 31) }
-        #expect(store.readKMeansState(index: 1) == nil)
-        try store.writeKMeansState(state, index: 1)
-        #expect(store.readKMeansState(index: 1) == state)
-        var bytes = try #require(FileManager.default.contents(atPath: store.kmeansStatePath(index: 1)))
+        #expect(store.readKMeansState(index: 1, track: 2) == nil)
+        try store.writeKMeansState(state, index: 1, track: 2)
+        #expect(store.readKMeansState(index: 1, track: 2) == state)
+        var bytes = try #require(FileManager.default.contents(atPath: store.kmeansStatePath(index: 1, track: 2)))
         bytes[5000] ^= 0x10
-        try bytes.write(to: URL(fileURLWithPath: store.kmeansStatePath(index: 1)))
-        #expect(store.readKMeansState(index: 1) == nil)
-        #expect(!FileManager.default.fileExists(atPath: store.kmeansStatePath(index: 1)))
-        try store.writeKMeansState(state, index: 1)
-        try Data(bytes.prefix(100)).write(to: URL(fileURLWithPath: store.kmeansStatePath(index: 1)))
-        #expect(store.readKMeansState(index: 1) == nil)
+        try bytes.write(to: URL(fileURLWithPath: store.kmeansStatePath(index: 1, track: 2)))
+        #expect(store.readKMeansState(index: 1, track: 2) == nil)
+        #expect(!FileManager.default.fileExists(atPath: store.kmeansStatePath(index: 1, track: 2)))
+        try store.writeKMeansState(state, index: 1, track: 2)
+        try Data(bytes.prefix(100)).write(to: URL(fileURLWithPath: store.kmeansStatePath(index: 1, track: 2)))
+        #expect(store.readKMeansState(index: 1, track: 2) == nil)
+        // One file per track: writing a track touches no other; removal takes every track of the module only.
+        try store.writeKMeansState([1, 2, 3], index: 1, track: 0)
+        try store.writeKMeansState(state, index: 1, track: 2)
+        try store.writeKMeansState([9], index: 11, track: 0)
+        #expect(store.readKMeansStates(index: 1) == [0: [1, 2, 3], 2: state])
+        store.removeKMeansState(index: 1)
+        #expect(store.readKMeansStates(index: 1).isEmpty)
+        #expect(store.readKMeansStates(index: 11) == [0: [9]])
     }
 }

@@ -46,10 +46,16 @@ public enum SplitLego {
                     quality: qualityTrack(module: module, spec: spec, blockCount: blockCount))
     }
 
+    /// Lloyd steps the quality sketch's budget assumes (the clustering's own count is known only at its end).
+    public static let typicalIterations = 5
+
     /// The quality rounds of a split module (`SplitQualityTrack`): none for `report: minimal`; only the exact
     /// round for `report: exact`; otherwise the estimation rounds from the start, with as many sketch evaluations
-    /// (2–6) as fit what the probes leave of a quarter of lego's modelled flops at the job's iteration cap, and the
-    /// exact round after the clustering when the unsplit rule (with the iterations run) says exact fits.
+    /// (2–6) as fit what the probes leave of a quarter of lego's modelled flops, and the exact round after the
+    /// clustering when the unsplit rule (with the iterations run) says exact fits. The rounds start before the
+    /// iterations are known, so the sketch's budget takes min(cap, `typicalIterations`) Lloyd steps: the cap (100 by
+    /// default) would let the sketch cost more than the clustering (measured: 6 evaluations, more task time than
+    /// all Lloyd rounds, on a 960-adapter MLP module that ran 4 iterations).
     public static func qualityTrack(module: ModulePlan, spec: MergeSpec, blockCount: Int) -> SplitQualityTrack? {
         guard spec.report != .minimal else { return nil }
         let out = module.outFeatures, inFeatures = module.inFeatures, k = max(spec.rank, 1)
@@ -58,7 +64,8 @@ public enum SplitLego {
         let model = ProductCostModel(rows: out, cols: inFeatures, inner: max(stacked, 1), rank: k, wantNorm: false)
         let width = model.krylovWidth, probes = QualityEstimator.probeCount
         let budget = SplitQualityTrack.budgetShare * SplitQualityTrack.legoMergeFlops(
-            restarts: restarts, iterations: spec.lego.iterations, stacked: stacked, rows: out, cols: inFeatures, rank: k)
+            restarts: restarts, iterations: min(spec.lego.iterations, typicalIterations), stacked: stacked, rows: out,
+            cols: inFeatures, rank: k)
         func cost(_ evaluations: Int) -> Double {
             model.application(width: probes + width) + Double(2 * evaluations - 1) * model.application(width: width)
         }
