@@ -80,6 +80,10 @@ public final class ZAPHandler: @unchecked Sendable {
             return started
         }
         if wasStarted { exited.wait() }
+        // The thread's closure holds `self`, and `self` the thread: drop the thread so the handler, and with it the
+        // context, can be freed. Until the context is terminated (`zmq_ctx_term`), nothing waits for the I/O
+        // thread to flush queued messages, so a coordinator's final Disconnect could be lost at exit.
+        lock.withLock { thread = nil }
     }
 
     /// Sends one ZAP request to whatever handler is bound in `context` and waits up to `timeoutMilliseconds` for a
