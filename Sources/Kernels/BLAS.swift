@@ -47,6 +47,18 @@ public enum BLAS {
         return c
     }
 
+    /// Array convenience: c [m, n] ← c − A · B for row-major A [m, k] and B [k, n] (one gemm, beta 1).
+    public static func subtractProduct(_ a: [Float], _ b: [Float], from c: inout [Float], m: Int, n: Int, k: Int) {
+        a.withUnsafeBufferPointer { pa in
+            b.withUnsafeBufferPointer { pb in
+                c.withUnsafeMutableBufferPointer { pc in
+                    guard let pa = pa.baseAddress, let pb = pb.baseAddress, let pc = pc.baseAddress else { return }
+                    gemm(.none, .none, m: m, n: n, k: k, alpha: -1, a: pa, b: pb, beta: 1, c: pc)
+                }
+            }
+        }
+    }
+
     /// y[m] = alpha · op(A) · x + beta · y for a row-major A [rows, cols]; op(A) is [rows, cols] or its transpose.
     public static func gemv(
         _ trans: Transpose, rows: Int, cols: Int, alpha: Float = 1, a: UnsafePointer<Float>, lda: Int? = nil,

@@ -176,14 +176,7 @@ extension StackedProduct {
     static func project(_ z: inout [Float], width: Int, against basis: [[Float]], widths: [Int], rows: Int) {
         for (block, blockWidth) in zip(basis, widths) {
             let coefficients = BLAS.matmul(block, z, m: blockWidth, n: width, k: rows, transA: .transpose)
-            block.withUnsafeBufferPointer { b in
-                coefficients.withUnsafeBufferPointer { c in
-                    z.withUnsafeMutableBufferPointer { out in
-                        guard let b = b.baseAddress, let c = c.baseAddress, let out = out.baseAddress else { return }
-                        BLAS.gemm(.none, .none, m: rows, n: width, k: blockWidth, alpha: -1, a: b, b: c, beta: 1, c: out)
-                    }
-                }
-            }
+            BLAS.subtractProduct(block, coefficients, from: &z, m: rows, n: width, k: blockWidth)
         }
     }
 

@@ -138,14 +138,7 @@ extension StackedProduct {
         var difference = FactoredProduct.transposed(image, rows: cols, cols: width)  // [width, cols]
         if rank > 0 {
             let coefficients = BLAS.matmul(basisBlock, left, m: width, n: rank, k: rows, transA: .transpose)
-            coefficients.withUnsafeBufferPointer { c in
-                right.withUnsafeBufferPointer { a in
-                    difference.withUnsafeMutableBufferPointer { d in
-                        guard let c = c.baseAddress, let a = a.baseAddress, let d = d.baseAddress else { return }
-                        BLAS.gemm(.none, .none, m: width, n: cols, k: rank, alpha: -1, a: c, b: a, beta: 1, c: d)
-                    }
-                }
-            }
+            BLAS.subtractProduct(coefficients, right, from: &difference, m: width, n: cols, k: rank)
         }
         return squaredNorm(difference)
     }

@@ -67,14 +67,7 @@ public enum QualityEstimator {
         var error = targetImage
         if rank > 0 {
             let ag = BLAS.matmul(approximationRight, probes, m: rank, n: count, k: cols)
-            approximationLeft.withUnsafeBufferPointer { b in
-                ag.withUnsafeBufferPointer { g in
-                    error.withUnsafeMutableBufferPointer { e in
-                        guard let b = b.baseAddress, let g = g.baseAddress, let e = e.baseAddress else { return }
-                        BLAS.gemm(.none, .none, m: rows, n: count, k: rank, alpha: -1, a: b, b: g, beta: 1, c: e)
-                    }
-                }
-            }
+            BLAS.subtractProduct(approximationLeft, ag, from: &error, m: rows, n: count, k: rank)
         }
         for _ in 0..<2 {
             StackedProduct.project(&target, width: count, against: deflation.basis, widths: deflation.widths, rows: rows)
