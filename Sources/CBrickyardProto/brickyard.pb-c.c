@@ -2478,7 +2478,7 @@ const ProtobufCMessageDescriptor brickyard__v1__eval_failed__descriptor =
   (ProtobufCMessageInit) brickyard__v1__eval_failed__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
-static const ProtobufCFieldDescriptor brickyard__v1__kmeans_block_task__field_descriptors[12] =
+static const ProtobufCFieldDescriptor brickyard__v1__kmeans_block_task__field_descriptors[14] =
 {
   {
     "task",
@@ -2624,8 +2624,33 @@ static const ProtobufCFieldDescriptor brickyard__v1__kmeans_block_task__field_de
     0,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
+  {
+    "principal",
+    13,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT32,
+    0,   /* quantifier_offset */
+    offsetof(Brickyard__V1__KMeansBlockTask, principal),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "assignment",
+    14,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_BYTES,
+    0,   /* quantifier_offset */
+    offsetof(Brickyard__V1__KMeansBlockTask, assignment),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
 };
 static const unsigned brickyard__v1__kmeans_block_task__field_indices_by_name[] = {
+  13,   /* field[13] = assignment */
   3,   /* field[3] = center_count */
   7,   /* field[7] = center_offset */
   4,   /* field[4] = centers */
@@ -2633,6 +2658,7 @@ static const unsigned brickyard__v1__kmeans_block_task__field_indices_by_name[] 
   9,   /* field[9] = inputs_follow */
   8,   /* field[8] = nearest */
   5,   /* field[5] = oversampling */
+  12,   /* field[12] = principal */
   11,   /* field[11] = probes */
   10,   /* field[10] = product */
   1,   /* field[1] = round */
@@ -2642,7 +2668,7 @@ static const unsigned brickyard__v1__kmeans_block_task__field_indices_by_name[] 
 static const ProtobufCIntRange brickyard__v1__kmeans_block_task__number_ranges[1 + 1] =
 {
   { 1, 0 },
-  { 0, 12 }
+  { 0, 14 }
 };
 const ProtobufCMessageDescriptor brickyard__v1__kmeans_block_task__descriptor =
 {
@@ -2652,7 +2678,7 @@ const ProtobufCMessageDescriptor brickyard__v1__kmeans_block_task__descriptor =
   "Brickyard__V1__KMeansBlockTask",
   "brickyard.v1",
   sizeof(Brickyard__V1__KMeansBlockTask),
-  12,
+  14,
   brickyard__v1__kmeans_block_task__field_descriptors,
   brickyard__v1__kmeans_block_task__field_indices_by_name,
   1,  brickyard__v1__kmeans_block_task__number_ranges,
@@ -2916,7 +2942,7 @@ const ProtobufCEnumDescriptor brickyard__v1__dtype__descriptor =
   brickyard__v1__dtype__value_ranges,
   NULL,NULL,NULL,NULL   /* reserved[1234] */
 };
-static const ProtobufCEnumValue brickyard__v1__task_kind__enum_values_by_number[9] =
+static const ProtobufCEnumValue brickyard__v1__task_kind__enum_values_by_number[10] =
 {
   { "TASK_KIND_UNSPECIFIED", "BRICKYARD__V1__TASK_KIND__TASK_KIND_UNSPECIFIED", 0 },
   { "TASK_KIND_MERGE_MODULE", "BRICKYARD__V1__TASK_KIND__TASK_KIND_MERGE_MODULE", 1 },
@@ -2927,17 +2953,19 @@ static const ProtobufCEnumValue brickyard__v1__task_kind__enum_values_by_number[
   { "TASK_KIND_KMEANS_LLOYD", "BRICKYARD__V1__TASK_KIND__TASK_KIND_KMEANS_LLOYD", 6 },
   { "TASK_KIND_KMEANS_REWEIGHT", "BRICKYARD__V1__TASK_KIND__TASK_KIND_KMEANS_REWEIGHT", 7 },
   { "TASK_KIND_KMEANS_PRODUCT", "BRICKYARD__V1__TASK_KIND__TASK_KIND_KMEANS_PRODUCT", 8 },
+  { "TASK_KIND_KMEANS_PRINCIPAL", "BRICKYARD__V1__TASK_KIND__TASK_KIND_KMEANS_PRINCIPAL", 9 },
 };
 static const ProtobufCIntRange brickyard__v1__task_kind__value_ranges[] = {
-{0, 0},{0, 9}
+{0, 0},{0, 10}
 };
-static const ProtobufCEnumValueIndex brickyard__v1__task_kind__enum_values_by_name[9] =
+static const ProtobufCEnumValueIndex brickyard__v1__task_kind__enum_values_by_name[10] =
 {
   { "TASK_KIND_KMEANS_BLOCK_STEP", 2 },
   { "TASK_KIND_KMEANS_CANDIDATE_WEIGHTS", 5 },
   { "TASK_KIND_KMEANS_FIRST_CENTER", 3 },
   { "TASK_KIND_KMEANS_LLOYD", 6 },
   { "TASK_KIND_KMEANS_OVERSAMPLE", 4 },
+  { "TASK_KIND_KMEANS_PRINCIPAL", 9 },
   { "TASK_KIND_KMEANS_PRODUCT", 8 },
   { "TASK_KIND_KMEANS_REWEIGHT", 7 },
   { "TASK_KIND_MERGE_MODULE", 1 },
@@ -2950,9 +2978,9 @@ const ProtobufCEnumDescriptor brickyard__v1__task_kind__descriptor =
   "TaskKind",
   "Brickyard__V1__TaskKind",
   "brickyard.v1",
-  9,
+  10,
   brickyard__v1__task_kind__enum_values_by_number,
-  9,
+  10,
   brickyard__v1__task_kind__enum_values_by_name,
   1,
   brickyard__v1__task_kind__value_ranges,

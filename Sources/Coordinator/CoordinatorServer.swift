@@ -445,7 +445,8 @@ public final class CoordinatorServer {
                 break
             case .nextRound(let module):
                 logger.debug("split module round reduced", metadata: [
-                    "module": "\(plan.modules[module].name)", "round": "\(split.round(of: module))"])
+                    "module": "\(plan.modules[module].name)", "round": "\(split.round(of: module))",
+                    "kind": "\(partial.kind)"])
                 split.queueRounds(module: module, plan: plan, scheduler: &scheduler)
             case .finished(let module, let outcome, let seconds):
                 try finishSplitModule(module, outcome: outcome, seconds: seconds)
@@ -481,6 +482,8 @@ public final class CoordinatorServer {
                                                     "first_center_s": "\(String(format: "%.2f", kinds.firstCenter))",
                                                     "seeding_s": "\(String(format: "%.2f", kinds.seeding))",
                                                     "lloyd_s": "\(String(format: "%.2f", kinds.lloyd))",
+                                                    "principal_s": "\(String(format: "%.2f", kinds.principal))",
+                                                    "power_iterations": "\(outcome.powerIterations)",
                                                     "statistics_s": "\(String(format: "%.2f", kinds.statistics))",
                                                     "checkpoint_mb": "\(String(format: "%.1f", Double(checkpoint.bytes) / 1e6))",
                                                     "checkpoint_cpu_s": "\(String(format: "%.2f", checkpoint.seconds))"])

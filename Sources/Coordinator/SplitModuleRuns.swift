@@ -28,9 +28,10 @@ struct SplitModuleRuns {
         let blockUnits: [Int]
         var seconds = 0.0
         /// Task seconds of first-center rounds (where workers load their blocks), of the other seeding rounds
-        /// (oversampling, candidate weights), of Lloyd rounds and of the statistics and quality rounds, summed over
-        /// blocks and restarts (logged when the module finishes).
-        var firstCenterSeconds = 0.0, seedingSeconds = 0.0, lloydSeconds = 0.0, statisticsSeconds = 0.0
+        /// (oversampling, candidate weights), of Lloyd rounds, of the principal-direction rounds and of the
+        /// statistics and quality rounds, summed over blocks and restarts (logged when the module finishes).
+        var firstCenterSeconds = 0.0, seedingSeconds = 0.0, lloydSeconds = 0.0, principalSeconds = 0.0
+        var statisticsSeconds = 0.0
         /// State bytes written to the checkpoint and the coordinator's thread CPU seconds spent encoding and writing
         /// them (the serial per-round cost; logged when the module finishes).
         var checkpointBytes = 0, checkpointSeconds = 0.0
@@ -52,11 +53,13 @@ struct SplitModuleRuns {
             if !states.isEmpty {
                 do {
                     kmeans = try SplitKMeans(decodingTracks: states, configuration: kmeans.configuration,
-                                             restarts: kmeans.restarts, quality: kmeans.quality)
+                                             restarts: kmeans.restarts, quality: kmeans.quality,
+                                             principalIterations: kmeans.principalIterations)
                     resumedAt = kmeans.round
                     logger.info("resuming split module from its last checkpointed round", metadata: [
                         "module": "\(module.name)", "round": "\(kmeans.round)",
-                        "phases": "\(kmeans.runs.map { "\($0.phase)" }.joined(separator: ","))"])
+                        "phases": "\(kmeans.runs.map { "\($0.phase)" }.joined(separator: ","))",
+                        "principal_rounds": "\(kmeans.principal?.step ?? 0)"])
                 } catch {
                     logger.warning("k-means state rejected; the module's rounds start over", metadata: [
                         "module": "\(module.name)", "error": "\(error)"])
@@ -128,7 +131,9 @@ struct SplitModuleRuns {
         guard let (module, track, block) = blockTasks[taskIndex], let run = runs[module] else { return nil }
         let round = track < run.kmeans.restarts ? run.kmeans.runs[track].round : run.kmeans.round
         let what = track < run.kmeans.restarts ? "restart \(track) round \(round)"
-            : track == run.kmeans.qualityTrack ? "quality round \(run.kmeans.quality?.step ?? 0)" : "final statistics round"
+            : track == run.kmeans.qualityTrack ? "quality round \(run.kmeans.quality?.step ?? 0)"
+            : run.kmeans.principal.map { !$0.isDone } == true ? "principal directions round \(run.kmeans.principal?.step ?? 0)"
+            : "final statistics round"
         return "\(plan.modules[module].name) block \(block) \(what)"
     }
 
@@ -170,6 +175,7 @@ struct SplitModuleRuns {
         case .firstCenter: run.firstCenterSeconds += seconds
         case .oversample, .candidateWeights: run.seedingSeconds += seconds
         case .lloyd: run.lloydSeconds += seconds
+        case .principalStart, .principalLeft, .principalRight: run.principalSeconds += seconds
         case .reweight, .probeImage, .target, .targetTimes, .targetTransposedTimes: run.statisticsSeconds += seconds
         }
         blockTasks[taskIndex] = nil
@@ -210,8 +216,9 @@ struct SplitModuleRuns {
     }
 
     /// Task seconds by kind of round, for the log line of a finished module.
-    func secondsByKind(of module: Int) -> (firstCenter: Double, seeding: Double, lloyd: Double, statistics: Double) {
-        guard let run = runs[module] else { return (0, 0, 0, 0) }
-        return (run.firstCenterSeconds, run.seedingSeconds, run.lloydSeconds, run.statisticsSeconds)
+    func secondsByKind(of module: Int) -> (firstCenter: Double, seeding: Double, lloyd: Double, principal: Double,
+                                          statistics: Double) {
+        guard let run = runs[module] else { return (0, 0, 0, 0, 0) }
+        return (run.firstCenterSeconds, run.seedingSeconds, run.lloydSeconds, run.principalSeconds, run.statisticsSeconds)
     }
 }

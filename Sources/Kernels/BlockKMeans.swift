@@ -55,16 +55,39 @@ public enum BlockRoundKind: Int, Sendable, Codable, Equatable {
     case targetTimes = 7
     /// Quality track: T_bᵀ·M for the sent M, row-major [out, centerCount] (the sketch's Rayleigh–Ritz image).
     case targetTransposedTimes = 8
+    /// `direction: principal`, only when a cluster's starting direction (the A half of its mean) is zero: for each
+    /// such cluster (a zero row of the sent directions, [centerCount, in]) the block's first member with a non-zero
+    /// A half, reported by value (`ClusterPrincipalDirections.units`' fallback start).
+    case principalStart = 9
+    /// `direction: principal`, LEFT half-step: Σ_{i∈c} x_B,i (x_A,i·v_c) per cluster for the sent v [centerCount,
+    /// in], over the block's final assignment (`BlockRoundRequest.assignment`): `sums` [centerCount, out].
+    case principalLeft = 10
+    /// `direction: principal`, RIGHT half-step: Σ_{i∈c} x_A,i (x_B,i·u_c) for the sent u [centerCount, out]:
+    /// `sums` [centerCount, in].
+    case principalRight = 11
 
     /// The product rounds of the quality track, whose `centers` are a matrix (not centers of `dimension` values).
-    public var isProduct: Bool { rawValue >= BlockRoundKind.probeImage.rawValue }
+    public var isProduct: Bool {
+        switch self {
+        case .probeImage, .target, .targetTimes, .targetTransposedTimes: true
+        default: false
+        }
+    }
+
+    /// The principal-direction rounds (`ClusterPrincipalDirections` per block), which carry the block's assignment.
+    public var isPrincipal: Bool {
+        switch self {
+        case .principalStart, .principalLeft, .principalRight: true
+        default: false
+        }
+    }
 
     /// Values `centers` must hold for `centerCount` columns (centers or sketch columns).
     public func centerValues(count: Int, outFeatures: Int, inFeatures: Int) -> Int {
         switch self {
         case .probeImage, .target: 0
-        case .targetTimes: inFeatures * count
-        case .targetTransposedTimes: outFeatures * count
+        case .targetTimes, .principalStart, .principalLeft: inFeatures * count
+        case .targetTransposedTimes, .principalRight: outFeatures * count
         default: (outFeatures + inFeatures) * count
         }
     }
@@ -89,12 +112,16 @@ public struct BlockRoundRequest: Sendable, Equatable {
     public var nearest: NearestCandidates?
     /// probeImage: Gaussian probe columns G (`QualityEstimator.probes(seed:cols:count:)`, built by the block).
     public var probes: Int
+    /// Principal-direction rounds: the cluster of each of the block's units in the kept clustering's final
+    /// assignment (per block, like `nearest`; the coordinator keeps it from the last Lloyd round).
+    public var assignment: [UInt32]?
 
     public init(kind: BlockRoundKind, round: Int, centers: [Float] = [], centerCount: Int = 0, oversampling: Double = 0,
-                farthest: Int = 0, centerOffset: Int = 0, nearest: NearestCandidates? = nil, probes: Int = 0) {
+                farthest: Int = 0, centerOffset: Int = 0, nearest: NearestCandidates? = nil, probes: Int = 0,
+                assignment: [UInt32]? = nil) {
         self.kind = kind; self.round = round; self.centers = centers; self.centerCount = centerCount
         self.oversampling = oversampling; self.farthest = farthest; self.centerOffset = centerOffset
-        self.nearest = nearest; self.probes = probes
+        self.nearest = nearest; self.probes = probes; self.assignment = assignment
     }
 }
 
@@ -160,11 +187,15 @@ public struct ReportedUnit: Sendable, Equatable {
     /// Lloyd only: the unit's cluster and sign.
     public var cluster: Int
     public var sign: Float
+    /// Lloyd and principalStart: the unit's row in its block (ids skip dropped units; the coordinator needs the
+    /// row to move a refilled unit in the block's assignment).
+    public var index: Int
     public var vector: [Float]
 
-    public init(id: UInt64, first: Double, second: Double, cluster: Int = 0, sign: Float = 1, vector: [Float]) {
+    public init(id: UInt64, first: Double, second: Double, cluster: Int = 0, sign: Float = 1, index: Int = 0,
+                vector: [Float]) {
         self.id = id; self.first = first; self.second = second; self.cluster = cluster; self.sign = sign
-        self.vector = vector
+        self.index = index; self.vector = vector
     }
 }
 
@@ -187,12 +218,16 @@ public struct BlockPartial: Sendable, Equatable {
     public var perCenterSquares: [Double]
     /// oversample: every unit's nearest candidate after the round (the next seeding round's `nearest`).
     public var nearest: NearestCandidates?
+    /// lloyd: every unit's cluster (kept by the coordinator from the last Lloyd round for the principal-direction
+    /// rounds; 4 bytes a unit against the [k, dimension] sums).
+    public var assignment: [UInt32]?
 
     public init(kind: BlockRoundKind, unitCount: Int, cost: Double = 0, units: [ReportedUnit] = [], counts: [Int] = [],
                 sums: [Float] = [], perCenter: [Double] = [], perCenterSquares: [Double] = [],
-                nearest: NearestCandidates? = nil) {
+                nearest: NearestCandidates? = nil, assignment: [UInt32]? = nil) {
         self.kind = kind; self.unitCount = unitCount; self.cost = cost; self.units = units; self.counts = counts
         self.sums = sums; self.perCenter = perCenter; self.perCenterSquares = perCenterSquares; self.nearest = nearest
+        self.assignment = assignment
     }
 }
 
@@ -231,6 +266,8 @@ public enum BlockKMeans {
             case .reweight: return try reweight(block, request: request)
             case .probeImage, .target, .targetTimes, .targetTransposedTimes:
                 return try product(block, request: request, seed: seed)
+            case .principalStart, .principalLeft, .principalRight:
+                return try principal(block, request: request)
             }
         }
     }
@@ -354,10 +391,11 @@ public enum BlockKMeans {
         }.prefix(max(0, request.farthest)))
         let reported = far.map { i in
             ReportedUnit(id: block.ids[i], first: step.distances[i], second: norms[i],
-                         cluster: step.assignment[i], sign: step.signs[i], vector: row(block, i))
+                         cluster: step.assignment[i], sign: step.signs[i], index: i, vector: row(block, i))
         }
         return BlockPartial(kind: .lloyd, unitCount: block.count, cost: step.objective, units: reported,
-                            counts: step.counts, sums: step.sums, perCenter: normSums, perCenterSquares: normSquares)
+                            counts: step.counts, sums: step.sums, perCenter: normSums, perCenterSquares: normSquares,
+                            assignment: step.assignment.map { UInt32(truncatingIfNeeded: $0) })
     }
 
     /// h_s = Σ_i (x_B,i·μ_B,s)(x_A,i·μ_A,s): the right-hand side of lego's optimal weights, a sum over units.
@@ -365,11 +403,9 @@ public enum BlockKMeans {
         try requireCenters(request)
         let k = request.centerCount, dim = block.dimension, out = block.outFeatures
         var h = [Double](repeating: 0, count: k)
-        var start = 0
         var projB = [Float](repeating: 0, count: min(chunkRows, block.count) * k)
         var projA = projB
-        while start < block.count {
-            let rows = min(chunkRows, block.count - start)
+        FixedBlocks.forEach(count: block.count, blockSize: chunkRows) { start, rows in
             block.vectors.withUnsafeBufferPointer { x in
                 request.centers.withUnsafeBufferPointer { m in
                     projB.withUnsafeMutableBufferPointer { pb in
@@ -385,7 +421,6 @@ public enum BlockKMeans {
                 }
             }
             for i in 0..<rows { for s in 0..<k { h[s] += Double(projB[i * k + s]) * Double(projA[i * k + s]) } }
-            start += rows
         }
         return BlockPartial(kind: .reweight, unitCount: block.count, perCenter: h)
     }
@@ -398,9 +433,7 @@ public enum BlockKMeans {
         let dim = block.dimension
         let centerNorms = SignInvariantKMeans.rowNormsSquared(centers, count: m, dimension: dim)
         var dots = [Float](repeating: 0, count: min(chunkRows, block.count) * m)
-        var start = 0
-        while start < block.count {
-            let rows = min(chunkRows, block.count - start)
+        FixedBlocks.forEach(count: block.count, blockSize: chunkRows) { start, rows in
             block.vectors.withUnsafeBufferPointer { x in
                 centers.withUnsafeBufferPointer { c in
                     dots.withUnsafeMutableBufferPointer { p in
@@ -420,7 +453,6 @@ public enum BlockKMeans {
                 }
                 body(i, best, bestDistance, dots[r * m + best])
             }
-            start += rows
         }
     }
 

@@ -42,6 +42,12 @@ public struct ByteWriter: Sendable {
         for value in values { u64(value) }
     }
 
+    public mutating func u32s(_ values: [UInt32]) {
+        int(values.count)
+        bytes.reserveCapacity(bytes.count + 4 * values.count)
+        for value in values { u32(value) }
+    }
+
     /// Raw bytes, no count (the caller writes one when needed).
     public mutating func append(_ raw: [UInt8]) { bytes.append(contentsOf: raw) }
 }
@@ -133,6 +139,11 @@ public struct ByteReader: Sendable {
         return try (0..<n).map { _ in try u64() }
     }
 
+    public mutating func u32s() throws -> [UInt32] {
+        let n = try count(elementBytes: 4)
+        return try (0..<n).map { _ in try u32() }
+    }
+
     /// `count` raw bytes.
     public mutating func raw(count: Int) throws -> ArraySlice<UInt8> { try take(count) }
 
@@ -142,7 +153,7 @@ public struct ByteReader: Sendable {
 }
 
 extension BlockPartial {
-    static let magic: UInt32 = 0x4b50_4231  // "1BPK"
+    static let magic: UInt32 = 0x4b50_4232  // "2BPK" (1BPK: before the Lloyd assignment and the reported row)
 
     /// The result body of a block task: every field, bit-exact, little-endian.
     public func encoded() -> [UInt8] {
@@ -152,12 +163,13 @@ extension BlockPartial {
         w.int(units.count)
         for unit in units {
             w.u64(unit.id); w.double(unit.first); w.double(unit.second); w.int(unit.cluster); w.float(unit.sign)
-            w.floats(unit.vector)
+            w.int(unit.index); w.floats(unit.vector)
         }
         w.ints(counts); w.floats(sums); w.doubles(perCenter); w.doubles(perCenterSquares)
         let nearestBytes = nearest?.encoded()
         w.int(nearestBytes == nil ? 0 : 1); w.int(nearestBytes?.count ?? 0)
         w.append(nearestBytes ?? [])
+        w.int(assignment == nil ? 0 : 1); w.u32s(assignment ?? [])
         return w.bytes
     }
 
@@ -169,12 +181,13 @@ extension BlockPartial {
             throw KernelShapeError(kernel: "block partial", problem: "unknown round kind")
         }
         var partial = BlockPartial(kind: kind, unitCount: try r.bounded(Int(Int32.max), "unit count"), cost: try r.double())
-        let unitCount = try r.count(elementBytes: 44)
+        let unitCount = try r.count(elementBytes: 52)
         for _ in 0..<unitCount {
             let id = try r.u64(), first = try r.double(), second = try r.double()
             let cluster = try r.bounded(Int(Int32.max), "cluster"), sign = try r.float()
+            let index = try r.bounded(Int(Int32.max), "unit index")
             partial.units.append(ReportedUnit(id: id, first: first, second: second, cluster: cluster, sign: sign,
-                                              vector: try r.floats()))
+                                              index: index, vector: try r.floats()))
         }
         partial.counts = try r.ints()
         partial.sums = try r.floats()
@@ -187,6 +200,12 @@ extension BlockPartial {
         } else {
             _ = try r.bounded(0, "nearest bytes")
         }
+        let hasAssignment = try r.bounded(1, "assignment flag")
+        let assignment = try r.u32s()
+        guard hasAssignment == 1 || assignment.isEmpty else {
+            throw KernelShapeError(kernel: "block partial", problem: "assignment values without the assignment flag")
+        }
+        partial.assignment = hasAssignment == 1 ? assignment : nil
         try r.finish()
         return partial
     }

@@ -68,6 +68,13 @@ public struct BlockKMeansOutcome: Sendable {
     public var restart: Int = 0
     /// The finished quality rounds (`SplitKMeans`; nil when the job asked for no quality figures).
     public var quality: SplitQualityTrack?
+    /// Per block, the final assignment of its units (what the clustering's statistics are of).
+    public var assignment: [[UInt32]] = []
+    /// `direction: principal` (`SplitKMeans`): each cluster's best rank-one unit [√σ u ; √σ v], row-major
+    /// [clusterCount, dimension], used in place of `centroids` by the reweighting and the assembly; nil: the means.
+    public var directions: [Float]?
+    /// Power iterations the principal directions ran (0: the means were used).
+    public var powerIterations = 0
     public var finalObjective: Double { objectiveHistory.last ?? 0 }
 }
 
@@ -104,6 +111,9 @@ public struct BlockKMeansDriver: Sendable {
     private(set) var normSquaredSums: [Double] = []
     private(set) var alignedSums: [Float] = []
     private(set) var projections: [Double]?
+    /// Per block, its units' clusters in the final assignment (the last Lloyd round's, with that round's refills of
+    /// empty clusters applied): what the principal-direction rounds send back to each block. Empty until done.
+    public private(set) var finalAssignment: [[UInt32]] = []
 
     public init(configuration: BlockKMeansConfiguration) {
         self.configuration = configuration
@@ -164,7 +174,7 @@ public struct BlockKMeansDriver: Sendable {
         }
         return BlockKMeansOutcome(clusterCount: clusterCount, centroids: centroids, clusterSizes: clusterSizes,
                                   statistics: statistics, iterations: iterations,
-                                  objectiveHistory: history, unitCount: unitCount)
+                                  objectiveHistory: history, unitCount: unitCount, assignment: finalAssignment)
     }
 
     /// Checks one block's answer against the current request (the coordinator calls it on receipt, so a bad
@@ -197,14 +207,17 @@ public struct BlockKMeansDriver: Sendable {
             guard partial.counts.count == m, partial.counts.allSatisfy({ $0 >= 0 }), partial.counts.reduce(0, +) == partial.unitCount,
                   partial.sums.count == m * dim, partial.perCenter.count == m, partial.perCenterSquares.count == m,
                   partial.units.count <= min(request.farthest, partial.unitCount),
-                  partial.units.allSatisfy({ (0..<m).contains($0.cluster) && abs($0.sign) == 1 }) else {
-                throw problem("Lloyd partial does not match \(m) centroids of dimension \(dim)")
+                  let assignment = partial.assignment, assignment.count == partial.unitCount,
+                  assignment.allSatisfy({ Int($0) < m }),
+                  partial.units.allSatisfy({ (0..<m).contains($0.cluster) && abs($0.sign) == 1
+                      && (0..<partial.unitCount).contains($0.index) && Int(assignment[$0.index]) == $0.cluster }) else {
+                throw problem("Lloyd partial does not match \(m) centroids of dimension \(dim) (or its assignment does not)")
             }
         case .reweight:
             guard partial.perCenter.count == m, partial.perCenter.allSatisfy(\.isFinite) else {
                 throw problem("reweight partial does not have \(m) finite values")
             }
-        case .probeImage, .target, .targetTimes, .targetTransposedTimes:
+        case .probeImage, .target, .targetTimes, .targetTransposedTimes, .principalStart, .principalLeft, .principalRight:
             throw problem("a k-means run has no \(request.kind) round")
         }
     }
@@ -299,7 +312,7 @@ public struct BlockKMeansDriver: Sendable {
         var counts = [Int](repeating: 0, count: k)
         var norms = [Double](repeating: 0, count: k), squares = [Double](repeating: 0, count: k)
         var objective = 0.0
-        var far: [ReportedUnit] = []
+        var far: [(block: Int, unit: ReportedUnit)] = []
         for (b, partial) in partials.enumerated() {
             if b > 0 {
                 sums.withUnsafeMutableBufferPointer { s in
@@ -315,7 +328,7 @@ public struct BlockKMeansDriver: Sendable {
                 squares[c] += partial.perCenterSquares[c]
             }
             objective += partial.cost
-            far += partial.units
+            far += partial.units.map { (b, $0) }
         }
         let previous = history.last
         if lloydRounds == 0 {
@@ -332,16 +345,18 @@ public struct BlockKMeansDriver: Sendable {
         // Empty clusters take the farthest reported units (distance descending, id ascending) from clusters with at
         // least two members, as `SignInvariantKMeans.updateCentroids` does with all units.
         let empty = (0..<k).filter { counts[$0] == 0 }
+        var moves: [(block: Int, index: Int, cluster: Int)] = []
         if !empty.isEmpty {
-            let order = far.sorted { $0.first != $1.first ? $0.first > $1.first : $0.id < $1.id }
+            let order = far.sorted { $0.unit.first != $1.unit.first ? $0.unit.first > $1.unit.first : $0.unit.id < $1.unit.id }
             var next = 0
             sums.withUnsafeMutableBufferPointer { s in
                 guard let s = s.baseAddress else { return }
                 for c in empty {
-                    while next < order.count && counts[order[next].cluster] < 2 { next += 1 }
+                    while next < order.count && counts[order[next].unit.cluster] < 2 { next += 1 }
                     guard next < order.count else { break }
-                    let unit = order[next]
+                    let (block, unit) = order[next]
                     next += 1
+                    moves.append((block, unit.index, c))
                     unit.vector.withUnsafeBufferPointer { x in
                         guard let x = x.baseAddress else { return }
                         BLAS.axpy(dim, alpha: -unit.sign, x: x, y: s + unit.cluster * dim)
@@ -367,12 +382,14 @@ public struct BlockKMeansDriver: Sendable {
         normSums = norms
         normSquaredSums = squares
         alignedSums = finalSums
+        finalAssignment = partials.map { $0.assignment ?? [] }
+        for move in moves { finalAssignment[move.block][move.index] = UInt32(move.cluster) }
         phase = configuration.reweightRound ? .reweight : .done
     }
 
     // MARK: checkpoint
 
-    static let magic: [UInt8] = Array("BYKMS002".utf8)
+    static let magic: [UInt8] = Array("BYKMS003".utf8)
 
     /// The whole state, bit-exact.
     public func encoded() -> [UInt8] {
@@ -397,6 +414,8 @@ public struct BlockKMeansDriver: Sendable {
             let bytes = state?.encoded()
             w.int(bytes == nil ? 0 : 1); w.int(bytes?.count ?? 0); w.append(bytes ?? [])
         }
+        w.int(finalAssignment.count)
+        for block in finalAssignment { w.u32s(block) }
         return Self.magic + w.bytes
     }
 
@@ -440,10 +459,17 @@ public struct BlockKMeansDriver: Sendable {
             let bytes = Array(try r.raw(count: try r.count(elementBytes: 1)))
             return present == 1 ? try NearestCandidates.decode(bytes, candidates: candidateCount) : nil
         }
+        let assignedBlocks = try r.bounded(configuration.blockCount, "assignment blocks")
+        finalAssignment = try (0..<assignedBlocks).map { _ in try r.u32s() }
         try r.finish()
         let dim = configuration.dimension
         guard candidates.count == candidateCount * dim, centroids.count == clusterCount * dim else {
             throw KernelShapeError(kernel: "BlockKMeans state", problem: "centers do not match their counts")
+        }
+        let assigned = finalAssignment.reduce(0) { $0 + $1.count }
+        guard finalAssignment.isEmpty || assignedBlocks == configuration.blockCount && assigned == unitCount
+                && finalAssignment.allSatisfy({ $0.allSatisfy { Int($0) < clusterCount } }) else {
+            throw KernelShapeError(kernel: "BlockKMeans state", problem: "final assignment does not match the units or clusters")
         }
     }
 }

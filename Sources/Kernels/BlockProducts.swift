@@ -47,9 +47,7 @@ extension BlockKMeans {
         var result = [Float](repeating: 0, count: secondWidth * columns)
         guard columns > 0, block.count > 0 else { return result }
         var projected = [Float](repeating: 0, count: min(chunkRows, block.count) * columns)
-        var start = 0
-        while start < block.count {
-            let rows = min(chunkRows, block.count - start)
+        FixedBlocks.forEach(count: block.count, blockSize: chunkRows) { start, rows in
             block.vectors.withUnsafeBufferPointer { x in
                 matrix.withUnsafeBufferPointer { m in
                     projected.withUnsafeMutableBufferPointer { p in
@@ -65,7 +63,6 @@ extension BlockKMeans {
                     }
                 }
             }
-            start += rows
         }
         return result
     }
@@ -74,9 +71,7 @@ extension BlockKMeans {
     static func target(_ block: UnitBlock) -> [Float] {
         let dim = block.dimension, out = block.outFeatures, inFeatures = dim - out
         var result = [Float](repeating: 0, count: out * inFeatures)
-        var start = 0
-        while start < block.count {
-            let rows = min(chunkRows, block.count - start)
+        FixedBlocks.forEach(count: block.count, blockSize: chunkRows) { start, rows in
             block.vectors.withUnsafeBufferPointer { x in
                 result.withUnsafeMutableBufferPointer { c in
                     guard let x = x.baseAddress, let c = c.baseAddress else { return }
@@ -85,7 +80,6 @@ extension BlockKMeans {
                               b: rowsStart + out, ldb: dim, beta: start == 0 ? 0 : 1, c: c, ldc: inFeatures)
                 }
             }
-            start += rows
         }
         return result
     }

@@ -1,11 +1,13 @@
 /// A split module's whole k-means: `restarts` independent `BlockKMeansDriver` runs (restart r seeded with
 /// `SignInvariantKMeans.restartSeed(module seed, r)`, so restart 0 is the single run of `restarts: 1`), the kept
 /// run chosen as in-process lego chooses it (lowest final objective, each reduced in block order; ties to the
-/// lowest restart), then, when the reweighting needs it, one statistics round against the kept centroids. When the
-/// job wants quality figures, a quality track (`SplitQualityTrack`) runs its product rounds from the start.
+/// lowest restart), then with `direction: principal` the power-iteration rounds of each cluster's best rank-one
+/// (`PrincipalDirectionRounds`), then, when the reweighting needs it, one statistics round against the kept
+/// centroids (or those rank-ones). When the job wants quality figures, a quality track (`SplitQualityTrack`) runs
+/// its product rounds from the start.
 ///
 /// Work is organised in tracks: track r < restarts is restart r's rounds; track `restarts` is the final
-/// statistics round; track `restarts + 1` the quality rounds. Tracks are independent until the choice, so the coordinator runs the restarts' rounds side by
+/// rounds (principal directions, then statistics); track `restarts + 1` the quality rounds. Tracks are independent until the choice, so the coordinator runs the restarts' rounds side by
 /// side (more block tasks per wave) while the in-process reference runs them one after another; each track's
 /// bytes depend only on its own partials, so both give the same result. The state round-trips exactly through
 /// `encoded()` / `init(decoding:configuration:restarts:)` and is checkpointed after every reduced round.
@@ -13,7 +15,12 @@ public struct SplitKMeans: Sendable {
     /// Settings shared by every restart (its seed is the module seed; `reweightRound` asks for the final round).
     public let configuration: BlockKMeansConfiguration
     public let restarts: Int
+    /// Power iterations of the principal directions (0: `direction: mean`, the kept centroids are used).
+    public let principalIterations: Int
     public private(set) var runs: [BlockKMeansDriver]
+    /// The principal-direction rounds of the final track (made once the kept restart is known and there is more
+    /// than one unit per cluster; nil otherwise).
+    public private(set) var principal: PrincipalDirectionRounds?
     /// The restart kept, once every restart is done.
     public private(set) var kept: Int?
     /// h from the final statistics round (nil before it, or when it does not run).
@@ -22,10 +29,12 @@ public struct SplitKMeans: Sendable {
     /// The quality rounds (nil: the job asked for no quality figures).
     public private(set) var quality: SplitQualityTrack?
 
-    public init(configuration: BlockKMeansConfiguration, restarts: Int, quality: SplitQualityTrack? = nil) {
+    public init(configuration: BlockKMeansConfiguration, restarts: Int, quality: SplitQualityTrack? = nil,
+                principalIterations: Int = 0) {
         self.configuration = configuration
         self.restarts = max(1, restarts)
         self.quality = quality
+        self.principalIterations = max(0, principalIterations)
         runs = (0..<self.restarts).map { r in
             var own = configuration
             own.seed = SignInvariantKMeans.restartSeed(configuration.seed, restart: r)
@@ -41,7 +50,31 @@ public struct SplitKMeans: Sendable {
 
     /// Rounds reduced so far over all tracks (what a resumed coordinator reports).
     public var round: Int {
-        runs.reduce(0) { $0 + $1.round } + (finalDone && configuration.reweightRound ? 1 : 0) + (quality?.rounds ?? 0)
+        runs.reduce(0) { $0 + $1.round } + (principal?.step ?? 0) + (finalDone && configuration.reweightRound ? 1 : 0)
+            + (quality?.rounds ?? 0)
+    }
+
+    /// The final track still has a round to run (principal directions, then the statistics round).
+    private var finalPending: Bool {
+        guard let kept = keptOutcome, kept.clusterCount > 0 else { return false }
+        if let principal, !principal.isDone { return true }
+        return configuration.reweightRound && !finalDone
+    }
+
+    /// Once the kept restart is known: the principal-direction rounds it needs (none with one unit per cluster,
+    /// where every reweighting gives weight 1 to the units themselves, as unsplit lego).
+    private mutating func makePrincipal() {
+        guard principalIterations > 0, principal == nil, let kept = keptOutcome, kept.clusterCount > 0,
+              kept.clusterCount < kept.unitCount else { return }
+        principal = PrincipalDirectionRounds(centroids: kept.centroids, clusterCount: kept.clusterCount,
+                                             outFeatures: configuration.outFeatures,
+                                             inFeatures: configuration.dimension - configuration.outFeatures,
+                                             iterations: principalIterations)
+    }
+
+    /// The rows the statistics round and the result use: the principal rank-ones once computed, else the centroids.
+    private var finalCenters: [Float]? {
+        principal?.units ?? keptOutcome?.centroids
     }
 
     private var qualityPending: Bool { quality.map { !$0.isDone } ?? false }
@@ -49,8 +82,7 @@ public struct SplitKMeans: Sendable {
     /// Once the clustering is complete (kept run, and its statistics round when it has one), the quality track
     /// learns the iterations and cluster count its exact-or-estimated rule needs.
     private mutating func settleQuality() {
-        guard quality != nil, let kept = keptOutcome,
-              !configuration.reweightRound || kept.clusterCount == 0 || finalDone else { return }
+        guard quality != nil, let kept = keptOutcome, !finalPending else { return }
         quality?.decide(clusterCount: kept.clusterCount, iterations: kept.iterations, unitCount: kept.unitCount)
     }
 
@@ -64,9 +96,7 @@ public struct SplitKMeans: Sendable {
     /// Tracks with a round to run now, in track order.
     public var activeTracks: [Int] {
         var tracks = (0..<restarts).filter { !runs[$0].isDone }
-        if tracks.isEmpty, configuration.reweightRound, !finalDone, keptOutcome.map({ $0.clusterCount > 0 }) == true {
-            tracks = [finalTrack]
-        }
+        if tracks.isEmpty, finalPending { tracks = [finalTrack] }
         return tracks + (quality?.request != nil ? [qualityTrack] : [])
     }
 
@@ -75,9 +105,13 @@ public struct SplitKMeans: Sendable {
         guard activeTracks.contains(track) else { return nil }
         if track < restarts { return runs[track].request(block: block) }
         if track == qualityTrack { return quality?.request }
-        guard let kept = keptOutcome else { return nil }
-        return BlockRoundRequest(kind: .reweight, round: runs[self.kept ?? 0].round, centers: kept.centroids,
-                                 centerCount: kept.clusterCount)
+        guard let kept = keptOutcome, let centers = finalCenters else { return nil }
+        let round = runs[self.kept ?? 0].round + (principal?.step ?? 0)
+        if let principal, !principal.isDone {
+            guard kept.assignment.indices.contains(block) else { return nil }
+            return principal.request(round: round, assignment: kept.assignment[block])
+        }
+        return BlockRoundRequest(kind: .reweight, round: round, centers: centers, centerCount: kept.clusterCount)
     }
 
     /// Checks one block's answer against `track`'s current round.
@@ -85,6 +119,7 @@ public struct SplitKMeans: Sendable {
         guard activeTracks.contains(track) else { throw problem("track \(track) has no round running") }
         if track < restarts { return try runs[track].validate(partial) }
         if track == qualityTrack, let quality { return try quality.validate(partial) }
+        if let principal, !principal.isDone { return try principal.validate(partial) }
         let m = keptOutcome?.clusterCount ?? 0
         guard partial.kind == .reweight, partial.perCenter.count == m, partial.perCenter.allSatisfy(\.isFinite),
               partial.unitCount >= 0 else {
@@ -110,6 +145,14 @@ public struct SplitKMeans: Sendable {
         guard partials.count == configuration.blockCount else {
             throw problem("\(partials.count) partials for \(configuration.blockCount) blocks")
         }
+        if var rounds = principal, !rounds.isDone {
+            let units = keptOutcome?.assignment.map(\.count)
+            // One BLAS thread: the reduction's nrm2/scal, as in process.
+            try BLAS.singleThreaded { try rounds.advance(with: partials, blockUnits: units) }
+            principal = rounds
+            settleQuality()
+            return
+        }
         for partial in partials { try validate(partial, track: track) }
         let m = keptOutcome?.clusterCount ?? 0
         var h = [Double](repeating: 0, count: m)
@@ -126,6 +169,7 @@ public struct SplitKMeans: Sendable {
             if let a = runs[r].outcome, let b = runs[best].outcome, a.finalObjective < b.finalObjective { best = r }
         }
         kept = best
+        makePrincipal()
     }
 
     private var keptOutcome: BlockKMeansOutcome? {
@@ -138,8 +182,12 @@ public struct SplitKMeans: Sendable {
         guard let kept, var outcome = runs[kept].outcome, !qualityPending else { return nil }
         outcome.restart = kept
         outcome.quality = quality
+        guard !finalPending else { return nil }
+        if let principal {
+            outcome.directions = principal.units
+            outcome.powerIterations = principal.iterations
+        }
         if configuration.reweightRound && outcome.clusterCount > 0 {
-            guard finalDone else { return nil }
             outcome.statistics.projections = projections
         }
         return outcome
@@ -152,7 +200,7 @@ public struct SplitKMeans: Sendable {
     // MARK: checkpoint
 
     static let magic: [UInt8] = Array("BYSKM003".utf8)
-    static let trackMagic: [UInt8] = Array("BYSKT001".utf8)
+    static let trackMagic: [UInt8] = Array("BYSKT002".utf8)
 
     /// Tracks whose states make up the whole state: the restarts, the final statistics round, the quality rounds.
     public var trackCount: Int { restarts + 2 }
@@ -167,6 +215,11 @@ public struct SplitKMeans: Sendable {
             w.append(runs[track].encoded())
         } else if track == finalTrack {
             w.int(finalDone ? 1 : 0); w.int(projections == nil ? 0 : 1); w.doubles(projections ?? [])
+            // Before its first round the principal state is derived from the kept restart: nothing to write, so
+            // finishing a restart changes no other track's file.
+            let started = principal.map { $0.step > 0 } ?? false
+            let rounds = started ? principal?.encoded() ?? [] : []
+            w.int(started ? 1 : 0); w.int(rounds.count); w.append(rounds)
         } else {
             w.append(quality?.encoded() ?? [])
         }
@@ -186,7 +239,7 @@ public struct SplitKMeans: Sendable {
 
     /// Restores `encoded()` for the same configuration, restarts and quality settings; throws on anything else.
     public init(decoding bytes: [UInt8], configuration: BlockKMeansConfiguration, restarts: Int,
-                quality: SplitQualityTrack? = nil) throws {
+                quality: SplitQualityTrack? = nil, principalIterations: Int = 0) throws {
         guard bytes.count >= Self.magic.count, Array(bytes[0..<Self.magic.count]) == Self.magic else {
             throw KernelShapeError(kernel: "split k-means state", problem: "bad magic")
         }
@@ -195,14 +248,17 @@ public struct SplitKMeans: Sendable {
         var tracks: [Int: [UInt8]] = [:]
         for track in 0..<count { tracks[track] = Array(try r.raw(count: try r.count(elementBytes: 1))) }
         try r.finish()
-        try self.init(decodingTracks: tracks, configuration: configuration, restarts: restarts, quality: quality)
+        try self.init(decodingTracks: tracks, configuration: configuration, restarts: restarts, quality: quality,
+                      principalIterations: principalIterations)
     }
 
     /// Restores the tracks' states (`encoded(track:)`, keyed by track); a track without one starts from its
     /// beginning. Throws on bytes of another configuration or states that contradict each other.
     public init(decodingTracks tracks: [Int: [UInt8]], configuration: BlockKMeansConfiguration, restarts: Int,
-                quality: SplitQualityTrack? = nil) throws {
-        self.init(configuration: configuration, restarts: restarts, quality: quality)
+                quality: SplitQualityTrack? = nil, principalIterations: Int = 0) throws {
+        self.init(configuration: configuration, restarts: restarts, quality: quality,
+                  principalIterations: principalIterations)
+        var principalBytes: [UInt8]?
         func fail(_ problem: String) -> KernelShapeError { KernelShapeError(kernel: "split k-means state", problem: problem) }
         for (track, bytes) in tracks.sorted(by: { $0.key < $1.key }) {
             guard bytes.count >= Self.trackMagic.count, Array(bytes[0..<Self.trackMagic.count]) == Self.trackMagic else {
@@ -219,8 +275,11 @@ public struct SplitKMeans: Sendable {
                 finalDone = try r.bounded(1, "final round flag") == 1
                 let hasProjections = try r.bounded(1, "projections flag")
                 let h = try r.doubles()
+                let hasPrincipal = try r.bounded(1, "principal directions flag")
+                let rounds = Array(try r.raw(count: try r.count(elementBytes: 1)))
                 try r.finish()
                 projections = hasProjections == 1 ? h : nil
+                principalBytes = hasPrincipal == 1 ? rounds : nil
             } else if let configured = self.quality {
                 self.quality = try configured.decoding(Array(try r.raw(count: r.remaining)))
             } else {
@@ -230,8 +289,15 @@ public struct SplitKMeans: Sendable {
         if runs.allSatisfy(\.isDone) {
             choose()
         } else {
-            guard !finalDone, projections == nil else { throw fail("final statistics before every restart finished") }
+            guard !finalDone, projections == nil, principalBytes == nil else {
+                throw fail("final rounds before every restart finished")
+            }
         }
+        if let principalBytes {
+            guard let fresh = principal else { throw fail("principal directions the job or the clustering does not call for") }
+            do { principal = try fresh.decoding(principalBytes) } catch { throw fail("\(error)") }
+        }
+        guard !finalDone || principal?.isDone ?? true else { throw fail("final statistics before the principal directions") }
         guard !finalDone || (projections?.count ?? -1) == (keptOutcome?.clusterCount ?? -2) else {
             throw fail("final statistics do not match the kept centroids")
         }

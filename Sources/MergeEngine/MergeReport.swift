@@ -86,6 +86,10 @@ public struct MergeReport: Codable, Sendable, Equatable {
         public var catchAllShare: Double?
         /// lego `basis: auto`: the basis chosen for this module.
         public var unitBasis: String?
+        /// lego: the direction, power iterations and oversampling this module ran with (`ModuleStats`).
+        public var direction: String?
+        public var powerIterations: Int?
+        public var oversample: Int?
         /// svd: route of the top-k triplets and, on the Krylov route, its steps.
         public var svdRoute: String?
         public var svdIterations: Int?
@@ -103,6 +107,7 @@ public struct MergeReport: Codable, Sendable, Equatable {
             case name, method, inputs, outputRank, relativeError, svdFloor, clusterSizes, iterations, finalDistance
             case truncationError, clusterCoherence, catchAllShare, attempts, seconds, svdRoute, svdIterations
             case qualityOmitted, unitBasis, qualityEstimated, relativeErrorStderr, svdFloorStderr
+            case direction, powerIterations, oversample
             case workerID = "workerId"
         }
 
@@ -121,6 +126,9 @@ public struct MergeReport: Codable, Sendable, Equatable {
             clusterCoherence = result.stats.clusterCoherence
             catchAllShare = result.stats.catchAllShare
             unitBasis = result.stats.basis
+            direction = result.stats.direction
+            powerIterations = result.stats.powerIterations
+            oversample = result.stats.oversample
             svdRoute = result.stats.svdRoute
             svdIterations = result.stats.svdIterations
             qualityOmitted = result.stats.qualityOmitted

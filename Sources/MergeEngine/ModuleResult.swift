@@ -16,6 +16,12 @@ public struct ModuleStats: Sendable, Codable, Equatable {
     public var clusterCoherence: [Double]?
     /// lego with `basis: auto`: the basis the module was merged in (`svd` or `raw`).
     public var basis: String?
+    /// lego: what each cluster contributed (`principal`: its members' best rank-one after `powerIterations` power
+    /// iterations; `mean`), and the oversampling factor its k-means ran at (1: clustered at k), as run on this
+    /// module (split modules and modules below the oversampling gate differ from the job's options).
+    public var direction: String?
+    public var powerIterations: Int?
+    public var oversample: Int?
     /// lego: fraction of units in clusters of 2+ members whose coherence is below 0.5 ("catch-all" clusters).
     public var catchAllShare: Double?
     /// Randomized truncated SVD (ties/dare/magnitude_prune): its relative error against the dense result.

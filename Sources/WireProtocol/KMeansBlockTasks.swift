@@ -11,7 +11,7 @@ extension Wire.TaskKind {
         case .kmeansCandidateWeights: .candidateWeights
         case .kmeansLloyd: .lloyd
         case .kmeansReweight: .reweight
-        case .mergeModule, .kmeansBlockStep, .kmeansProduct: nil
+        case .mergeModule, .kmeansBlockStep, .kmeansProduct, .kmeansPrincipal: nil
         }
     }
 
@@ -23,6 +23,7 @@ extension Wire.TaskKind {
         case .lloyd: self = .kmeansLloyd
         case .reweight: self = .kmeansReweight
         case .probeImage, .target, .targetTimes, .targetTransposedTimes: self = .kmeansProduct
+        case .principalStart, .principalLeft, .principalRight: self = .kmeansPrincipal
         }
     }
 }
@@ -36,6 +37,26 @@ extension BlockRoundKind {
         case .targetTimes: 3
         case .targetTransposedTimes: 4
         default: 0
+        }
+    }
+
+    /// The `KMeansBlockTask.principal` code of a principal-direction round (0 for the other kinds).
+    var principalCode: UInt32 {
+        switch self {
+        case .principalStart: 1
+        case .principalLeft: 2
+        case .principalRight: 3
+        default: 0
+        }
+    }
+
+    /// The principal-direction round of a `KMeansBlockTask.principal` code.
+    init?(principalCode: UInt32) {
+        switch principalCode {
+        case 1: self = .principalStart
+        case 2: self = .principalLeft
+        case 3: self = .principalRight
+        default: return nil
         }
     }
 
@@ -70,12 +91,15 @@ extension Wire.KMeansBlockTask {
         task.blockCount = UInt32(blocks.count)
         var centers: [UInt8] = []
         FloatBytes.appendLittleEndian(request.centers, to: &centers)
+        var assignment = ByteWriter()
+        for cluster in request.assignment ?? [] { assignment.u32(cluster) }
         self.init(task: task, round: UInt32(clamping: request.round), unitIDOffset: UInt64(block.unitIDOffset),
                   centerCount: UInt32(clamping: request.centerCount), centers: centers,
                   oversampling: request.oversampling, farthest: UInt32(clamping: request.farthest),
                   centerOffset: UInt32(clamping: request.centerOffset), nearest: request.nearest?.encoded() ?? [],
                   inputsFollow: inputMode == .inline && inputsFollow, product: request.kind.productCode,
-                  probes: UInt32(clamping: request.probes))
+                  probes: UInt32(clamping: request.probes), principal: request.kind.principalCode,
+                  assignment: assignment.bytes)
     }
 }
 
@@ -91,8 +115,20 @@ public struct ValidatedBlockTask: Sendable {
         validated = try ValidatedTask(task, limits: limits, kmeansRound: true)
         let context = "task \(task.taskID) (module \(task.module), block \(task.blockIndex))"
         let product = task.kind == .kmeansProduct ? BlockRoundKind(productCode: message.product) : nil
-        guard let kind = task.kind.blockRoundKind ?? product else {
-            throw WireError(.invalidField, "\(context): not a k-means round (product \(message.product))")
+        let principal = task.kind == .kmeansPrincipal ? BlockRoundKind(principalCode: message.principal) : nil
+        guard let kind = task.kind.blockRoundKind ?? product ?? principal else {
+            throw WireError(.invalidField, "\(context): not a k-means round (product \(message.product), principal \(message.principal))")
+        }
+        var assignment: [UInt32]?
+        if kind.isPrincipal {
+            // Each value is checked against the block's units and clusters when the round is computed.
+            guard message.assignment.count % 4 == 0 else {
+                throw WireError(.invalidField, "\(context): \(message.assignment.count) assignment bytes are not whole uint32 values")
+            }
+            var reader = ByteReader(message.assignment, what: "assignment")
+            assignment = try (0..<(message.assignment.count / 4)).map { _ in try reader.u32() }
+        } else if !message.assignment.isEmpty {
+            throw WireError(.invalidField, "\(context): an assignment in a \(kind) round")
         }
         let count = Int(message.centerCount)
         let values = kind.centerValues(count: min(count, limits.maxRank), outFeatures: validated.outFeatures,
@@ -120,7 +156,7 @@ public struct ValidatedBlockTask: Sendable {
         request = BlockRoundRequest(kind: kind, round: Int(message.round), centers: centers, centerCount: count,
                                     oversampling: message.oversampling, farthest: Int(message.farthest),
                                     centerOffset: Int(message.centerOffset), nearest: nearest,
-                                    probes: Int(message.probes))
+                                    probes: Int(message.probes), assignment: assignment)
         unitIDOffset = Int(message.unitIDOffset)
     }
 

@@ -12,6 +12,8 @@ public enum Wire {
         case kmeansFirstCenter, kmeansOversample, kmeansCandidateWeights, kmeansLloyd, kmeansReweight
         /// A quality-track product of a split module's block (which one: `KMeansBlockTask.product`).
         case kmeansProduct
+        /// A principal-direction round of a split module's block (which one: `KMeansBlockTask.principal`).
+        case kmeansPrincipal
     }
     public enum InputMode: Sendable, Equatable { case shared, inline }
 
@@ -177,14 +179,19 @@ extension Wire {
         public var product: UInt32
         /// Product round 1: Gaussian probe columns the worker builds from the task's seed.
         public var probes: UInt32
+        /// Principal-direction rounds: 1 start, 2 LEFT, 3 RIGHT (0 for the other kinds).
+        public var principal: UInt32
+        /// Principal-direction rounds: the block's final assignment, uint32 little-endian per unit.
+        public var assignment: [UInt8]
 
         public init(task: Task, round: UInt32, unitIDOffset: UInt64, centerCount: UInt32, centers: [UInt8],
                     oversampling: Double, farthest: UInt32, centerOffset: UInt32 = 0, nearest: [UInt8] = [],
-                    inputsFollow: Bool = false, product: UInt32 = 0, probes: UInt32 = 0) {
+                    inputsFollow: Bool = false, product: UInt32 = 0, probes: UInt32 = 0, principal: UInt32 = 0,
+                    assignment: [UInt8] = []) {
             self.task = task; self.round = round; self.unitIDOffset = unitIDOffset; self.centerCount = centerCount
             self.centers = centers; self.oversampling = oversampling; self.farthest = farthest
             self.centerOffset = centerOffset; self.nearest = nearest; self.inputsFollow = inputsFollow
-            self.product = product; self.probes = probes
+            self.product = product; self.probes = probes; self.principal = principal; self.assignment = assignment
         }
     }
 }

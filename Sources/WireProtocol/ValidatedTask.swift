@@ -31,7 +31,7 @@ public struct ValidatedTask: Sendable {
         func invalid(_ detail: String) -> WireError { WireError(.invalidField, "\(context): \(detail)") }
 
         if kmeansRound {
-            guard task.kind.blockRoundKind != nil || task.kind == .kmeansProduct else {
+            guard task.kind.blockRoundKind != nil || task.kind == .kmeansProduct || task.kind == .kmeansPrincipal else {
                 throw invalid("task kind \(task.kind) is not a k-means round")
             }
             guard task.method == MergeMethodName.lego.rawValue else { throw invalid("k-means rounds need method lego, not \(task.method)") }

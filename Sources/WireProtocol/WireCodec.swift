@@ -176,6 +176,8 @@ struct WireEncoder {
             body.pointee.inputs_follow = block.inputsFollow ? 1 : 0
             body.pointee.product = block.product
             body.pointee.probes = block.probes
+            body.pointee.principal = block.principal
+            body.pointee.assignment = binary(block.assignment)
             envelope.pointee.body_case = BRICKYARD__V1__ENVELOPE__BODY_KMEANS_BLOCK_TASK
             envelope.pointee.kmeans_block_task = body
         }
@@ -310,7 +312,8 @@ enum WireDecoder {
                 task: task, round: block.round, unitIDOffset: block.unit_id_offset, centerCount: block.center_count,
                 centers: centers, oversampling: block.oversampling, farthest: block.farthest,
                 centerOffset: block.center_offset, nearest: try bytes(block.nearest, "kmeans_block_task.nearest"),
-                inputsFollow: block.inputs_follow != 0, product: block.product, probes: block.probes))
+                inputsFollow: block.inputs_follow != 0, product: block.product, probes: block.probes,
+                principal: block.principal, assignment: try bytes(block.assignment, "kmeans_block_task.assignment")))
         case BRICKYARD__V1__ENVELOPE__BODY__NOT_SET:
             throw WireError(.missingBody, "envelope (protocol version \(envelope.protocol_version)) has no body")
         default:
@@ -418,6 +421,7 @@ enum WireEnums {
         case .kmeansLloyd: BRICKYARD__V1__TASK_KIND__TASK_KIND_KMEANS_LLOYD
         case .kmeansReweight: BRICKYARD__V1__TASK_KIND__TASK_KIND_KMEANS_REWEIGHT
         case .kmeansProduct: BRICKYARD__V1__TASK_KIND__TASK_KIND_KMEANS_PRODUCT
+        case .kmeansPrincipal: BRICKYARD__V1__TASK_KIND__TASK_KIND_KMEANS_PRINCIPAL
         }
     }
 
@@ -431,6 +435,7 @@ enum WireEnums {
         case BRICKYARD__V1__TASK_KIND__TASK_KIND_KMEANS_LLOYD: .kmeansLloyd
         case BRICKYARD__V1__TASK_KIND__TASK_KIND_KMEANS_REWEIGHT: .kmeansReweight
         case BRICKYARD__V1__TASK_KIND__TASK_KIND_KMEANS_PRODUCT: .kmeansProduct
+        case BRICKYARD__V1__TASK_KIND__TASK_KIND_KMEANS_PRINCIPAL: .kmeansPrincipal
         default: nil
         }
     }

@@ -20,9 +20,10 @@ import Testing
     /// Runs every track to the end. `order` picks which active track advances next; `checkpoint` round-trips the
     /// state through its bytes after every round.
     static func run(_ blocks: [UnitBlock], k: Int, seed: UInt64, restarts: Int, reweight: Bool = true,
-                    checkpoint: Bool = false, order: ([Int], Int) -> Int = { tracks, _ in tracks[0] }) throws -> SplitKMeans {
+                    checkpoint: Bool = false, principalIterations: Int = 0,
+                    order: ([Int], Int) -> Int = { tracks, _ in tracks[0] }) throws -> SplitKMeans {
         let configuration = configuration(blocks, k: k, seed: seed, reweight: reweight)
-        var kmeans = SplitKMeans(configuration: configuration, restarts: restarts)
+        var kmeans = SplitKMeans(configuration: configuration, restarts: restarts, principalIterations: principalIterations)
         var step = 0
         while !kmeans.isDone {
             let tracks = kmeans.activeTracks
@@ -30,7 +31,8 @@ import Testing
             let track = order(tracks, step)
             try kmeans.advance(track: track, with: try partials(kmeans, track: track, blocks: blocks))
             if checkpoint {
-                kmeans = try SplitKMeans(decoding: kmeans.encoded(), configuration: configuration, restarts: restarts)
+                kmeans = try SplitKMeans(decoding: kmeans.encoded(), configuration: configuration, restarts: restarts,
+                                         principalIterations: principalIterations)
             }
             step += 1
         }
@@ -154,14 +156,16 @@ import Testing
         #expect(allCandidates.count > 0)
     }
 
-    @Test("per-track checkpoints: only the track that moved is written; resuming from those files after any round gives the same bits")
-    func perTrackCheckpoints() throws {
+    @Test("per-track checkpoints: only the track that moved is written; resuming from those files after any round gives the same bits",
+          arguments: [0, 3])
+    func perTrackCheckpoints(principalIterations: Int) throws {
         let blocks = Self.blocks(seed: 7)
         let configuration = Self.configuration(blocks, k: 5, seed: 3, reweight: true)
         let (out, dim) = (blocks[0].outFeatures, blocks[0].dimension)
         let quality = SplitQualityTrack(outFeatures: out, inFeatures: dim - out, blockCount: blocks.count, stacked: 270,
                                         restarts: 3, forcedExact: false, probes: 24, width: 6, rank: 5, maxEvaluations: 3)
-        var straight = SplitKMeans(configuration: configuration, restarts: 3, quality: quality)
+        var straight = SplitKMeans(configuration: configuration, restarts: 3, quality: quality,
+                                   principalIterations: principalIterations)
         var files: [Int: [UInt8]] = [:]
         var writes = 0, step = 0
         while !straight.isDone {
@@ -176,14 +180,25 @@ import Testing
             files[track] = straight.encoded(track: track)
             writes += 1
             // A coordinator restarted now resumes from the files alone.
-            let resumed = try SplitKMeans(decodingTracks: files, configuration: configuration, restarts: 3, quality: quality)
+            let resumed = try SplitKMeans(decodingTracks: files, configuration: configuration, restarts: 3, quality: quality,
+                                          principalIterations: principalIterations)
             #expect(resumed.encoded() == straight.encoded())
             #expect(resumed.activeTracks == straight.activeTracks && resumed.round == straight.round)
             step += 1
         }
         #expect(writes == straight.round)
-        let reference = try Self.run(blocks, k: 5, seed: 3, restarts: 3)
+        let reference = try Self.run(blocks, k: 5, seed: 3, restarts: 3, principalIterations: principalIterations)
         #expect(reference.outcome?.centroids.map(\.bitPattern) == straight.outcome?.centroids.map(\.bitPattern))
+        #expect(reference.outcome?.directions?.map(\.bitPattern) == straight.outcome?.directions?.map(\.bitPattern))
+        #expect((straight.outcome?.directions != nil) == (principalIterations > 0))
+        #expect(straight.principal?.step == (principalIterations > 0 ? straight.principal?.roundCount : nil))
+        if principalIterations > 0 {
+            // The final track's state without the principal directions the job asks for is not accepted as theirs:
+            // a job without them refuses it.
+            #expect(throws: KernelShapeError.self) {
+                _ = try SplitKMeans(decodingTracks: files, configuration: configuration, restarts: 3, quality: quality)
+            }
+        }
         // A track state under another track's number, or for another number of restarts, is refused.
         let moved = [1: try #require(files[0])]
         #expect(throws: KernelShapeError.self) {

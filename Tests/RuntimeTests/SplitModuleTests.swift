@@ -17,7 +17,8 @@ import Glibc
     /// A synthetic pool (12 rank-8 adapters of the tiny shape, q and up modules, 6 shared directions) and a lego job
     /// whose budget splits both modules into 2–3 blocks.
     static func splitJob(_ h: ProcessHarness, reweight: String = "dual", adapters: Int = 12, restarts: Int? = nil,
-                         rank: Int = 6, iterations: Int? = nil, name: String = "split-job") throws -> String {
+                         rank: Int = 6, iterations: Int? = nil, name: String = "split-job",
+                         parameters: [String] = []) throws -> String {
         let pool = h.path + "/pool"
         if !FileManager.default.fileExists(atPath: pool) {
             let synth = try h.launch(["synth", "--out", pool, "--adapters", "\(adapters)", "--rank", "8", "--shape", "tiny",
@@ -28,6 +29,7 @@ import Glibc
         var text = "method: lego\nrank: \(rank)\nseed: 5\nmax_task_mb: 0.03\nparameters:\n  reweight: \(reweight)\n"
         if let restarts { text += "  restarts: \(restarts)\n" }
         if let iterations { text += "  iterations: \(iterations)\n  tolerance: 0\n" }
+        for parameter in parameters { text += "  \(parameter)\n" }
         text += "adapters:\n"
         for adapter in names { text += "  - path: \(pool)/\(adapter)\n" }
         let job = h.path + "/\(name).yaml"

@@ -85,7 +85,11 @@ typedef enum _Brickyard__V1__TaskKind {
   /*
    * quality figures: a product of the block's part of T (KMeansBlockTask.product)
    */
-  BRICKYARD__V1__TASK_KIND__TASK_KIND_KMEANS_PRODUCT = 8
+  BRICKYARD__V1__TASK_KIND__TASK_KIND_KMEANS_PRODUCT = 8,
+  /*
+   * lego direction: principal, a power-iteration round (KMeansBlockTask.principal)
+   */
+  BRICKYARD__V1__TASK_KIND__TASK_KIND_KMEANS_PRINCIPAL = 9
     PROTOBUF_C__FORCE_ENUM_TO_BE_INT_SIZE(BRICKYARD__V1__TASK_KIND)
 } Brickyard__V1__TaskKind;
 /*
@@ -522,7 +526,7 @@ struct  Brickyard__V1__EvalFailed
 
 
 /*
- * Coordinator → worker: compute one round on one block. `task.kind` is one of the KMEANS kinds (3–7),
+ * Coordinator → worker: compute one round on one block. `task.kind` is one of the KMEANS kinds (3–9),
  * `task.inputs` are the block's inputs only, `task.block_index`/`task.block_count` place it in the module.
  */
 struct  Brickyard__V1__KMeansBlockTask
@@ -572,10 +576,19 @@ struct  Brickyard__V1__KMeansBlockTask
    */
   uint32_t product;
   uint32_t probes;
+  /*
+   * TASK_KIND_KMEANS_PRINCIPAL: which round of the clusters' principal directions, over the block's units in the
+   * kept clustering's final assignment (`assignment`: uint32 LE per unit, the block having no state):
+   * 1 = the first member with a non-zero A half of each cluster whose sent direction (`centers`, [center_count, in])
+   * is zero; 2 = LEFT half-step Σ_{i∈c} x_B,i (x_A,i·v_c) for v in `centers` ([center_count, in]);
+   * 3 = RIGHT half-step Σ_{i∈c} x_A,i (x_B,i·u_c) for u in `centers` ([center_count, out]).
+   */
+  uint32_t principal;
+  ProtobufCBinaryData assignment;
 };
 #define BRICKYARD__V1__KMEANS_BLOCK_TASK__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&brickyard__v1__kmeans_block_task__descriptor) \
-    , NULL, 0, 0, 0, {0,NULL}, 0, 0, 0, {0,NULL}, 0, 0, 0 }
+    , NULL, 0, 0, 0, {0,NULL}, 0, 0, 0, {0,NULL}, 0, 0, 0, 0, {0,NULL} }
 
 
 typedef enum {

@@ -52,9 +52,10 @@ enum LegoMerge {
         }
         let kmeans = KMeansOptions(iterations: max(0, options.iterations), tolerance: max(0, options.tolerance),
                                    restarts: max(1, options.restarts))
+        let clusters = options.clusteringCount(units: units.count, rank: rank)
         var clustering = try SignInvariantKMeans.cluster(
             units: units.vectors, count: units.count, dimension: units.dimension,
-            k: options.clusteringCount(units: units.count, rank: rank), options: kmeans, seed: seed)
+            k: clusters, options: kmeans, seed: seed)
         if clustering.clusterCount > rank {
             clustering = try selectClusters(clustering, k: rank, units: units, options: options,
                                             blockSize: kmeans.blockSize)
@@ -92,6 +93,11 @@ enum LegoMerge {
                                                      finalDistance: clustering.finalObjective,
                                                      clusterCoherence: statistics.coherence,
                                                      catchAllShare: statistics.catchAllShare()))
+        // What ran on this module (the report's per-module `direction`, `power_iterations`, `oversample`).
+        let principal = k != units.count && options.effectiveDirection == .principal
+        result.stats.direction = (principal ? LegoOptions.Direction.principal : .mean).rawValue
+        result.stats.powerIterations = principal ? max(1, options.powerIterations) : nil
+        result.stats.oversample = clusters > rank ? clusters / rank : 1
         if k == units.count {
             // One cluster per unit with weight 1: B'A' = T exactly, floor 0 (rank n ≥ rank T).
             result.stats.svdFloor = 0

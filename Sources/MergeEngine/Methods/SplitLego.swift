@@ -7,8 +7,8 @@ import Kernels
 /// same block plan, same bytes.
 ///
 /// Differences from the unsplit method (docs/distributed-kmeans.md): seeding is k-means|| (each of `restarts` runs
-/// seeded like the unsplit method's restart, the lowest objective kept), the output rank is min(k, candidates
-/// drawn), and the quality figures come from the quality track's block products (`SplitQualityTrack`), exact or
+/// seeded like the unsplit method's restart, the lowest objective kept), no `oversample` (the k-means runs at k),
+/// the output rank is min(k, candidates drawn), and the quality figures come from the quality track's block products (`SplitQualityTrack`), exact or
 /// estimated by the unsplit modules' rule (`qualityTrack(module:spec:blockCount:)`).
 public enum SplitLego {
     /// The k-means settings of a split module.
@@ -38,12 +38,19 @@ public enum SplitLego {
         return UnitBlock(units: units, idOffset: UInt64(max(0, unitIDOffset)), termRankOffsets: offsets)
     }
 
-    /// The whole split k-means of a module: every restart, then the final statistics round; the quality rounds
-    /// alongside.
+    /// The whole split k-means of a module: every restart, then the principal-direction rounds (`direction:
+    /// principal`) and the final statistics round; the quality rounds alongside.
     public static func kmeans(module: ModulePlan, spec: MergeSpec, blockCount: Int) -> SplitKMeans {
         SplitKMeans(configuration: configuration(module: module, spec: spec, blockCount: blockCount),
                     restarts: max(1, spec.lego.restarts),
-                    quality: qualityTrack(module: module, spec: spec, blockCount: blockCount))
+                    quality: qualityTrack(module: module, spec: spec, blockCount: blockCount),
+                    principalIterations: principalIterations(spec))
+    }
+
+    /// Power iterations of the principal directions a split module runs (0: `direction: mean`), the unsplit
+    /// method's count (at least one).
+    public static func principalIterations(_ spec: MergeSpec) -> Int {
+        spec.lego.effectiveDirection == .principal ? max(1, spec.lego.powerIterations) : 0
     }
 
     /// Lloyd steps the quality sketch's budget assumes (the clustering's own count is known only at its end).
@@ -123,18 +130,25 @@ public enum SplitLego {
                                 b: [Float](repeating: 0, count: out), a: [Float](repeating: 0, count: inFeatures), stats: stats)
         }
         let weights: [Double]
+        // What each cluster contributes before its weight: its mean, or (`direction: principal`) its members' best
+        // rank-one from the power-iteration rounds, as in the unsplit method.
+        let directions = outcome.directions ?? outcome.centroids
         if k == outcome.unitCount {
             // Every unit is its own cluster: weight 1 reproduces T under every reweighting (as unsplit lego).
             weights = [Double](repeating: 1, count: k)
         } else {
             do {
-                weights = try ClusterReweighting(spec.lego.reweight).weights(statistics, centroids: outcome.centroids)
+                weights = try ClusterReweighting(spec.lego.reweight).weights(statistics, centroids: directions)
             } catch {
                 throw MergeError("module \(module.name): \(error)")
             }
         }
-        let (b, a) = LegoMerge.assemble(centroids: outcome.centroids, count: k, weights: weights, outFeatures: out,
+        let (b, a) = LegoMerge.assemble(centroids: directions, count: k, weights: weights, outFeatures: out,
                                         inFeatures: inFeatures)
+        // What ran: split modules cluster at k (no oversampling); principal directions when the rounds ran.
+        stats.direction = outcome.directions == nil ? LegoOptions.Direction.mean.rawValue : LegoOptions.Direction.principal.rawValue
+        stats.powerIterations = outcome.directions == nil ? nil : outcome.powerIterations
+        stats.oversample = 1
         if spec.report == .minimal {
             stats.relativeError = 0
             stats.qualityOmitted = true

@@ -26,6 +26,7 @@ class TaskKind(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     TASK_KIND_KMEANS_LLOYD: _ClassVar[TaskKind]
     TASK_KIND_KMEANS_REWEIGHT: _ClassVar[TaskKind]
     TASK_KIND_KMEANS_PRODUCT: _ClassVar[TaskKind]
+    TASK_KIND_KMEANS_PRINCIPAL: _ClassVar[TaskKind]
 
 class InputMode(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
@@ -58,6 +59,7 @@ TASK_KIND_KMEANS_CANDIDATE_WEIGHTS: TaskKind
 TASK_KIND_KMEANS_LLOYD: TaskKind
 TASK_KIND_KMEANS_REWEIGHT: TaskKind
 TASK_KIND_KMEANS_PRODUCT: TaskKind
+TASK_KIND_KMEANS_PRINCIPAL: TaskKind
 INPUT_MODE_UNSPECIFIED: InputMode
 INPUT_MODE_SHARED: InputMode
 INPUT_MODE_INLINE: InputMode
@@ -327,7 +329,7 @@ class EvalFailed(_message.Message):
     def __init__(self, request_id: _Optional[int] = ..., attempt: _Optional[int] = ..., error: _Optional[str] = ..., retryable: _Optional[bool] = ...) -> None: ...
 
 class KMeansBlockTask(_message.Message):
-    __slots__ = ("task", "round", "unit_id_offset", "center_count", "centers", "oversampling", "farthest", "center_offset", "nearest", "inputs_follow", "product", "probes")
+    __slots__ = ("task", "round", "unit_id_offset", "center_count", "centers", "oversampling", "farthest", "center_offset", "nearest", "inputs_follow", "product", "probes", "principal", "assignment")
     TASK_FIELD_NUMBER: _ClassVar[int]
     ROUND_FIELD_NUMBER: _ClassVar[int]
     UNIT_ID_OFFSET_FIELD_NUMBER: _ClassVar[int]
@@ -340,6 +342,8 @@ class KMeansBlockTask(_message.Message):
     INPUTS_FOLLOW_FIELD_NUMBER: _ClassVar[int]
     PRODUCT_FIELD_NUMBER: _ClassVar[int]
     PROBES_FIELD_NUMBER: _ClassVar[int]
+    PRINCIPAL_FIELD_NUMBER: _ClassVar[int]
+    ASSIGNMENT_FIELD_NUMBER: _ClassVar[int]
     task: Task
     round: int
     unit_id_offset: int
@@ -352,7 +356,9 @@ class KMeansBlockTask(_message.Message):
     inputs_follow: bool
     product: int
     probes: int
-    def __init__(self, task: _Optional[_Union[Task, _Mapping]] = ..., round: _Optional[int] = ..., unit_id_offset: _Optional[int] = ..., center_count: _Optional[int] = ..., centers: _Optional[bytes] = ..., oversampling: _Optional[float] = ..., farthest: _Optional[int] = ..., center_offset: _Optional[int] = ..., nearest: _Optional[bytes] = ..., inputs_follow: _Optional[bool] = ..., product: _Optional[int] = ..., probes: _Optional[int] = ...) -> None: ...
+    principal: int
+    assignment: bytes
+    def __init__(self, task: _Optional[_Union[Task, _Mapping]] = ..., round: _Optional[int] = ..., unit_id_offset: _Optional[int] = ..., center_count: _Optional[int] = ..., centers: _Optional[bytes] = ..., oversampling: _Optional[float] = ..., farthest: _Optional[int] = ..., center_offset: _Optional[int] = ..., nearest: _Optional[bytes] = ..., inputs_follow: _Optional[bool] = ..., product: _Optional[int] = ..., probes: _Optional[int] = ..., principal: _Optional[int] = ..., assignment: _Optional[bytes] = ...) -> None: ...
 
 class Envelope(_message.Message):
     __slots__ = ("protocol_version", "hello", "welcome", "reject", "heartbeat", "task", "input_chunk", "result_chunk", "task_done", "task_failed", "disconnect", "eval_request", "eval_result", "eval_failed", "kmeans_block_task")
