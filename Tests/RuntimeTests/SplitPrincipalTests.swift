@@ -1,3 +1,4 @@
+import BrickyardTestSupport
 import Foundation
 import MergeEngine
 import Testing
@@ -66,7 +67,7 @@ import Glibc
         let slow = ["--slow-tasks-ms", "60"]
         let workers = [try h.worker(endpoint, slow), try h.worker(endpoint, slow)]
         // Killed right after a LEFT or RIGHT round was reduced (and checkpointed).
-        #expect(h.eventually(timeout: .seconds(90)) {
+        #expect(eventually(timeout: .seconds(90)) {
             h.output(of: first).contains("kind=principalLeft") || h.output(of: first).contains("kind=principalRight")
                 || !first.isRunning
         }, "\(h.output(of: first))")
