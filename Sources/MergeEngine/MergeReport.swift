@@ -90,6 +90,7 @@ public struct MergeReport: Codable, Sendable, Equatable {
         public var direction: String?
         public var powerIterations: Int?
         public var oversample: Int?
+        public var refit: Int?
         /// svd: route of the top-k triplets and, on the Krylov route, its steps.
         public var svdRoute: String?
         public var svdIterations: Int?
@@ -107,7 +108,7 @@ public struct MergeReport: Codable, Sendable, Equatable {
             case name, method, inputs, outputRank, relativeError, svdFloor, clusterSizes, iterations, finalDistance
             case truncationError, clusterCoherence, catchAllShare, attempts, seconds, svdRoute, svdIterations
             case qualityOmitted, unitBasis, qualityEstimated, relativeErrorStderr, svdFloorStderr
-            case direction, powerIterations, oversample
+            case direction, powerIterations, oversample, refit
             case workerID = "workerId"
         }
 
@@ -129,6 +130,7 @@ public struct MergeReport: Codable, Sendable, Equatable {
             direction = result.stats.direction
             powerIterations = result.stats.powerIterations
             oversample = result.stats.oversample
+            refit = result.stats.refit
             svdRoute = result.stats.svdRoute
             svdIterations = result.stats.svdIterations
             qualityOmitted = result.stats.qualityOmitted

@@ -22,6 +22,8 @@ public struct ModuleStats: Sendable, Codable, Equatable {
     public var direction: String?
     public var powerIterations: Int?
     public var oversample: Int?
+    /// lego: alternating least-squares rounds run after the cluster → rank step (0: none).
+    public var refit: Int?
     /// lego: fraction of units in clusters of 2+ members whose coherence is below 0.5 ("catch-all" clusters).
     public var catchAllShare: Double?
     /// Randomized truncated SVD (ties/dare/magnitude_prune): its relative error against the dense result.

@@ -149,6 +149,7 @@ public enum SplitLego {
         stats.direction = outcome.directions == nil ? LegoOptions.Direction.mean.rawValue : LegoOptions.Direction.principal.rawValue
         stats.powerIterations = outcome.directions == nil ? nil : outcome.powerIterations
         stats.oversample = 1
+        stats.refit = 0
         if spec.report == .minimal {
             stats.relativeError = 0
             stats.qualityOmitted = true
