@@ -13,6 +13,16 @@ void brickyard_row_dots(const float *x, long n, long d, const float *m, long k, 
 /* The same on a given path (capped at what this CPU supports): for tests that every path gives the same bits. */
 void brickyard_row_dots_on_path(int path, const float *x, long n, long d, const float *m, long k, float *out);
 
+/* The same products for n rows given by pointers (rows[i] is row i, d floats): out[i * k + c] = rows[i] · m_c, the
+ * bits of brickyard_row_dots on those rows (a row's products do not depend on the rows it is computed with). */
+void brickyard_row_dots_gathered(const float *const *rows, long n, long d, const float *m, long k, float *out);
+void brickyard_row_dots_gathered_on_path(int path, const float *const *rows, long n, long d, const float *m, long k,
+                                         float *out);
+
+/* One product a · b over n floats, in brickyard_row_dots' order (the same bits as that row and centroid there). */
+float brickyard_row_dot(const float *a, const float *b, long n);
+float brickyard_row_dot_on_path(int path, const float *a, const float *b, long n);
+
 /* Which path brickyard_row_dots takes here: 2 = AVX-512, 1 = AVX2 + FMA, 0 = portable C. */
 int brickyard_row_dots_path(void);
 
@@ -28,7 +38,8 @@ void brickyard_signed_sums_on_path(int path, const float *x, long n, long d, con
  * c = cluster[i] in 0..<k (others skipped), w = x_i[read_offset ..< read_offset + read_length] · directions_c (the
  * row-dots sum: 16 lanes by fused multiply-add, tail into lanes 0, 1, …, then pairwise), and if w ≠ 0,
  * sums_c[j] = sums_c[j] + w · x_i[write_offset + j] (rounded product, then rounded sum: never fused) for
- * j < write_length. directions [k, read_length], sums [k, write_length], row-major. */
+ * j < write_length. directions [k, read_length], sums [k, write_length], row-major. The units are visited cluster
+ * by cluster (members in unit order), which gives every sum element the same additions in the same order. */
 void brickyard_cluster_dot_add(const float *x, long n, long stride, long read_offset, long read_length,
                                long write_offset, long write_length, const long *cluster, long k,
                                const float *directions, float *sums);
