@@ -199,6 +199,35 @@ static void dot_add_grouped_portable(const float *x, long n, long stride, long r
     DOT_ADD_GROUPED_BODY(dot_portable, dot4_portable)
 }
 
+/* Σ x_j² in Double, 8 lanes then in order: the exact norms the k-means bounds are about (`LloydBounds`; any
+ * Double-accurate order will do there, the output bits do not depend on it). */
+#define SUM_SQUARES_BODY                                                                                       \
+    typedef double lanes8d __attribute__((ext_vector_type(8)));                                               \
+    lanes8d acc = (lanes8d)0;                                                                                  \
+    long j = 0;                                                                                                \
+    for (; j + 8 <= n; j += 8) {                                                                               \
+        lanes8 v; memcpy(&v, x + j, sizeof v);                                                                 \
+        lanes8d w = __builtin_convertvector(v, lanes8d);                                                       \
+        acc = acc + w * w;                                                                                     \
+    }                                                                                                          \
+    double sum = 0;                                                                                            \
+    for (int l = 0; l < 8; l++) sum += acc[l];                                                                 \
+    for (; j < n; j++) sum += (double)x[j] * (double)x[j];                                                     \
+    return sum;
+
+#if defined(__x86_64__) || defined(__i386__)
+__attribute__((target("avx512f")))
+static double sum_squares_avx512(const float *x, long n) { SUM_SQUARES_BODY }
+#endif
+static double sum_squares_portable(const float *x, long n) { SUM_SQUARES_BODY }
+
+double brickyard_sum_squares(const float *x, long n) {
+#if defined(__x86_64__) || defined(__i386__)
+    if (brickyard_row_dots_path() == 2) return sum_squares_avx512(x, n);
+#endif
+    return sum_squares_portable(x, n);
+}
+
 float brickyard_row_dot_on_path(int path, const float *a, const float *b, long n) {
     if (n <= 0) return 0;
     if (path > brickyard_row_dots_path()) path = brickyard_row_dots_path();

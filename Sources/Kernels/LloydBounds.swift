@@ -1,3 +1,5 @@
+import CSIMD
+
 /// Hamerly's bounds for the Lloyd steps of one k-means run: per unit, an upper bound on its exact sign-invariant
 /// distance to its own centroid and a lower bound on its exact distance to every other one. When a step moves the
 /// centroids, the bounds move by how far each centroid went (the triangle inequality of D(x, μ) = min(‖x − μ‖,
@@ -41,11 +43,8 @@ struct LloydBounds {
     /// Σ_j row_j² in Double for every row (the exact norms the bounds are about, to ~d·2⁻⁵³ relative).
     static func exactNormsSquared(_ matrix: [Float], count: Int, dimension: Int) -> [Double] {
         matrix.withUnsafeBufferPointer { m in
-            (0..<count).map { i in
-                var sum = 0.0
-                for j in 0..<dimension { let v = Double(m[i * dimension + j]); sum += v * v }
-                return sum
-            }
+            guard let m = m.baseAddress, dimension > 0 else { return [Double](repeating: 0, count: count) }
+            return (0..<count).map { brickyard_sum_squares(m + $0 * dimension, dimension) }
         }
     }
 

@@ -23,6 +23,9 @@ void brickyard_row_dots_gathered_on_path(int path, const float *const *rows, lon
 float brickyard_row_dot(const float *a, const float *b, long n);
 float brickyard_row_dot_on_path(int path, const float *a, const float *b, long n);
 
+/* Σ x_j² over n floats, accumulated in Double (8 lanes, then in order). */
+double brickyard_sum_squares(const float *x, long n);
+
 /* Which path brickyard_row_dots takes here: 2 = AVX-512, 1 = AVX2 + FMA, 0 = portable C. */
 int brickyard_row_dots_path(void);
 
