@@ -26,11 +26,9 @@ struct Brickyard: ParsableCommand {
         ]
     )
 
-    /// Picks OpenBLAS's kernels (may re-execute this process once, `BLASCoreSelection`), sets glibc's allocator
-    /// thresholds (`AllocatorTuning`), then runs the command.
+    /// Picks OpenBLAS's kernels (may re-execute this process once, `BLASCoreSelection`), then runs the command.
     static func main() {
         BLASCoreSelection.reexecuteIfNeeded()
-        AllocatorTuning.apply()
         main(nil)
     }
 }
