@@ -24,8 +24,26 @@ public struct MagnitudeCut: Sendable, Equatable {
     public var equalToKeep: Int
     /// Keep nothing (k = 0).
     public var keepNone: Bool
+    /// How many entries of the whole task vector have |value| equal to the threshold (≥ `equalToKeep`).
+    public var equalTotal: Int
 
-    public static let none = MagnitudeCut(thresholdBits: 0, equalToKeep: 0, keepNone: true)
+    public init(thresholdBits: UInt32, equalToKeep: Int, keepNone: Bool, equalTotal: Int) {
+        self.thresholdBits = thresholdBits
+        self.equalToKeep = equalToKeep
+        self.keepNone = keepNone
+        self.equalTotal = equalTotal
+    }
+
+    public static let none = MagnitudeCut(thresholdBits: 0, equalToKeep: 0, keepNone: true, equalTotal: 0)
+
+    /// The cut as one bound on |value|'s bits (keep iff bits ≥ it) when it needs no positions: no tie at the
+    /// threshold is kept, or all are (the usual case). nil when only some of the tied entries survive.
+    public var keepAtLeast: UInt32? {
+        if keepNone { return UInt32.max }
+        if equalToKeep == 0 { return thresholdBits + 1 }
+        if equalToKeep == equalTotal { return thresholdBits }
+        return nil
+    }
 }
 
 /// Blocked dense construction of task vectors and the exact selection of magnitude thresholds.
@@ -54,14 +72,26 @@ public enum TaskVectors {
     }
 
     /// The cut that keeps exactly `keep` entries of `τ` ([rows, cols]) with the largest |value|.
-    /// Radix selection on the bit patterns of |value|: one pass histograms the high 16 bits, a second pass
-    /// the low 16 bits inside the selected bucket. Memory: one block and two 64 K-entry histograms.
-    /// `blockRows` must be the block height the caller later uses with `applyCut`, so both passes run the very
-    /// same GEMM calls and see bit-identical values.
+    /// Usually one pass (`MagnitudeSelection`): a sample of rows brackets the cut, the pass counts the entries
+    /// above the bracket and collects those inside it, and a radix selection among those finds the exact cut.
+    /// When the sample's bracket misses (or would hold too many entries), the two-pass radix selection over every
+    /// entry (`histogramCut`) gives the same cut. `blockRows` must be the block height the caller later uses with
+    /// `applyCut` / `TaskVectorCombine`, so every pass runs the very same GEMM calls and sees bit-identical values.
     public static func magnitudeCut(_ term: LowRankTerm, rows: Int, cols: Int, keep: Int, blockRows: Int) -> MagnitudeCut {
         let total = rows * cols
         guard keep > 0, total > 0 else { return .none }
-        if keep >= total { return MagnitudeCut(thresholdBits: 0, equalToKeep: total, keepNone: false) }
+        if keep >= total { return MagnitudeCut(thresholdBits: 0, equalToKeep: total, keepNone: false, equalTotal: total) }
+        if let bracket = MagnitudeSelection.bracket(term, rows: rows, cols: cols, keep: keep),
+           let cut = MagnitudeSelection.scanCut(term, rows: rows, cols: cols, keep: keep, blockRows: blockRows,
+                                                bracket: bracket) {
+            return cut
+        }
+        return histogramCut(term, rows: rows, cols: cols, keep: keep, blockRows: blockRows)
+    }
+
+    /// The cut by radix selection over every entry: one pass histograms the high 16 bits of |value|, a second pass
+    /// the low 16 bits inside the selected bucket. Memory: one block and two 64 K-entry histograms.
+    static func histogramCut(_ term: LowRankTerm, rows: Int, cols: Int, keep: Int, blockRows: Int) -> MagnitudeCut {
         var high = [Int](repeating: 0, count: 1 << 16)
         forEachBlock(term, rows: rows, cols: cols, blockRows: blockRows) { block in
             for value in block { high[Int((value.bitPattern & 0x7fff_ffff) >> 16)] += 1 }
@@ -77,7 +107,8 @@ public enum TaskVectors {
         }
         let (lowBucket, aboveLow) = selectBucket(low, rank: keep - aboveHigh)
         let greater = aboveHigh + aboveLow
-        return MagnitudeCut(thresholdBits: bucket << 16 | UInt32(lowBucket), equalToKeep: keep - greater, keepNone: false)
+        return MagnitudeCut(thresholdBits: bucket << 16 | UInt32(lowBucket), equalToKeep: keep - greater,
+                            keepNone: false, equalTotal: low[lowBucket])
     }
 
     /// Applies `cut` to a block in place. `equalSeen` counts ties at the threshold met so far in row-major order
@@ -156,7 +187,7 @@ public enum TaskVectors {
     }
 
     /// The bucket holding the `rank`-th largest element (1-based) and how many elements lie in higher buckets.
-    private static func selectBucket(_ histogram: [Int], rank: Int) -> (bucket: Int, above: Int) {
+    static func selectBucket(_ histogram: [Int], rank: Int) -> (bucket: Int, above: Int) {
         var above = 0
         for bucket in stride(from: histogram.count - 1, through: 0, by: -1) {
             if above + histogram[bucket] >= rank { return (bucket, above) }

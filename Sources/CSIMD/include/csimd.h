@@ -45,4 +45,30 @@ int brickyard_crc32c_hardware(void);
 /* What this CPU and its OS support, as bits: 1 SSE 4.2, 2 AVX2 + FMA, 4 AVX-512F, 8 Skylake-X's AVX-512 subsets
  * (F, DQ, CD, BW, VL). 0 on other architectures. */
 int brickyard_cpu_features(void);
+
+/* Task-vector merges (ties, dare_*, magnitude_prune). The magnitude scan: for i < n, with a = the bits of |x[i]|
+ * (sign cleared; non-negative floats order like their bits), adds to *above the count of a > hi and appends each a
+ * with lo <= a <= hi to `candidates` while *found < capacity (*found counts them all, so *found > capacity means
+ * the buffer overflowed). `candidates` must have room for capacity + 16 values. Exact integer work on every path. */
+void brickyard_magnitude_scan(const float *x, long n, uint32_t lo, uint32_t hi, long *above, uint32_t *candidates,
+                              long capacity, long *found);
+void brickyard_magnitude_scan_on_path(int path, const float *x, long n, uint32_t lo, uint32_t hi, long *above,
+                                      uint32_t *candidates, long capacity, long *found);
+
+/* Accumulation modes of brickyard_prune_accumulate. */
+enum { BRICKYARD_TV_SUM = 0, BRICKYARD_TV_TIES_TOTAL = 1, BRICKYARD_TV_TIES_FREQUENCY = 2 };
+
+/* One term's block into the running sums, for i < n: v = x[i] if |x[i]|'s bits are >= least, else +0 (least 0 keeps
+ * everything, 0xFFFFFFFF nothing). SUM: sum[i] += v. TIES_*: sum[i] += (v > 0 ? v : +0), negative[i] += (v < 0 ?
+ * v : +0), positives[i] += (v > 0), negatives[i] += (v < 0), and for TIES_TOTAL vote[i] += v. One rounded addition
+ * per element (never fused), so calling it term by term in term order gives every sum in term order. */
+void brickyard_prune_accumulate(const float *x, long n, uint32_t least, int mode, float *sum, float *vote,
+                                float *negative, float *positives, float *negatives);
+void brickyard_prune_accumulate_on_path(int path, const float *x, long n, uint32_t least, int mode, float *sum,
+                                        float *vote, float *negative, float *positives, float *negatives);
+
+/* TIES' disjoint mean from those sums: the elected sign is + where vote >= 0 (TIES_TOTAL) or positives >= negatives
+ * (TIES_FREQUENCY: the vote Σ sign); out[i] = the elected side's sum / max(its count, 1). */
+void brickyard_ties_finish(long n, int mode, const float *sum, const float *vote, const float *negative,
+                           const float *positives, const float *negatives, float *out);
 #endif

@@ -36,80 +36,41 @@ enum TaskVectorMerge {
         }
         let rows = input.outFeatures, cols = input.inFeatures
         let terms = input.terms.map { LowRankTerm(coefficient: Float($0.coefficient), rank: $0.rank, b: $0.b, a: $0.a) }
+        // The block height of the former layout (every term's block of a row block held at once), kept so the GEMM
+        // calls, and with them the bits of every τ_i on any OpenBLAS kernel set, are those of earlier releases.
         let step = TaskVectors.blockRows(rows: rows, cols: cols, copies: max(terms.count, 1))
         let pruning = Pruning(method: method, options: options, terms: terms, rows: rows, cols: cols, blockRows: step, seed: seed)
         let election: PruneOptions.MajoritySign? = (method == .ties || method == .dareTies) ? options.majoritySign : nil
 
+        // Row block by row block; in each, term by term: form the block of τ_i (the same GEMM call the cut's pass
+        // made), prune it and add it into the running sums while it is in cache (`TaskVectorCombine`), so only one
+        // block of one term is held at a time.
         var dense = [Float](repeating: 0, count: rows * cols)
-        let blocks = UnsafeMutableBufferPointer<Float>.allocate(capacity: max(terms.count, 1) * step * cols)
-        defer { blocks.deallocate() }
-        guard let base = blocks.baseAddress else { throw MergeError("module \(input.name): out of memory for task-vector blocks") }
+        let mode: TaskVectorCombine.Mode = election.map { .ties(total: $0 == .total) } ?? .sum
+        let combine = TaskVectorCombine(mode: mode, capacity: step * cols)
+        let block = UnsafeMutableBufferPointer<Float>.allocate(capacity: max(step * cols, 1))
+        defer { block.deallocate() }
+        guard let base = block.baseAddress else { throw MergeError("module \(input.name): out of memory for a task-vector block") }
         var equalSeen = [Int](repeating: 0, count: terms.count)
         var start = 0
         while start < rows {
             let count = min(step, rows - start)
             let blockSize = count * cols
+            combine.reset(count: blockSize)
             for (index, term) in terms.enumerated() {
-                let block = base + index * step * cols
-                TaskVectors.fillBlock(term, cols: cols, rowStart: start, rowCount: count, into: block)
-                pruning.apply(term: index, block: UnsafeMutableBufferPointer(start: block, count: blockSize),
-                              firstIndex: start * cols, equalSeen: &equalSeen[index])
+                TaskVectors.fillBlock(term, cols: cols, rowStart: start, rowCount: count, into: base)
+                let least = pruning.prepare(term: index, block: UnsafeMutableBufferPointer(start: base, count: blockSize),
+                                            firstIndex: start * cols, equalSeen: &equalSeen[index])
+                combine.add(base, keepAtLeast: least)
             }
             dense.withUnsafeMutableBufferPointer { destination in
                 guard let target = destination.baseAddress?.advanced(by: start * cols) else { return }
-                combine(blocks: base, stride: step * cols, terms: terms.count, count: blockSize, election: election, into: target)
+                combine.finish(into: target)
             }
             start += count
         }
         return dense
     }
-
-    /// Sums the pruned blocks entry by entry in term order, or (TIES) keeps only entries agreeing with the elected
-    /// sign and divides by how many agree (at least 1), as PEFT's `disjoint_merge`. Loops run term by term over
-    /// contiguous entries without branches so they vectorise; each entry still sums its terms in term order.
-    private static func combine(blocks: UnsafeMutablePointer<Float>, stride: Int, terms: Int, count: Int,
-                                election: PruneOptions.MajoritySign?, into target: UnsafeMutablePointer<Float>) {
-        target.update(repeating: 0, count: count)
-        guard let election else {
-            for t in 0..<terms {
-                let block = blocks + t * stride
-                for j in 0..<count { target[j] += block[j] }
-            }
-            return
-        }
-        let vote = UnsafeMutablePointer<Float>.allocate(capacity: max(count, 1))
-        let agreeing = UnsafeMutablePointer<Float>.allocate(capacity: max(count, 1))
-        defer {
-            vote.deallocate()
-            agreeing.deallocate()
-        }
-        vote.update(repeating: 0, count: count)
-        agreeing.update(repeating: 0, count: count)
-        for t in 0..<terms {
-            let block = blocks + t * stride
-            if election == .total {
-                for j in 0..<count { vote[j] += block[j] }
-            } else {
-                for j in 0..<count { vote[j] += signum(block[j]) }
-            }
-        }
-        // The elected sign: +1 where the vote is ≥ 0 (torch.where(sign_magnitude >= 0, 1, -1)).
-        for j in 0..<count { vote[j] = vote[j] >= 0 ? 1 : -1 }
-        for t in 0..<terms {
-            let block = blocks + t * stride
-            for j in 0..<count {
-                let value = block[j]
-                // value · sign > 0 exactly when the value is non-zero and has the elected sign.
-                let agrees = value * vote[j] > 0
-                target[j] += agrees ? value : 0
-                agreeing[j] += agrees ? 1 : 0
-            }
-        }
-        for j in 0..<count { target[j] /= max(agreeing[j], 1) }
-    }
-
-    @inline(__always)
-    private static func signum(_ value: Float) -> Float { (value > 0 ? 1 : 0) - (value < 0 ? 1 : 0) }
 }
 
 /// How each task vector is sparsified before combining.
@@ -136,12 +97,19 @@ private enum Pruning {
         }
     }
 
-    func apply(term: Int, block: UnsafeMutableBufferPointer<Float>, firstIndex: Int, equalSeen: inout Int) {
+    /// Prepares the block of term `term` for `TaskVectorCombine.add` and returns the bound it should keep at:
+    /// a magnitude cut is fused into the combine's pass (only a cut that keeps some but not all tied entries is
+    /// applied here, by position); DARE's random drop is applied here (bound 0: keep what it left).
+    func prepare(term: Int, block: UnsafeMutableBufferPointer<Float>, firstIndex: Int, equalSeen: inout Int) -> UInt32 {
         switch self {
-        case .none: break
-        case .magnitude(let cuts): TaskVectors.applyCut(cuts[term], to: block, equalSeen: &equalSeen)
+        case .none: return 0
+        case .magnitude(let cuts):
+            if let least = cuts[term].keepAtLeast { return least }
+            TaskVectors.applyCut(cuts[term], to: block, equalSeen: &equalSeen)
+            return 0
         case .random(let keys, let density):
             TaskVectors.applyRandomDrop(key: keys[term], density: density, firstIndex: firstIndex, to: block)
+            return 0
         }
     }
 }

@@ -1,0 +1,165 @@
+import Testing
+@testable import Kernels
+@testable import MergeEngine
+
+/// The one-pass magnitude cut and the fused prune-and-combine pass against the two-pass forms they replace:
+/// the same cut (threshold, ties) and the same bits of the dense result, on task vectors large enough to take the
+/// sampled-bracket path (≥ 65 536 entries), on every CSIMD path.
+@Suite struct TaskVectorFusedTests {
+    static let rows = 300, cols = 256
+
+    static func term(seed: UInt64, rank: Int = 4, coefficient: Float = 0.7, rowScales: Bool = false) -> LowRankTerm {
+        var random = TestRandom(seed: seed)
+        var b = random.values(rows * rank)
+        // Rows of very different scales: the sample's rows then disagree on the kept fraction.
+        if rowScales { for i in 0..<rows { for r in 0..<rank { b[i * rank + r] *= Float(1 + (i % 7) * (i % 7)) } } }
+        return LowRankTerm(coefficient: coefficient, rank: rank, b: b, a: random.values(rank * cols))
+    }
+
+    @Test(arguments: [0.01, 0.2, 0.5, 0.77, 0.999])
+    func oneTakesTheBracketAndEqualsTheTwoPassCut(density: Double) throws {
+        for (seed, scaled) in [(UInt64(1), false), (2, true), (3, false)] {
+            let term = Self.term(seed: seed, rowScales: scaled)
+            let keep = Int(density * Double(Self.rows * Self.cols))
+            for blockRows in [7, 64] {
+                let bracket = try #require(MagnitudeSelection.bracket(term, rows: Self.rows, cols: Self.cols, keep: keep))
+                let scanned = MagnitudeSelection.scanCut(term, rows: Self.rows, cols: Self.cols, keep: keep,
+                                                         blockRows: blockRows, bracket: bracket)
+                let reference = TaskVectors.histogramCut(term, rows: Self.rows, cols: Self.cols, keep: keep,
+                                                         blockRows: blockRows)
+                #expect(scanned == reference, "density \(density) seed \(seed) blockRows \(blockRows)")
+                #expect(TaskVectors.magnitudeCut(term, rows: Self.rows, cols: Self.cols, keep: keep,
+                                                 blockRows: blockRows) == reference)
+            }
+        }
+    }
+
+    /// A bracket that misses the k-th magnitude (or holds it only partly) is refused, never a wrong cut.
+    @Test func aBracketThatMissesIsRefused() {
+        let term = Self.term(seed: 5)
+        let keep = Self.rows * Self.cols / 2
+        let reference = TaskVectors.histogramCut(term, rows: Self.rows, cols: Self.cols, keep: keep, blockRows: 16)
+        let below = 0...(reference.thresholdBits - 1)
+        let above = (reference.thresholdBits + 1)...0x7fff_ffff
+        #expect(MagnitudeSelection.scanCut(term, rows: Self.rows, cols: Self.cols, keep: keep, blockRows: 16, bracket: below) == nil)
+        #expect(MagnitudeSelection.scanCut(term, rows: Self.rows, cols: Self.cols, keep: keep, blockRows: 16, bracket: above) == nil)
+        let exact = reference.thresholdBits...reference.thresholdBits
+        #expect(MagnitudeSelection.scanCut(term, rows: Self.rows, cols: Self.cols, keep: keep, blockRows: 16, bracket: exact) == reference)
+    }
+
+    /// Many entries tie at the cut (a rank-1 τ of repeated values): the cut keeps some of them by position, so it
+    /// has no single bound and the positional path runs; the one-pass cut still equals the two-pass one.
+    @Test func tiesAtTheCutKeepTheirPositions() throws {
+        let rows = 512, cols = 256
+        let term = LowRankTerm(coefficient: 1, rank: 1, b: (0..<rows).map { Float($0 % 3 + 1) },
+                               a: (0..<cols).map { Float($0 % 5 + 1) })
+        let keep = rows * cols / 2 + 17
+        let cut = TaskVectors.magnitudeCut(term, rows: rows, cols: cols, keep: keep, blockRows: 32)
+        #expect(cut == TaskVectors.histogramCut(term, rows: rows, cols: cols, keep: keep, blockRows: 32))
+        #expect(cut.equalToKeep > 0 && cut.equalToKeep < cut.equalTotal && cut.keepAtLeast == nil)
+    }
+
+    /// Every CSIMD path scans to the same count and candidates, and accumulates to the same bits.
+    @Test func everyPathAgrees() {
+        var random = TestRandom(seed: 9)
+        let values = random.values(1000 + 13)
+        var counts: [[Int]] = [], lists: [[UInt32]] = [], sums: [[[Float]]] = []
+        for path in 0...2 {
+            var above = 0, found = 0
+            var candidates = [UInt32](repeating: 0, count: 64 + 16)
+            values.withUnsafeBufferPointer { x in
+                candidates.withUnsafeMutableBufferPointer { c in
+                    MagnitudeSelection.scan(onPath: path, x, bracket: 0x3e80_0000...0x3f00_0000, above: &above,
+                                            candidates: c.baseAddress!, capacity: 64, found: &found)
+                }
+            }
+            counts.append([above, found])
+            lists.append(Array(candidates[0..<min(found, 64)]))
+            var perMode: [[Float]] = []
+            for mode in [TaskVectorCombine.Mode.sum, .ties(total: true), .ties(total: false)] {
+                let combine = TaskVectorCombine(mode: mode, capacity: values.count)
+                combine.reset(count: values.count)
+                values.withUnsafeBufferPointer { combine.add(onPath: path, $0.baseAddress!, keepAtLeast: 0x3e00_0000) }
+                Array(values.reversed()).withUnsafeBufferPointer { combine.add(onPath: path, $0.baseAddress!) }
+                var out = [Float](repeating: 0, count: values.count)
+                out.withUnsafeMutableBufferPointer { combine.finish(into: $0.baseAddress!) }
+                perMode.append(out)
+            }
+            sums.append(perMode)
+        }
+        #expect(counts.allSatisfy { $0 == counts[0] } && counts[0][1] > 64, "the buffer overflowed as intended")
+        #expect(lists.allSatisfy { $0 == lists[0] })
+        for path in 1...2 { for mode in 0..<3 { #expect(sums[path][mode].map(\.bitPattern) == sums[0][mode].map(\.bitPattern)) } }
+    }
+
+    static let methods: [(MergeMethodName, PruneOptions.MajoritySign)] = [
+        (.ties, .total), (.ties, .frequency), (.magnitudePrune, .total), (.dareTies, .total), (.dareLinear, .total),
+    ]
+
+    /// The dense result is bit-identical to the former two-pass form (every term's block held, the cut applied in
+    /// place, then the sign vote and the agreeing sum as separate passes), kept here as the reference.
+    @Test(arguments: methods)
+    func denseResultIsBitIdenticalToTheTwoPassForm(method: MergeMethodName, majority: PruneOptions.MajoritySign) throws {
+        let input = Dense.randomInput(out: Self.rows, in: Self.cols, ranks: [4, 2, 8, 4, 3],
+                                      coefficients: [0.6, -0.8, 1.1, 0.3, -0.5], seed: 21)
+        var options = PruneOptions()
+        options.density = 0.35
+        options.majoritySign = majority
+        let fused = try TaskVectorMerge.denseResult(input, method: method, options: options, seed: 5)
+        let reference = Self.twoPassResult(input, method: method, options: options, seed: 5)
+        #expect(fused.map(\.bitPattern) == reference.map(\.bitPattern))
+    }
+
+    /// The former `TaskVectorMerge.denseResult` (before the fused pass), verbatim in substance.
+    static func twoPassResult(_ input: ModuleInput, method: MergeMethodName, options: PruneOptions, seed: UInt64) -> [Float] {
+        let rows = input.outFeatures, cols = input.inFeatures
+        let terms = input.terms.map { LowRankTerm(coefficient: Float($0.coefficient), rank: $0.rank, b: $0.b, a: $0.a) }
+        let step = TaskVectors.blockRows(rows: rows, cols: cols, copies: terms.count)
+        let magnitude = method == .ties || method == .magnitudePrune
+        let keep = Int(options.density * Double(rows * cols))
+        let cuts = terms.map { TaskVectors.histogramCut($0, rows: rows, cols: cols, keep: keep, blockRows: step) }
+        let elect = method == .ties || method == .dareTies
+        var dense = [Float](repeating: 0, count: rows * cols)
+        var blocks = [[Float]](repeating: [Float](repeating: 0, count: step * cols), count: terms.count)
+        var equalSeen = [Int](repeating: 0, count: terms.count)
+        var start = 0
+        while start < rows {
+            let count = min(step, rows - start), size = count * cols
+            for (index, term) in terms.enumerated() {
+                blocks[index].withUnsafeMutableBufferPointer { block in
+                    TaskVectors.fillBlock(term, cols: cols, rowStart: start, rowCount: count, into: block.baseAddress!)
+                    let part = UnsafeMutableBufferPointer(rebasing: block[0..<size])
+                    if magnitude {
+                        TaskVectors.applyCut(cuts[index], to: part, equalSeen: &equalSeen[index])
+                    } else {
+                        TaskVectors.applyRandomDrop(key: TaskVectorMerge.dareKey(seed: seed, termIndex: index),
+                                                    density: Float(options.density), firstIndex: start * cols, to: part)
+                    }
+                }
+            }
+            for j in 0..<size {
+                guard elect else {
+                    var total: Float = 0
+                    for t in terms.indices { total += blocks[t][j] }
+                    dense[start * cols + j] = total
+                    continue
+                }
+                var vote: Float = 0
+                for t in terms.indices {
+                    let value = blocks[t][j]
+                    vote += options.majoritySign == .total ? value : (value > 0 ? 1 : 0) - (value < 0 ? 1 : 0)
+                }
+                let sign: Float = vote >= 0 ? 1 : -1
+                var total: Float = 0, agreeing: Float = 0
+                for t in terms.indices {
+                    let agrees = blocks[t][j] * sign > 0
+                    total += agrees ? blocks[t][j] : 0
+                    agreeing += agrees ? 1 : 0
+                }
+                dense[start * cols + j] = total / max(agreeing, 1)
+            }
+            start += count
+        }
+        return dense
+    }
+}
