@@ -1,11 +1,11 @@
 import CSIMD
 
-/// The combine step of the task-vector merges, one term block at a time: each (pruned) block of τ_i is added into
-/// running sums while it is still in cache, so no block of every term is ever held (CSIMD kernels, every path the
-/// same bits). TIES keeps the positive and negative parts apart (sums and counts): the disjoint mean of whichever
-/// sign the vote elects is then known after the last term, with the bits of the two-pass form (elect, then sum the
-/// agreeing values in term order and divide by their count), because every sum still adds its values in term order
-/// and +0 for the others.
+/// The combine step of the task-vector merges, a group of term blocks at a time: each (pruned) block of τ_i is
+/// added into running sums right after it is formed, so no block of every term is ever held (CSIMD kernels, every
+/// path the same bits). TIES keeps the positive and negative parts apart (sums and counts): the disjoint mean of
+/// whichever sign the vote elects is then known after the last term, with the bits of the two-pass form (elect,
+/// then sum the agreeing values in term order and divide by their count), because every sum still adds its values
+/// in term order and +0 for the others.
 public final class TaskVectorCombine {
     /// How the pruned task vectors are combined.
     public enum Mode: Sendable, Equatable {
@@ -22,12 +22,26 @@ public final class TaskVectorCombine {
         }
     }
 
+    /// One term's block in a group: its entries and its cut (keep iff |value|'s bits > `threshold`, or equal at a
+    /// block index ≤ `tieLimit`; (0, count) keeps everything).
+    public struct Term {
+        public var block: UnsafePointer<Float>
+        public var threshold: UInt32
+        public var tieLimit: Int
+
+        public init(block: UnsafePointer<Float>, threshold: UInt32 = 0, tieLimit: Int = Int(Int32.max)) {
+            self.block = block
+            self.threshold = threshold
+            self.tieLimit = tieLimit
+        }
+    }
+
     public let mode: Mode
     public let capacity: Int
     private var count = 0
     private let sum, vote, negative, positives, negatives: UnsafeMutablePointer<Float>
 
-    /// Sums for blocks of up to `capacity` entries.
+    /// Sums for spans of up to `capacity` entries.
     public init(mode: Mode, capacity: Int) {
         self.mode = mode
         self.capacity = max(capacity, 1)
@@ -43,9 +57,9 @@ public final class TaskVectorCombine {
         for buffer in [sum, vote, negative, positives, negatives] { buffer.deallocate() }
     }
 
-    /// Starts a block of `count` entries (all sums zero).
+    /// Starts a span of `count` entries (all sums zero).
     public func reset(count: Int) {
-        precondition(count <= capacity, "TaskVectorCombine: block of \(count) entries over capacity \(capacity)")
+        precondition(count <= capacity, "TaskVectorCombine: span of \(count) entries over capacity \(capacity)")
         self.count = count
         sum.update(repeating: 0, count: count)
         guard mode != .sum else { return }
@@ -55,24 +69,32 @@ public final class TaskVectorCombine {
         negatives.update(repeating: 0, count: count)
     }
 
-    /// Adds the next term's block (`count` entries), keeping only entries whose |value| bit pattern is at least
-    /// `keepAtLeast` (0 keeps all, `UInt32.max` none): the magnitude cut fused into the same pass.
-    public func add(_ block: UnsafePointer<Float>, keepAtLeast least: UInt32 = 0) {
-        brickyard_prune_accumulate(block, count, least, mode.code, sum, vote, negative, positives, negatives)
+    /// Adds the next group of terms, in order, over the span: entries `offset ..< offset + count` of each block
+    /// (tie limits are block indices). `path` forces a CSIMD path (tests); nil takes this CPU's best.
+    public func add(_ terms: [Term], offset: Int = 0) { add(onPath: nil, terms, offset: offset) }
+
+    func add(onPath path: Int?, _ terms: [Term], offset: Int = 0) {
+        guard !terms.isEmpty, count > 0 else { return }
+        let blocks: [UnsafePointer<Float>?] = terms.map { $0.block + offset }
+        let thresholds = terms.map(\.threshold)
+        let limits = terms.map { min(max($0.tieLimit - offset, -1), Int(Int32.max)) }
+        blocks.withUnsafeBufferPointer { pb in
+            if let path {
+                brickyard_prune_accumulate_on_path(Int32(path), pb.baseAddress, thresholds, limits, Int32(terms.count),
+                                                   count, mode.code, sum, vote, negative, positives, negatives)
+            } else {
+                brickyard_prune_accumulate(pb.baseAddress, thresholds, limits, Int32(terms.count), count, mode.code,
+                                           sum, vote, negative, positives, negatives)
+            }
+        }
     }
 
-    /// Writes the combined block (`count` entries) to `target`.
+    /// Writes the combined span (`count` entries) to `target`.
     public func finish(into target: UnsafeMutablePointer<Float>) {
         if mode == .sum {
             target.update(from: sum, count: count)
         } else {
             brickyard_ties_finish(count, mode.code, sum, vote, negative, positives, negatives, target)
         }
-    }
-
-    /// `add` forced onto a CSIMD path (capped at what this CPU has), for the tests that every path agrees.
-    func add(onPath path: Int, _ block: UnsafePointer<Float>, keepAtLeast least: UInt32 = 0) {
-        brickyard_prune_accumulate_on_path(Int32(path), block, count, least, mode.code, sum, vote, negative, positives,
-                                           negatives)
     }
 }

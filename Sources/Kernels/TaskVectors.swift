@@ -26,28 +26,45 @@ public struct MagnitudeCut: Sendable, Equatable {
     public var keepNone: Bool
     /// How many entries of the whole task vector have |value| equal to the threshold (≥ `equalToKeep`).
     public var equalTotal: Int
+    /// Row-major index of the last tied entry that is kept (−1: none), when known (the one-pass cut records it):
+    /// a tied entry is then kept iff its index is at most this, which needs no walk in order.
+    public var lastTieKept: Int?
 
-    public init(thresholdBits: UInt32, equalToKeep: Int, keepNone: Bool, equalTotal: Int) {
+    public init(thresholdBits: UInt32, equalToKeep: Int, keepNone: Bool, equalTotal: Int, lastTieKept: Int? = nil) {
         self.thresholdBits = thresholdBits
         self.equalToKeep = equalToKeep
         self.keepNone = keepNone
         self.equalTotal = equalTotal
+        self.lastTieKept = lastTieKept
     }
 
     public static let none = MagnitudeCut(thresholdBits: 0, equalToKeep: 0, keepNone: true, equalTotal: 0)
 
-    /// The cut as one bound on |value|'s bits (keep iff bits ≥ it) when it needs no positions: no tie at the
-    /// threshold is kept, or all are (the usual case). nil when only some of the tied entries survive.
-    public var keepAtLeast: UInt32? {
-        if keepNone { return UInt32.max }
-        if equalToKeep == 0 { return thresholdBits + 1 }
-        if equalToKeep == equalTotal { return thresholdBits }
-        return nil
+    /// The cut on the block of `count` entries starting at row-major index `first`, as a threshold and a tie limit
+    /// (keep iff |value|'s bits > threshold, or = threshold at a block index ≤ limit; `TaskVectorCombine`), or nil
+    /// when only some tied entries survive and their positions are unknown (then `applyCut` walks them in order).
+    public func bounds(first: Int, count: Int) -> (threshold: UInt32, tieLimit: Int)? {
+        if keepNone { return (0x7fff_ffff, -1) }
+        if equalToKeep == 0 { return (thresholdBits, -1) }
+        if equalToKeep == equalTotal { return (thresholdBits, count) }
+        guard let lastTieKept else { return nil }
+        return (thresholdBits, min(max(lastTieKept - first, -1), count))
     }
 }
 
 /// Blocked dense construction of task vectors and the exact selection of magnitude thresholds.
 public enum TaskVectors {
+    /// Entries per row block of a task vector in the task-vector merges' passes (about 256 KB): one GEMM call per
+    /// block and term, large enough that its overhead (packing A, ~1 row's worth of copies per call) is small, small
+    /// enough that a group of blocks and the running sums stay in cache.
+    public static let blockEntries = 1 << 16
+
+    /// Rows per block of the task-vector merges' passes for [rows, cols]: a function of the shape alone (never of
+    /// the number of terms or workers), so every pass and every worker runs the same GEMM calls.
+    public static func passRows(rows: Int, cols: Int) -> Int {
+        max(1, min(rows, blockEntries / max(cols, 1)))
+    }
+
     /// Rows per block such that `copies` blocks of [rows, cols] Float32 fit in `budgetBytes` (at least 1 row).
     public static func blockRows(rows: Int, cols: Int, copies: Int, budgetBytes: Int = 64 << 20) -> Int {
         let perRow = max(1, cols * max(copies, 1) * MemoryLayout<Float>.size)

@@ -16,6 +16,13 @@ import Testing
         return LowRankTerm(coefficient: coefficient, rank: rank, b: b, a: random.values(rank * cols))
     }
 
+    /// The cut without the last kept tie's position (which only the one-pass cut records).
+    static func core(_ cut: MagnitudeCut) -> MagnitudeCut {
+        var stripped = cut
+        stripped.lastTieKept = nil
+        return stripped
+    }
+
     @Test(arguments: [0.01, 0.2, 0.5, 0.77, 0.999])
     func oneTakesTheBracketAndEqualsTheTwoPassCut(density: Double) throws {
         for (seed, scaled) in [(UInt64(1), false), (2, true), (3, false)] {
@@ -27,9 +34,9 @@ import Testing
                                                          blockRows: blockRows, bracket: bracket)
                 let reference = TaskVectors.histogramCut(term, rows: Self.rows, cols: Self.cols, keep: keep,
                                                          blockRows: blockRows)
-                #expect(scanned == reference, "density \(density) seed \(seed) blockRows \(blockRows)")
-                #expect(TaskVectors.magnitudeCut(term, rows: Self.rows, cols: Self.cols, keep: keep,
-                                                 blockRows: blockRows) == reference)
+                #expect(scanned.map(Self.core) == reference, "density \(density) seed \(seed) blockRows \(blockRows)")
+                #expect(Self.core(TaskVectors.magnitudeCut(term, rows: Self.rows, cols: Self.cols, keep: keep,
+                                                           blockRows: blockRows)) == reference)
             }
         }
     }
@@ -44,7 +51,8 @@ import Testing
         #expect(MagnitudeSelection.scanCut(term, rows: Self.rows, cols: Self.cols, keep: keep, blockRows: 16, bracket: below) == nil)
         #expect(MagnitudeSelection.scanCut(term, rows: Self.rows, cols: Self.cols, keep: keep, blockRows: 16, bracket: above) == nil)
         let exact = reference.thresholdBits...reference.thresholdBits
-        #expect(MagnitudeSelection.scanCut(term, rows: Self.rows, cols: Self.cols, keep: keep, blockRows: 16, bracket: exact) == reference)
+        #expect(MagnitudeSelection.scanCut(term, rows: Self.rows, cols: Self.cols, keep: keep, blockRows: 16,
+                                           bracket: exact).map(Self.core) == reference)
     }
 
     /// Many entries tie at the cut (a rank-1 τ of repeated values): the cut keeps some of them by position, so it
@@ -55,32 +63,42 @@ import Testing
                                a: (0..<cols).map { Float($0 % 5 + 1) })
         let keep = rows * cols / 2 + 17
         let cut = TaskVectors.magnitudeCut(term, rows: rows, cols: cols, keep: keep, blockRows: 32)
-        #expect(cut == TaskVectors.histogramCut(term, rows: rows, cols: cols, keep: keep, blockRows: 32))
-        #expect(cut.equalToKeep > 0 && cut.equalToKeep < cut.equalTotal && cut.keepAtLeast == nil)
+        #expect(Self.core(cut) == TaskVectors.histogramCut(term, rows: rows, cols: cols, keep: keep, blockRows: 32))
+        #expect(cut.equalToKeep > 0 && cut.equalToKeep < cut.equalTotal)
     }
 
-    /// Every CSIMD path scans to the same count and candidates, and accumulates to the same bits.
+    /// Every CSIMD path scans to the same count, candidates and positions, and accumulates to the same bits.
     @Test func everyPathAgrees() {
         var random = TestRandom(seed: 9)
-        let values = random.values(1000 + 13)
+        let values = random.values(1000 + 13), other = random.values(1013), third = random.values(1013)
         var counts: [[Int]] = [], lists: [[UInt32]] = [], sums: [[[Float]]] = []
         for path in 0...2 {
             var above = 0, found = 0
-            var candidates = [UInt32](repeating: 0, count: 64 + 16)
+            var candidates = [UInt32](repeating: 0, count: 64 + 16), positions = candidates
             values.withUnsafeBufferPointer { x in
                 candidates.withUnsafeMutableBufferPointer { c in
-                    MagnitudeSelection.scan(onPath: path, x, bracket: 0x3e80_0000...0x3f00_0000, above: &above,
-                                            candidates: c.baseAddress!, capacity: 64, found: &found)
+                    positions.withUnsafeMutableBufferPointer { p in
+                        MagnitudeSelection.scan(onPath: path, x, first: 5, bracket: 0x3e80_0000...0x3f00_0000,
+                                                above: &above, candidates: c.baseAddress!, positions: p.baseAddress!,
+                                                capacity: 64, found: &found)
+                    }
                 }
             }
             counts.append([above, found])
-            lists.append(Array(candidates[0..<min(found, 64)]))
+            lists.append(Array(candidates[0..<min(found, 64)]) + Array(positions[0..<min(found, 64)]))
             var perMode: [[Float]] = []
             for mode in [TaskVectorCombine.Mode.sum, .ties(total: true), .ties(total: false)] {
                 let combine = TaskVectorCombine(mode: mode, capacity: values.count)
                 combine.reset(count: values.count)
-                values.withUnsafeBufferPointer { combine.add(onPath: path, $0.baseAddress!, keepAtLeast: 0x3e00_0000) }
-                Array(values.reversed()).withUnsafeBufferPointer { combine.add(onPath: path, $0.baseAddress!) }
+                values.withUnsafeBufferPointer { a in
+                    other.withUnsafeBufferPointer { b in
+                        third.withUnsafeBufferPointer { c in
+                            combine.add(onPath: path, [.init(block: a.baseAddress!, threshold: 0x3e00_0000, tieLimit: -1),
+                                                       .init(block: b.baseAddress!)])
+                            combine.add(onPath: path, [.init(block: c.baseAddress!, threshold: 0x3f00_0000, tieLimit: 500)])
+                        }
+                    }
+                }
                 var out = [Float](repeating: 0, count: values.count)
                 out.withUnsafeMutableBufferPointer { combine.finish(into: $0.baseAddress!) }
                 perMode.append(out)
@@ -90,6 +108,37 @@ import Testing
         #expect(counts.allSatisfy { $0 == counts[0] } && counts[0][1] > 64, "the buffer overflowed as intended")
         #expect(lists.allSatisfy { $0 == lists[0] })
         for path in 1...2 { for mode in 0..<3 { #expect(sums[path][mode].map(\.bitPattern) == sums[0][mode].map(\.bitPattern)) } }
+    }
+
+    /// The one-pass cut knows where its last kept tie is, so the fused pass needs no walk in order: on a τ with
+    /// many ties at the cut, the merged bits equal the two-pass form's.
+    @Test func lastKeptTieIsRecorded() throws {
+        let rows = 512, cols = 256
+        let term = LowRankTerm(coefficient: 1, rank: 1, b: (0..<rows).map { Float($0 % 3 + 1) },
+                               a: (0..<cols).map { Float($0 % 5 + 1) })
+        let keep = rows * cols / 2 + 17
+        let cut = TaskVectors.magnitudeCut(term, rows: rows, cols: cols, keep: keep, blockRows: 32)
+        let tie = try #require(cut.lastTieKept)
+        // Exactly `equalToKeep` tied entries lie at or before it.
+        var tied = 0
+        for i in 0...tie where (Float((i / cols) % 3 + 1) * Float((i % cols) % 5 + 1)).bitPattern == cut.thresholdBits { tied += 1 }
+        #expect(tied == cut.equalToKeep)
+    }
+
+    /// Inputs with many ties at every cut (small integer factors): the positional rule through the recorded last
+    /// tie, and the fallback's walk in order, give the two-pass form's bits.
+    @Test(arguments: [MergeMethodName.ties, .magnitudePrune])
+    func tiedInputsGiveTheTwoPassBits(method: MergeMethodName) throws {
+        var input = Dense.randomInput(out: Self.rows, in: Self.cols, ranks: [2, 1, 3], coefficients: [1, -1, 0.5], seed: 4)
+        for t in input.terms.indices {
+            input.terms[t].b = input.terms[t].b.map { ($0 * 4).rounded() }
+            input.terms[t].a = input.terms[t].a.map { ($0 * 4).rounded() }
+        }
+        var options = PruneOptions()
+        options.density = 0.45
+        let fused = try TaskVectorMerge.denseResult(input, method: method, options: options, seed: 2)
+        let reference = Self.twoPassResult(input, method: method, options: options, seed: 2)
+        #expect(fused.map(\.bitPattern) == reference.map(\.bitPattern))
     }
 
     static let methods: [(MergeMethodName, PruneOptions.MajoritySign)] = [
@@ -110,11 +159,27 @@ import Testing
         #expect(fused.map(\.bitPattern) == reference.map(\.bitPattern))
     }
 
+    /// More terms than one group (`TaskVectorMerge.group`): the running sums persist across groups, same bits.
+    @Test(arguments: [PruneOptions.MajoritySign.total, .frequency])
+    func severalGroupsGiveTheTwoPassBits(majority: PruneOptions.MajoritySign) throws {
+        let count = TaskVectorMerge.group + 3
+        let input = Dense.randomInput(out: Self.rows, in: Self.cols, ranks: (0..<count).map { $0 % 4 + 1 },
+                                      coefficients: (0..<count).map { Double($0 % 5) * 0.3 - 0.6 }, seed: 33)
+        for method in [MergeMethodName.ties, .magnitudePrune, .dareTies] {
+            var options = PruneOptions()
+            options.density = 0.6
+            options.majoritySign = majority
+            let fused = try TaskVectorMerge.denseResult(input, method: method, options: options, seed: 8)
+            let reference = Self.twoPassResult(input, method: method, options: options, seed: 8)
+            #expect(fused.map(\.bitPattern) == reference.map(\.bitPattern), "\(method)")
+        }
+    }
+
     /// The former `TaskVectorMerge.denseResult` (before the fused pass), verbatim in substance.
     static func twoPassResult(_ input: ModuleInput, method: MergeMethodName, options: PruneOptions, seed: UInt64) -> [Float] {
         let rows = input.outFeatures, cols = input.inFeatures
         let terms = input.terms.map { LowRankTerm(coefficient: Float($0.coefficient), rank: $0.rank, b: $0.b, a: $0.a) }
-        let step = TaskVectors.blockRows(rows: rows, cols: cols, copies: terms.count)
+        let step = TaskVectors.passRows(rows: rows, cols: cols)  // the same GEMM calls as the fused form
         let magnitude = method == .ties || method == .magnitudePrune
         let keep = Int(options.density * Double(rows * cols))
         let cuts = terms.map { TaskVectors.histogramCut($0, rows: rows, cols: cols, keep: keep, blockRows: step) }

@@ -14,6 +14,11 @@ import Kernels
 ///   module's inputs) and the entry's row-major index: independent of blocking, threads and workers.
 /// - `density ≥ 1` prunes nothing (PEFT's `prune` returns the tensor unchanged).
 enum TaskVectorMerge {
+    /// Terms whose blocks are pruned and combined in one pass (each running sum is read and written once per group).
+    static let group = 8
+    /// Entries per pass when every term fits one group (the running sums then stay in cache).
+    static let span = 16_384
+
     static func merge(_ input: ModuleInput, method: MergeMethodName, rank: Int, options: PruneOptions, seed: UInt64) throws -> ModuleResult {
         guard rank >= 1 else { throw MergeError("module \(input.name): output rank must be at least 1, got \(rank)") }
         let dense = try denseResult(input, method: method, options: options, seed: seed)
@@ -36,36 +41,56 @@ enum TaskVectorMerge {
         }
         let rows = input.outFeatures, cols = input.inFeatures
         let terms = input.terms.map { LowRankTerm(coefficient: Float($0.coefficient), rank: $0.rank, b: $0.b, a: $0.a) }
-        // The block height of the former layout (every term's block of a row block held at once), kept so the GEMM
-        // calls, and with them the bits of every τ_i on any OpenBLAS kernel set, are those of earlier releases.
-        let step = TaskVectors.blockRows(rows: rows, cols: cols, copies: max(terms.count, 1))
+        // A block height of the shape alone (the former one shrank with the number of terms, to one row of a
+        // 14336-wide module at 960 terms, where each GEMM call packed all of A_i for one row).
+        let step = TaskVectors.passRows(rows: rows, cols: cols)
         let pruning = Pruning(method: method, options: options, terms: terms, rows: rows, cols: cols, blockRows: step, seed: seed)
         let election: PruneOptions.MajoritySign? = (method == .ties || method == .dareTies) ? options.majoritySign : nil
 
-        // Row block by row block; in each, term by term: form the block of τ_i (the same GEMM call the cut's pass
-        // made), prune it and add it into the running sums while it is in cache (`TaskVectorCombine`), so only one
-        // block of one term is held at a time.
+        // Row block by row block; in each, terms in groups of `group`: form each term's block (the same GEMM call
+        // the cut's pass made), then prune the group's blocks and add them, in term order, into running sums while
+        // they are in cache (`TaskVectorCombine`): only the group's blocks are held. With a single group the sums
+        // only live for a span of `span` entries.
         var dense = [Float](repeating: 0, count: rows * cols)
         let mode: TaskVectorCombine.Mode = election.map { .ties(total: $0 == .total) } ?? .sum
-        let combine = TaskVectorCombine(mode: mode, capacity: step * cols)
-        let block = UnsafeMutableBufferPointer<Float>.allocate(capacity: max(step * cols, 1))
-        defer { block.deallocate() }
-        guard let base = block.baseAddress else { throw MergeError("module \(input.name): out of memory for a task-vector block") }
+        let group = max(1, min(Self.group, terms.count))
+        let single = terms.count <= group
+        let span = Self.span
+        let combine = TaskVectorCombine(mode: mode, capacity: single ? min(span, step * cols) : step * cols)
+        let buffers = UnsafeMutablePointer<Float>.allocate(capacity: max(group * step * cols, 1))
+        defer { buffers.deallocate() }
         var equalSeen = [Int](repeating: 0, count: terms.count)
         var start = 0
         while start < rows {
             let count = min(step, rows - start)
             let blockSize = count * cols
-            combine.reset(count: blockSize)
-            for (index, term) in terms.enumerated() {
-                TaskVectors.fillBlock(term, cols: cols, rowStart: start, rowCount: count, into: base)
-                let least = pruning.prepare(term: index, block: UnsafeMutableBufferPointer(start: base, count: blockSize),
-                                            firstIndex: start * cols, equalSeen: &equalSeen[index])
-                combine.add(base, keepAtLeast: least)
+            if !single { combine.reset(count: blockSize) }
+            for first in stride(from: 0, to: terms.count, by: group) {
+                let members = first..<min(first + group, terms.count)
+                let cuts = members.map { index -> TaskVectorCombine.Term in
+                    let block = buffers + (index - first) * step * cols
+                    TaskVectors.fillBlock(terms[index], cols: cols, rowStart: start, rowCount: count, into: block)
+                    return pruning.prepare(term: index, block: block, count: blockSize, firstIndex: start * cols,
+                                           equalSeen: &equalSeen[index])
+                }
+                if !single {
+                    combine.add(cuts)
+                    continue
+                }
+                dense.withUnsafeMutableBufferPointer { destination in
+                    guard let target = destination.baseAddress?.advanced(by: start * cols) else { return }
+                    for offset in stride(from: 0, to: blockSize, by: span) {
+                        combine.reset(count: min(span, blockSize - offset))
+                        combine.add(cuts, offset: offset)
+                        combine.finish(into: target + offset)
+                    }
+                }
             }
-            dense.withUnsafeMutableBufferPointer { destination in
-                guard let target = destination.baseAddress?.advanced(by: start * cols) else { return }
-                combine.finish(into: target)
+            if !single {
+                dense.withUnsafeMutableBufferPointer { destination in
+                    guard let target = destination.baseAddress?.advanced(by: start * cols) else { return }
+                    combine.finish(into: target)
+                }
             }
             start += count
         }
@@ -97,19 +122,24 @@ private enum Pruning {
         }
     }
 
-    /// Prepares the block of term `term` for `TaskVectorCombine.add` and returns the bound it should keep at:
-    /// a magnitude cut is fused into the combine's pass (only a cut that keeps some but not all tied entries is
-    /// applied here, by position); DARE's random drop is applied here (bound 0: keep what it left).
-    func prepare(term: Int, block: UnsafeMutableBufferPointer<Float>, firstIndex: Int, equalSeen: inout Int) -> UInt32 {
+    /// Prepares the block of term `term` (`firstIndex` = its row-major index) for `TaskVectorCombine` and returns
+    /// it with its cut: a magnitude cut is fused into the combine's pass (only a cut that keeps some but not all
+    /// tied entries at unknown positions is applied here, by position); DARE's random drop is applied here.
+    func prepare(term: Int, block: UnsafeMutablePointer<Float>, count: Int, firstIndex: Int,
+                 equalSeen: inout Int) -> TaskVectorCombine.Term {
+        let whole = TaskVectorCombine.Term(block: UnsafePointer(block))
+        let entries = UnsafeMutableBufferPointer(start: block, count: count)
         switch self {
-        case .none: return 0
+        case .none: return whole
         case .magnitude(let cuts):
-            if let least = cuts[term].keepAtLeast { return least }
-            TaskVectors.applyCut(cuts[term], to: block, equalSeen: &equalSeen)
-            return 0
+            if let (threshold, limit) = cuts[term].bounds(first: firstIndex, count: count) {
+                return TaskVectorCombine.Term(block: whole.block, threshold: threshold, tieLimit: limit)
+            }
+            TaskVectors.applyCut(cuts[term], to: entries, equalSeen: &equalSeen)
+            return whole
         case .random(let keys, let density):
-            TaskVectors.applyRandomDrop(key: keys[term], density: density, firstIndex: firstIndex, to: block)
-            return 0
+            TaskVectors.applyRandomDrop(key: keys[term], density: density, firstIndex: firstIndex, to: entries)
+            return whole
         }
     }
 }
