@@ -1,3 +1,5 @@
+import CSIMD
+
 /// One low-rank task vector `τ = coefficient · B · A` given by its factors (B row-major [rows, rank],
 /// A row-major [rank, cols]). Dense task-vector merges never hold a whole τ: they build it in row blocks.
 public struct LowRankTerm: Sendable {
@@ -54,13 +56,12 @@ public struct MagnitudeCut: Sendable, Equatable {
 
 /// Blocked dense construction of task vectors and the exact selection of magnitude thresholds.
 public enum TaskVectors {
-    /// Entries per row block of a task vector in the task-vector merges' passes (about 256 KB): one GEMM call per
-    /// block and term, large enough that its overhead (packing A, ~1 row's worth of copies per call) is small, small
-    /// enough that a group of blocks and the running sums stay in cache.
+    /// Entries per row block of a task vector in the task-vector merges' passes (about 256 KB): small enough that
+    /// a group of blocks and the running sums stay in cache, large enough to amortise each block's setup.
     public static let blockEntries = 1 << 16
 
     /// Rows per block of the task-vector merges' passes for [rows, cols]: a function of the shape alone (never of
-    /// the number of terms or workers), so every pass and every worker runs the same GEMM calls.
+    /// the number of terms or workers). The values do not depend on it (`fillBlock`), only the speed.
     public static func passRows(rows: Int, cols: Int) -> Int {
         max(1, min(rows, blockEntries / max(cols, 1)))
     }
@@ -71,19 +72,32 @@ public enum TaskVectors {
         return max(1, min(rows, budgetBytes / perRow))
     }
 
-    /// Writes rows `rowStart ..< rowStart + rowCount` of `coefficient · B · A` into `destination` ([rowCount, cols]).
-    /// Always the same GEMM call for the same block, so repeated passes see bit-identical values.
+    /// Writes rows `rowStart ..< rowStart + rowCount` of `coefficient · B · A` into `destination` ([rowCount, cols])
+    /// by CSIMD's low-rank block kernel: each entry is coefficient × the fused multiply-add chain over the rank in
+    /// order, the same bits on every CPU path, for any block shape and whatever OpenBLAS kernel set is loaded (the
+    /// arithmetic of OpenBLAS's SkylakeX sgemm for these calls), with no packing of A and no zeroing per call.
     public static func fillBlock(_ term: LowRankTerm, cols: Int, rowStart: Int, rowCount: Int,
                                  into destination: UnsafeMutablePointer<Float>) {
+        fillBlock(onPath: nil, term, cols: cols, rowStart: rowStart, rowCount: rowCount, into: destination)
+    }
+
+    /// `fillBlock` on a forced CSIMD path (tests); nil takes this CPU's best.
+    static func fillBlock(onPath path: Int?, _ term: LowRankTerm, cols: Int, rowStart: Int, rowCount: Int,
+                          into destination: UnsafeMutablePointer<Float>) {
         term.b.withUnsafeBufferPointer { pb in
             term.a.withUnsafeBufferPointer { pa in
-                guard let b = pb.baseAddress, let a = pa.baseAddress else {
+                guard let b = pb.baseAddress, let a = pa.baseAddress, term.rank > 0,
+                      pb.count >= (rowStart + rowCount) * term.rank, pa.count >= term.rank * cols else {
                     destination.update(repeating: 0, count: rowCount * cols)
                     return
                 }
-                BLAS.gemm(.none, .none, m: rowCount, n: cols, k: term.rank, alpha: term.coefficient,
-                          a: b + rowStart * term.rank, lda: max(term.rank, 1), b: a, ldb: cols,
-                          beta: 0, c: destination, ldc: cols)
+                if let path {
+                    brickyard_low_rank_block_on_path(Int32(path), b + rowStart * term.rank, rowCount, term.rank, a,
+                                                     cols, term.coefficient, destination)
+                } else {
+                    brickyard_low_rank_block(b + rowStart * term.rank, rowCount, term.rank, a, cols,
+                                             term.coefficient, destination)
+                }
             }
         }
     }
@@ -92,8 +106,8 @@ public enum TaskVectors {
     /// Usually one pass (`MagnitudeSelection`): a sample of rows brackets the cut, the pass counts the entries
     /// above the bracket and collects those inside it, and a radix selection among those finds the exact cut.
     /// When the sample's bracket misses (or would hold too many entries), the two-pass radix selection over every
-    /// entry (`histogramCut`) gives the same cut. `blockRows` must be the block height the caller later uses with
-    /// `applyCut` / `TaskVectorCombine`, so every pass runs the very same GEMM calls and sees bit-identical values.
+    /// entry (`histogramCut`) gives the same cut. `blockRows` is the passes' block height (the values do not
+    /// depend on it: `fillBlock`).
     public static func magnitudeCut(_ term: LowRankTerm, rows: Int, cols: Int, keep: Int, blockRows: Int) -> MagnitudeCut {
         let total = rows * cols
         guard keep > 0, total > 0 else { return .none }

@@ -41,6 +41,37 @@ import Testing
         }
     }
 
+    /// Blocks of τ are coefficient × the fused multiply-add chain over the rank in order: the same bits on every
+    /// CSIMD path and for any block height (so the cut's pass and the combine pass see the same values whatever
+    /// their blocks, and whatever OpenBLAS kernel set is loaded).
+    @Test(arguments: [16, 33])
+    func blocksAreExactOrderArithmeticOnEveryPath(rank: Int) {
+        let rows = 21, cols = 1000 + 7
+        var random = TestRandom(seed: UInt64(rank))
+        let term = LowRankTerm(coefficient: -0.37, rank: rank, b: random.values(rows * rank), a: random.values(rank * cols))
+        var expected = [Float](repeating: 0, count: rows * cols)
+        for i in 0..<rows {
+            for j in 0..<cols {
+                var chain: Float = 0
+                for r in 0..<rank { chain = chain.addingProduct(term.b[i * rank + r], term.a[r * cols + j]) }
+                expected[i * cols + j] = chain * term.coefficient
+            }
+        }
+        for path in 0...2 {
+            for height in [1, 5, rows] {
+                var out = [Float](repeating: .nan, count: rows * cols)
+                out.withUnsafeMutableBufferPointer { buffer in
+                    for start in stride(from: 0, to: rows, by: height) {
+                        TaskVectors.fillBlock(onPath: path, term, cols: cols, rowStart: start,
+                                              rowCount: min(height, rows - start),
+                                              into: buffer.baseAddress! + start * cols)
+                    }
+                }
+                #expect(out.map(\.bitPattern) == expected.map(\.bitPattern), "path \(path) height \(height)")
+            }
+        }
+    }
+
     /// A bracket that misses the k-th magnitude (or holds it only partly) is refused, never a wrong cut.
     @Test func aBracketThatMissesIsRefused() {
         let term = Self.term(seed: 5)

@@ -77,4 +77,12 @@ void brickyard_prune_accumulate_on_path(int path, const float *const *blocks, co
  * (TIES_FREQUENCY: the vote Σ sign); out[i] = the elected side's sum / max(its count, 1). */
 void brickyard_ties_finish(long n, int mode, const float *sum, const float *vote, const float *negative,
                            const float *positives, const float *negatives, float *out);
+
+/* out[i, j] (row-major [rows, cols]) = alpha × (fused multiply-add chain over r = 0 ..< rank of b[i, r]·a[r, j],
+ * from 0), b row-major [rows, rank], a row-major [rank, cols]: a row block of a low-rank product c·B·A. The same
+ * bits on every path and for any block shape (and those of OpenBLAS's SkylakeX sgemm kernel for rank ≤ 32). */
+void brickyard_low_rank_block(const float *b, long rows, long rank, const float *a, long cols, float alpha,
+                              float *out);
+void brickyard_low_rank_block_on_path(int path, const float *b, long rows, long rank, const float *a, long cols,
+                                      float alpha, float *out);
 #endif

@@ -41,16 +41,16 @@ enum TaskVectorMerge {
         }
         let rows = input.outFeatures, cols = input.inFeatures
         let terms = input.terms.map { LowRankTerm(coefficient: Float($0.coefficient), rank: $0.rank, b: $0.b, a: $0.a) }
-        // A block height of the shape alone (the former one shrank with the number of terms, to one row of a
-        // 14336-wide module at 960 terms, where each GEMM call packed all of A_i for one row).
+        // A block height of the shape alone, for cache (the former one shrank with the number of terms, to one row
+        // of a 14336-wide module at 960 terms, where each OpenBLAS call packed all of A_i for one row).
         let step = TaskVectors.passRows(rows: rows, cols: cols)
         let pruning = Pruning(method: method, options: options, terms: terms, rows: rows, cols: cols, blockRows: step, seed: seed)
         let election: PruneOptions.MajoritySign? = (method == .ties || method == .dareTies) ? options.majoritySign : nil
 
-        // Row block by row block; in each, terms in groups of `group`: form each term's block (the same GEMM call
-        // the cut's pass made), then prune the group's blocks and add them, in term order, into running sums while
-        // they are in cache (`TaskVectorCombine`): only the group's blocks are held. With a single group the sums
-        // only live for a span of `span` entries.
+        // Row block by row block; in each, terms in groups of `group`: form each term's block (the very values the
+        // cut's pass saw: `TaskVectors.fillBlock`), then prune the group's blocks and add them, in term order, into
+        // running sums while they are in cache (`TaskVectorCombine`): only the group's blocks are held. With a
+        // single group the sums only live for a span of `span` entries.
         var dense = [Float](repeating: 0, count: rows * cols)
         let mode: TaskVectorCombine.Mode = election.map { .ties(total: $0 == .total) } ?? .sum
         let group = max(1, min(Self.group, terms.count))
