@@ -2,7 +2,7 @@
 
 Merges gated task LoRAs of the suite (`suite.build`) with the release `brickyard merge` (every method at the same
 output rank) and with PEFT's `add_weighted_adapter` (reference rows), then measures greedy exact-match accuracy per
-task at each global strength `scale` in SCALES. The best scale is chosen on a validation split and reported on the
+task at each global strength `scale` in SCALES (plus N for weights 1/N: `scales_for`). The best scale is chosen on a validation split and reported on the
 test split. Sweeps are cached by the merged adapter's bytes, so a re-run only evaluates merges that changed.
 """
 from __future__ import annotations
@@ -287,7 +287,7 @@ def main(argv=None) -> int:
     for t in suite.TASK_NAMES:
         if present(f"task/{t}"):
             singles[f"LoRA {t}"] = evaluator.single(paths[f"task/{t}"], [t])
-    for s in suite.SOUP_SEEDS[1:]:
+    for s in sorted((set(suite.SOUP_SEEDS) | set(suite.LARGE_SOUP_SEEDS)) - {0}):
         if present(f"soup/{s}"):
             singles[f"LoRA {suite.SOUP_TASK} seed {s}"] = evaluator.single(paths[f"soup/{s}"], [suite.SOUP_TASK])
     for t, r in suite.MIXED:
@@ -312,8 +312,10 @@ def main(argv=None) -> int:
             try:
                 out, report, job = brickyard_merge(args.brickyard, work, method, params, adapters, normalize)
             except subprocess.CalledProcessError as error:
-                records.append({"merge": label, "row": row, "source": "brickyard",
-                                "failed": error.stderr.decode().strip().splitlines()[-1]})
+                last = error.stderr.decode().strip().splitlines()[-1]
+                records.append({"merge": label, "row": row, "source": "brickyard",  # without the scratch job path
+                                "failed": last.split("job.yaml: ", 1)[-1]})
+                shutil.rmtree(work, ignore_errors=True)
                 continue
             jobs.setdefault(label, job.split("adapters:")[1])
             error_value, floor = quality(report)
