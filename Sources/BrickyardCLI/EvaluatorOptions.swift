@@ -69,13 +69,7 @@ struct EvaluatorOptions: ParsableArguments {
     /// Logs to stderr at the chosen level (default: warning on a terminal, where the progress line shows; info otherwise).
     func makeLogger(label: String, quiet: Bool) -> Logger {
         let level = logLevel.flatMap(Logger.Level.init(rawValue:)) ?? (quiet || isatty(STDERR_FILENO) != 0 ? .warning : .info)
-        LoggingSystem.bootstrap { name in
-            var handler = StreamLogHandler.standardError(label: name)
-            handler.logLevel = level
-            return handler
-        }
-        var logger = Logger(label: label)
-        logger.logLevel = level
+        let logger = StderrLogging.bootstrap(label: label, level: level)
         BLASCoreSelection.logChoice(logger)
         return logger
     }

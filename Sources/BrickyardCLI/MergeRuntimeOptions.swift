@@ -92,13 +92,7 @@ struct MergeRuntimeOptions: ParsableArguments {
     /// Logs to stderr at the chosen level (called once per process).
     func makeLogger(label: String, quiet: Bool = false) -> Logger {
         let level = effectiveLogLevel(quiet: quiet)
-        LoggingSystem.bootstrap { name in
-            var handler = StreamLogHandler.standardError(label: name)
-            handler.logLevel = level
-            return handler
-        }
-        var logger = Logger(label: label)
-        logger.logLevel = level
+        let logger = StderrLogging.bootstrap(label: label, level: level)
         BLASCoreSelection.logChoice(logger)
         return logger
     }

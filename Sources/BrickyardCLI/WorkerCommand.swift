@@ -81,13 +81,7 @@ struct WorkerCommand: ParsableCommand {
         let stop = WorkerStopFlag()
         stop.installSignalHandlers()
         let level = Logger.Level(rawValue: logLevel) ?? .info
-        LoggingSystem.bootstrap { label in
-            var handler = StreamLogHandler.standardError(label: label)
-            handler.logLevel = level
-            return handler
-        }
-        var logger = Logger(label: "brickyard.worker")
-        logger.logLevel = level
+        let logger = StderrLogging.bootstrap(label: "brickyard.worker", level: level)
         // Child processes (none today) inherit the BLAS thread count; this process sets it via BLAS.threadCount.
         setenv("OPENBLAS_NUM_THREADS", "\(threads)", 1)
 

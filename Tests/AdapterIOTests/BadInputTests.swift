@@ -1,3 +1,4 @@
+import BrickyardTestSupport
 import Foundation
 import Testing
 @testable import AdapterIO
@@ -29,26 +30,26 @@ import Testing
     // MARK: safetensors structure
 
     @Test func truncatedFileMissingData() throws {
-        let scratch = try ScratchDirectory("bad")
-        let original = try Data(contentsOf: URL(fileURLWithPath: Fixtures.adapter("a_r8") + "/adapter_model.safetensors"))
+        let scratch = try TestDirectory("bad")
+        let original = try Data(contentsOf: URL(fileURLWithPath: PeftTinyFixtures.adapter("a_r8") + "/adapter_model.safetensors"))
         let path = try scratch.write("cut.safetensors", Array(original.prefix(original.count / 2)))
         Self.expectRefusal(.badTensorLayout, path: path, mentioning: "outside") { _ = try SafetensorsFile(path: path) }
     }
 
     @Test func fileShorterThanTheLengthPrefix() throws {
-        let scratch = try ScratchDirectory("bad")
+        let scratch = try TestDirectory("bad")
         let path = try scratch.write("tiny.safetensors", [1, 2, 3])
         Self.expectRefusal(.truncated, path: path, mentioning: "truncated") { _ = try SafetensorsFile(path: path) }
     }
 
     @Test func emptyFile() throws {
-        let scratch = try ScratchDirectory("bad")
+        let scratch = try TestDirectory("bad")
         let path = try scratch.write("empty.safetensors", [])
         Self.expectRefusal(.truncated, path: path, mentioning: "truncated") { _ = try SafetensorsFile(path: path) }
     }
 
     @Test func headerLengthLargerThanTheFile() throws {
-        let scratch = try ScratchDirectory("bad")
+        let scratch = try TestDirectory("bad")
         var bytes = RawSafetensors.file(header: Self.validHeader, data: RawSafetensors.f32Bytes([1, 2]))
         bytes.replaceSubrange(0..<8, with: [0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x7f])
         let path = try scratch.write("long.safetensors", bytes)
@@ -56,13 +57,13 @@ import Testing
     }
 
     @Test func headerNotJSON() throws {
-        let scratch = try ScratchDirectory("bad")
+        let scratch = try TestDirectory("bad")
         let path = try scratch.write("text.safetensors", RawSafetensors.file(header: "this is not json", data: []))
         Self.expectRefusal(.badHeader, path: path, mentioning: "not valid JSON") { _ = try SafetensorsFile(path: path) }
     }
 
     @Test func headerNotUTF8() throws {
-        let scratch = try ScratchDirectory("bad")
+        let scratch = try TestDirectory("bad")
         var bytes = RawSafetensors.file(header: "{\"\u{e9}\":1}", data: [])
         bytes[10] = 0xff
         let path = try scratch.write("latin.safetensors", bytes)
@@ -70,13 +71,13 @@ import Testing
     }
 
     @Test func headerNotAnObject() throws {
-        let scratch = try ScratchDirectory("bad")
+        let scratch = try TestDirectory("bad")
         let path = try scratch.write("array.safetensors", RawSafetensors.file(header: "[1, 2]", data: []))
         Self.expectRefusal(.badHeader, path: path, mentioning: "not a JSON object") { _ = try SafetensorsFile(path: path) }
     }
 
     @Test func tensorRangeOutsideTheData() throws {
-        let scratch = try ScratchDirectory("bad")
+        let scratch = try TestDirectory("bad")
         let header = #"{"a":{"dtype":"F32","shape":[4],"data_offsets":[0,16]}}"#
         let path = try scratch.write("short.safetensors", RawSafetensors.file(header: header, data: RawSafetensors.f32Bytes([1, 2])))
         Self.expectRefusal(.badTensorLayout, path: path, mentioning: "tensor a: byte range [0, 16) lies outside the 8-byte data section") {
@@ -85,7 +86,7 @@ import Testing
     }
 
     @Test func overlappingRanges() throws {
-        let scratch = try ScratchDirectory("bad")
+        let scratch = try TestDirectory("bad")
         let header = #"{"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},"b":{"dtype":"F32","shape":[2],"data_offsets":[4,12]}}"#
         let path = try scratch.write("overlap.safetensors", RawSafetensors.file(header: header, data: RawSafetensors.f32Bytes([1, 2, 3])))
         Self.expectRefusal(.badTensorLayout, path: path, mentioning: "tensors a and b have overlapping byte ranges") {
@@ -94,28 +95,28 @@ import Testing
     }
 
     @Test func unknownDType() throws {
-        let scratch = try ScratchDirectory("bad")
+        let scratch = try TestDirectory("bad")
         let header = #"{"a":{"dtype":"F8_E4M3","shape":[2],"data_offsets":[0,2]}}"#
         let path = try scratch.write("fp8.safetensors", RawSafetensors.file(header: header, data: [0, 0]))
         Self.expectRefusal(.unknownDType, path: path, mentioning: "tensor a: unsupported dtype F8_E4M3") { _ = try SafetensorsFile(path: path) }
     }
 
     @Test func shapeDisagreesWithByteRange() throws {
-        let scratch = try ScratchDirectory("bad")
+        let scratch = try TestDirectory("bad")
         let header = #"{"a":{"dtype":"F32","shape":[3],"data_offsets":[0,8]}}"#
         let path = try scratch.write("shape.safetensors", RawSafetensors.file(header: header, data: RawSafetensors.f32Bytes([1, 2])))
         Self.expectRefusal(.badTensorLayout, path: path, mentioning: "tensor a: shape [3]") { _ = try SafetensorsFile(path: path) }
     }
 
     @Test func nonIntegerShape() throws {
-        let scratch = try ScratchDirectory("bad")
+        let scratch = try TestDirectory("bad")
         let header = #"{"a":{"dtype":"F32","shape":[2.5],"data_offsets":[0,8]}}"#
         let path = try scratch.write("frac.safetensors", RawSafetensors.file(header: header, data: RawSafetensors.f32Bytes([1, 2])))
         Self.expectRefusal(.badHeader, path: path, mentioning: "tensor a: shape") { _ = try SafetensorsFile(path: path) }
     }
 
     @Test func metadataKeptAndValidated() throws {
-        let scratch = try ScratchDirectory("bad")
+        let scratch = try TestDirectory("bad")
         let good = #"{"__metadata__":{"format":"pt"},"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]}}"#
         let goodPath = try scratch.write("good.safetensors", RawSafetensors.file(header: good, data: RawSafetensors.f32Bytes([1, 2])))
         #expect(try SafetensorsFile(path: goodPath).metadata == ["format": "pt"])
@@ -128,7 +129,7 @@ import Testing
 
     @Test(arguments: [Float.nan, .infinity, -.infinity])
     func nonFiniteValueNamesTheTensorUnlessAllowed(_ bad: Float) throws {
-        let scratch = try ScratchDirectory("bad")
+        let scratch = try TestDirectory("bad")
         let directory = try Adapters.make(in: scratch, config: Adapters.config(r: 2, alpha: 2)) { a, _ in a[1] = bad }
         let adapter = try PeftAdapter.load(path: directory)
         let module = try #require(adapter.modules.first)
@@ -147,7 +148,7 @@ import Testing
     // MARK: PEFT adapters
 
     @Test func aAndBRanksDisagree() throws {
-        let scratch = try ScratchDirectory("bad")
+        let scratch = try TestDirectory("bad")
         let directory = try Adapters.make(in: scratch, config: Adapters.config(r: 2, alpha: 2), rankA: 2, rankB: 3)
         Self.expectRefusal(.rankMismatch, path: directory + "/adapter_model.safetensors", mentioning: "lora_A [2, 4] has rank 2 but lora_B [3, 3] has rank 3") {
             _ = try PeftAdapter.load(path: directory)
@@ -155,7 +156,7 @@ import Testing
     }
 
     @Test func rankDisagreesWithTheConfig() throws {
-        let scratch = try ScratchDirectory("bad")
+        let scratch = try TestDirectory("bad")
         let directory = try Adapters.make(in: scratch, config: Adapters.config(r: 4, alpha: 8), rankA: 2, rankB: 2)
         Self.expectRefusal(.rankMismatch, path: directory + "/adapter_model.safetensors", mentioning: "factors have rank 2 but adapter_config.json gives r=4") {
             _ = try PeftAdapter.load(path: directory)
@@ -163,7 +164,7 @@ import Testing
     }
 
     @Test func bareFileRankDisagreesWithTheGivenRank() throws {
-        let scratch = try ScratchDirectory("bad")
+        let scratch = try TestDirectory("bad")
         let directory = try Adapters.make(in: scratch, config: Adapters.config(r: 2, alpha: 2))
         let file = directory + "/adapter_model.safetensors"
         Self.expectRefusal(.rankMismatch, path: file, mentioning: "the given rank is 5") { _ = try PeftAdapter.load(path: file, rank: 5) }
@@ -172,14 +173,14 @@ import Testing
     }
 
     @Test func missingAdapterConfig() throws {
-        let scratch = try ScratchDirectory("bad")
+        let scratch = try TestDirectory("bad")
         let directory = try Adapters.make(in: scratch, config: Adapters.config(r: 2, alpha: 2))
         try FileManager.default.removeItem(atPath: directory + "/adapter_config.json")
         Self.expectRefusal(.missingConfig, path: directory, mentioning: "no adapter_config.json") { _ = try PeftAdapter.load(path: directory) }
     }
 
     @Test func doraConfigIsRefused() throws {
-        let scratch = try ScratchDirectory("bad")
+        let scratch = try TestDirectory("bad")
         let directory = try Adapters.make(in: scratch, config: Adapters.config(r: 2, alpha: 2, extra: #""use_dora": true"#))
         Self.expectRefusal(.unsupported, path: directory + "/adapter_config.json", mentioning: "DoRA") { _ = try PeftAdapter.load(path: directory) }
     }
@@ -192,7 +193,7 @@ import Testing
         (#""rank_pattern": {"q_proj": "four"}"#, "rank_pattern.q_proj"),
     ])
     func otherConfigProblems(_ extra: String, _ message: String) throws {
-        let scratch = try ScratchDirectory("bad")
+        let scratch = try TestDirectory("bad")
         let config = Adapters.config(r: 2, alpha: 2, extra: extra)
         let directory = try Adapters.make(in: scratch, config: config)
         let code: AdapterIOError.Code = message.contains("lora_bias") || message.contains("peft_type") ? .unsupported : .badConfig
@@ -206,7 +207,7 @@ import Testing
         "base_model.model.layers.0.q_proj.lora_A.bias",
     ])
     func nonLoraTensorsAreRefused(_ key: String) throws {
-        let scratch = try ScratchDirectory("bad")
+        let scratch = try TestDirectory("bad")
         let directory = try Adapters.make(in: scratch, config: Adapters.config(r: 2, alpha: 2), extraTensor: key)
         Self.expectRefusal(.unsupported, path: directory + "/adapter_model.safetensors", mentioning: "tensor \(key) is not a LoRA factor") {
             _ = try PeftAdapter.load(path: directory)
@@ -214,7 +215,7 @@ import Testing
     }
 
     @Test func pickleWeightsAskForConversion() throws {
-        let scratch = try ScratchDirectory("bad")
+        let scratch = try TestDirectory("bad")
         let directory = try Adapters.make(in: scratch, config: Adapters.config(r: 2, alpha: 2))
         try FileManager.default.moveItem(atPath: directory + "/adapter_model.safetensors", toPath: directory + "/adapter_model.bin")
         Self.expectRefusal(.unsupported, path: directory, mentioning: "convert it to adapter_model.safetensors") { _ = try PeftAdapter.load(path: directory) }
@@ -223,7 +224,7 @@ import Testing
     }
 
     @Test func adapterNameInKeysIsStripped() throws {
-        let scratch = try ScratchDirectory("names")
+        let scratch = try TestDirectory("names")
         let directory = try Adapters.make(in: scratch, config: Adapters.config(r: 2, alpha: 4), keySuffix: ".default.weight")
         let adapter = try PeftAdapter.load(path: directory)
         #expect(adapter.modules.map(\.name) == [Adapters.moduleName])
@@ -231,7 +232,7 @@ import Testing
     }
 
     @Test func missingPartnerFactor() throws {
-        let scratch = try ScratchDirectory("bad")
+        let scratch = try TestDirectory("bad")
         let directory = scratch.file("adapter")
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         try scratch.write("adapter/adapter_config.json", text: Adapters.config(r: 2, alpha: 2))
@@ -259,7 +260,7 @@ enum Adapters {
     }
 
     /// Writes `adapter/` with a config and one module; `mutate` may edit A and B before writing.
-    static func make(in scratch: ScratchDirectory, config: String, rankA: Int = 2, rankB: Int? = nil,
+    static func make(in scratch: TestDirectory, config: String, rankA: Int = 2, rankB: Int? = nil,
                      keySuffix: String = ".weight", extraTensor: String? = nil,
                      mutate: (inout [Float], inout [Float]) -> Void = { _, _ in }) throws -> String {
         let directory = scratch.file("adapter")

@@ -1,3 +1,4 @@
+import BrickyardTestSupport
 import Foundation
 import Testing
 @testable import AdapterIO
@@ -29,7 +30,7 @@ import Testing
 
     @Test(arguments: expectations)
     func reportMatchesPeft(_ expected: Expectation) throws {
-        let summary = try AdapterSummary(adapter: PeftAdapter.load(path: Fixtures.adapter(expected.adapter)))
+        let summary = try AdapterSummary(adapter: PeftAdapter.load(path: PeftTinyFixtures.adapter(expected.adapter)))
         #expect(summary.dtype == expected.dtype)
         #expect(summary.modules.count == expected.moduleCount)
         for module in summary.modules {
@@ -46,10 +47,10 @@ import Testing
         #expect(summary.parameters == summary.modules.reduce(0) { $0 + $1.rank * ($1.inFeatures + $1.outFeatures) })
     }
 
-    @Test(arguments: Fixtures.adapterNames)
+    @Test(arguments: PeftTinyFixtures.adapterNames)
     func deltaMatchesPeft(_ name: String) throws {
-        let adapter = try PeftAdapter.load(path: Fixtures.adapter(name))
-        let expected = try SafetensorsFile(path: Fixtures.expectedDelta(name))
+        let adapter = try PeftAdapter.load(path: PeftTinyFixtures.adapter(name))
+        let expected = try SafetensorsFile(path: PeftTinyFixtures.expectedDelta(name))
         #expect(expected.tensors.map(\.name) == adapter.modules.map(\.name))
         for module in adapter.modules {
             let (a, b) = try adapter.loadFactors(module)
@@ -68,8 +69,8 @@ import Testing
     }
 
     @Test func frobeniusNormInLowRankFormMatchesDense() throws {
-        for name in Fixtures.adapterNames {
-            let adapter = try PeftAdapter.load(path: Fixtures.adapter(name))
+        for name in PeftTinyFixtures.adapterNames {
+            let adapter = try PeftAdapter.load(path: PeftTinyFixtures.adapter(name))
             for module in adapter.modules {
                 let (a, b) = try adapter.loadFactors(module)
                 let dense = denseDelta(a: a, b: b, rank: module.rank, inFeatures: module.inFeatures,
@@ -83,7 +84,7 @@ import Testing
     }
 
     @Test func tensorReferenceReadsWhatTheFileHolds() throws {
-        let adapter = try PeftAdapter.load(path: Fixtures.adapter("e_bf16"))
+        let adapter = try PeftAdapter.load(path: PeftTinyFixtures.adapter("e_bf16"))
         let module = try #require(adapter.modules.first)
         let (a, b) = try adapter.loadFactors(module)
         #expect(try TensorReader.readFloats(module.a) == a)

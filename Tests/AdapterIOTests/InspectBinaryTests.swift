@@ -10,9 +10,9 @@ import BrickyardTestSupport
     }
 
     @Test func badFileExitsOneWithOneLineNamingTheFile() throws {
-        let scratch = try ScratchDirectory("cli")
+        let scratch = try TestDirectory("cli")
         let path = try scratch.write("broken.safetensors", RawSafetensors.file(header: "not json", data: []))
-        let good = Fixtures.adapter("a_r8")
+        let good = PeftTinyFixtures.adapter("a_r8")
         let result = try Self.run(["inspect", good, path])
         #expect(result.reason == .exit)
         #expect(result.status == 1)
@@ -23,12 +23,12 @@ import BrickyardTestSupport
     }
 
     @Test func jsonReportHasTheDocumentedShape() throws {
-        let result = try Self.run(["inspect", "--json", "--norms", Fixtures.adapter("d_pattern"), Fixtures.adapter("c_rslora")])
+        let result = try Self.run(["inspect", "--json", "--norms", PeftTinyFixtures.adapter("d_pattern"), PeftTinyFixtures.adapter("c_rslora")])
         #expect(result.status == 0, "\(result.stderr)")
         let object = try #require(try JSONSerialization.jsonObject(with: Data(result.stdout.utf8)) as? [String: Any])
         let adapters = try #require(object["adapters"] as? [[String: Any]])
         #expect(adapters.count == 2)
-        #expect(adapters[0]["path"] as? String == Fixtures.adapter("d_pattern"))
+        #expect(adapters[0]["path"] as? String == PeftTinyFixtures.adapter("d_pattern"))
         #expect(adapters[0]["dtype"] as? String == "float32")
         #expect(adapters[0].keys.contains("base_model"))
         let modules = try #require(adapters[0]["modules"] as? [[String: Any]])
@@ -44,7 +44,7 @@ import BrickyardTestSupport
     }
 
     @Test func jsonOnEveryFixtureReportsWhatPeftUses() throws {
-        let result = try Self.run(["inspect", "--json"] + FixtureTests.expectations.map { Fixtures.adapter($0.adapter) })
+        let result = try Self.run(["inspect", "--json"] + FixtureTests.expectations.map { PeftTinyFixtures.adapter($0.adapter) })
         #expect(result.status == 0, "\(result.stderr)")
         let object = try #require(try JSONSerialization.jsonObject(with: Data(result.stdout.utf8)) as? [String: Any])
         let adapters = try #require(object["adapters"] as? [[String: Any]])
@@ -67,7 +67,7 @@ import BrickyardTestSupport
     }
 
     @Test func synthThenInspectLlamaShapes() throws {
-        let scratch = try ScratchDirectory("synth")
+        let scratch = try TestDirectory("synth")
         let synth = try Self.run(["synth", "--out", scratch.path, "--adapters", "2", "--rank", "2", "--shape", "llama3-8b",
                                   "--layers", "1", "--modules", "k,gate,down"])
         #expect(synth.status == 0, "\(synth.stderr)")

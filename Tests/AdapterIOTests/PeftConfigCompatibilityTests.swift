@@ -1,3 +1,4 @@
+import BrickyardTestSupport
 import Foundation
 import Testing
 @testable import AdapterIO
@@ -31,8 +32,8 @@ import Testing
         let keys = Set(try Self.writtenConfig().keys)
         #expect(keys == PeftConfigWriter.keys)
         #expect(keys.isSubset(of: Self.peft0132Fields), "unknown to PEFT 0.13.2: \(keys.subtracting(Self.peft0132Fields).sorted())")
-        for name in Fixtures.adapterNames {
-            let data = try Data(contentsOf: URL(fileURLWithPath: Fixtures.adapter(name) + "/adapter_config.json"))
+        for name in PeftTinyFixtures.adapterNames {
+            let data = try Data(contentsOf: URL(fileURLWithPath: PeftTinyFixtures.adapter(name) + "/adapter_config.json"))
             let peft0212 = Set(try #require(try JSONSerialization.jsonObject(with: data) as? [String: Any]).keys)
             #expect(keys.isSubset(of: peft0212), "\(name): not written by PEFT 0.21.2: \(keys.subtracting(peft0212).sorted())")
         }

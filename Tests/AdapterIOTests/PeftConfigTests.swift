@@ -1,3 +1,4 @@
+import BrickyardTestSupport
 import Foundation
 import Testing
 @testable import AdapterIO
@@ -34,7 +35,7 @@ import Testing
     @Test func fanInFanOutIsRecordedAndFactorShapesStayPeftShapes() throws {
         // PEFT keeps lora_A [r, in] and lora_B [out, r] even with fan_in_fan_out (only ΔW is transposed to
         // the Conv1D weight layout), so the loader records the flag and returns the factors as stored.
-        let scratch = try ScratchDirectory("fan")
+        let scratch = try TestDirectory("fan")
         let directory = try Adapters.make(in: scratch, config: Adapters.config(r: 2, alpha: 2, extra: #""fan_in_fan_out": true"#))
         let adapter = try PeftAdapter.load(path: directory)
         let module = try #require(adapter.modules.first)

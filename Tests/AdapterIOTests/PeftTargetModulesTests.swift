@@ -1,3 +1,4 @@
+import BrickyardTestSupport
 import Foundation
 import Testing
 @testable import AdapterIO
@@ -19,20 +20,20 @@ import Testing
         (#""target_modules": []"#, [fullName]),
     ])
     func targetsFollowWhatTheConfigClaims(extra: String, expected: [String]) throws {
-        let scratch = try ScratchDirectory("targets")
+        let scratch = try TestDirectory("targets")
         let directory = try Adapters.make(in: scratch, config: Adapters.config(r: 2, alpha: 2, extra: extra))
         #expect(try PeftAdapter.load(path: directory).mergeTargetModules == expected)
     }
 
     @Test func bareFilesListTheirModulesByFullName() throws {
-        let scratch = try ScratchDirectory("targets")
+        let scratch = try TestDirectory("targets")
         let directory = try Adapters.make(in: scratch, config: Adapters.config(r: 2, alpha: 2))
         let bare = try PeftAdapter.load(path: directory + "/adapter_model.safetensors", rank: 2, alpha: 2)
         #expect(bare.mergeTargetModules == [Self.fullName])
     }
 
     @Test func fixturesKeepTheirShortNames() throws {
-        let adapter = try PeftAdapter.load(path: Fixtures.adapter("c_rslora"))
+        let adapter = try PeftAdapter.load(path: PeftTinyFixtures.adapter("c_rslora"))
         #expect(adapter.mergeTargetModules == ["k_proj", "o_proj", "q_proj", "v_proj"])
     }
 }

@@ -1,3 +1,4 @@
+import BrickyardTestSupport
 import Foundation
 import Testing
 @testable import AdapterIO
@@ -5,8 +6,8 @@ import Testing
 /// PEFT directory output: config contents and reading back through the loader.
 @Suite struct PeftWriterTests {
     @Test func writtenAdapterReadsBackWithScalingOneAndPerModuleRanks() throws {
-        let scratch = try ScratchDirectory("peft")
-        let source = try PeftAdapter.load(path: Fixtures.adapter("a_r8"))
+        let scratch = try TestDirectory("peft")
+        let source = try PeftAdapter.load(path: PeftTinyFixtures.adapter("a_r8"))
         var entries: [(module: PeftOutputModule, a: [Float], b: [Float])] = []
         for (index, module) in source.modules.enumerated() {
             var (a, b) = try source.loadFactors(module)
@@ -40,13 +41,13 @@ import Testing
     }
 
     @Test func configHasTheCrossVersionKeySet() throws {
-        let scratch = try ScratchDirectory("peft")
+        let scratch = try TestDirectory("peft")
         let directory = scratch.file("out")
         try PeftAdapterWriter.write(directory: directory, modules: [
             (PeftOutputModule(name: "base_model.model.model.layers.0.self_attn.q_proj", rank: 1, inFeatures: 2, outFeatures: 2), [1, 2], [3, 4]),
         ], config: PeftOutputConfig())
         let ours = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: directory + "/adapter_config.json"))) as? [String: Any]
-        let peft = try JSONSerialization.jsonObject(with: Data(contentsOf: Fixtures.root.appendingPathComponent("adapters/a_r8/adapter_config.json"))) as? [String: Any]
+        let peft = try JSONSerialization.jsonObject(with: Data(contentsOf: PeftTinyFixtures.root.appendingPathComponent("adapters/a_r8/adapter_config.json"))) as? [String: Any]
         let ourKeys = Set(try #require(ours).keys)
         // Only fields PEFT itself writes, and only the long-standing ones (see PeftConfigCompatibilityTests).
         #expect(ourKeys.isSubset(of: Set(try #require(peft).keys)))
@@ -57,7 +58,7 @@ import Testing
     }
 
     @Test func refusesToReplaceAnExistingDirectoryUnlessAsked() throws {
-        let scratch = try ScratchDirectory("peft")
+        let scratch = try TestDirectory("peft")
         let directory = scratch.file("out")
         let module = PeftOutputModule(name: "m.q_proj", rank: 1, inFeatures: 1, outFeatures: 1)
         try PeftAdapterWriter.write(directory: directory, modules: [(module, [1], [2])], config: PeftOutputConfig())
@@ -71,7 +72,7 @@ import Testing
     }
 
     @Test func extraFilesAppearWithTheAdapter() throws {
-        let scratch = try ScratchDirectory("peft")
+        let scratch = try TestDirectory("peft")
         let directory = scratch.file("out")
         let writer = try PeftAdapterWriter(directory: directory, modules: [PeftOutputModule(name: "m.q_proj", rank: 1, inFeatures: 1, outFeatures: 1)],
                                            config: PeftOutputConfig())

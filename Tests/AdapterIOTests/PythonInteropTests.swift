@@ -1,3 +1,4 @@
+import BrickyardTestSupport
 import Foundation
 import Testing
 @testable import AdapterIO
@@ -17,7 +18,7 @@ import Testing
 
     @Test(.enabled(if: pythonAvailable), arguments: [DType.f32, .f16])
     func pythonSafetensorsReadsOurFiles(_ dtype: DType) throws {
-        let scratch = try ScratchDirectory("interop")
+        let scratch = try TestDirectory("interop")
         let path = scratch.file("x.safetensors")
         let values: [Float] = [1.5, -2.25, 0.125, 1024, -0.5, 3]
         try SafetensorsWriter.write(path: path, tensors: [

@@ -1,3 +1,4 @@
+import BrickyardTestSupport
 import Foundation
 import Testing
 @testable import AdapterIO
@@ -10,7 +11,7 @@ import Testing
 
     @Test(arguments: [DType.f32, .f16, .bf16])
     func roundTripsThroughTheReader(_ dtype: DType) throws {
-        let scratch = try ScratchDirectory("writer")
+        let scratch = try TestDirectory("writer")
         let path = scratch.file("out.safetensors")
         let a = Self.sample(12, seed: 1)
         let b = Self.sample(6, seed: 2)
@@ -35,7 +36,7 @@ import Testing
     }
 
     @Test func headerIsCompactSortedAndSpacePadded() throws {
-        let scratch = try ScratchDirectory("writer")
+        let scratch = try TestDirectory("writer")
         let path = scratch.file("h.safetensors")
         try SafetensorsWriter.write(path: path, tensors: [
             (TensorDeclaration(name: "b", dtype: .f32, shape: [1]), [1]),
@@ -51,7 +52,7 @@ import Testing
     }
 
     @Test func streamingAcceptsAnyOrderAndRefusesToFinishIncomplete() throws {
-        let scratch = try ScratchDirectory("writer")
+        let scratch = try TestDirectory("writer")
         let path = scratch.file("s.safetensors")
         let writer = try SafetensorsWriter(path: path, tensors: [
             TensorDeclaration(name: "a", dtype: .bf16, shape: [2]),
@@ -70,7 +71,7 @@ import Testing
     }
 
     @Test func droppedWriterLeavesNothing() throws {
-        let scratch = try ScratchDirectory("writer")
+        let scratch = try TestDirectory("writer")
         do {
             let writer = try SafetensorsWriter(path: scratch.file("x.safetensors"), tensors: [TensorDeclaration(name: "a", dtype: .f32, shape: [1])])
             try writer.write("a", [1])
@@ -83,7 +84,7 @@ import Testing
 @Suite struct SafetensorsFloat32BytesTests {
     @Test("Float32 bytes at an odd offset write the same file as the Float values", arguments: [DType.f32, .f16, .bf16])
     func bytesEqualValues(_ dtype: DType) throws {
-        let scratch = try ScratchDirectory("writer-bytes")
+        let scratch = try TestDirectory("writer-bytes")
         let values = SafetensorsWriterTests.sample(300_001, seed: 3)
         let declaration = TensorDeclaration(name: "w", dtype: dtype, shape: [values.count])
         try SafetensorsWriter.write(path: scratch.file("values.safetensors"), tensors: [(declaration, values)])
@@ -98,7 +99,7 @@ import Testing
 
     @Test("a byte count that does not match the shape is refused")
     func wrongByteCountIsRefused() throws {
-        let scratch = try ScratchDirectory("writer-bytes")
+        let scratch = try TestDirectory("writer-bytes")
         let writer = try SafetensorsWriter(path: scratch.file("x.safetensors"),
                                            tensors: [TensorDeclaration(name: "w", dtype: .f32, shape: [4])])
         let raw = [UInt8](repeating: 0, count: 15)

@@ -1,3 +1,4 @@
+import BrickyardTestSupport
 import Foundation
 import Testing
 @testable import AdapterIO
@@ -5,8 +6,8 @@ import Testing
 /// The synthetic pool: deterministic bytes, requested shapes and ranks, valid PEFT directories.
 @Suite struct SyntheticPoolTests {
     @Test func sameOptionsGiveIdenticalBytes() throws {
-        let first = try ScratchDirectory("pool")
-        let second = try ScratchDirectory("pool")
+        let first = try TestDirectory("pool")
+        let second = try TestDirectory("pool")
         let pool = try SyntheticPool(adapterCount: 2, rank: 3, seed: 42)
         try pool.write(to: first.path)
         try pool.write(to: second.path)
@@ -17,14 +18,14 @@ import Testing
                 #expect(a == b, "\(adapter)/\(file)")
             }
         }
-        let other = try ScratchDirectory("pool")
+        let other = try TestDirectory("pool")
         try SyntheticPool(adapterCount: 1, rank: 3, seed: 43).write(to: other.path)
         let differentSeed = try Data(contentsOf: URL(fileURLWithPath: other.path + "/adapter-000/adapter_model.safetensors"))
         #expect(differentSeed != (try Data(contentsOf: URL(fileURLWithPath: first.path + "/adapter-000/adapter_model.safetensors"))))
     }
 
     @Test func rankSpreadAndTinyShapes() throws {
-        let scratch = try ScratchDirectory("pool")
+        let scratch = try TestDirectory("pool")
         let paths = try SyntheticPool(adapterCount: 3, rank: 4, dtype: .f32, rankSpread: true).write(to: scratch.path)
         let adapters = try paths.map { try PeftAdapter.load(path: $0) }
         #expect(adapters.map { $0.modules[0].rank } == [2, 4, 8])
@@ -46,7 +47,7 @@ import Testing
     /// With shared units and no noise, every rank-one unit of every adapter is ± one of the K dictionary units
     /// (gauge sign on both factors, so the contribution b·aᵀ points the same way up to its magnitude).
     @Test func sharedUnitsComeFromTheModuleDictionary() throws {
-        let scratch = try ScratchDirectory("pool")
+        let scratch = try TestDirectory("pool")
         let paths = try SyntheticPool(adapterCount: 4, rank: 4, modules: ["q"], dtype: .f32, sharedUnits: 3, noise: 0)
             .write(to: scratch.path)
         var directions: [[Float]] = []  // distinct unit A-directions, up to sign

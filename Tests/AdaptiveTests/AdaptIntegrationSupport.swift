@@ -46,22 +46,11 @@ enum AdaptEnvironment {
         return directory
     }
 
-    /// Runs a program to completion, stdout and stderr merged.
+    /// Runs a program to completion with one thread for torch and BLAS; stdout then stderr in `output`.
     static func runProgram(_ program: String, _ arguments: [String], environment: [String: String] = [:]) throws -> (status: Int32, output: String) {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: program)
-        process.arguments = arguments
-        var env = ProcessInfo.processInfo.environment
-        env["OMP_NUM_THREADS"] = "1"; env["OPENBLAS_NUM_THREADS"] = "1"; env["HF_HUB_OFFLINE"] = "1"
-        for (key, value) in environment { env[key] = value }
-        process.environment = env
-        let pipe = Pipe()
-        process.standardOutput = pipe
-        process.standardError = pipe
-        try process.run()
-        let data = pipe.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        return (process.terminationStatus, String(decoding: data, as: UTF8.self))
+        let threads = ["OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"]
+        let run = try CapturedRun.run(program, arguments, environment: threads.merging(environment) { $1 })
+        return (run.status, run.stdout + run.stderr)
     }
 
     /// `brickyard ARGS` to completion.

@@ -1,29 +1,11 @@
 import AdapterIO
+import BrickyardTestSupport
 import Foundation
 import MergeEngine
 import Testing
 @testable import Adaptive
 
-private let fixtures = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
-    .appendingPathComponent("Fixtures/peft-tiny/adapters").path
-
-/// Σ over the adapter's modules of s·B·A, dense [out·in] per module, Float64.
-private func denseUpdates(_ adapter: LoadedAdapter, weight: (String) -> Double = { _ in 1 }) throws -> [String: [Double]] {
-    var result: [String: [Double]] = [:]
-    for (name, entry) in try AdapterSimilarity.terms(adapter) {
-        let (term, out, inFeatures) = (entry.term, entry.out, entry.in)
-        var matrix = [Double](repeating: 0, count: out * inFeatures)
-        for row in 0..<out {
-            for column in 0..<inFeatures {
-                var sum = 0.0
-                for k in 0..<term.rank { sum += Double(term.b[row * term.rank + k]) * Double(term.a[k * inFeatures + column]) }
-                matrix[row * inFeatures + column] = weight(name) * term.coefficient * sum
-            }
-        }
-        result[name] = matrix
-    }
-    return result
-}
+private let fixtures = PeftTinyFixtures.root.appendingPathComponent("adapters").path
 
 @Suite("Learned merge output")
 struct AdaptOutputTests {

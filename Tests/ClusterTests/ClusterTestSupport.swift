@@ -5,77 +5,10 @@ import Testing
 import Glibc
 #endif
 
-/// A unique folder per test, removed at the end unless BRICKYARD_TEST_KEEP is set.
-struct Scratch {
-    let path: String
-
-    init(_ label: String) throws {
-        path = NSTemporaryDirectory() + "brickyard-cluster-\(label)-\(UUID().uuidString.prefix(8))"
-        try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
-    }
-
-    func remove() {
-        if ProcessInfo.processInfo.environment["BRICKYARD_TEST_KEEP"] == nil { try? FileManager.default.removeItem(atPath: path) }
-    }
-
-    /// A job file over the peft-tiny fixtures (cat: exact and fast).
-    func writeJob(method: String = "cat", adapters: [String] = ["a_r8", "b_r4", "c_rslora", "d_pattern", "e_bf16"],
-                  extra: String = "") throws -> String {
-        let job = path + "/job-\(UUID().uuidString.prefix(6)).yaml"
-        var text = "method: \(method)\n\(extra)adapters:\n"
-        for name in adapters { text += "  - path: \(Fixtures.adapter(name))\n" }
-        try text.write(toFile: job, atomically: true, encoding: .utf8)
-        return job
-    }
-
-    func read(_ relative: String) -> String {
-        (try? String(contentsOfFile: path + "/" + relative, encoding: .utf8)) ?? ""
-    }
-}
-
-enum Fixtures {
-    static let peftTiny = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
-        .appendingPathComponent("Fixtures/peft-tiny")
-
-    static func adapter(_ name: String) -> String { peftTiny.appendingPathComponent("adapters/\(name)").path }
-}
-
-/// Runs a tool to completion (pipes drained before waiting).
+/// Runs a tool found on PATH to completion (`CapturedRun.run`).
 @discardableResult
-func runTool(_ tool: String, _ arguments: [String], environment: [String: String] = [:]) throws -> ToolRun {
-    let process = Process()
-    process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-    process.arguments = [tool] + arguments
-    process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
-    let out = Pipe(), err = Pipe()
-    process.standardOutput = out
-    process.standardError = err
-    try process.run()
-    nonisolated(unsafe) var errData = Data()
-    let group = DispatchGroup()
-    group.enter()
-    DispatchQueue.global().async { errData = err.fileHandleForReading.readDataToEndOfFile(); group.leave() }
-    let outData = out.fileHandleForReading.readDataToEndOfFile()
-    group.wait()
-    process.waitUntilExit()
-    return ToolRun(status: process.terminationStatus, stdout: String(decoding: outData, as: UTF8.self),
-                   stderr: String(decoding: errData, as: UTF8.self))
-}
-
-struct ToolRun {
-    var status: Int32
-    var stdout: String
-    var stderr: String
-}
-
-/// Polls `condition` until true or `timeout`.
-func eventually(timeout: Duration = .seconds(30), interval: Double = 0.05, _ condition: () -> Bool) -> Bool {
-    let deadline = ContinuousClock.now + timeout
-    while ContinuousClock.now < deadline {
-        if condition() { return true }
-        Thread.sleep(forTimeInterval: interval)
-    }
-    return condition()
+func runTool(_ tool: String, _ arguments: [String], environment: [String: String] = [:]) throws -> CapturedRun {
+    try CapturedRun.run("/usr/bin/env", [tool] + arguments, environment: environment)
 }
 
 /// A long-running child (coordinator, worker) with its output in a log file; killed by `stop()`.

@@ -105,7 +105,7 @@ struct NetworkNamespaceTests {
     /// intruder is refused and says why; the job finishes with the bytes of a local merge.
     @Test func workerWhoseLinkIsCutMidTaskIsReplacedAndAnUnknownKeyIsRefused() throws {
         try #require(HostNetwork.availability.ok, "\(HostNetwork.availability.reason)")
-        let scratch = try Scratch("netns")
+        let scratch = try TestDirectory("netns")
         defer { scratch.remove() }
         let network = HostNetwork()
         var children: [Child] = []

@@ -28,7 +28,7 @@ struct SlurmIntegrationTests {
     @Test(arguments: Interruption.allCases)
     func requeuedMidRunResumesAndMatchesALocalMerge(interruption: Interruption) throws {
         try #require(LocalSlurm.reachable, "Slurm is required (BRICKYARD_REQUIRE_SLURM=1) but no controller answers")
-        let scratch = try Scratch("slurm-\(interruption.rawValue)")
+        let scratch = try TestDirectory("slurm-\(interruption.rawValue)")
         defer { scratch.remove() }
         let job = try scratch.writeJob()
         let reference = scratch.path + "/local"
@@ -132,7 +132,7 @@ struct SlurmIntegrationTests {
 
     @Test func runDirectoryOfAnotherJobIsRefused() throws {
         try #require(LocalSlurm.reachable, "Slurm is required (BRICKYARD_REQUIRE_SLURM=1) but no controller answers")
-        let scratch = try Scratch("slurm-other")
+        let scratch = try TestDirectory("slurm-other")
         defer { scratch.remove() }
         let first = try scratch.writeJob(adapters: ["a_r8", "b_r4"])
         let second = try scratch.writeJob(adapters: ["a_r8", "e_bf16"])

@@ -12,7 +12,7 @@ import Glibc
 /// `brickyard submit … --dry-run`: what it prints, checked by the tools that will consume it.
 @Suite struct SubmitDryRunTests {
     @Test func slurmScriptHasTheRequestedLayoutAndRequeueSettings() throws {
-        let scratch = try Scratch("slurm-dry")
+        let scratch = try TestDirectory("slurm-dry")
         defer { scratch.remove() }
         let job = try scratch.writeJob()
         let runDirectory = scratch.path + "/run"
@@ -41,7 +41,7 @@ import Glibc
     }
 
     @Test func noCurveIsOptInAndLoud() throws {
-        let scratch = try Scratch("slurm-nocurve")
+        let scratch = try TestDirectory("slurm-nocurve")
         defer { scratch.remove() }
         let job = try scratch.writeJob()
         let result = try BrickyardExecutable.run(["submit", "slurm", job, "--out", scratch.path + "/run", "--nodes", "1",
@@ -55,7 +55,7 @@ import Glibc
     /// The keys submit writes for a run: the layout `keys generate` makes, secrets 0600 in a 0700 folder, the
     /// public files matching their secrets; a second call keeps them (a resubmission keeps its keys).
     @Test func runKeysAreGeneratedOnceWithPrivateModes() throws {
-        let scratch = try Scratch("runkeys")
+        let scratch = try TestDirectory("runkeys")
         defer { scratch.remove() }
         let run = RunDirectory(scratch.path + "/run")
         try run.create()
@@ -90,7 +90,7 @@ import Glibc
     @Test(.enabled(if: LocalSlurm.enabled, "needs a Slurm controller (scripts/start-slurm)"))
     func sbatchTestOnlyAcceptsTheScript() throws {
         try #require(LocalSlurm.reachable, "Slurm is required (BRICKYARD_REQUIRE_SLURM=1) but no controller answers")
-        let scratch = try Scratch("slurm-testonly")
+        let scratch = try TestDirectory("slurm-testonly")
         defer { scratch.remove() }
         let job = try scratch.writeJob()
         try FileManager.default.createDirectory(atPath: scratch.path + "/run", withIntermediateDirectories: true)
@@ -114,7 +114,7 @@ import Glibc
         (["--nodes", "1", "--threads", "0"], "--threads"),
     ])
     func badSlurmArgumentsAreRefusedOnOneLine(arguments: [String], names: String) throws {
-        let scratch = try Scratch("slurm-bad")
+        let scratch = try TestDirectory("slurm-bad")
         defer { scratch.remove() }
         let job = try scratch.writeJob()
         let result = try BrickyardExecutable.run(["submit", "slurm", job, "--out", scratch.path + "/run", "--dry-run"] + arguments)
@@ -124,7 +124,7 @@ import Glibc
     }
 
     @Test func runDirectoryWithSpacesIsRefused() throws {
-        let scratch = try Scratch("slurm-space")
+        let scratch = try TestDirectory("slurm-space")
         defer { scratch.remove() }
         let job = try scratch.writeJob()
         let result = try BrickyardExecutable.run(["submit", "slurm", job, "--out", scratch.path + "/my run", "--nodes", "1", "--dry-run"])
@@ -133,7 +133,7 @@ import Glibc
     }
 
     @Test func missingJobFileIsOneLine() throws {
-        let scratch = try Scratch("slurm-missing")
+        let scratch = try TestDirectory("slurm-missing")
         defer { scratch.remove() }
         let result = try BrickyardExecutable.run(["submit", "slurm", scratch.path + "/nope.yaml", "--out", scratch.path + "/run",
                                                   "--nodes", "1", "--dry-run"])
@@ -144,7 +144,7 @@ import Glibc
 
     @Test(arguments: [1, 4])
     func kubernetesManifestsParseAndCarryWhatWasAsked(workers: Int) throws {
-        let scratch = try Scratch("k8s")
+        let scratch = try TestDirectory("k8s")
         defer { scratch.remove() }
         let job = scratch.path + "/merge-job.yaml"
         try "method: cat\nadapters:\n  - path: /data/adapters/a\n  - path: /data/adapters/b\n".write(toFile: job, atomically: true, encoding: .utf8)
@@ -221,7 +221,7 @@ import Glibc
     /// Without --keys-secret, submit renders a Secret NAME-keys with fresh key pairs (usable key files: each
     /// public key belongs to its secret); --no-curve renders no keys at all and says so.
     @Test func kubernetesRendersASecretWithFreshKeysUnlessCurveIsOff() throws {
-        let scratch = try Scratch("k8s-keys")
+        let scratch = try TestDirectory("k8s-keys")
         defer { scratch.remove() }
         let job = scratch.path + "/soup.yaml"
         try "method: cat\nadapters:\n  - path: /data/adapters/a\n".write(toFile: job, atomically: true, encoding: .utf8)
@@ -274,7 +274,7 @@ import Glibc
     }
 
     @Test func kubernetesRefusesNamesThatAreNotDNSLabels() throws {
-        let scratch = try Scratch("k8s-bad")
+        let scratch = try TestDirectory("k8s-bad")
         defer { scratch.remove() }
         let job = try scratch.writeJob()
         let result = try BrickyardExecutable.run(["submit", "k8s", job, "--name", "Bad_Name", "--workers", "2", "--dry-run"])

@@ -1,3 +1,4 @@
+import BrickyardTestSupport
 import Foundation
 import Testing
 @testable import AdapterIO
@@ -5,7 +6,7 @@ import Testing
 
 /// Every bad job is one clear error naming the job file and key, and nothing is written.
 @Suite struct BadJobTests {
-    static let fixtures = EngineFixtures.root.appendingPathComponent("adapters").path
+    static let fixtures = PeftTinyFixtures.root.appendingPathComponent("adapters").path
 
     /// (name, YAML body after `adapters`-independent keys, text the error must contain)
     static let cases: [(String, String, String)] = [
@@ -28,11 +29,11 @@ import Testing
 
     @Test(arguments: cases)
     func badJobIsOneLineErrorAndWritesNothing(name: String, yaml: String, mention: String) throws {
-        let scratch = try EngineScratch("badjob")
+        let scratch = try TestDirectory("badjob")
         let jobPath = scratch.file("job.yaml")
         try yaml.write(toFile: jobPath, atomically: true, encoding: .utf8)
         for adapter in ["a_r8", "b_r4"] {
-            try FileManager.default.createSymbolicLink(atPath: scratch.file(adapter), withDestinationPath: EngineFixtures.adapter(adapter))
+            try FileManager.default.createSymbolicLink(atPath: scratch.file(adapter), withDestinationPath: PeftTinyFixtures.adapter(adapter))
         }
         let out = scratch.file("out")
         let error = #expect(throws: (any Error).self) {
@@ -71,7 +72,7 @@ import Testing
     }
 
     @Test func nonEmptyOutputDirectoryIsRefusedWithoutForce() throws {
-        let scratch = try EngineScratch("existing")
+        let scratch = try TestDirectory("existing")
         let out = scratch.file("out")
         try FileManager.default.createDirectory(atPath: out, withIntermediateDirectories: false)
         try "keep me".write(toFile: out + "/note.txt", atomically: true, encoding: .utf8)

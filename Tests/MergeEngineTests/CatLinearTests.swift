@@ -1,3 +1,4 @@
+import BrickyardTestSupport
 import Testing
 @testable import AdapterIO
 @testable import MergeEngine
@@ -10,7 +11,7 @@ import Testing
     ])
     func catEqualsPeftCat(adapters: [String], expectedFile: String) throws {
         let plan = try Planner.plan(job: .fixtureJob(.cat, adapters: adapters))
-        let expected = try SafetensorsFile(path: EngineFixtures.expected(expectedFile))
+        let expected = try SafetensorsFile(path: PeftTinyFixtures.expected(expectedFile))
         #expect(Set(plan.modules.map(\.name)) == Set(expected.tensors.map(\.name)))
         for module in plan.modules {
             let result = try ModuleMerger.merge(module.loadInput(), spec: plan.spec, seed: module.seed)

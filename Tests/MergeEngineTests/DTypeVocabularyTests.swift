@@ -26,7 +26,7 @@ import Testing
     }
 
     @Test func synthAndJobFilesTakeBothSpellingsAndPrintTheLongOne() throws {
-        let scratch = try EngineScratch("dtype-words")
+        let scratch = try TestDirectory("dtype-words")
         var pools: [Data] = []
         for spelling in ["bf16", "bfloat16"] {
             let pool = scratch.file("pool-\(spelling)")
@@ -43,7 +43,7 @@ import Testing
         var outputs: [Data] = []
         for spelling in ["f16", "float16"] {
             let job = scratch.file("job-\(spelling).yaml")
-            try "method: cat\noutput: {dtype: \(spelling)}\nadapters:\n  - path: \(EngineFixtures.adapter("a_r8"))\n"
+            try "method: cat\noutput: {dtype: \(spelling)}\nadapters:\n  - path: \(PeftTinyFixtures.adapter("a_r8"))\n"
                 .write(toFile: job, atomically: true, encoding: .utf8)
             let out = scratch.file("out-\(spelling)")
             let run = try BrickyardExecutable.run(["merge", job, "--out", out, "--in-process"])

@@ -1,31 +1,7 @@
+import BrickyardTestSupport
 import Foundation
 @testable import AdapterIO
 @testable import MergeEngine
-
-/// Fixture locations for engine tests (a copy of the shared peft-tiny fixtures).
-enum EngineFixtures {
-    static let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
-        .appendingPathComponent("Fixtures/peft-tiny")
-
-    static func adapter(_ name: String) -> String { root.appendingPathComponent("adapters/\(name)").path }
-    static func expected(_ file: String) -> String { root.appendingPathComponent("expected/\(file)").path }
-}
-
-/// A unique scratch directory per test, removed afterwards.
-final class EngineScratch {
-    let path: String
-
-    init(_ label: String) throws {
-        path = FileManager.default.temporaryDirectory.appendingPathComponent("brickyard-engine-\(label)-\(UUID().uuidString)").path
-        try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
-    }
-
-    deinit { try? FileManager.default.removeItem(atPath: path) }
-
-    func file(_ name: String) -> String { path + "/" + name }
-
-    func exists(_ name: String) -> Bool { FileManager.default.fileExists(atPath: file(name)) }
-}
 
 /// Deterministic pseudo-random test data (no dependency on the code under test's generators).
 struct TestRandom {
@@ -101,7 +77,7 @@ extension JobSpec {
     static func fixtureJob(_ method: MergeMethodName, adapters: [String], weights: [Double]? = nil, rank: Int? = nil,
                            parameters: [String: ParameterValue] = [:], normalize: Bool = true, dtype: DType = .f32) -> JobSpec {
         let entries = adapters.enumerated().map { index, name in
-            AdapterEntry(path: EngineFixtures.adapter(name), weight: weights?[index] ?? 1)
+            AdapterEntry(path: PeftTinyFixtures.adapter(name), weight: weights?[index] ?? 1)
         }
         return JobSpec(method: method, rank: rank, normalize: normalize, parameters: parameters, outputDType: dtype,
                        adapters: entries, sourcePath: "test-job.yaml")

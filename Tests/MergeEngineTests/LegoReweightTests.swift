@@ -1,3 +1,4 @@
+import BrickyardTestSupport
 import Foundation
 import Testing
 @testable import AdapterIO
@@ -160,7 +161,7 @@ enum SoupPools {
     /// in both bases (the pool is written by the real generator and merged through the planner).
     @Test(arguments: [(UInt64(1), 4), (2, 4), (3, 8), (4, 2)])
     func dualIsBoundedOnSharedUnitPools(seed: UInt64, k: Int) throws {
-        let scratch = try EngineScratch("shared-\(seed)")
+        let scratch = try TestDirectory("shared-\(seed)")
         let pool = try SyntheticPool(shape: .tiny, adapterCount: 12, rank: 4, layers: 1, modules: ["q", "v", "up", "down"],
                                  dtype: .f32, seed: seed, rankSpread: seed % 2 == 0, sharedUnits: 4 * k)
         _ = try pool.write(to: scratch.path)
@@ -218,8 +219,8 @@ enum SoupPools {
     }
 
     @Test func jobFileReadsAndValidatesScale() throws {
-        let scratch = try EngineScratch("scale")
-        let adapter = EngineFixtures.adapter("a_r8")
+        let scratch = try TestDirectory("scale")
+        let adapter = PeftTinyFixtures.adapter("a_r8")
         let job = try JobSpec.parse(yaml: "method: cat\nscale: 1.5\nadapters:\n  - path: \(adapter)\n", baseDirectory: scratch.path)
         #expect(job.scale == 1.5)
         #expect(try MergeSpec.resolve(job: job, largestInputRank: 8).scale == 1.5)
@@ -241,7 +242,7 @@ enum SoupPools {
 
     /// The report records the scale, and `scale` in the written adapter is the product of the two runs.
     @Test func reportRecordsScale() throws {
-        let scratch = try EngineScratch("scale-report")
+        let scratch = try TestDirectory("scale-report")
         var job = JobSpec.fixtureJob(.svd, adapters: ["a_r8", "b_r4"], rank: 4)
         job.scale = 2
         let report = try LocalMerge.run(plan: try Planner.plan(job: job), outputDirectory: scratch.file("out"))
@@ -254,7 +255,7 @@ enum SoupPools {
 /// The CLI's quality warnings, from the report.
 @Suite struct QualityWarningTests {
     @Test func warnsAboutErrorsAboveOneAndCatchAllClusters() throws {
-        let scratch = try EngineScratch("warnings")
+        let scratch = try TestDirectory("warnings")
         let pool = try SyntheticPool(shape: .tiny, adapterCount: 8, rank: 8, layers: 1, modules: ["q", "v"], dtype: .f32,
                                      seed: 5)
         _ = try pool.write(to: scratch.path)

@@ -10,15 +10,15 @@ import BrickyardTestSupport
         return (run.status, run.stdout, run.stderr)
     }
 
-    static func job(_ scratch: EngineScratch, _ body: String) throws -> String {
+    static func job(_ scratch: TestDirectory, _ body: String) throws -> String {
         let path = scratch.file("job.yaml")
-        let adapters = "adapters:\n  - path: \(EngineFixtures.adapter("a_r8"))\n  - path: \(EngineFixtures.adapter("b_r4"))\n"
+        let adapters = "adapters:\n  - path: \(PeftTinyFixtures.adapter("a_r8"))\n  - path: \(PeftTinyFixtures.adapter("b_r4"))\n"
         try (body + adapters).write(toFile: path, atomically: true, encoding: .utf8)
         return path
     }
 
     @Test func goodJobWritesTheAdapterAndPrintsASummary() throws {
-        let scratch = try EngineScratch("cli-good")
+        let scratch = try TestDirectory("cli-good")
         let out = scratch.file("merged")
         let result = try Self.run(["merge", try Self.job(scratch, "method: ties\nrank: 4\n"), "--out", out])
         #expect(result.status == 0, "\(result.stderr)")
@@ -33,7 +33,7 @@ import BrickyardTestSupport
         ("method: merge_everything\n", "method"),
     ])
     func badJobExitsOneWithOneLineAndWritesNothing(body: String, key: String) throws {
-        let scratch = try EngineScratch("cli-bad")
+        let scratch = try TestDirectory("cli-bad")
         let out = scratch.file("merged")
         let jobPath = try Self.job(scratch, body)
         let result = try Self.run(["merge", jobPath, "--out", out])

@@ -1,3 +1,4 @@
+import BrickyardTestSupport
 import Foundation
 import Testing
 @testable import AdapterIO
@@ -44,7 +45,7 @@ import Testing
     }
 
     @Test func localMergeReportsProgressPerModule() throws {
-        let scratch = try EngineScratch("progress")
+        let scratch = try TestDirectory("progress")
         let plan = try Planner.plan(job: .fixtureJob(.cat, adapters: ["a_r8", "b_r4"]))
         var seen: [Int] = []
         try LocalMerge.run(plan: plan, outputDirectory: scratch.file("out")) { seen.append($0.done) }

@@ -1,3 +1,4 @@
+import BrickyardTestSupport
 import Foundation
 import Testing
 @testable import AdapterIO
@@ -15,7 +16,7 @@ import Testing
     /// PEFT rank/alpha-pattern rules) as the merged ΔW.
     @Test(arguments: [DType.f32, .bf16])
     func mergedDirectoryHasPeftLayout(dtype: DType) throws {
-        let scratch = try EngineScratch("layout")
+        let scratch = try TestDirectory("layout")
         let out = scratch.file("merged")
         let plan = try Planner.plan(job: .fixtureJob(.cat, adapters: Self.all, dtype: dtype))
         let report = try LocalMerge.run(plan: plan, outputDirectory: out)
@@ -27,7 +28,7 @@ import Testing
         #expect(weights.metadata["format"] == "pt")
 
         let config = try Self.json(out + "/adapter_config.json")
-        let fixtureConfig = try Self.json(EngineFixtures.adapter("a_r8") + "/adapter_config.json")
+        let fixtureConfig = try Self.json(PeftTinyFixtures.adapter("a_r8") + "/adapter_config.json")
         // A subset of what PEFT 0.21 writes that older PEFT also accepts (AdapterIOTests/PeftConfigCompatibilityTests).
         #expect(Set(config.keys).isSubset(of: Set(fixtureConfig.keys)))
         #expect(Set(config.keys).isSuperset(of: ["r", "lora_alpha", "rank_pattern", "alpha_pattern", "target_modules", "use_rslora"]))
@@ -62,7 +63,7 @@ import Testing
 
     @Test(arguments: [MergeMethodName.cat, .ties, .dareLinear])
     func outputIsByteIdenticalAcrossRuns(method: MergeMethodName) throws {
-        let scratch = try EngineScratch("repeat")
+        let scratch = try TestDirectory("repeat")
         let job = JobSpec.fixtureJob(method, adapters: ["a_r8", "c_rslora", "e_bf16"], rank: 6)
         try LocalMerge.run(plan: Planner.plan(job: job), outputDirectory: scratch.file("one"))
         try LocalMerge.run(plan: Planner.plan(job: job), outputDirectory: scratch.file("two"))
@@ -75,7 +76,7 @@ import Testing
 
     /// The streaming form refuses results that do not match the declaration, and leaves nothing behind.
     @Test func streamingRejectsUndeclaredResultsAndWritesNothing() throws {
-        let scratch = try EngineScratch("stream")
+        let scratch = try TestDirectory("stream")
         let plan = try Planner.plan(job: .fixtureJob(.cat, adapters: ["a_r8"]))
         let results = try plan.modules.map { try ModuleMerger.merge($0.loadInput(), spec: plan.spec, seed: $0.seed) }
         let report = MergeReport(plan: plan, modules: [], wallSeconds: 0)
@@ -115,7 +116,7 @@ import Testing
 
     /// An existing empty directory is taken over; a file in the way is refused.
     @Test func emptyDirectoryIsReplacedAndFileIsRefused() throws {
-        let scratch = try EngineScratch("empty")
+        let scratch = try TestDirectory("empty")
         let plan = try Planner.plan(job: .fixtureJob(.cat, adapters: ["b_r4"]))
         let out = scratch.file("out")
         try FileManager.default.createDirectory(atPath: out, withIntermediateDirectories: false)

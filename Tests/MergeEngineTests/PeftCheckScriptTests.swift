@@ -1,3 +1,4 @@
+import BrickyardTestSupport
 import Foundation
 import Testing
 @testable import MergeEngine
@@ -10,7 +11,7 @@ import Testing
 
     @Test(.enabled(if: python != nil, "python3 not installed"))
     func mixedRankOutputPassesPeftsPatternRules() throws {
-        let scratch = try EngineScratch("peft-check")
+        let scratch = try TestDirectory("peft-check")
         let out = scratch.file("merged")
         // cat of every fixture: modules missing from some adapters end up with different ranks (rank_pattern).
         try LocalMerge.run(plan: Planner.plan(job: .fixtureJob(.cat, adapters: ["a_r8", "b_r4", "c_rslora", "d_pattern", "e_bf16"])),

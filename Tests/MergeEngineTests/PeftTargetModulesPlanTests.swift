@@ -1,3 +1,4 @@
+import BrickyardTestSupport
 import AdapterIO
 import Foundation
 import Testing
@@ -7,9 +8,9 @@ import Testing
 /// has factors (real PEFT warns "Found missing adapter keys" otherwise: scripts/peft-check, pool syn_part).
 @Suite struct PeftTargetModulesPlanTests {
     /// A copy of fixture `name` whose config gets `edit` applied.
-    static func editedCopy(of name: String, in scratch: EngineScratch, _ edit: (inout [String: Any]) -> Void) throws -> String {
+    static func editedCopy(of name: String, in scratch: TestDirectory, _ edit: (inout [String: Any]) -> Void) throws -> String {
         let copy = scratch.file(name)
-        try FileManager.default.copyItem(atPath: EngineFixtures.adapter(name), toPath: copy)
+        try FileManager.default.copyItem(atPath: PeftTinyFixtures.adapter(name), toPath: copy)
         let configPath = copy + "/adapter_config.json"
         var config = try #require(try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: configPath))) as? [String: Any])
         edit(&config)
@@ -23,7 +24,7 @@ import Testing
 
     @Test(arguments: ["regex", "layers_to_transform"])
     func partialInputsAreListedByFullName(how: String) throws {
-        let scratch = try EngineScratch("targets")
+        let scratch = try TestDirectory("targets")
         let partial = try Self.editedCopy(of: "c_rslora", in: scratch) { config in
             if how == "regex" {
                 config["target_modules"] = #"model\.layers\.\d+\.self_attn\.[kqvo]_proj"#

@@ -1,3 +1,4 @@
+import BrickyardTestSupport
 import AdapterIO
 import Foundation
 import Kernels
@@ -9,7 +10,7 @@ import Testing
 /// (`ModuleQuality`, `report: exact`: dense routes on the module's stacked input) applied to the split result.
 @Suite struct SplitQualityTests {
     /// 12 rank-8 adapters of the tiny shape (q 64×64, up 128×64), 6 shared directions: 96 units per module.
-    static func plan(_ scratch: EngineScratch, rank: Int, parameters: [String: ParameterValue],
+    static func plan(_ scratch: TestDirectory, rank: Int, parameters: [String: ParameterValue],
                      report: ReportLevel? = nil) throws -> MergePlan {
         let pool = scratch.file("pool")
         if !FileManager.default.fileExists(atPath: pool) {
@@ -41,7 +42,7 @@ import Testing
 
     @Test("exact by the rule: error and floor equal the dense figures to 1e-6; the floor equals the unsplit module's")
     func exactFigures() throws {
-        let scratch = try EngineScratch("split-quality-exact")
+        let scratch = try TestDirectory("split-quality-exact")
         // tolerance 0: both paths run all 30 iterations, so the rule sees the same modelled flops. Rank 4 < the 6
         // shared directions keeps the floor well above Float cancellation (a floor near 1e-3 is only good to ~1e-4
         // on any Float route: floor² is a difference of ‖T‖² and the captured energy).
@@ -62,7 +63,7 @@ import Testing
 
     @Test("estimated by the rule: within 4 standard errors of the exact figures; report: exact and minimal honoured")
     func estimatedFigures() throws {
-        let scratch = try EngineScratch("split-quality-estimated")
+        let scratch = try TestDirectory("split-quality-estimated")
         let parameters: [String: ParameterValue] = ["iterations": .int(3), "tolerance": .double(0)]
         let plan = try Self.plan(scratch, rank: 2, parameters: parameters)
         let exactPlan = try Self.plan(scratch, rank: 2, parameters: parameters, report: .exact)

@@ -1,3 +1,4 @@
+import BrickyardTestSupport
 import AdapterIO
 import Foundation
 import Kernels
@@ -46,7 +47,7 @@ import Testing
 
     @Test("job files read max_task_mb and refuse bad values")
     func jobFileKey() throws {
-        let base = "method: lego\nadapters:\n  - path: \(EngineFixtures.adapter("a_r8"))\n"
+        let base = "method: lego\nadapters:\n  - path: \(PeftTinyFixtures.adapter("a_r8"))\n"
         #expect(try JobSpec.parse(yaml: "max_task_mb: 0.5\n" + base, baseDirectory: "/", fileName: "job.yaml").maxTaskMB == 0.5)
         #expect(try JobSpec.parse(yaml: base, baseDirectory: "/", fileName: "job.yaml").maxTaskMB == nil)
         for bad in ["0", "-3", "lots"] {

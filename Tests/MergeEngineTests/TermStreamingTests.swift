@@ -1,3 +1,4 @@
+import BrickyardTestSupport
 import AdapterIO
 import Foundation
 import Kernels
@@ -57,9 +58,9 @@ import Testing
 
     @Test("a file that shrank after planning gives an error naming it, from the streamed path too")
     func truncatedFileIsAnError() throws {
-        let scratch = try EngineScratch("stream-truncated")
+        let scratch = try TestDirectory("stream-truncated")
         let copy = scratch.file("e_bf16")
-        try FileManager.default.copyItem(atPath: EngineFixtures.adapter("e_bf16"), toPath: copy)
+        try FileManager.default.copyItem(atPath: PeftTinyFixtures.adapter("e_bf16"), toPath: copy)
         var job = JobSpec.fixtureJob(.lego, adapters: ["a_r8"], rank: 2)
         job.adapters.append(AdapterEntry(path: copy, weight: 1))
         let plan = try Planner.plan(job: job)

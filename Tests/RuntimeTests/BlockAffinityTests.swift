@@ -1,3 +1,4 @@
+import BrickyardTestSupport
 import Testing
 import Foundation
 import Logging
@@ -96,7 +97,7 @@ import Logging
 /// start over) rather than trusted.
 @Suite struct KMeansStateFileTests {
     @Test func damagedStateIsRejected() throws {
-        let dir = try TemporaryDirectory("kmeans-state")
+        let dir = try TestDirectory("kmeans-state")
         defer { dir.remove() }
         var logger = Logger(label: "test")
         logger.logLevel = .critical

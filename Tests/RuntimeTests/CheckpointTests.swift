@@ -1,3 +1,4 @@
+import BrickyardTestSupport
 import AdapterIO
 import Foundation
 import Logging
@@ -54,7 +55,7 @@ import Testing
     }
 
     @Test func storeResumesGoodRecordsAndDropsBadOnes() throws {
-        let dir = try TemporaryDirectory("ckpt")
+        let dir = try TestDirectory("ckpt")
         defer { dir.remove() }
         let store = try CheckpointStore(directory: dir.path + "/ck", jobHash: "h1", taskCount: 3, logger: logger)
         let keys = ["a", "b", "c"].map { TaskKey(module: $0) }
@@ -75,7 +76,7 @@ import Testing
     }
 
     @Test func recordUnderWrongNameIsRejected() throws {
-        let dir = try TemporaryDirectory("ckpt")
+        let dir = try TestDirectory("ckpt")
         defer { dir.remove() }
         let store = try CheckpointStore(directory: dir.path, jobHash: "h", taskCount: 1, logger: logger)
         try store.write(Self.record(module: "other"), index: 0)
@@ -85,7 +86,7 @@ import Testing
     }
 
     @Test func checkpointOfAnotherJobIsRefused() throws {
-        let dir = try TemporaryDirectory("ckpt")
+        let dir = try TestDirectory("ckpt")
         defer { dir.remove() }
         _ = try CheckpointStore(directory: dir.path, jobHash: "first", taskCount: 1, logger: logger)
         let error = #expect(throws: CoordinatorError.self) {
@@ -97,7 +98,7 @@ import Testing
     }
 
     @Test func fingerprintCoversFilesInsideAdapterDirectories() throws {
-        let dir = try TemporaryDirectory("fp-dir")
+        let dir = try TestDirectory("fp-dir")
         defer { dir.remove() }
         let adapter = dir.path + "/adapter"
         try FileManager.default.createDirectory(atPath: adapter, withIntermediateDirectories: true)
@@ -116,7 +117,7 @@ import Testing
     }
 
     @Test func fingerprintChangesWithSeedSpecAndInputs() throws {
-        let dir = try TemporaryDirectory("fp")
+        let dir = try TestDirectory("fp")
         defer { dir.remove() }
         let input = dir.path + "/a.safetensors"
         _ = FileManager.default.createFile(atPath: input, contents: Data([1, 2, 3]))
@@ -140,7 +141,7 @@ import Testing
 
     @Test("a record written in pieces has the bytes of `encoded()`; the mapped read gives the body in place")
     func piecesAndMappedReadAgree() throws {
-        let dir = try TemporaryDirectory("ckpt-stream")
+        let dir = try TestDirectory("ckpt-stream")
         defer { dir.remove() }
         let store = try CheckpointStore(directory: dir.path, jobHash: "h", taskCount: 1, logger: logger)
         let record = CheckpointTests.record(module: "m.up_proj", rank: 3, out: 5, input: 7)
@@ -158,7 +159,7 @@ import Testing
 
     @Test("the mapped read refuses a flipped bit, a truncated record and a record of another shape", arguments: [0, 1, 2])
     func mappedReadRejectsDamage(damage: Int) throws {
-        let dir = try TemporaryDirectory("ckpt-stream")
+        let dir = try TestDirectory("ckpt-stream")
         defer { dir.remove() }
         let store = try CheckpointStore(directory: dir.path, jobHash: "h", taskCount: 1, logger: logger)
         try store.write(CheckpointTests.record(module: "m"), index: 0)

@@ -1,3 +1,4 @@
+import BrickyardTestSupport
 import Foundation
 import Testing
 #if canImport(Glibc)
@@ -51,7 +52,7 @@ extension IntegrationTests {
         for trial in 0..<Self.trials {
             let worker = try h.worker(endpoint)
             // Wait for a task to start computing, then stop at a random moment of it (tasks last ~1 s).
-            let started = h.eventually(timeout: .seconds(30)) {
+            let started = eventually(timeout: .seconds(30)) {
                 h.output(of: worker).contains("task received") || !worker.isRunning
             }
             guard started, worker.isRunning else {
@@ -97,9 +98,9 @@ extension IntegrationTests {
             // Resend like a supervisor would: a merge that inherited an ignored SIGTERM/SIGINT from the test
             // runner and is still starting (no handler yet) does not see the first one. Workers are not signalled
             // by the test: what they do is the merge's stop (or their parent's death).
-            let resend = h.eventually(timeout: .seconds(5)) { !merge.isRunning }
+            let resend = eventually(timeout: .seconds(5)) { !merge.isRunning }
             if !resend && number != SIGKILL {
-                _ = h.eventually(timeout: .seconds(30)) {
+                _ = eventually(timeout: .seconds(30)) {
                     kill(merge.processIdentifier, number)
                     Thread.sleep(forTimeInterval: 0.5)
                     return !merge.isRunning
@@ -110,7 +111,7 @@ extension IntegrationTests {
             // (after SIGKILL they notice their parent is gone within 200 ms).
             var log = ""
             var started: [String] = []
-            let settled = h.eventually(timeout: .seconds(20)) {
+            let settled = eventually(timeout: .seconds(20)) {
                 log = h.output(of: merge)
                 started = Self.values(of: "worker.id", inLinesContaining: "local worker started", log)
                 let exited = Set(Self.values(of: "worker.id", inLinesContaining: "worker exiting", log))

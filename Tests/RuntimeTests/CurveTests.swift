@@ -1,3 +1,4 @@
+import BrickyardTestSupport
 import Coordinator
 import Foundation
 import Testing
@@ -11,7 +12,7 @@ import Glibc
 /// loopback TCP with allowed, unknown and mismatched keys.
 @Suite struct CurveKeyFileTests {
     @Test func generatedKeyFilesHaveTheDocumentedFormatAndModes() throws {
-        let dir = try TemporaryDirectory("keys")
+        let dir = try TestDirectory("keys")
         defer { dir.remove() }
         let keys = dir.path + "/k"
         let run = try BrickyardExecutableRun(["keys", "generate", keys, "--name", "node-1"])
@@ -38,7 +39,7 @@ import Glibc
     }
 
     @Test func unusableKeyFilesAreRefusedNamingTheFile() throws {
-        let dir = try TemporaryDirectory("badkeys")
+        let dir = try TestDirectory("badkeys")
         defer { dir.remove() }
         let pair = try CurveKeyPair.generate()
         try CurveKeyFiles.write(pair, directory: dir.path, name: "ok")
@@ -150,7 +151,7 @@ func BrickyardExecutableRun(_ arguments: [String]) throws -> (status: Int32, std
         let intruderKey = try CurveKeyFiles.readPublic(path: keys.intruderPublic)
         #expect(h.output(of: intruder).contains("refused this worker's CURVE key"))
         #expect(h.output(of: intruder).contains(intruderKey))
-        #expect(h.eventually(timeout: .seconds(5)) { h.output(of: coordinator).contains("refused a worker with an unknown CURVE key") })
+        #expect(eventually(timeout: .seconds(5)) { h.output(of: coordinator).contains("refused a worker with an unknown CURVE key") })
         // Nothing was handed out: the coordinator is still waiting for a worker with all modules to do.
         #expect(coordinator.isRunning)
         #expect(!h.output(of: coordinator).contains("worker joined"))
@@ -234,7 +235,7 @@ func BrickyardExecutableRun(_ arguments: [String]) throws -> (status: Int32, std
         defer { h.finish() }
         let job = try h.writeJob()
         let exposed = try h.launch(["coordinator", job, "--bind", "tcp://0.0.0.0:*", "--out", h.path + "/out1", "--log-level", "info"])
-        #expect(h.eventually(timeout: .seconds(20)) { h.output(of: exposed).contains("coordinator listening") }, "\(h.output(of: exposed))")
+        #expect(eventually(timeout: .seconds(20)) { h.output(of: exposed).contains("coordinator listening") }, "\(h.output(of: exposed))")
         #expect(h.output(of: exposed).contains("WITHOUT encryption or authentication"))
         kill(exposed.processIdentifier, SIGTERM)
         #expect(h.wait(exposed, timeout: .seconds(10)) == 75)

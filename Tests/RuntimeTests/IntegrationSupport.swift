@@ -10,12 +10,12 @@ import Glibc
 /// with output captured to files, every wait bounded, and every child killed when the test ends.
 final class ProcessHarness: @unchecked Sendable {
     // @unchecked: each test owns its harness and uses it from its own task only.
-    let directory: TemporaryDirectory
+    let directory: TestDirectory
     private var children: [Process] = []
     private var logCount = 0
 
     init(_ label: String) throws {
-        directory = try TemporaryDirectory(label)
+        directory = try TestDirectory(label)
     }
 
     /// The brickyard binary built with the tests.
@@ -70,16 +70,6 @@ final class ProcessHarness: @unchecked Sendable {
         return process.terminationStatus
     }
 
-    /// Polls `condition` until true or `timeout`.
-    func eventually(timeout: Duration = .seconds(30), _ condition: () -> Bool) -> Bool {
-        let deadline = ContinuousClock.now + timeout
-        while ContinuousClock.now < deadline {
-            if condition() { return true }
-            Thread.sleep(forTimeInterval: 0.02)
-        }
-        return condition()
-    }
-
     /// Starts a coordinator on an ephemeral loopback port and returns it with its real endpoint.
     func coordinator(job: String, out: String, _ extra: [String] = []) throws -> (Process, String) {
         let endpointFile = path + "/endpoint-\(UUID().uuidString.prefix(6)).txt"
@@ -106,14 +96,10 @@ final class ProcessHarness: @unchecked Sendable {
 
     // MARK: jobs and outputs
 
-    /// A job file over the peft-tiny fixtures (cat by default: exact and fast).
-    func writeJob(method: String = "cat", adapters: [String] = ["a_r8", "b_r4", "c_rslora", "d_pattern", "e_bf16"],
+    /// A job file over the peft-tiny fixtures in the test's directory (`TestDirectory.writeJob`).
+    func writeJob(method: String = "cat", adapters: [String] = PeftTinyFixtures.adapterNames,
                   extra: String = "") throws -> String {
-        let job = path + "/job-\(UUID().uuidString.prefix(6)).yaml"
-        var text = "method: \(method)\n\(extra)adapters:\n"
-        for name in adapters { text += "  - path: \(FixturePaths.adapter(name))\n" }
-        try text.write(toFile: job, atomically: true, encoding: .utf8)
-        return job
+        try directory.writeJob(method: method, adapters: adapters, extra: extra)
     }
 
     func adapterBytes(_ out: String) -> Data? {

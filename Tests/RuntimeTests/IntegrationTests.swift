@@ -1,3 +1,4 @@
+import BrickyardTestSupport
 import AdapterIO
 import Foundation
 import MergeEngine
@@ -76,7 +77,7 @@ import Glibc
         try #require(!endpoint.isEmpty)
         let doomed = try h.launch(["worker", "--connect", endpoint],
                                   environment: [Self.faults: "die-in-task"])
-        #expect(h.eventually { !doomed.isRunning })
+        #expect(eventually { !doomed.isRunning })
         #expect(doomed.terminationReason == .uncaughtSignal && doomed.terminationStatus == SIGKILL)
         try h.worker(endpoint)
         #expect(h.wait(coordinator) == 0, "\(h.output(of: coordinator))")
@@ -128,10 +129,10 @@ import Glibc
         // The local workers connect to the merge's private endpoint, named after its pid.
         let marker = "brickyard-merge-\(merge.processIdentifier)-"
         func workers() -> [Int32] { Self.processes { $0.contains(" worker ") && $0.contains(marker) } }
-        #expect(h.eventually(timeout: .seconds(20)) { workers().count == 2 })
+        #expect(eventually(timeout: .seconds(20)) { workers().count == 2 })
         kill(merge.processIdentifier, SIGKILL)
         _ = h.wait(merge, timeout: .seconds(5))
-        #expect(h.eventually(timeout: .seconds(5)) { workers().isEmpty },
+        #expect(eventually(timeout: .seconds(5)) { workers().isEmpty },
                 "orphaned workers: \(workers().map { Self.status(of: $0) })\n\(h.output(of: merge))")
         for pid in workers() { kill(pid, SIGKILL) }
         // The killed merge's endpoint directory is left behind; the next merge removes it.
@@ -174,7 +175,7 @@ import Glibc
         // This worker finishes three modules, then goes silent: the job stalls with exactly three records.
         let stalled = try h.launch(["worker", "--connect", endpoint],
                                    environment: [Self.faults: "hang-after-tasks=3"])
-        #expect(h.eventually { h.recordCount(checkpoint) == 3 })
+        #expect(eventually { h.recordCount(checkpoint) == 3 })
         kill(first.processIdentifier, SIGKILL)
         _ = h.wait(first, timeout: .seconds(5))
         kill(stalled.processIdentifier, SIGKILL)

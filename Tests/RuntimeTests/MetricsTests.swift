@@ -1,4 +1,5 @@
 @testable import Coordinator
+import BrickyardTestSupport
 import Foundation
 import Testing
 #if canImport(Glibc)
@@ -66,7 +67,7 @@ import Glibc
                                                         + IntegrationTests.fast)
         try #require(!endpoint.isEmpty, "\(h.output(of: coordinator))")
         var port: Int?
-        #expect(h.eventually(timeout: .seconds(10)) { port = Self.metricsPort(h.output(of: coordinator)); return port != nil })
+        #expect(eventually(timeout: .seconds(10)) { port = Self.metricsPort(h.output(of: coordinator)); return port != nil })
         let metricsPort = try #require(port, "\(h.output(of: coordinator))")
         let modules = try #require(Self.loggedModules(h.output(of: coordinator)))
         let before = try Exposition.parse(try HTTPProbe.request(port: metricsPort, path: "/metrics").body)
@@ -76,7 +77,7 @@ import Glibc
         // Two slow workers: the run lasts a few seconds, long enough to watch it.
         for _ in 0..<2 { try h.worker(endpoint, ["--slow-tasks-ms", "400"]) }
         var during: [String: Double] = [:]
-        let watched = h.eventually(timeout: .seconds(30)) {
+        let watched = eventually(timeout: .seconds(30)) {
             guard let body = try? HTTPProbe.request(port: metricsPort, path: "/metrics").body,
                   let samples = try? Exposition.parse(body) else { return false }
             during = samples
@@ -114,7 +115,7 @@ import Glibc
                                                         + IntegrationTests.fast)
         try #require(!endpoint.isEmpty, "\(h.output(of: coordinator))")
         var port: Int?
-        #expect(h.eventually(timeout: .seconds(10)) { port = Self.metricsPort(h.output(of: coordinator)); return port != nil })
+        #expect(eventually(timeout: .seconds(10)) { port = Self.metricsPort(h.output(of: coordinator)); return port != nil })
         let metricsPort = try #require(port)
         let webPort = try HTTPProbe.freePort()
         let config = h.path + "/prometheus.yml"
@@ -146,11 +147,11 @@ import Glibc
                   let value = result.first?["value"] as? [Any], value.count == 2, let text = value[1] as? String else { return nil }
             return Double(text)
         }
-        #expect(h.eventually(timeout: .seconds(60)) { query("up{job=\"brickyard\"}") == 1 },
+        #expect(eventually(timeout: .seconds(60)) { query("up{job=\"brickyard\"}") == 1 },
                 "Prometheus never scraped the endpoint: \((try? String(contentsOfFile: log, encoding: .utf8)) ?? "")")
         #expect(query("brickyard_tasks") == Self.loggedModules(h.output(of: coordinator)))
         for _ in 0..<2 { try h.worker(endpoint, ["--slow-tasks-ms", "700"]) }
-        #expect(h.eventually(timeout: .seconds(60)) { (query("max_over_time(brickyard_workers_alive[1m])") ?? 0) >= 1 && (query("brickyard_tasks_done") ?? 0) >= 1 },
+        #expect(eventually(timeout: .seconds(60)) { (query("max_over_time(brickyard_workers_alive[1m])") ?? 0) >= 1 && (query("brickyard_tasks_done") ?? 0) >= 1 },
                 "Prometheus saw no progress")
         #expect(h.wait(coordinator) == 0, "\(h.output(of: coordinator))")
     }

@@ -1,3 +1,4 @@
+import BrickyardTestSupport
 import AdapterIO
 import Foundation
 import Kernels
@@ -176,7 +177,7 @@ import Glibc
                 line.split(separator: " ").first { $0.hasPrefix("round=") }.flatMap { Int($0.dropFirst("round=".count)) }
             }.max() ?? 0
         }
-        #expect(h.eventually(timeout: .seconds(90)) { reducedRounds() >= 5 || !first.isRunning }, "\(h.output(of: first))")
+        #expect(eventually(timeout: .seconds(90)) { reducedRounds() >= 5 || !first.isRunning }, "\(h.output(of: first))")
         kill(first.processIdentifier, SIGKILL)
         _ = h.wait(first, timeout: .seconds(10))
         for worker in workers { kill(worker.processIdentifier, SIGKILL); _ = h.wait(worker, timeout: .seconds(10)) }

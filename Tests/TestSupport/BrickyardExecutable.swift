@@ -10,12 +10,7 @@ public enum BrickyardExecutable {
     }
 
     /// What one run produced.
-    public struct Run: Sendable {
-        public var status: Int32
-        public var reason: Process.TerminationReason
-        public var stdout: String
-        public var stderr: String
-    }
+    public typealias Run = CapturedRun
 
     /// Products sit next to the test bundle in .build/<triple>/debug/; .build/debug/ is the fallback.
     public static let path: String? = {
@@ -45,23 +40,9 @@ public enum BrickyardExecutable {
         }
     }
 
-    /// Runs the binary to completion. Both pipes are drained before waiting, so a full pipe never blocks the child.
+    /// Runs the binary to completion (`CapturedRun.run`).
     public static func run(_ arguments: [String], environment: [String: String]? = nil) throws -> Run {
         guard let path else { throw NotBuilt() }
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: path)
-        process.arguments = arguments
-        if let environment {
-            process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
-        }
-        let out = Pipe(), err = Pipe()
-        process.standardOutput = out
-        process.standardError = err
-        try process.run()
-        let stdoutData = out.fileHandleForReading.readDataToEndOfFile()
-        let stderrData = err.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        return Run(status: process.terminationStatus, reason: process.terminationReason,
-                   stdout: String(decoding: stdoutData, as: UTF8.self), stderr: String(decoding: stderrData, as: UTF8.self))
+        return try CapturedRun.run(path, arguments, environment: environment ?? [:])
     }
 }
