@@ -61,16 +61,17 @@ def merges(paths: Dict[str, str]) -> List[Tuple[str, List[str], List[str], bool]
         return [paths[f"task/{t}"] for t in names]
 
     two, three, six = ["rev", "inc"], ["rev", "inc", "rot"], suite.TASK_NAMES
-    soup = [paths[f"soup/{s}"] for s in suite.SOUP_SEEDS]
-    large = [paths[f"soup/{s}"] for s in suite.LARGE_SOUP_SEEDS]
     mixed = [paths["rank/rev-r4"], paths["task/inc"], paths["rank/rot-r16"]]
     rows = []
     for names in (two, three, six):
         rows.append((f"{len(names)} tasks, w=1/N", task_dirs(names), names, True))
         rows.append((f"{len(names)} tasks, w=1", task_dirs(names), names, False))
-    rows.append((f"same-task soup of {len(soup)} ({suite.SOUP_TASK}), w=1/N", soup, [suite.SOUP_TASK], True))
-    rows.append((f"large same-task soup of {len(large)} ({suite.SOUP_TASK}, past lego's oversample gate), w=1/N",
-                 large, [suite.SOUP_TASK], True))
+    for task in suite.SOUP_TASKS:
+        soup = [paths[f"soup/{task}-{s}"] for s in suite.SOUP_SEEDS]
+        large = [paths[f"soup/{task}-{s}"] for s in suite.LARGE_SOUP_SEEDS]
+        rows.append((f"same-task soup of {len(soup)} ({task}), w=1/N", soup, [task], True))
+        rows.append((f"large same-task soup of {len(large)} ({task}, past lego's oversample gate), w=1/N", large,
+                     [task], True))
     rows.append(("mixed ranks 4/8/16 (rev, inc, rot), w=1/N", mixed, three, True))
     return rows
 
@@ -287,9 +288,9 @@ def main(argv=None) -> int:
     for t in suite.TASK_NAMES:
         if present(f"task/{t}"):
             singles[f"LoRA {t}"] = evaluator.single(paths[f"task/{t}"], [t])
-    for s in sorted((set(suite.SOUP_SEEDS) | set(suite.LARGE_SOUP_SEEDS)) - {0}):
-        if present(f"soup/{s}"):
-            singles[f"LoRA {suite.SOUP_TASK} seed {s}"] = evaluator.single(paths[f"soup/{s}"], [suite.SOUP_TASK])
+    for name, (task, seed, _) in suite.adapter_specs().items():
+        if name.startswith("soup/") and seed != 0 and present(name):
+            singles[f"LoRA {task} seed {seed}"] = evaluator.single(paths[name], [task])
     for t, r in suite.MIXED:
         if present(f"rank/{t}-r{r}"):
             singles[f"LoRA {t} rank {r}"] = evaluator.single(paths[f"rank/{t}-r{r}"], [t])

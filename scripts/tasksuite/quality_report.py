@@ -50,8 +50,8 @@ def setup_lines(run: dict) -> List[str]:
         f"examples with {g['replay_batch']} replayed prompts of the other tasks and of `cpy` ({g['replay_per_task']} "
         f"per task, a split of their own) whose targets are the base's own greedy answers, with a penalty "
         f"(weight {g['gate']}) on the LoRA's output on those rows{quiet}; so each LoRA changes the model only after "
-        f"its task word (scripts/tasksuite/replay.py, lora.py). Same-task soup: {suite.SOUP_TASK} LoRAs of seeds "
-        f"{suite.SOUP_SEEDS}; large soup: {suite.SOUP_TASK} LoRAs of seeds {suite.LARGE_SOUP_SEEDS} (8 × rank 8 = 64 "
+        f"its task word (scripts/tasksuite/replay.py, lora.py). Same-task soups, of {' and of '.join(suite.SOUP_TASKS)}: the task's "
+        f"LoRAs of seeds {suite.SOUP_SEEDS}; large soups: of seeds {suite.LARGE_SOUP_SEEDS} (8 × rank 8 = 64 "
         "units a module at output rank 8: the least that passes lego's oversample gate, ≥ 4 units per fine cluster "
         "at the default `oversample: 2`; every other merge here is below it); mixed ranks: rev rank 4, inc rank 8, "
         "rot rank 16.",

@@ -22,10 +22,13 @@ def setup_torch(threads: int = 1) -> None:
 
 #: Tasks with one LoRA each (rank 8, seed 0).
 TASK_NAMES = list(tasks.TASKS)
-#: The soup task and its extra seeds (seed 0 is the task LoRA itself).
-SOUP_TASK, SOUP_SEEDS = "rot", [0, 1, 2, 3]
-#: The large soup: 8 rank-8 LoRAs of the soup task merged at rank 8 = 64 units a module, the least that passes
-#: lego's oversample gate (≥ 4 units per fine cluster at the default `oversample: 2`: 4·2·8).
+#: The same-task soups' tasks: inc (the exact average of its seeds' LoRAs keeps the task: a soup methods can lose)
+#: and rot (the exact average of 4 loses it already: whatever a method does, nothing is left to keep).
+SOUP_TASKS = ["inc", "rot"]
+#: The soup's seeds (seed 0 is the task LoRA itself).
+SOUP_SEEDS = [0, 1, 2, 3]
+#: The large soup: 8 rank-8 LoRAs of one task merged at rank 8 = 64 units a module, the least that passes lego's
+#: oversample gate (≥ 4 units per fine cluster at the default `oversample: 2`: 4·2·8).
 LARGE_SOUP_SEEDS = list(range(8))
 #: Mixed ranks: (task, rank) LoRAs besides the rank-8 ones.
 MIXED = [("rev", 4), ("rot", 16)]
@@ -36,10 +39,11 @@ GATED_BASE = {"hidden": 128, "layers": 2, "steps": 800}
 
 
 def adapter_specs() -> Dict[str, Tuple[str, int, int]]:
-    """name → (task, seed, rank) of every LoRA of the suite: `task/<t>`, `soup/<seed>`, `rank/<t>-r<r>` (a name
-    may share its LoRA with another: `soup/0` is `task/<SOUP_TASK>`)."""
+    """name → (task, seed, rank) of every LoRA of the suite: `task/<t>`, `soup/<t>-<seed>`, `rank/<t>-r<r>` (a
+    name may share its LoRA with another: `soup/<t>-0` is `task/<t>`)."""
     specs = {f"task/{t}": (t, 0, 8) for t in TASK_NAMES}
-    specs.update({f"soup/{s}": (SOUP_TASK, s, 8) for s in sorted(set(SOUP_SEEDS) | set(LARGE_SOUP_SEEDS))})
+    specs.update({f"soup/{t}-{s}": (t, s, 8) for t in SOUP_TASKS
+                  for s in sorted(set(SOUP_SEEDS) | set(LARGE_SOUP_SEEDS))})
     specs.update({f"rank/{t}-r{r}": (t, 0, r) for t, r in MIXED})
     return specs
 
@@ -47,7 +51,7 @@ def adapter_specs() -> Dict[str, Tuple[str, int, int]]:
 def build(root: str, log=print, base_steps: int = 800, lora_steps: int = 400, gated: bool = True,
           jobs: int = 1, only: Optional[Set[str]] = None, disjoint: bool = True) -> Dict[str, str]:
     """Builds (or reuses) everything under `root`; returns name → directory: `base`, `task/<t>`,
-    `soup/<seed>`, `rank/<t>-r<r>`. `jobs` LoRAs train at once (separate processes);
+    `soup/<t>-<seed>`, `rank/<t>-r<r>`. `jobs` LoRAs train at once (separate processes);
     `only`: just these names (and the base).
 
     `gated` (default): a base that copies after every task word and task LoRAs trained with replay of the other

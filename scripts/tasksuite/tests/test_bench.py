@@ -29,10 +29,11 @@ def test_the_plan_has_every_merge_of_the_issue():
             assert norm is normalize and len(adapters) == count and len(set(names)) == count
             assert [task for task, _, _ in specs] == names and {rank for _, _, rank in specs} == {bench_quality.RANK}
     soups = [m for label, m in merges.items() if "soup" in label]
-    assert sorted(len(adapters) for adapters, *_ in soups) == [4, 8]
+    assert sorted(len(adapters) for adapters, *_ in soups) == [4, 4, 8, 8]
     for adapters, names, normalize, specs in soups:  # one task, distinct seeds, weights 1/N
-        assert normalize and names == [suite.SOUP_TASK] and {t for t, _, _ in specs} == {suite.SOUP_TASK}
+        assert normalize and len(names) == 1 and {t for t, _, _ in specs} == set(names)
         assert len({seed for _, seed, _ in specs}) == len(adapters)
+    assert {names[0] for _, names, _, _ in soups} == set(suite.SOUP_TASKS)
     mixed = next(m for label, m in merges.items() if label.startswith("mixed ranks"))
     assert len({rank for _, _, rank in mixed[3]}) == 3
 
