@@ -49,20 +49,22 @@ extension LinearAlgebra {
     /// Solves the symmetric positive semidefinite system `G β = h` (G [n, n] symmetric, Double): Cholesky
     /// (`dposv`) when G is positive definite, otherwise the minimum-norm least-squares solution (`dgelsd`),
     /// which is still a minimiser of βᵀGβ − 2hᵀβ when G is singular and h lies in its range.
-    public static func solveSymmetricPositiveSemidefinite(_ g: [Double], _ h: [Double], n: Int) throws -> [Double] {
-        guard n > 0 else { return [] }
+    /// `columns` right-hand sides at once: h (and the result) column-major [n, columns].
+    public static func solveSymmetricPositiveSemidefinite(_ g: [Double], _ h: [Double], n: Int,
+                                                         columns: Int = 1) throws -> [Double] {
+        guard n > 0, columns > 0 else { return [] }
         var factor = g
         var solution = h
-        let info = LAPACKE_dposv(LAPACK_COL_MAJOR, CChar(UInt8(ascii: "U")), Int32(n), 1, &factor, Int32(n),
-                                 &solution, Int32(n))
+        let info = LAPACKE_dposv(LAPACK_COL_MAJOR, CChar(UInt8(ascii: "U")), Int32(n), Int32(columns), &factor,
+                                 Int32(n), &solution, Int32(n))
         if info == 0 && solution.allSatisfy({ $0.isFinite }) { return solution }
         guard info >= 0 else { throw LinearAlgebraError(routine: "dposv", info: info) }
         var matrix = g
         solution = h
         var singular = [Double](repeating: 0, count: n)
         var rank: Int32 = 0
-        let lsInfo = LAPACKE_dgelsd(LAPACK_COL_MAJOR, Int32(n), Int32(n), 1, &matrix, Int32(n), &solution, Int32(n),
-                                    &singular, 1e-12, &rank)
+        let lsInfo = LAPACKE_dgelsd(LAPACK_COL_MAJOR, Int32(n), Int32(n), Int32(columns), &matrix, Int32(n), &solution,
+                                    Int32(n), &singular, 1e-12, &rank)
         guard lsInfo == 0 else { throw LinearAlgebraError(routine: "dgelsd", info: lsInfo) }
         return solution
     }

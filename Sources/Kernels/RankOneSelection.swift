@@ -16,6 +16,19 @@ public enum RankOneSelection {
         return zip(beta, rhs).reduce(0) { $0 + $1.0 * $1.1 }
     }
 
+    /// Relative squared residual below which a candidate counts as in the span of the chosen terms.
+    public static let spanTolerance = 1e-5
+
+    /// ‖M_c − P_S M_c‖² = G_cc − g_Sᵀ G_S⁻¹ g_S: what of term c the chosen terms S cannot represent.
+    static func residual(gram g: [Double], count n: Int, chosen: [Int], candidate c: Int) throws -> Double {
+        guard !chosen.isEmpty else { return g[c * n + c] }
+        let m = chosen.count
+        let sub = (0..<(m * m)).map { g[chosen[$0 / m] * n + chosen[$0 % m]] }
+        let column = chosen.map { g[$0 * n + c] }
+        let beta = try LinearAlgebra.solveSymmetricPositiveSemidefinite(sub, column, n: m)
+        return g[c * n + c] - zip(beta, column).reduce(0) { $0 + $1.0 * $1.1 }
+    }
+
     /// Indices of `select` terms (in the order chosen) out of `n`, by greedy forward selection.
     public static func greedy(gram g: [Double], projections h: [Double], count n: Int, select: Int) throws -> [Int] {
         guard g.count == n * n, h.count == n else {
@@ -27,6 +40,10 @@ public enum RankOneSelection {
             var best = -1
             var bestEnergy = -Double.infinity
             for candidate in 0..<n where available[candidate] {
+                // A term (numerically) in the span of the chosen ones adds nothing; in Float32 its near-singular
+                // G_S could still show rounding as captured energy, so it is skipped (e.g. a second copy of a unit).
+                guard try residual(gram: g, count: n, chosen: chosen, candidate: candidate)
+                        > Self.spanTolerance * g[candidate * n + candidate] else { continue }
                 let energy = try capturedEnergy(gram: g, projections: h, count: n, indices: chosen + [candidate])
                 if energy > bestEnergy { bestEnergy = energy; best = candidate }
             }

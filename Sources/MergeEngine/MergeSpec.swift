@@ -19,6 +19,11 @@ public struct LegoOptions: Sendable, Codable, Equatable {
     /// rank-one approximation of its members' sum Σ x_B x_Aᵀ (`ClusterPrincipalDirections`). `sum` and `dual`
     /// are defined on the mean and always use it (`effectiveDirection`).
     public enum Direction: String, Sendable, Codable { case mean, principal }
+    /// How a module too small for oversampling (fewer than `oversampleUnitsPerFineCluster` units per fine
+    /// cluster) forms its k clusters when `oversample` > 1: `select` takes every unit as a fine cluster of its own
+    /// and keeps k of them as cluster heads by greedy least squares (`RankOneSelection`), every other unit joining
+    /// the head its rank-one is most aligned with; `kmeans` clusters at k (the behaviour before legoq3).
+    public enum SmallPool: String, Sendable, Codable { case select, kmeans }
 
     public var iterations: Int = 100
     /// Stop when the relative drop of the objective is below this; 0 runs exactly `iterations`.
@@ -37,10 +42,17 @@ public struct LegoOptions: Sendable, Codable, Equatable {
     /// into one cluster. 1 is off. Default 2 (chosen on the 960-adapter pool and bench-quality:
     /// bench/results/lego-pool.md); split modules do not oversample.
     public var oversample: Int = LegoOptions.defaultOversample
+    /// See `SmallPool`; default `select` (chosen on bench-quality's 3-task merge: bench/results/lego-3task.md).
+    public var smallPool: SmallPool = .select
+    /// Alternating least-squares rounds refitting the k merged ranks jointly against T after the cluster → rank
+    /// step (`FactorRefit`: B' ← T A'⁺, then A' ← B'⁺ T); 0 is off. Only with `reweight: optimal` (it continues
+    /// that least-squares fit), and not on split modules. Default 1 (bench/results/lego-3task.md).
+    public var refit: Int = LegoOptions.defaultRefit
 
     public static let defaultRestarts = 3
     public static let defaultPowerIterations = 8
     public static let defaultOversample = 2
+    public static let defaultRefit = 1
     /// Oversampling applies only when the module has at least this many units per fine cluster (n ≥ 4·f·k): the
     /// selection chooses among directions that several units share; on smaller pools (fine clusters of one or two
     /// units) keeping k − 1 of them and lumping the rest into one cluster fits T worse than k-means at k (a random
@@ -61,6 +73,15 @@ public struct LegoOptions: Sendable, Codable, Equatable {
         let fine = k * effectiveOversample
         return fine > k && units >= LegoOptions.oversampleUnitsPerFineCluster * fine ? fine : k
     }
+
+    /// Whether a module of `units` units merged at rank k chooses its clusters by unit selection
+    /// (`SmallPool.select`): oversampling is asked for but the module is below its gate, and has more units than k.
+    public func selectsUnits(units: Int, rank k: Int) -> Bool {
+        effectiveOversample > 1 && smallPool == .select && units > k && clusteringCount(units: units, rank: k) == k
+    }
+
+    /// The refit rounds actually run: `refit` with `reweight: optimal`, else 0.
+    public var effectiveRefit: Int { reweight == .optimal ? max(0, refit) : 0 }
 
     public init() {}
 }

@@ -5,7 +5,7 @@ extension MergeSpec {
     static func allowedParameters(for method: MergeMethodName) -> Set<String> {
         switch method {
         case .lego: ["iterations", "tolerance", "reweight", "gauge", "basis", "init", "restarts", "direction",
-                     "power_iterations", "oversample"]
+                     "power_iterations", "oversample", "refit", "small_pool"]
         case .ties, .dareTies: ["density", "majority_sign"]
         case .dareLinear, .magnitudePrune: ["density"]
         case .cat, .svd, .linear: []
@@ -68,6 +68,13 @@ extension MergeSpec {
                 }
                 spec.lego.oversample = oversample
             }
+            if let refit = try reader.integer("refit") {
+                guard refit >= 0, refit <= 64 else {
+                    throw reader.error(key: "parameters.refit", "must be in 0…64, got \(refit)")
+                }
+                spec.lego.refit = refit
+            }
+            if let smallPool: LegoOptions.SmallPool = try reader.choice("small_pool") { spec.lego.smallPool = smallPool }
         case .ties, .dareTies, .dareLinear, .magnitudePrune:
             if let density = try reader.number("density") {
                 guard density > 0, density <= 1 else {
@@ -134,6 +141,7 @@ protocol CaseIterableNames { static var names: [String] { get } }
 extension LegoOptions.Reweight: CaseIterableNames { static var names: [String] { ["none", "sum", "dual", "optimal"] } }
 extension LegoOptions.Basis: CaseIterableNames { static var names: [String] { ["svd", "raw", "auto"] } }
 extension LegoOptions.Gauge: CaseIterableNames { static var names: [String] { ["balanced", "raw"] } }
+extension LegoOptions.SmallPool: CaseIterableNames { static var names: [String] { ["select", "kmeans"] } }
 extension LegoOptions.Direction: CaseIterableNames { static var names: [String] { ["principal", "mean"] } }
 extension LegoOptions.Initialization: CaseIterableNames { static var names: [String] { ["kmeans++"] } }
 extension PruneOptions.MajoritySign: CaseIterableNames { static var names: [String] { ["total", "frequency"] } }

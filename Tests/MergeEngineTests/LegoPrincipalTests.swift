@@ -7,9 +7,11 @@ import Testing
 /// the k weights jointly. Checked against an independent dense computation of the same step.
 @Suite struct LegoPrincipalTests {
     static func spec(_ rank: Int, _ reweight: LegoOptions.Reweight = .optimal, direction: LegoOptions.Direction,
-                     powerIterations: Int = LegoOptions.defaultPowerIterations, oversample: Int = 1) -> MergeSpec {
+                     powerIterations: Int = LegoOptions.defaultPowerIterations, oversample: Int = 1,
+                     refit: Int = 0) -> MergeSpec {
         var options = LegoOptions()
         options.oversample = oversample  // the step on k-means' own clusters (oversampling: LegoOversampleTests)
+        options.refit = refit  // the cluster → rank step itself (the refit after it: FactorRefitTests)
         options.reweight = reweight
         options.direction = direction
         options.powerIterations = powerIterations
@@ -192,7 +194,8 @@ import Testing
         #expect(try RankOneSelection.greedy(gram: g, projections: h, count: n, select: 3) == [2, 5, 0])
     }
 
-    /// Oversampling applies from 4 units per fine cluster: below, the default is byte-identical to `oversample: 1`.
+    /// Oversampling applies from 4 units per fine cluster: below, the default selects units (`small_pool: select`),
+    /// and `small_pool: kmeans` is byte-identical to `oversample: 1`.
     @Test func oversamplingNeedsFourUnitsPerFineCluster() throws {
         var options = LegoOptions()
         options.oversample = 2
@@ -201,14 +204,23 @@ import Testing
         #expect(options.clusteringCount(units: 5, rank: 8) == 8)
         options.reweight = .dual
         #expect(options.clusteringCount(units: 1000, rank: 8) == 8)
-        // 6 adapters of rank 4 at k = 4: 24 units < 4·2·4, so the default clusters at k.
+        #expect(LegoOptions().selectsUnits(units: 24, rank: 4))
+        #expect(!LegoOptions().selectsUnits(units: 64, rank: 8))  // oversampled
+        #expect(!LegoOptions().selectsUnits(units: 4, rank: 4))  // every unit is its own cluster anyway
+        // 6 adapters of rank 4 at k = 4: 24 units < 4·2·4, so `small_pool: kmeans` clusters at k.
         let input = RandomModules.input(out: 30, in: 22, ranks: [4, 4, 4, 4, 4, 4], seed: 77)
-        let byDefault = try ModuleMerger.merge(input, spec: MergeSpec(method: .lego, rank: 4), seed: 5)
+        var kmeans = LegoOptions()
+        kmeans.smallPool = .kmeans
+        #expect(!kmeans.selectsUnits(units: 24, rank: 4))
+        let byKMeans = try ModuleMerger.merge(input, spec: MergeSpec(method: .lego, rank: 4, lego: kmeans), seed: 5)
         var plain = LegoOptions()
         plain.oversample = 1
         let once = try ModuleMerger.merge(input, spec: MergeSpec(method: .lego, rank: 4, lego: plain), seed: 5)
-        #expect(byDefault.b.map(\.bitPattern) == once.b.map(\.bitPattern))
-        #expect(byDefault.a.map(\.bitPattern) == once.a.map(\.bitPattern))
+        #expect(byKMeans.b.map(\.bitPattern) == once.b.map(\.bitPattern))
+        #expect(byKMeans.a.map(\.bitPattern) == once.a.map(\.bitPattern))
+        let byDefault = try ModuleMerger.merge(input, spec: MergeSpec(method: .lego, rank: 4), seed: 5)
+        #expect(byDefault.stats.iterations == 0)  // no Lloyd step: the clusters come from the selection
+        #expect(byDefault.stats.clusterSizes?.reduce(0, +) == 24)
     }
 
     /// With oversampling active (≥ 4 units per fine cluster): N identical copies of an adapter, and N copies each in
@@ -266,5 +278,116 @@ import Testing
         #expect(selected.stats.relativeError <= plain.stats.relativeError + 1e-6)
         let target = RandomModules.target(input)
         #expect(abs(RandomModules.relativeError(RandomModules.dense(selected), target) - selected.stats.relativeError) < 1e-5)
+    }
+}
+
+/// `refit` (alternating least squares after the cluster → rank step) and `small_pool: select` at the module level.
+@Suite struct LegoRefitTests {
+    static func options(refit: Int, smallPool: LegoOptions.SmallPool = .select) -> LegoOptions {
+        var options = LegoOptions()
+        options.refit = refit
+        options.smallPool = smallPool
+        return options
+    }
+
+    /// On the same clusters, each refit round can only lower the error (below and above the oversampling gate, both
+    /// small-pool rules); `reweight: dual` ignores it.
+    @Test(arguments: Array(UInt64(0)..<6))
+    func refitNeverRaisesTheErrorOnTheSameClusters(seed: UInt64) throws {
+        var random = DeterministicRandom(seed: 40 + seed)
+        let ranks = (0..<(3 + random.nextIndex(below: 12))).map { _ in [4, 8][random.nextIndex(below: 2)] }
+        let input = RandomModules.input(out: 24 + random.nextIndex(below: 40), in: 16 + random.nextIndex(below: 40),
+                                        ranks: ranks, seed: 60 + seed)
+        let k = 2 + random.nextIndex(below: 5)
+        for smallPool in [LegoOptions.SmallPool.select, .kmeans] {
+            var errors: [Double] = []
+            var sizes: [[Int]?] = []
+            for refit in 0...2 {
+                let spec = MergeSpec(method: .lego, rank: k, lego: Self.options(refit: refit, smallPool: smallPool))
+                let result = try ModuleMerger.merge(input, spec: spec, seed: seed)
+                errors.append(RandomModules.relativeError(RandomModules.dense(result), RandomModules.target(input)))
+                sizes.append(result.stats.clusterSizes)
+            }
+            #expect(sizes[0] == sizes[1] && sizes[1] == sizes[2])
+            #expect(errors[1] <= errors[0] * (1 + 1e-5) + 1e-6, "\(smallPool) k \(k) ranks \(ranks)")
+            #expect(errors[2] <= errors[1] * (1 + 1e-5) + 1e-6, "\(smallPool) k \(k) ranks \(ranks)")
+        }
+        var dual = Self.options(refit: 3)
+        dual.reweight = .dual
+        #expect(dual.effectiveRefit == 0)
+    }
+
+    /// Three "task" adapters of rank 4 with orthogonal units, one of them an order of magnitude weaker, at k = 6:
+    /// the selection gives a cluster head to each of the six strongest units (the least-squares choice, here exactly
+    /// the SVD's), and the merge is at the SVD floor.
+    @Test(arguments: [UInt64(1), 2, 3])
+    func selectionKeepsTheStrongestUnits(seed: UInt64) throws {
+        let (out, inFeatures) = (40, 36)
+        var random = DeterministicRandom(seed: seed)
+        // 12 orthonormal directions per side (Gram–Schmidt on Gaussians).
+        func orthonormal(_ n: Int, _ d: Int) -> [[Double]] {
+            var basis: [[Double]] = []
+            while basis.count < n {
+                var v = (0..<d).map { _ in random.nextGaussian() }
+                for b in basis { let p = zip(v, b).reduce(0) { $0 + $1.0 * $1.1 }; v = zip(v, b).map { $0 - p * $1 } }
+                let norm = v.reduce(0) { $0 + $1 * $1 }.squareRoot()
+                basis.append(v.map { $0 / norm })
+            }
+            return basis
+        }
+        let left = orthonormal(12, out), right = orthonormal(12, inFeatures)
+        let strengths: [[Double]] = [[1.0, 0.6, 0.2, 0.1], [0.9, 0.5, 0.25, 0.1], [0.4, 0.3, 0.05, 0.02]]
+        let terms = (0..<3).map { t in
+            var b = [Float](repeating: 0, count: out * 4), a = [Float](repeating: 0, count: 4 * inFeatures)
+            for j in 0..<4 {
+                let s = strengths[t][j].squareRoot()
+                for r in 0..<out { b[r * 4 + j] = Float(s * left[t * 4 + j][r]) }
+                for c in 0..<inFeatures { a[j * inFeatures + c] = Float(s * right[t * 4 + j][c]) }
+            }
+            return LoraTerm(coefficient: 1, rank: 4, a: a, b: b)
+        }
+        let input = ModuleInput(name: "m", outFeatures: out, inFeatures: inFeatures, terms: terms)
+        let result = try ModuleMerger.merge(input, spec: MergeSpec(method: .lego, rank: 6), seed: seed)
+        let kept = strengths.flatMap { $0 }.sorted(by: >)
+        let floor = (kept[6...].reduce(0) { $0 + $1 * $1 } / kept.reduce(0) { $0 + $1 * $1 }).squareRoot()
+        #expect(abs(RandomModules.relativeError(RandomModules.dense(result), RandomModules.target(input)) - floor) < 1e-4)
+    }
+
+    /// Task-like pools: 3 adapters of rank 8 with decaying spectra whose A halves share part of one input subspace
+    /// (as the task LoRAs of bench-quality do), merged at 8: the default (`small_pool: select`, `refit: 1`) has a
+    /// lower total error than the previous default (`small_pool: kmeans`, `refit: 0`), and is never below the floor.
+    @Test func defaultFitsTaskLikePoolsBetterThanThePreviousDefault() throws {
+        let (out, inFeatures, r) = (48, 40, 8)
+        var totals = (now: 0.0, before: 0.0)
+        var before = LegoOptions()
+        before.smallPool = .kmeans
+        before.refit = 0
+        for seed in UInt64(0)..<6 {
+            var random = DeterministicRandom(seed: 1000 + seed)
+            let shared = (0..<(6 * inFeatures)).map { _ in random.nextGaussian() }
+            let terms = (0..<3).map { t in
+                let strength = t == 1 ? 0.5 : 1.0
+                var b = [Float](repeating: 0, count: out * r), a = [Float](repeating: 0, count: r * inFeatures)
+                for j in 0..<r {
+                    let s = strength * (0..<j).reduce(1.0) { p, _ in p * 0.7 }
+                    for row in 0..<out { b[row * r + j] = Float(s * random.nextGaussian()) }
+                    let mix = (0..<6).map { _ in random.nextGaussian() }
+                    for c in 0..<inFeatures {
+                        let common = (0..<6).reduce(0.0) { $0 + mix[$1] * shared[$1 * inFeatures + c] }
+                        a[j * inFeatures + c] = Float(0.7 * common / 6.0.squareRoot() + 0.7 * random.nextGaussian())
+                    }
+                }
+                return LoraTerm(coefficient: 1.0 / 3, rank: r, a: a, b: b)
+            }
+            let input = ModuleInput(name: "m", outFeatures: out, inFeatures: inFeatures, terms: terms)
+            let now = try ModuleMerger.merge(input, spec: MergeSpec(method: .lego, rank: r), seed: seed)
+            let old = try ModuleMerger.merge(input, spec: MergeSpec(method: .lego, rank: r, lego: before), seed: seed)
+            let target = RandomModules.target(input)
+            let errorNow = RandomModules.relativeError(RandomModules.dense(now), target)
+            totals.now += errorNow
+            totals.before += RandomModules.relativeError(RandomModules.dense(old), target)
+            #expect(errorNow >= (now.stats.svdFloor ?? 0) - 1e-5)
+        }
+        #expect(totals.now < totals.before, "default \(totals.now) vs previous \(totals.before)")
     }
 }

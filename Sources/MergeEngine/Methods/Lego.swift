@@ -52,12 +52,15 @@ enum LegoMerge {
         }
         let kmeans = KMeansOptions(iterations: max(0, options.iterations), tolerance: max(0, options.tolerance),
                                    restarts: max(1, options.restarts))
+        let selectsUnits = options.selectsUnits(units: units.count, rank: rank)
+        // `small_pool: select`: every unit is a fine cluster of its own (k-means at k ≥ n is the identity).
         var clustering = try SignInvariantKMeans.cluster(
             units: units.vectors, count: units.count, dimension: units.dimension,
-            k: options.clusteringCount(units: units.count, rank: rank), options: kmeans, seed: seed)
+            k: selectsUnits ? units.count : options.clusteringCount(units: units.count, rank: rank), options: kmeans,
+            seed: seed)
         if clustering.clusterCount > rank {
             clustering = try selectClusters(clustering, k: rank, units: units, options: options,
-                                            blockSize: kmeans.blockSize)
+                                            blockSize: kmeans.blockSize, catchAll: !selectsUnits)
         }
         let k = clustering.clusterCount
         var statistics = try ClusterStatistics.of(
@@ -83,8 +86,13 @@ enum LegoMerge {
             }
             weights = try ClusterReweighting(options.reweight).weights(statistics, centroids: directions)
         }
-        let (b, a) = assemble(centroids: directions, count: k, weights: weights, outFeatures: units.outFeatures,
+        var (b, a) = assemble(centroids: directions, count: k, weights: weights, outFeatures: units.outFeatures,
                               inFeatures: units.inFeatures)
+        if k < units.count && options.effectiveRefit > 0 {
+            // Continue optimal's least-squares fit from one weight per rank to whole factors (B' | A', then A' | B').
+            try FactorRefit.refit(units: units.vectors, count: units.count, outFeatures: units.outFeatures,
+                                  inFeatures: units.inFeatures, b: &b, a: &a, k: k, rounds: options.effectiveRefit)
+        }
         var result = ModuleResult(name: input.name, rank: k, outFeatures: input.outFeatures,
                                   inFeatures: input.inFeatures, b: b, a: a,
                                   stats: ModuleStats(relativeError: 0, clusterSizes: clustering.clusterSizes,
@@ -109,8 +117,12 @@ enum LegoMerge {
     /// ones) and leaves the rest in a catch-all; choosing them by their fit to T is what an SVD would prefer.
     /// Members keep the sign of their fine cluster; the merged cluster's mean (only the start of its power
     /// iterations and its coherence) aligns members per fine cluster. The k-means objective reported is the fine one.
+    ///
+    /// `catchAll: false` (`small_pool: select`, fine clusters of one unit): k heads are kept and every other fine
+    /// cluster joins the head its rank-one is most aligned with (largest |cos|, ties to the earlier pick), so no
+    /// cluster lumps unrelated units; the reported objective is the k-means objective of the merged assignment.
     static func selectClusters(_ fine: KMeansResult, k: Int, units: RankOneUnits, options: LegoOptions,
-                               blockSize: Int) throws -> KMeansResult {
+                               blockSize: Int, catchAll: Bool = true) throws -> KMeansResult {
         let fineK = fine.clusterCount
         let rankOnes = ClusterPrincipalDirections.units(
             units: units.vectors, count: units.count, outFeatures: units.outFeatures, inFeatures: units.inFeatures,
@@ -120,31 +132,58 @@ enum LegoMerge {
         projections.addProjections(units: units.vectors, count: units.count, centroids: rankOnes, blockSize: blockSize)
         let gram = projections.centroidGram(rankOnes)
         let chosen = try RankOneSelection.greedy(gram: gram, projections: projections.projections ?? [], count: fineK,
-                                                 select: k - 1)
-        var target = [Int](repeating: k - 1, count: fineK)
+                                                 select: catchAll ? k - 1 : k)
+        var target = [Int](repeating: catchAll ? k - 1 : 0, count: fineK)
         for (position, cluster) in chosen.enumerated() { target[cluster] = position }
         // A fine cluster that is another piece of a kept one (|cos| of their rank-ones ≥ 1/2: k-means split one
         // direction) joins it, so the merged cluster holds only what the kept ones do not carry.
         for fine in 0..<fineK where !chosen.contains(fine) && gram[fine * fineK + fine] > 0 {
-            var best = -1, bestCosine = 0.5
+            var best = -1, bestCosine = catchAll ? 0.5 : -1
             for (position, kept) in chosen.enumerated() where gram[kept * fineK + kept] > 0 {
                 let cosine = abs(gram[fine * fineK + kept])
                     / (gram[fine * fineK + fine] * gram[kept * fineK + kept]).squareRoot()
-                if cosine >= bestCosine { bestCosine = cosine; best = position }
+                if catchAll ? cosine >= bestCosine : cosine > bestCosine { bestCosine = cosine; best = position }
             }
             if best >= 0 { target[fine] = best }
         }
         let assignment = fine.assignment.map { target[$0] }
         var sizes = [Int](repeating: 0, count: k)
         for cluster in assignment { sizes[cluster] += 1 }
+        var signs = fine.signs
+        if !catchAll {
+            // Fine clusters are single units: each member enters its cluster with the sign of its dot product with
+            // the head (for the mean, the coherence and the objective; the rank-one ignores signs).
+            let dimension = units.dimension
+            units.vectors.withUnsafeBufferPointer { x in
+                guard let x = x.baseAddress else { return }
+                for i in 0..<units.count {
+                    let head = chosen[assignment[i]]
+                    var dot = 0.0
+                    for j in 0..<dimension { dot += Double(x[i * dimension + j]) * Double(x[head * dimension + j]) }
+                    signs[i] = dot < 0 ? -1 : 1
+                }
+            }
+        }
         let statistics = try ClusterStatistics.of(units: units.vectors, count: units.count,
                                                   outFeatures: units.outFeatures, inFeatures: units.inFeatures,
-                                                  assignment: assignment, signs: fine.signs, k: k, blockSize: blockSize)
+                                                  assignment: assignment, signs: signs, k: k, blockSize: blockSize)
         var selected = fine
         selected.clusterCount = k
         selected.centroids = statistics.centroids
         selected.assignment = assignment
         selected.clusterSizes = sizes
+        if !catchAll {
+            selected.signs = signs
+            // Σ_i ‖x_i‖² − Σ_c ‖Σ_{i∈c} s_i x_i‖² / n_c: the k-means objective of these clusters at their means.
+            let explained = statistics.alignedSums.withUnsafeBufferPointer { m in
+                (0..<k).reduce(0.0) { total, c in
+                    guard let m = m.baseAddress, statistics.counts[c] > 0 else { return total }
+                    let norm = Double(BLAS.nrm2(units.dimension, m + c * units.dimension))
+                    return total + norm * norm / Double(statistics.counts[c])
+                }
+            }
+            selected.objectiveHistory = [max(0, statistics.normSquaredSums.reduce(0, +) - explained)]
+        }
         return selected
     }
 

@@ -1,0 +1,132 @@
+import Testing
+@testable import Kernels
+
+/// `FactorRefit` against the dense alternating least-squares step: B' = T A'ᵀ (A' A'ᵀ)⁻¹ then A' = (B'ᵀB')⁻¹ B'ᵀ T,
+/// with T = Σ x_B x_Aᵀ formed densely and the normal equations solved by the test's own Gaussian elimination.
+@Suite struct FactorRefitTests {
+    /// Dense T = Σ_i x_B,i x_A,iᵀ (Double, row-major [out, in]).
+    static func target(_ units: [Float], count: Int, out: Int, in inFeatures: Int) -> [Double] {
+        let d = out + inFeatures
+        var t = [Double](repeating: 0, count: out * inFeatures)
+        for i in 0..<count { for r in 0..<out { for c in 0..<inFeatures {
+            t[r * inFeatures + c] += Double(units[i * d + r]) * Double(units[i * d + out + c])
+        } } }
+        return t
+    }
+
+    /// x with G x = y for a small dense G (Gaussian elimination, partial pivoting).
+    static func solve(_ g: [Double], _ y: [Double], n: Int) -> [Double] {
+        var m = g, x = y
+        for col in 0..<n {
+            let pivot = (col..<n).max { abs(m[$0 * n + col]) < abs(m[$1 * n + col]) } ?? col
+            if pivot != col { for j in 0..<n { m.swapAt(col * n + j, pivot * n + j) }; x.swapAt(col, pivot) }
+            for row in (col + 1)..<n {
+                let f = m[row * n + col] / m[col * n + col]
+                for j in col..<n { m[row * n + j] -= f * m[col * n + j] }
+                x[row] -= f * x[col]
+            }
+        }
+        for row in stride(from: n - 1, through: 0, by: -1) {
+            x[row] = ((row + 1)..<n).reduce(x[row]) { $0 - m[row * n + $1] * x[$1] } / m[row * n + row]
+        }
+        return x
+    }
+
+    /// One dense ALS round from (B [out, k], A [k, in]); returns the product B'A' [out, in].
+    static func denseRound(t: [Double], b: [Float], a: [Float], out: Int, in inFeatures: Int, k: Int) -> [Double] {
+        let a64 = a.map(Double.init)
+        // B' rows: solve (A Aᵀ) x = (T Aᵀ) row.
+        let gA = (0..<(k * k)).map { i in (0..<inFeatures).reduce(0.0) { $0 + a64[(i / k) * inFeatures + $1] * a64[(i % k) * inFeatures + $1] } }
+        var newB = [Double](repeating: 0, count: out * k)
+        for r in 0..<out {
+            let rhs = (0..<k).map { s in (0..<inFeatures).reduce(0.0) { $0 + t[r * inFeatures + $1] * a64[s * inFeatures + $1] } }
+            let x = solve(gA, rhs, n: k)
+            for s in 0..<k { newB[r * k + s] = x[s] }
+        }
+        // A' columns: solve (B'ᵀB') x = (B'ᵀ T) column.
+        let gB = (0..<(k * k)).map { i in (0..<out).reduce(0.0) { $0 + newB[$1 * k + i / k] * newB[$1 * k + i % k] } }
+        var newA = [Double](repeating: 0, count: k * inFeatures)
+        for c in 0..<inFeatures {
+            let rhs = (0..<k).map { s in (0..<out).reduce(0.0) { $0 + newB[$1 * k + s] * t[$1 * inFeatures + c] } }
+            let x = solve(gB, rhs, n: k)
+            for s in 0..<k { newA[s * inFeatures + c] = x[s] }
+        }
+        return (0..<(out * inFeatures)).map { i in
+            (0..<k).reduce(0.0) { $0 + newB[(i / inFeatures) * k + $1] * newA[$1 * inFeatures + i % inFeatures] }
+        }
+    }
+
+    static func product(_ b: [Float], _ a: [Float], out: Int, in inFeatures: Int, k: Int) -> [Double] {
+        (0..<(out * inFeatures)).map { i in
+            (0..<k).reduce(0.0) { $0 + Double(b[(i / inFeatures) * k + $1]) * Double(a[$1 * inFeatures + i % inFeatures]) }
+        }
+    }
+
+    static func error(_ t: [Double], _ m: [Double]) -> Double {
+        TestData.frobenius(zip(t, m).map { $0 - $1 }) / TestData.frobenius(t)
+    }
+
+    @Test(arguments: [UInt64(1), 2, 3, 4])
+    func oneRoundEqualsTheDenseLeastSquaresStep(seed: UInt64) throws {
+        let (count, out, inFeatures, k) = (11, 9, 7, 3)
+        let units = TestData.gaussian(count * (out + inFeatures), seed: seed)
+        var b = TestData.gaussian(out * k, seed: seed + 100), a = TestData.gaussian(k * inFeatures, seed: seed + 200)
+        let t = Self.target(units, count: count, out: out, in: inFeatures)
+        let expected = Self.denseRound(t: t, b: b, a: a, out: out, in: inFeatures, k: k)
+        try FactorRefit.refit(units: units, count: count, outFeatures: out, inFeatures: inFeatures, b: &b, a: &a, k: k,
+                              rounds: 1)
+        #expect(Self.error(expected, Self.product(b, a, out: out, in: inFeatures, k: k)) < 1e-4)
+        // Balanced ranks: ‖b_t‖ = ‖a_t‖.
+        for s in 0..<k {
+            let nb = (0..<out).reduce(0.0) { $0 + Double(b[$1 * k + s] * b[$1 * k + s]) }.squareRoot()
+            let na = (0..<inFeatures).reduce(0.0) { $0 + Double(a[s * inFeatures + $1] * a[s * inFeatures + $1]) }.squareRoot()
+            #expect(abs(nb - na) <= 1e-4 * max(nb, na))
+        }
+    }
+
+    /// Every half-step is a least-squares minimiser, so more rounds never raise the error; an exact start stays exact.
+    @Test(arguments: [UInt64(5), 6, 7])
+    func roundsNeverRaiseTheErrorAndKeepAnExactFit(seed: UInt64) throws {
+        let (count, out, inFeatures, k) = (14, 12, 10, 4)
+        let units = TestData.gaussian(count * (out + inFeatures), seed: seed)
+        let t = Self.target(units, count: count, out: out, in: inFeatures)
+        var b = TestData.gaussian(out * k, seed: seed + 100), a = TestData.gaussian(k * inFeatures, seed: seed + 200)
+        var last = Self.error(t, Self.product(b, a, out: out, in: inFeatures, k: k))
+        for _ in 0..<4 {
+            try FactorRefit.refit(units: units, count: count, outFeatures: out, inFeatures: inFeatures, b: &b, a: &a,
+                                  k: k, rounds: 1)
+            let now = Self.error(t, Self.product(b, a, out: out, in: inFeatures, k: k))
+            #expect(now <= last * (1 + 1e-5) + 1e-6)
+            last = now
+        }
+        // T of rank 2 (two units), fitted exactly at k = 2 from its own units: the refit keeps it exact.
+        let two = Array(units[0..<(2 * (out + inFeatures))])
+        let t2 = Self.target(two, count: 2, out: out, in: inFeatures)
+        var b2 = [Float](repeating: 0, count: out * 2), a2 = [Float](repeating: 0, count: 2 * inFeatures)
+        for s in 0..<2 {
+            for r in 0..<out { b2[r * 2 + s] = two[s * (out + inFeatures) + r] }
+            for c in 0..<inFeatures { a2[s * inFeatures + c] = two[s * (out + inFeatures) + out + c] }
+        }
+        try FactorRefit.refit(units: two, count: 2, outFeatures: out, inFeatures: inFeatures, b: &b2, a: &a2, k: 2,
+                              rounds: 2)
+        #expect(Self.error(t2, Self.product(b2, a2, out: out, in: inFeatures, k: 2)) < 1e-5)
+    }
+
+    /// A zero rank (a rank-deficient A') stays finite: the minimum-norm solution.
+    @Test func zeroRankStaysFinite() throws {
+        let (count, out, inFeatures, k) = (6, 5, 4, 3)
+        let units = TestData.gaussian(count * (out + inFeatures), seed: 9)
+        var b = TestData.gaussian(out * k, seed: 10), a = TestData.gaussian(k * inFeatures, seed: 11)
+        for c in 0..<inFeatures { a[2 * inFeatures + c] = 0 }
+        try FactorRefit.refit(units: units, count: count, outFeatures: out, inFeatures: inFeatures, b: &b, a: &a, k: k,
+                              rounds: 1)
+        #expect(b.allSatisfy(\.isFinite) && a.allSatisfy(\.isFinite))
+    }
+
+    @Test func mismatchedShapesThrow() {
+        var b = [Float](repeating: 0, count: 5), a = [Float](repeating: 0, count: 4)
+        #expect(throws: KernelShapeError.self) {
+            try FactorRefit.refit(units: [1, 2, 3], count: 2, outFeatures: 2, inFeatures: 2, b: &b, a: &a, k: 2, rounds: 1)
+        }
+    }
+}
