@@ -32,10 +32,12 @@ TEST_SEED, VALIDATION_SEED = 0, 1
 #: their options (the variants the lego default is chosen from: see bench/results/quality.md).
 BRICKYARD_ROWS: List[Tuple[str, str, Dict[str, str]]] = [
     ("lego (default)", "lego", {}),
-    # The default before cc9baf7 (oversample 2, gated at >= 4 units per fine cluster): the same bytes as the default
-    # on every merge below the gate; only the large soup passes it.
-    ("lego oversample=1 (default before cc9baf7)", "lego",
-     {"reweight": "optimal", "basis": "svd", "direction": "principal", "oversample": "1"}),
+    # The default before 9b8e37d (legoq3's small_pool select + refit 1), and the one before cc9baf7 (oversample 2,
+    # gated at >= 4 units per fine cluster: the same bytes as the one after it below the gate, i.e. everywhere but
+    # the large soups).
+    ("lego small_pool=kmeans refit=0 (default before 9b8e37d)", "lego", {"small_pool": "kmeans", "refit": "0"}),
+    ("lego oversample=1 refit=0 (default before cc9baf7)", "lego",
+     {"reweight": "optimal", "basis": "svd", "direction": "principal", "oversample": "1", "refit": "0"}),
     ("lego direction=mean", "lego", {"reweight": "optimal", "basis": "svd", "direction": "mean"}),
     ("lego basis=raw", "lego", {"reweight": "optimal", "basis": "raw"}),
     ("lego reweight=dual", "lego", {"reweight": "dual", "basis": "svd"}),
