@@ -3,10 +3,15 @@
 /// - B' ← T A'ᵀ (A' A'ᵀ)⁻¹   (the best B' for the current A': each output rank's B column fitted jointly),
 /// - A' ← (B'ᵀ B')⁻¹ B'ᵀ T   (then the best A' for that B').
 /// Each half-step is the exact minimiser of ‖T − B'A'‖_F over one factor, so the error never increases (up to
-/// Float rounding); a singular Gram (a zero rank) takes the minimum-norm solution, which leaves that rank zero.
+/// Float rounding); a (nearly) singular Gram takes the minimum-norm solution over its well-determined directions
+/// (`cutoff`), which leaves a zero rank zero.
 /// T A'ᵀ = X_Bᵀ (X_A A'ᵀ) and B'ᵀ T = (X_B B')ᵀ X_A are two GEMMs over the unit matrix each: O(n·k·(out + in)).
 /// At the end every rank is rebalanced to ‖b_t‖ = ‖a_t‖ (the product is unchanged).
 public enum FactorRefit {
+    /// Eigenvalues of a factor's Gram below this fraction of the largest are treated as zero (two ranks along one
+    /// direction, or a zero rank, must not amplify Float32 rounding): a truncated pseudo-inverse.
+    public static let cutoff = 1e-7
+
     /// `units` row-major [count, out + in] (rows [x_B ; x_A]); `b` row-major [out, k]; `a` row-major [k, in].
     public static func refit(units: [Float], count: Int, outFeatures out: Int, inFeatures: Int,
                              b: inout [Float], a: inout [Float], k: Int, rounds: Int) throws {
@@ -77,7 +82,8 @@ public enum FactorRefit {
     static func solveRight(_ c: [Float], rows: Int, gram g: [Double], k: Int) throws -> [Float] {
         // Column-major [k, rows] right-hand sides = Cᵀ: column r is row r of C.
         let rhs = c.map(Double.init)
-        let solution = try LinearAlgebra.solveSymmetricPositiveSemidefinite(g, rhs, n: k, columns: rows)
+        let solution = try LinearAlgebra.solveSymmetricPositiveSemidefinite(g, rhs, n: k, columns: rows,
+                                                                          cutoff: Self.cutoff)
         return solution.map { Float($0) }
     }
 

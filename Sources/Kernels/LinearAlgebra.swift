@@ -49,22 +49,26 @@ extension LinearAlgebra {
     /// Solves the symmetric positive semidefinite system `G β = h` (G [n, n] symmetric, Double): Cholesky
     /// (`dposv`) when G is positive definite, otherwise the minimum-norm least-squares solution (`dgelsd`),
     /// which is still a minimiser of βᵀGβ − 2hᵀβ when G is singular and h lies in its range.
-    /// `columns` right-hand sides at once: h (and the result) column-major [n, columns].
-    public static func solveSymmetricPositiveSemidefinite(_ g: [Double], _ h: [Double], n: Int,
-                                                         columns: Int = 1) throws -> [Double] {
+    /// `columns` right-hand sides at once: h (and the result) column-major [n, columns]. With `cutoff`, always the
+    /// minimum-norm solution that ignores G's directions with eigenvalue below `cutoff` × the largest (a truncated
+    /// pseudo-inverse: no amplified rounding from a nearly singular G).
+    public static func solveSymmetricPositiveSemidefinite(_ g: [Double], _ h: [Double], n: Int, columns: Int = 1,
+                                                         cutoff: Double? = nil) throws -> [Double] {
         guard n > 0, columns > 0 else { return [] }
-        var factor = g
         var solution = h
-        let info = LAPACKE_dposv(LAPACK_COL_MAJOR, CChar(UInt8(ascii: "U")), Int32(n), Int32(columns), &factor,
-                                 Int32(n), &solution, Int32(n))
-        if info == 0 && solution.allSatisfy({ $0.isFinite }) { return solution }
-        guard info >= 0 else { throw LinearAlgebraError(routine: "dposv", info: info) }
+        if cutoff == nil {
+            var factor = g
+            let info = LAPACKE_dposv(LAPACK_COL_MAJOR, CChar(UInt8(ascii: "U")), Int32(n), Int32(columns), &factor,
+                                     Int32(n), &solution, Int32(n))
+            if info == 0 && solution.allSatisfy({ $0.isFinite }) { return solution }
+            guard info >= 0 else { throw LinearAlgebraError(routine: "dposv", info: info) }
+        }
         var matrix = g
         solution = h
         var singular = [Double](repeating: 0, count: n)
         var rank: Int32 = 0
         let lsInfo = LAPACKE_dgelsd(LAPACK_COL_MAJOR, Int32(n), Int32(n), Int32(columns), &matrix, Int32(n), &solution,
-                                    Int32(n), &singular, 1e-12, &rank)
+                                    Int32(n), &singular, cutoff ?? 1e-12, &rank)
         guard lsInfo == 0 else { throw LinearAlgebraError(routine: "dgelsd", info: lsInfo) }
         return solution
     }

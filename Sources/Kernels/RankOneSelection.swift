@@ -18,6 +18,10 @@ public enum RankOneSelection {
 
     /// Relative squared residual below which a candidate counts as in the span of the chosen terms.
     public static let spanTolerance = 1e-5
+    /// Squared residual, relative to the largest term's ‖M‖², below which a candidate adds nothing: the Gram entries
+    /// of Float32 rank-ones carry rounding at that scale, so a tiny term's own relative residual is not reliable
+    /// (three copies of one adapter at k = 12 chose copies of its weakest units without this).
+    public static let energyTolerance = 1e-8
 
     /// ‖M_c − P_S M_c‖² = G_cc − g_Sᵀ G_S⁻¹ g_S: what of term c the chosen terms S cannot represent.
     static func residual(gram g: [Double], count n: Int, chosen: [Int], candidate c: Int) throws -> Double {
@@ -36,14 +40,16 @@ public enum RankOneSelection {
         }
         var chosen: [Int] = []
         var available = [Bool](repeating: true, count: n)
+        let largest = (0..<n).map { g[$0 * n + $0] }.max() ?? 0
         while chosen.count < min(select, n) {
             var best = -1
             var bestEnergy = -Double.infinity
             for candidate in 0..<n where available[candidate] {
                 // A term (numerically) in the span of the chosen ones adds nothing; in Float32 its near-singular
                 // G_S could still show rounding as captured energy, so it is skipped (e.g. a second copy of a unit).
-                guard try residual(gram: g, count: n, chosen: chosen, candidate: candidate)
-                        > Self.spanTolerance * g[candidate * n + candidate] else { continue }
+                let left = try residual(gram: g, count: n, chosen: chosen, candidate: candidate)
+                guard left > Self.spanTolerance * g[candidate * n + candidate],
+                      left > Self.energyTolerance * largest else { continue }
                 let energy = try capturedEnergy(gram: g, projections: h, count: n, indices: chosen + [candidate])
                 if energy > bestEnergy { bestEnergy = energy; best = candidate }
             }

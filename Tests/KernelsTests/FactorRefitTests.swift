@@ -123,6 +123,24 @@ import Testing
         #expect(b.allSatisfy(\.isFinite) && a.allSatisfy(\.isFinite))
     }
 
+    /// Two ranks along (nearly) one input direction make A'A'ᵀ nearly singular: the truncated pseudo-inverse keeps
+    /// the refit from amplifying rounding, so the error still does not rise.
+    @Test(arguments: [UInt64(12), 13, 14])
+    func nearlyDependentRanksDoNotAmplifyRounding(seed: UInt64) throws {
+        let (count, out, inFeatures, k) = (12, 30, 24, 4)
+        let units = TestData.gaussian(count * (out + inFeatures), seed: seed)
+        let t = Self.target(units, count: count, out: out, in: inFeatures)
+        var b = TestData.gaussian(out * k, seed: seed + 100), a = TestData.gaussian(k * inFeatures, seed: seed + 200)
+        let wobble = TestData.gaussian(inFeatures, seed: seed + 300, scale: 1e-6)
+        for c in 0..<inFeatures { a[inFeatures + c] = a[c] + wobble[c] }  // rank 1 ≈ rank 0
+        let before = Self.error(t, Self.product(b, a, out: out, in: inFeatures, k: k))
+        try FactorRefit.refit(units: units, count: count, outFeatures: out, inFeatures: inFeatures, b: &b, a: &a, k: k,
+                              rounds: 1)
+        #expect(b.allSatisfy(\.isFinite) && a.allSatisfy(\.isFinite))
+        #expect(Self.error(t, Self.product(b, a, out: out, in: inFeatures, k: k)) <= before * (1 + 1e-4))
+        #expect(b.map { abs($0) }.max() ?? 0 < 1e3)
+    }
+
     @Test func mismatchedShapesThrow() {
         var b = [Float](repeating: 0, count: 5), a = [Float](repeating: 0, count: 4)
         #expect(throws: KernelShapeError.self) {
