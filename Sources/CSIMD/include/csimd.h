@@ -59,4 +59,44 @@ int brickyard_crc32c_hardware(void);
 /* What this CPU and its OS support, as bits: 1 SSE 4.2, 2 AVX2 + FMA, 4 AVX-512F, 8 Skylake-X's AVX-512 subsets
  * (F, DQ, CD, BW, VL). 0 on other architectures. */
 int brickyard_cpu_features(void);
+
+/* Task-vector merges (ties, dare_*, magnitude_prune). The magnitude scan: for i < n, with a = the bits of |x[i]|
+ * (sign cleared; non-negative floats order like their bits), adds to *above the count of a > hi and appends each a
+ * with lo <= a <= hi to `candidates`, and its position first + i to `positions`, while *found < capacity (*found
+ * counts them all, so *found > capacity means the buffers overflowed). Both buffers need room for capacity + 16
+ * values. Exact integer work on every path; candidates come in increasing position. */
+void brickyard_magnitude_scan(const float *x, long n, uint32_t first, uint32_t lo, uint32_t hi, long *above,
+                              uint32_t *candidates, uint32_t *positions, long capacity, long *found);
+void brickyard_magnitude_scan_on_path(int path, const float *x, long n, uint32_t first, uint32_t lo, uint32_t hi,
+                                      long *above, uint32_t *candidates, uint32_t *positions, long capacity,
+                                      long *found);
+
+/* Accumulation modes of brickyard_prune_accumulate. */
+enum { BRICKYARD_TV_SUM = 0, BRICKYARD_TV_TIES_TOTAL = 1, BRICKYARD_TV_TIES_FREQUENCY = 2 };
+
+/* A group of `terms` term blocks (blocks[t], n entries each) into the running sums, term after term for every
+ * entry i: v = blocks[t][i] if a > thresholds[t] or (a == thresholds[t] and i <= tie_limits[t]) (a = |value|'s
+ * bits; tie_limits in -1 ..< 2^31), else +0. SUM: sum[i] += v. TIES_*: sum[i] += (v > 0 ? v : +0),
+ * negative[i] += (v < 0 ? v : +0), positives[i] += (v > 0), negatives[i] += (v < 0), and for TIES_TOTAL also
+ * vote[i] += v. One rounded addition per element and term (never fused), so groups called in term order give every
+ * sum in term order. */
+void brickyard_prune_accumulate(const float *const *blocks, const uint32_t *thresholds, const long *tie_limits,
+                                int terms, long n, int mode, float *sum, float *vote, float *negative,
+                                float *positives, float *negatives);
+void brickyard_prune_accumulate_on_path(int path, const float *const *blocks, const uint32_t *thresholds,
+                                        const long *tie_limits, int terms, long n, int mode, float *sum, float *vote,
+                                        float *negative, float *positives, float *negatives);
+
+/* TIES' disjoint mean from those sums: the elected sign is + where vote >= 0 (TIES_TOTAL) or positives >= negatives
+ * (TIES_FREQUENCY: the vote Σ sign); out[i] = the elected side's sum / max(its count, 1). */
+void brickyard_ties_finish(long n, int mode, const float *sum, const float *vote, const float *negative,
+                           const float *positives, const float *negatives, float *out);
+
+/* out[i, j] (row-major [rows, cols]) = alpha × (fused multiply-add chain over r = 0 ..< rank of b[i, r]·a[r, j],
+ * from 0), b row-major [rows, rank], a row-major [rank, cols]: a row block of a low-rank product c·B·A. The same
+ * bits on every path and for any block shape (and those of OpenBLAS's SkylakeX sgemm kernel for rank ≤ 32). */
+void brickyard_low_rank_block(const float *b, long rows, long rank, const float *a, long cols, float alpha,
+                              float *out);
+void brickyard_low_rank_block_on_path(int path, const float *b, long rows, long rank, const float *a, long cols,
+                                      float alpha, float *out);
 #endif
