@@ -16,37 +16,44 @@ enum { LANES = 16, ROWS = 4, COLS = 4, CHUNK = 128 };
 #define LOAD16(p) ({ lanes16 v_; memcpy(&v_, (p), sizeof v_); v_; })
 
 /* Register blocking: 4 rows × 4 centroids = 16 accumulators fed by 8 loads per 16 lanes (measured 1.5× the 4 × 2
- * blocking's rate on this Xeon: 50 against 33 GFLOP/s at d = 18432). A block past the last centroid repeats the
- * last one (it computes the same value into the same slot). */
+ * blocking's rate on this Xeon: 50 against 33 GFLOP/s at d = 18432). The last block of centroids may be narrower
+ * (1–3 columns, e.g. the 5 candidates of a greedy seeding step are 4 + 1): it gets a block of its own width instead
+ * of repeating a column, which costs no accuracy and no bits (each accumulator sees the same fused products in the
+ * same order whatever the block width) and saves up to 3/4 of that block's work. */
+#define ROW_DOTS_BLOCK(NC)                                                                                     \
+    do {                                                                                                       \
+        const float *mc[NC];                                                                                   \
+        for (int q = 0; q < NC; q++) mc[q] = m + (c + q) * d;                                                  \
+        lanes16 a[ROWS][NC];                                                                                   \
+        for (int r = 0; r < ROWS; r++) for (int q = 0; q < NC; q++) a[r][q] = acc[r][c - c0 + q];              \
+        for (long j = j0; j < jend; j += LANES) {                                                              \
+            lanes16 v[NC], xv[ROWS];                                                                           \
+            for (int q = 0; q < NC; q++) v[q] = LOAD16(mc[q] + j);                                             \
+            for (int r = 0; r < ROWS; r++) xv[r] = LOAD16(rows[r] + j);                                        \
+            for (int r = 0; r < ROWS; r++)                                                                     \
+                for (int q = 0; q < NC; q++) a[r][q] = __builtin_elementwise_fma(xv[r], v[q], a[r][q]);        \
+        }                                                                                                      \
+        for (int r = 0; r < ROWS; r++) for (int q = 0; q < NC; q++) acc[r][c - c0 + q] = a[r][q];              \
+    } while (0)
+
 #define ROW_DOTS_BODY                                                                                          \
     long full = d / LANES * LANES;                                                                             \
     lanes16 acc[ROWS][16];                                                                                     \
     for (long i0 = 0; i0 < n; i0 += ROWS) {                                                                    \
         const float *rows[ROWS];                                                                               \
-        for (int r = 0; r < ROWS; r++) rows[r] = x + (i0 + r < n ? i0 + r : i0) * d;                           \
+        for (int r = 0; r < ROWS; r++) rows[r] = ROW_AT(i0 + r < n ? i0 + r : i0);                             \
         for (long c0 = 0; c0 < k; c0 += 16) {                                                                  \
             long cend = c0 + 16 < k ? c0 + 16 : k;                                                             \
             for (int r = 0; r < ROWS; r++) for (int c = 0; c < 16; c++) acc[r][c] = (lanes16)0;                \
             for (long j0 = 0; j0 < full; j0 += CHUNK) {                                                        \
                 long jend = j0 + CHUNK < full ? j0 + CHUNK : full;                                             \
-                for (long c = c0; c < cend; c += COLS) {                                                       \
-                    const float *mc[COLS];                                                                     \
-                    int slot[COLS];                                                                            \
-                    for (int q = 0; q < COLS; q++) {                                                           \
-                        long cq = c + q < cend ? c + q : c;                                                    \
-                        mc[q] = m + cq * d;                                                                    \
-                        slot[q] = (int)(cq - c0);                                                              \
-                    }                                                                                          \
-                    lanes16 a[ROWS][COLS];                                                                     \
-                    for (int r = 0; r < ROWS; r++) for (int q = 0; q < COLS; q++) a[r][q] = acc[r][slot[q]];   \
-                    for (long j = j0; j < jend; j += LANES) {                                                  \
-                        lanes16 v[COLS], xv[ROWS];                                                             \
-                        for (int q = 0; q < COLS; q++) v[q] = LOAD16(mc[q] + j);                               \
-                        for (int r = 0; r < ROWS; r++) xv[r] = LOAD16(rows[r] + j);                            \
-                        for (int r = 0; r < ROWS; r++)                                                         \
-                            for (int q = 0; q < COLS; q++) a[r][q] = __builtin_elementwise_fma(xv[r], v[q], a[r][q]); \
-                    }                                                                                          \
-                    for (int r = 0; r < ROWS; r++) for (int q = 0; q < COLS; q++) acc[r][slot[q]] = a[r][q];   \
+                long c = c0;                                                                                   \
+                for (; c + COLS <= cend; c += COLS) ROW_DOTS_BLOCK(COLS);                                      \
+                switch (cend - c) {                                                                            \
+                case 3: ROW_DOTS_BLOCK(3); break;                                                              \
+                case 2: ROW_DOTS_BLOCK(2); break;                                                              \
+                case 1: ROW_DOTS_BLOCK(1); break;                                                              \
+                default: break;                                                                                \
                 }                                                                                              \
             }                                                                                                  \
             for (int r = 0; r < ROWS && i0 + r < n; r++) {                                                     \
@@ -63,15 +70,22 @@ enum { LANES = 16, ROWS = 4, COLS = 4, CHUNK = 128 };
         }                                                                                                      \
     }
 
+/* Rows x + i·d (brickyard_row_dots), or rows given by pointers (brickyard_row_dots_gathered: `x` is then unused and
+ * `at` holds the n row pointers); the same arithmetic on each row either way. */
+#define ROW_AT(i) (at ? at[(i)] : x + (i) * d)
+
 #if defined(__x86_64__) || defined(__i386__)
 __attribute__((target("avx512f")))
-static void row_dots_avx512(const float *x, long n, long d, const float *m, long k, float *out) { ROW_DOTS_BODY }
+static void row_dots_avx512(const float *x, const float *const *at, long n, long d, const float *m, long k,
+                            float *out) { ROW_DOTS_BODY }
 
 __attribute__((target("avx2,fma")))
-static void row_dots_avx2(const float *x, long n, long d, const float *m, long k, float *out) { ROW_DOTS_BODY }
+static void row_dots_avx2(const float *x, const float *const *at, long n, long d, const float *m, long k,
+                          float *out) { ROW_DOTS_BODY }
 #endif
 
-static void row_dots_portable(const float *x, long n, long d, const float *m, long k, float *out) { ROW_DOTS_BODY }
+static void row_dots_portable(const float *x, const float *const *at, long n, long d, const float *m, long k,
+                              float *out) { ROW_DOTS_BODY }
 
 int brickyard_row_dots_path(void) {
     static int cached = -1;
@@ -82,16 +96,30 @@ int brickyard_row_dots_path(void) {
     return cached;
 }
 
-void brickyard_row_dots_on_path(int path, const float *x, long n, long d, const float *m, long k, float *out) {
+static void row_dots_dispatch(int path, const float *x, const float *const *at, long n, long d, const float *m,
+                              long k, float *out) {
     if (n <= 0 || k <= 0) return;
     if (path > brickyard_row_dots_path()) path = brickyard_row_dots_path();
     switch (path) {
 #if defined(__x86_64__) || defined(__i386__)
-    case 2: row_dots_avx512(x, n, d, m, k, out); break;
-    case 1: row_dots_avx2(x, n, d, m, k, out); break;
+    case 2: row_dots_avx512(x, at, n, d, m, k, out); break;
+    case 1: row_dots_avx2(x, at, n, d, m, k, out); break;
 #endif
-    default: row_dots_portable(x, n, d, m, k, out); break;
+    default: row_dots_portable(x, at, n, d, m, k, out); break;
     }
+}
+
+void brickyard_row_dots_on_path(int path, const float *x, long n, long d, const float *m, long k, float *out) {
+    row_dots_dispatch(path, x, NULL, n, d, m, k, out);
+}
+
+void brickyard_row_dots_gathered_on_path(int path, const float *const *rows, long n, long d, const float *m, long k,
+                                         float *out) {
+    row_dots_dispatch(path, NULL, rows, n, d, m, k, out);
+}
+
+void brickyard_row_dots_gathered(const float *const *rows, long n, long d, const float *m, long k, float *out) {
+    row_dots_dispatch(brickyard_row_dots_path(), NULL, rows, n, d, m, k, out);
 }
 
 void brickyard_row_dots(const float *x, long n, long d, const float *m, long k, float *out) {

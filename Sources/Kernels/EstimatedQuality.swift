@@ -72,7 +72,7 @@ extension StackedProduct {
     public func estimatedQuality(approximationLeft: [Float], approximationRight: [Float], rank: Int,
                                  spectrumRank: Int?, seed: UInt64, sketchSteps: Int) throws -> ProductQuality {
         var basis: [[Float]] = [], widths: [Int] = []
-        var targetSquared = 0.0, errorSquared = 0.0, top: Double?, remaining = 0.0
+        var targetSquared = 0.0, errorSquared = 0.0, top: Double?, remaining = 0.0, sketchSquared = 0.0
         if let spectrumRank, spectrumRank > 0,
            let sketch = try krylovSVD(rank: spectrumRank, seed: seed ^ 0x534B_4348, maxSteps: max(2, sketchSteps),
                                       tolerance: Self.sketchTolerance, acceptUnsettled: true) {
@@ -81,6 +81,7 @@ extension StackedProduct {
             basis = sketch.basis
             widths = sketch.widths
             targetSquared = sketch.capturedSquared
+            sketchSquared = sketch.capturedSquared
             for (block, (image, width)) in zip(basis, zip(sketch.images, widths)) {
                 // Q_jᵀE = W_jᵀ − (Q_jᵀB') A'.
                 errorSquared += Self.projectedErrorSquared(image: image, basisBlock: block, width: width, rows: rows,
@@ -119,15 +120,13 @@ extension StackedProduct {
                                      route: .krylov, relativeErrorStandardError: error.standardError)
         if let top {
             let complete = (spectrumRank ?? 0) >= min(rows, cols, inner)
-            let floor = QualityEstimator.floor(samples, capturedTop: top)
-            // The sketch's S may still rise by `remaining` (extrapolated): the floor is an upper bound by up to
-            // f − sqrt(f² − remaining/N), which the stated error includes (a budget-limited sketch may not settle).
-            let norm = samples.target.reduce(0, +) / Double(max(samples.target.count, 1))
-            let lower = norm > 0 ? max(floor.value * floor.value - remaining / norm, 0).squareRoot() : floor.value
-            let bias = floor.value - lower
+            // The sketch's S may still rise (a budget-limited sketch may not settle): the floor is an upper bound,
+            // and its stated error includes the largest shortfall (extrapolated, capped by Ky Fan's bound).
+            let floor = QualityEstimator.boundedFloor(samples, capturedTop: top, extrapolatedRise: remaining,
+                                                      deflatedSquared: targetSquared,
+                                                      outsideExact: targetSquared - sketchSquared)
             quality.floor = complete ? 0 : floor.value
-            quality.floorStandardError = complete ? 0 : (floor.standardError * floor.standardError + bias * bias)
-                .squareRoot()
+            quality.floorStandardError = complete ? 0 : floor.standardError
         }
         return quality
     }

@@ -116,6 +116,29 @@ public enum QualityEstimator {
         ratio(samples.target.map { $0 - capturedTop }, samples.target)
     }
 
+    /// The floor when S = `capturedTop` (Ritz values of an orthonormal sketch basis Q) may still be below
+    /// Σ_{i≤k} σ_i² (a sketch that did not settle): `floor(samples, capturedTop:)` is then an upper bound, and the
+    /// stated error adds the largest possible shortfall f − sqrt(f² − rise/N) to the statistical one. The rise is the
+    /// smaller of the sketch's extrapolation (`extrapolatedRise`) and a Ky Fan bound that needs no extrapolation:
+    /// with T₁ = QQᵀT and T₂ = (I − QQᵀ)T, TᵀT = T₁ᵀT₁ + T₂ᵀT₂ (the cross terms vanish), so
+    /// Σ_{i≤k} σ_i(T)² ≤ Σ_{i≤k} σ_i(T₁)² + Σ_{i≤k} σ_i(T₂)² ≤ S + ‖T₂‖_F². ‖T₂‖_F² is the part of ‖T‖² outside
+    /// span(Q): `outsideExact` (computed exactly: the deflation's blocks beyond Q) plus the probes' tails
+    /// t_j − `deflatedSquared`, taken at their mean + 2 standard errors (a one-sided bound at ~97.5 %).
+    public static func boundedFloor(_ samples: Samples, capturedTop: Double, extrapolatedRise: Double,
+                                    deflatedSquared: Double, outsideExact: Double) -> (value: Double, standardError: Double) {
+        let floor = Self.floor(samples, capturedTop: capturedTop)
+        let m = Double(max(samples.target.count, 1))
+        let norm = samples.target.reduce(0, +) / m
+        let tails = samples.target.map { max($0 - deflatedSquared, 0) }
+        let tailMean = tails.reduce(0, +) / m
+        let tailSpread = tails.count >= 2
+            ? (tails.reduce(0.0) { $0 + ($1 - tailMean) * ($1 - tailMean) } / (m - 1) / m).squareRoot() : tailMean
+        let rise = min(max(extrapolatedRise, 0), outsideExact + tailMean + 2 * tailSpread)
+        let lower = norm > 0 ? max(floor.value * floor.value - rise / norm, 0).squareRoot() : floor.value
+        let bias = floor.value - lower
+        return (floor.value, (floor.standardError * floor.standardError + bias * bias).squareRoot())
+    }
+
     /// Split modules (svd-contract.md): the quality figures from the reduced image TG = Σ_b X_b(Y_b G) and the
     /// merged factors, with no deflation. Floor nil.
     public static func estimate(targetImage: [Float], probes: [Float], count: Int, approximationLeft: [Float],

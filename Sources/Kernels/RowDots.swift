@@ -13,6 +13,19 @@ public enum RowDots {
         brickyard_row_dots(x, n, d, m, k, out)
     }
 
+    /// The same products for rows given by pointers: `out[i * k + c] = rows[i] · m_c`, the bits `compute` gives those
+    /// rows wherever they sit (a row's products do not depend on the rows computed with it).
+    public static func compute(rows: UnsafePointer<UnsafePointer<Float>?>, count n: Int, dimension d: Int,
+                               centroids m: UnsafePointer<Float>, count k: Int, into out: UnsafeMutablePointer<Float>) {
+        guard n > 0, k > 0 else { return }
+        brickyard_row_dots_gathered(rows, n, d, m, k, out)
+    }
+
+    /// One product `a · b` over `d` floats with the bits `compute` gives that row and centroid.
+    public static func dot(_ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, dimension d: Int) -> Float {
+        d > 0 ? brickyard_row_dot(a, b, d) : 0
+    }
+
     /// Which path `compute` takes on this machine (2 AVX-512, 1 AVX2 + FMA, 0 portable).
     public static var path: Int { Int(brickyard_row_dots_path()) }
 
@@ -21,5 +34,17 @@ public enum RowDots {
                         centroids m: UnsafePointer<Float>, count k: Int, into out: UnsafeMutablePointer<Float>) {
         guard n > 0, k > 0 else { return }
         brickyard_row_dots_on_path(Int32(path), x, n, d, m, k, out)
+    }
+
+    /// The gathered products forced onto `path` (capped at what this CPU has).
+    static func compute(onPath path: Int, rows: UnsafePointer<UnsafePointer<Float>?>, count n: Int, dimension d: Int,
+                        centroids m: UnsafePointer<Float>, count k: Int, into out: UnsafeMutablePointer<Float>) {
+        guard n > 0, k > 0 else { return }
+        brickyard_row_dots_gathered_on_path(Int32(path), rows, n, d, m, k, out)
+    }
+
+    /// `dot` forced onto `path` (capped at what this CPU has).
+    static func dot(onPath path: Int, _ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, dimension d: Int) -> Float {
+        d > 0 ? brickyard_row_dot_on_path(Int32(path), a, b, d) : 0
     }
 }

@@ -116,19 +116,35 @@ public enum SignInvariantKMeans {
         return z ^ (z >> 31)
     }
 
-    /// One run: greedy k-means++ seeding, then Lloyd iterations until `options` stop them.
+    /// One run: greedy k-means++ seeding, then Lloyd iterations until `options` stop them. When an update gives back
+    /// the very centroids of the step before (a fixed point, bit for bit), the remaining iterations are recorded
+    /// without being computed: they would repeat that step exactly (same result, history and iteration count).
     static func lloyd(units: [Float], count: Int, dimension: Int, k: Int, unitNormsSquared unitNorms: [Double],
                       options: KMeansOptions, seed: UInt64) -> KMeansResult {
         var centroids = seedPlusPlus(units: units, count: count, dimension: dimension, k: k,
                                      unitNormsSquared: unitNorms, candidates: options.candidates(k: k), seed: seed)
-        var step = lloydStep(units: units, count: count, dimension: dimension, unitNormsSquared: unitNorms,
-                             centroids: centroids, k: k, blockSize: options.blockSize)
+        var bounds = LloydBounds(units: units, count: count, dimension: dimension, unitNormsSquared: unitNorms)
+        var step = boundedStep(units: units, count: count, dimension: dimension, unitNormsSquared: unitNorms,
+                               centroids: centroids, k: k, blockSize: options.blockSize, bounds: &bounds)
         var history = [step.objective]
         var iterations = 0
         while iterations < options.iterations {
-            centroids = updateCentroids(&step, units: units, dimension: dimension, k: k)
-            step = lloydStep(units: units, count: count, dimension: dimension, unitNormsSquared: unitNorms,
-                             centroids: centroids, k: k, blockSize: options.blockSize)
+            let computed = step
+            let next = updateCentroids(&step, units: units, dimension: dimension, k: k)
+            if sameBits(next, centroids) {
+                // A fixed point: a step is a function of the centroids alone, so every further step would give
+                // `computed` again, bit for bit, and its objective. Record those steps without running them.
+                step = computed
+                repeat {
+                    iterations += 1
+                    history.append(step.objective)
+                    // (previous − objective) = 0: the tolerance rule stops at the first repeat when it is on.
+                } while iterations < options.iterations && !(options.tolerance > 0)
+                break
+            }
+            centroids = next
+            step = boundedStep(units: units, count: count, dimension: dimension, unitNormsSquared: unitNorms,
+                               centroids: centroids, k: k, blockSize: options.blockSize, bounds: &bounds)
             iterations += 1
             let previous = history[history.count - 1]
             history.append(step.objective)
@@ -140,6 +156,17 @@ public enum SignInvariantKMeans {
         centroids = updateCentroids(&step, units: units, dimension: dimension, k: k)
         return KMeansResult(clusterCount: k, centroids: centroids, assignment: step.assignment, signs: step.signs,
                             clusterSizes: step.counts, iterations: iterations, objectiveHistory: history)
+    }
+
+    /// Whether two arrays hold the same bits (unlike `==`, tells −0 from +0 and finds NaN equal to itself).
+    static func sameBits(_ a: [Float], _ b: [Float]) -> Bool {
+        guard a.count == b.count else { return false }
+        return a.withUnsafeBytes { x in
+            b.withUnsafeBytes { y in
+                guard let x = x.baseAddress, let y = y.baseAddress else { return true }
+                return memcmp(x, y, a.count * MemoryLayout<Float>.size) == 0
+            }
+        }
     }
 
     /// ‖row‖² for every row, from `nrm2` (single-threaded in OpenBLAS, so thread-count independent).
@@ -287,16 +314,30 @@ public enum SignInvariantKMeans {
     public static func lloydBlock(units: UnsafePointer<Float>, count: Int, dimension: Int,
                                   unitNormsSquared: UnsafePointer<Double>, centroids: [Float],
                                   centroidNormsSquared: [Double], k: Int) -> LloydBlockPartial {
+        lloydBlock(units: units, count: count, dimension: dimension, unitNormsSquared: unitNormsSquared,
+                   centroids: centroids, centroidNormsSquared: centroidNormsSquared, k: k, pruning: nil)
+    }
+
+    /// `lloydBlock`, optionally with the run's bounds (`LloydBounds`): a unit that provably keeps its cluster gets
+    /// the one product with its own centroid, the others all k; the bounds are brought up to date for every unit.
+    static func lloydBlock(units: UnsafePointer<Float>, count: Int, dimension: Int,
+                           unitNormsSquared: UnsafePointer<Double>, centroids: [Float], centroidNormsSquared: [Double],
+                           k: Int, pruning: UnsafeMutablePointer<BlockPruning>?) -> LloydBlockPartial {
         guard count > 0, dimension > 0, k > 0 else {
             // Zero-width units (or none): every product is 0, so every unit is at distance 0 from cluster 0.
             var counts = [Int](repeating: 0, count: max(k, 0))
             if k > 0 { counts[0] = max(count, 0) }
+            if let pruning {
+                for i in 0..<max(count, 0) { pruning.pointee.assignment[i] = -1 }
+            }
             return LloydBlockPartial(sums: [Float](repeating: 0, count: max(k, 0) * max(dimension, 0)),
                                      counts: counts, objective: 0, assignment: [Int](repeating: 0, count: max(count, 0)),
                                      signs: [Float](repeating: 1, count: max(count, 0)),
                                      distances: [Double](repeating: 0, count: max(count, 0)))
         }
         var dots = [Float](repeating: 0, count: min(count, fusedRows) * k)
+        var gathered = [UnsafePointer<Float>?](repeating: nil, count: fusedRows)
+        var slot = [Int](repeating: -1, count: fusedRows)
         var assignment = [Int](repeating: 0, count: count)
         var signs = [Float](repeating: 1, count: count)
         var distances = [Double](repeating: 0, count: count)
@@ -306,30 +347,80 @@ public enum SignInvariantKMeans {
         centroids.withUnsafeBufferPointer { m in
             dots.withUnsafeMutableBufferPointer { p in
                 sums.withUnsafeMutableBufferPointer { out in
-                    guard let m = m.baseAddress, let p = p.baseAddress, let out = out.baseAddress else { return }
-                    FixedBlocks.forEach(count: count, blockSize: fusedRows) { start, rows in
-                        RowDots.compute(units + start * dimension, rows: rows, dimension: dimension, centroids: m,
-                                        count: k, into: p)
-                        for r in 0..<rows {
-                            let i = start + r
-                            var best = 0
-                            var bestDistance = Double.infinity
-                            for c in 0..<k {
-                                let d = distance(unitNormSquared: unitNormsSquared[i],
-                                                 centroidNormSquared: centroidNormsSquared[c], dot: p[r * k + c])
-                                if d < bestDistance { bestDistance = d; best = c }
+                    gathered.withUnsafeMutableBufferPointer { rowsAt in
+                        guard let m = m.baseAddress, let p = p.baseAddress, let out = out.baseAddress,
+                              let rowsAt = rowsAt.baseAddress else { return }
+                        FixedBlocks.forEach(count: count, blockSize: fusedRows) { start, rows in
+                            // Which rows need all k products (every row without bounds).
+                            var full = 0
+                            for r in 0..<rows {
+                                let i = start + r
+                                if let pruning, pruning.pointee.keepsCluster(i, normSquared: unitNormsSquared[i]) {
+                                    slot[r] = -1
+                                } else {
+                                    slot[r] = full
+                                    rowsAt[full] = units + i * dimension
+                                    full += 1
+                                }
                             }
-                            assignment[i] = best
-                            signs[i] = p[r * k + best] < 0 ? -1 : 1
-                            distances[i] = bestDistance
-                            counts[best] += 1
-                            objective += bestDistance
-                        }
-                        assignment.withUnsafeBufferPointer { a in
-                            signs.withUnsafeBufferPointer { s in
-                                guard let a = a.baseAddress, let s = s.baseAddress else { return }
-                                UnitSums.signed(units + start * dimension, rows: rows, dimension: dimension,
-                                                clusters: a + start, signs: s + start, k: k, into: out)
+                            if full == rows {
+                                RowDots.compute(units + start * dimension, rows: rows, dimension: dimension,
+                                                centroids: m, count: k, into: p)
+                            } else if full > 0 {
+                                RowDots.compute(rows: rowsAt, count: full, dimension: dimension, centroids: m, count: k,
+                                                into: p)
+                            }
+                            for r in 0..<rows {
+                                let i = start + r
+                                var best = 0
+                                var bestDistance = Double.infinity
+                                var bestDot: Float = 0
+                                if slot[r] < 0, let pruning {
+                                    best = pruning.pointee.assignment[i]
+                                    bestDot = RowDots.dot(units + i * dimension, m + best * dimension,
+                                                          dimension: dimension)
+                                    bestDistance = distance(unitNormSquared: unitNormsSquared[i],
+                                                            centroidNormSquared: centroidNormsSquared[best],
+                                                            dot: bestDot)
+                                    pruning.pointee.skipped += 1
+                                } else {
+                                    let row = p + slot[r] * k
+                                    for c in 0..<k {
+                                        let d = distance(unitNormSquared: unitNormsSquared[i],
+                                                         centroidNormSquared: centroidNormsSquared[c], dot: row[c])
+                                        if d < bestDistance { bestDistance = d; best = c }
+                                    }
+                                    bestDot = row[best]
+                                    if let pruning {
+                                        // Lower bound on every other centroid's exact distance, from its computed one.
+                                        let own = pruning.pointee.unitTerm(i, normSquared: unitNormsSquared[i])
+                                        var low = Double.infinity
+                                        for c in 0..<k where c != best {
+                                            let d = distance(unitNormSquared: unitNormsSquared[i],
+                                                             centroidNormSquared: centroidNormsSquared[c], dot: row[c])
+                                            low = min(low, d - own - pruning.pointee.centroids.margins[c])
+                                        }
+                                        pruning.pointee.lower[i] = low == .infinity ? .infinity : max(0, low).squareRoot()
+                                    }
+                                }
+                                if let pruning {
+                                    let own = pruning.pointee.unitTerm(i, normSquared: unitNormsSquared[i])
+                                    pruning.pointee.upper[i] = (bestDistance + own
+                                                                + pruning.pointee.centroids.margins[best]).squareRoot()
+                                    pruning.pointee.assignment[i] = best
+                                }
+                                assignment[i] = best
+                                signs[i] = bestDot < 0 ? -1 : 1
+                                distances[i] = bestDistance
+                                counts[best] += 1
+                                objective += bestDistance
+                            }
+                            assignment.withUnsafeBufferPointer { a in
+                                signs.withUnsafeBufferPointer { s in
+                                    guard let a = a.baseAddress, let s = s.baseAddress else { return }
+                                    UnitSums.signed(units + start * dimension, rows: rows, dimension: dimension,
+                                                    clusters: a + start, signs: s + start, k: k, into: out)
+                                }
                             }
                         }
                     }

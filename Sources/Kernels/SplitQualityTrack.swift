@@ -220,14 +220,13 @@ public struct SplitQualityTrack: Sendable, Equatable {
                 quality.floor = 0
                 quality.floorStandardError = 0
             } else {
-                let floor = QualityEstimator.floor(samples, capturedTop: top)
-                // S may still rise by about its last increment: the floor is an upper bound by up to that much.
+                // S may still rise by about its last increment (capped by Ky Fan's bound: the energy outside the
+                // basis): the floor is an upper bound by up to that much.
                 let remaining = captured.count >= 2 ? max(top - captured[captured.count - 2], 0) : top
-                let norm = samples.target.reduce(0, +) / Double(max(samples.target.count, 1))
-                let lower = norm > 0 ? max(floor.value * floor.value - remaining / norm, 0).squareRoot() : floor.value
-                let bias = floor.value - lower
+                let floor = QualityEstimator.boundedFloor(samples, capturedTop: top, extrapolatedRise: remaining,
+                                                          deflatedSquared: deflation.targetSquared, outsideExact: 0)
                 quality.floor = floor.value
-                quality.floorStandardError = (floor.standardError * floor.standardError + bias * bias).squareRoot()
+                quality.floorStandardError = floor.standardError
             }
         }
         return quality

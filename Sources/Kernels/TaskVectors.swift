@@ -1,3 +1,5 @@
+import CSIMD
+
 /// One low-rank task vector `τ = coefficient · B · A` given by its factors (B row-major [rows, rank],
 /// A row-major [rank, cols]). Dense task-vector merges never hold a whole τ: they build it in row blocks.
 public struct LowRankTerm: Sendable {
@@ -24,44 +26,103 @@ public struct MagnitudeCut: Sendable, Equatable {
     public var equalToKeep: Int
     /// Keep nothing (k = 0).
     public var keepNone: Bool
+    /// How many entries of the whole task vector have |value| equal to the threshold (≥ `equalToKeep`).
+    public var equalTotal: Int
+    /// Row-major index of the last tied entry that is kept (−1: none), when known (the one-pass cut records it):
+    /// a tied entry is then kept iff its index is at most this, which needs no walk in order.
+    public var lastTieKept: Int?
 
-    public static let none = MagnitudeCut(thresholdBits: 0, equalToKeep: 0, keepNone: true)
+    public init(thresholdBits: UInt32, equalToKeep: Int, keepNone: Bool, equalTotal: Int, lastTieKept: Int? = nil) {
+        self.thresholdBits = thresholdBits
+        self.equalToKeep = equalToKeep
+        self.keepNone = keepNone
+        self.equalTotal = equalTotal
+        self.lastTieKept = lastTieKept
+    }
+
+    public static let none = MagnitudeCut(thresholdBits: 0, equalToKeep: 0, keepNone: true, equalTotal: 0)
+
+    /// The cut on the block of `count` entries starting at row-major index `first`, as a threshold and a tie limit
+    /// (keep iff |value|'s bits > threshold, or = threshold at a block index ≤ limit; `TaskVectorCombine`), or nil
+    /// when only some tied entries survive and their positions are unknown (then `applyCut` walks them in order).
+    public func bounds(first: Int, count: Int) -> (threshold: UInt32, tieLimit: Int)? {
+        if keepNone { return (0x7fff_ffff, -1) }
+        if equalToKeep == 0 { return (thresholdBits, -1) }
+        if equalToKeep == equalTotal { return (thresholdBits, count) }
+        guard let lastTieKept else { return nil }
+        return (thresholdBits, min(max(lastTieKept - first, -1), count))
+    }
 }
 
 /// Blocked dense construction of task vectors and the exact selection of magnitude thresholds.
 public enum TaskVectors {
+    /// Entries per row block of a task vector in the task-vector merges' passes (about 256 KB): small enough that
+    /// a group of blocks and the running sums stay in cache, large enough to amortise each block's setup.
+    public static let blockEntries = 1 << 16
+
+    /// Rows per block of the task-vector merges' passes for [rows, cols]: a function of the shape alone (never of
+    /// the number of terms or workers). The values do not depend on it (`fillBlock`), only the speed.
+    public static func passRows(rows: Int, cols: Int) -> Int {
+        max(1, min(rows, blockEntries / max(cols, 1)))
+    }
+
     /// Rows per block such that `copies` blocks of [rows, cols] Float32 fit in `budgetBytes` (at least 1 row).
     public static func blockRows(rows: Int, cols: Int, copies: Int, budgetBytes: Int = 64 << 20) -> Int {
         let perRow = max(1, cols * max(copies, 1) * MemoryLayout<Float>.size)
         return max(1, min(rows, budgetBytes / perRow))
     }
 
-    /// Writes rows `rowStart ..< rowStart + rowCount` of `coefficient · B · A` into `destination` ([rowCount, cols]).
-    /// Always the same GEMM call for the same block, so repeated passes see bit-identical values.
+    /// Writes rows `rowStart ..< rowStart + rowCount` of `coefficient · B · A` into `destination` ([rowCount, cols])
+    /// by CSIMD's low-rank block kernel: each entry is coefficient × the fused multiply-add chain over the rank in
+    /// order, the same bits on every CPU path, for any block shape and whatever OpenBLAS kernel set is loaded (the
+    /// arithmetic of OpenBLAS's SkylakeX sgemm for these calls), with no packing of A and no zeroing per call.
     public static func fillBlock(_ term: LowRankTerm, cols: Int, rowStart: Int, rowCount: Int,
                                  into destination: UnsafeMutablePointer<Float>) {
+        fillBlock(onPath: nil, term, cols: cols, rowStart: rowStart, rowCount: rowCount, into: destination)
+    }
+
+    /// `fillBlock` on a forced CSIMD path (tests); nil takes this CPU's best.
+    static func fillBlock(onPath path: Int?, _ term: LowRankTerm, cols: Int, rowStart: Int, rowCount: Int,
+                          into destination: UnsafeMutablePointer<Float>) {
         term.b.withUnsafeBufferPointer { pb in
             term.a.withUnsafeBufferPointer { pa in
-                guard let b = pb.baseAddress, let a = pa.baseAddress else {
+                guard let b = pb.baseAddress, let a = pa.baseAddress, term.rank > 0,
+                      pb.count >= (rowStart + rowCount) * term.rank, pa.count >= term.rank * cols else {
                     destination.update(repeating: 0, count: rowCount * cols)
                     return
                 }
-                BLAS.gemm(.none, .none, m: rowCount, n: cols, k: term.rank, alpha: term.coefficient,
-                          a: b + rowStart * term.rank, lda: max(term.rank, 1), b: a, ldb: cols,
-                          beta: 0, c: destination, ldc: cols)
+                if let path {
+                    brickyard_low_rank_block_on_path(Int32(path), b + rowStart * term.rank, rowCount, term.rank, a,
+                                                     cols, term.coefficient, destination)
+                } else {
+                    brickyard_low_rank_block(b + rowStart * term.rank, rowCount, term.rank, a, cols,
+                                             term.coefficient, destination)
+                }
             }
         }
     }
 
     /// The cut that keeps exactly `keep` entries of `τ` ([rows, cols]) with the largest |value|.
-    /// Radix selection on the bit patterns of |value|: one pass histograms the high 16 bits, a second pass
-    /// the low 16 bits inside the selected bucket. Memory: one block and two 64 K-entry histograms.
-    /// `blockRows` must be the block height the caller later uses with `applyCut`, so both passes run the very
-    /// same GEMM calls and see bit-identical values.
+    /// Usually one pass (`MagnitudeSelection`): a sample of rows brackets the cut, the pass counts the entries
+    /// above the bracket and collects those inside it, and a radix selection among those finds the exact cut.
+    /// When the sample's bracket misses (or would hold too many entries), the two-pass radix selection over every
+    /// entry (`histogramCut`) gives the same cut. `blockRows` is the passes' block height (the values do not
+    /// depend on it: `fillBlock`).
     public static func magnitudeCut(_ term: LowRankTerm, rows: Int, cols: Int, keep: Int, blockRows: Int) -> MagnitudeCut {
         let total = rows * cols
         guard keep > 0, total > 0 else { return .none }
-        if keep >= total { return MagnitudeCut(thresholdBits: 0, equalToKeep: total, keepNone: false) }
+        if keep >= total { return MagnitudeCut(thresholdBits: 0, equalToKeep: total, keepNone: false, equalTotal: total) }
+        if let bracket = MagnitudeSelection.bracket(term, rows: rows, cols: cols, keep: keep),
+           let cut = MagnitudeSelection.scanCut(term, rows: rows, cols: cols, keep: keep, blockRows: blockRows,
+                                                bracket: bracket) {
+            return cut
+        }
+        return histogramCut(term, rows: rows, cols: cols, keep: keep, blockRows: blockRows)
+    }
+
+    /// The cut by radix selection over every entry: one pass histograms the high 16 bits of |value|, a second pass
+    /// the low 16 bits inside the selected bucket. Memory: one block and two 64 K-entry histograms.
+    static func histogramCut(_ term: LowRankTerm, rows: Int, cols: Int, keep: Int, blockRows: Int) -> MagnitudeCut {
         var high = [Int](repeating: 0, count: 1 << 16)
         forEachBlock(term, rows: rows, cols: cols, blockRows: blockRows) { block in
             for value in block { high[Int((value.bitPattern & 0x7fff_ffff) >> 16)] += 1 }
@@ -77,7 +138,8 @@ public enum TaskVectors {
         }
         let (lowBucket, aboveLow) = selectBucket(low, rank: keep - aboveHigh)
         let greater = aboveHigh + aboveLow
-        return MagnitudeCut(thresholdBits: bucket << 16 | UInt32(lowBucket), equalToKeep: keep - greater, keepNone: false)
+        return MagnitudeCut(thresholdBits: bucket << 16 | UInt32(lowBucket), equalToKeep: keep - greater,
+                            keepNone: false, equalTotal: low[lowBucket])
     }
 
     /// Applies `cut` to a block in place. `equalSeen` counts ties at the threshold met so far in row-major order
@@ -156,7 +218,7 @@ public enum TaskVectors {
     }
 
     /// The bucket holding the `rank`-th largest element (1-based) and how many elements lie in higher buckets.
-    private static func selectBucket(_ histogram: [Int], rank: Int) -> (bucket: Int, above: Int) {
+    static func selectBucket(_ histogram: [Int], rank: Int) -> (bucket: Int, above: Int) {
         var above = 0
         for bucket in stride(from: histogram.count - 1, through: 0, by: -1) {
             if above + histogram[bucket] >= rank { return (bucket, above) }

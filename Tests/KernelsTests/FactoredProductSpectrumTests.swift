@@ -76,4 +76,16 @@ import Testing
         #expect(abs(svd.floor - floor) <= 1e-4 * floor + 1e-6)
         #expect(abs(svd.frobeniusNorm - TestData.frobenius(dense)) <= 1e-5 * svd.frobeniusNorm)
     }
+
+    /// LAPACK runs without LAPACKE's NaN scan (`_work` entry points): a non-finite factor must still end in an error,
+    /// not in NaN factors.
+    @Test(arguments: [(Float.nan, true), (Float.infinity, true), (-Float.infinity, false), (Float.nan, false)])
+    func nonFiniteFactorsAreAnError(value: Float, inLeft: Bool) throws {
+        let (rows, inner, cols) = (30, 4, 20)
+        var x = TestData.gaussian(rows * inner, seed: 5), y = TestData.gaussian(inner * cols, seed: 6)
+        if inLeft { x[17] = value } else { y[33] = value }
+        #expect(throws: KernelShapeError.self) {
+            _ = try FactoredProduct(left: x, right: y, rows: rows, inner: inner, cols: cols).truncatedSVD(rank: 2)
+        }
+    }
 }

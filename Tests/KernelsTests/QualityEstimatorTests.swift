@@ -67,6 +67,71 @@ import Testing
         }
     }
 
+    /// T with `strong` directions of nearly equal weight (decay `decay` per direction) above a weak tail (relative
+    /// weight `tail`): a 2-step sketch at k < strong cannot separate the top k yet (its extrapolated rise is large),
+    /// but its basis already holds nearly all of ‖T‖², so Ky Fan's bound (the energy outside the basis) is small.
+    static func clustered(rows: Int, inner: Int, cols: Int, strong: Int, decay: Double, tail: Double,
+                          seed: UInt64) throws -> (StackedProduct, [Float]) {
+        var x = TestData.gaussian(rows * inner, seed: seed)
+        for i in 0..<rows {
+            for j in 0..<inner { x[i * inner + j] *= Float(j < strong ? pow(decay, Double(j)) : tail) }
+        }
+        let y = TestData.gaussian(inner * cols, seed: seed &+ 1)
+        let product = try StackedProduct(leftColumns: FactoredProduct.transposed(x, rows: rows, cols: inner), right: y,
+                                         rows: rows, inner: inner, cols: cols)
+        let t = TestData.denseProduct(x, y, m: rows, k: inner, n: cols)
+        return (product, try LinearAlgebra.svd(t.map { Float($0) }, rows: rows, cols: cols).s)
+    }
+
+    /// The floor's stated error bounds the true floor (estimate − 4 stated ≤ floor ≤ estimate + 4 stated, and the
+    /// estimate is an upper bound up to its statistical error) on random pools, and is useful where the 2-step
+    /// sketch has not settled: at most a tenth of the floor (the extrapolation alone states half the floor or more:
+    /// `extrapolationAloneIsLooseThere`).
+    @Test(arguments: [(UInt64(11), 0.97), (12, 0.95), (13, 0.99)])
+    func unsettledFloorBoundIsTightWhereTheBasisHoldsTheEnergy(seed: UInt64, decay: Double) throws {
+        let k = 8, rows = 160, cols = 120
+        let (product, sigma) = try Self.clustered(rows: rows, inner: 300, cols: cols, strong: 24, decay: decay,
+                                                  tail: 0.02, seed: seed)
+        let floor = TruncatedSVD.tailFraction(sigma, rank: k)
+        let exact = try product.truncatedSVD(rank: k, seed: 1, wantNorm: true, route: .factored).svd
+        let b = exact.left.map { $0 * 1.01 }, a = exact.right
+        var stated: [Double] = []
+        for probeSeed in UInt64(0)..<12 {
+            let q = try product.estimatedQuality(approximationLeft: b, approximationRight: a, rank: k, spectrumRank: k,
+                                                 seed: probeSeed &+ seed, sketchSteps: 2)
+            let estimate = try #require(q.floor), error = try #require(q.floorStandardError)
+            #expect(estimate >= floor - 4 * error && estimate - floor <= 4 * error,
+                    "seed \(seed): \(estimate) vs \(floor) ± \(error)")
+            stated.append(error)
+        }
+        let worst = stated.max() ?? 1
+        #expect(worst <= 0.1 * floor, "stated ±\(worst) for a floor of \(floor)")
+    }
+
+    /// Without Ky Fan's cap (the extrapolation alone) the same sketch states a useless error: the cap is what helps.
+    @Test func extrapolationAloneIsLooseThere() throws {
+        let k = 8
+        let (product, sigma) = try Self.clustered(rows: 160, inner: 300, cols: 120, strong: 24, decay: 0.97, tail: 0.02,
+                                                  seed: 11)
+        let floor = TruncatedSVD.tailFraction(sigma, rank: k)
+        let sketch = try #require(try product.krylovSVD(rank: k, seed: 3, maxSteps: 2, tolerance: StackedProduct.sketchTolerance,
+                                                        acceptUnsettled: true))
+        let top = sketch.svd.singularValues.reduce(0.0) { $0 + Double($1) * Double($1) }
+        let count = QualityEstimator.probeCount
+        let g = QualityEstimator.probes(seed: 3, cols: product.cols, count: count)
+        let samples = QualityEstimator.samples(
+            targetImage: product.apply(g, width: count), probes: g, count: count, approximationLeft: [],
+            approximationRight: [], rank: 0, rows: product.rows, cols: product.cols,
+            deflation: QualityEstimator.Deflation(basis: sketch.basis, widths: sketch.widths,
+                                                  targetSquared: sketch.capturedSquared, errorSquared: 0))
+        let loose = QualityEstimator.boundedFloor(samples, capturedTop: top, extrapolatedRise: sketch.remaining,
+                                                  deflatedSquared: sketch.capturedSquared, outsideExact: .infinity)
+        let capped = QualityEstimator.boundedFloor(samples, capturedTop: top, extrapolatedRise: sketch.remaining,
+                                                   deflatedSquared: sketch.capturedSquared, outsideExact: 0)
+        #expect(loose.standardError >= 0.5 * floor, "extrapolation alone: ±\(loose.standardError), floor \(floor)")
+        #expect(capped.standardError <= 0.1 * floor, "with the cap: ±\(capped.standardError), floor \(floor)")
+    }
+
     /// The svd result of the Krylov route: error = floor = sqrt(‖T‖² − Σσ̃²)/‖T‖ with ‖T‖² estimated outside
     /// the route's own basis.
     @Test func truncationEstimateWithinItsStandardError() throws {

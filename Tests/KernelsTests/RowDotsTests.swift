@@ -35,8 +35,9 @@ import Testing
         return out
     }
 
-    @Test("products follow the documented order exactly, for row and centroid counts off the 4 × 2 blocking and tails",
-          arguments: [(n: 1, d: 1, k: 1), (n: 7, d: 37, k: 3), (n: 9, d: 1043, k: 17), (n: 4, d: 512, k: 2), (n: 5, d: 16, k: 33)])
+    @Test("products follow the documented order exactly, for row and centroid counts off the 4 × 4 blocking (narrow last blocks of 1–3 centroids) and tails",
+          arguments: [(n: 1, d: 1, k: 1), (n: 7, d: 37, k: 3), (n: 9, d: 1043, k: 17), (n: 4, d: 512, k: 2), (n: 5, d: 16, k: 33),
+                      (n: 6, d: 300, k: 5), (n: 3, d: 2061, k: 6), (n: 8, d: 129, k: 7), (n: 2, d: 64, k: 19)])
     func matchesReferenceBits(shape: (n: Int, d: Int, k: Int)) {
         let (n, d, k) = shape
         let x = TestData.gaussian(n * d, seed: 3), m = TestData.gaussian(k * d, seed: 4)
@@ -71,6 +72,40 @@ import Testing
         for start in [0, 3, 7] {
             let part = Self.products(path: nil, x: Array(x[(start * d)..<(n * d)]), n: n - start, d: d, m: m, k: k)
             #expect(part.map(\.bitPattern) == Array(all[(start * k)...]).map(\.bitPattern))
+        }
+    }
+}
+
+/// The gathered products and the single product used by the bounded Lloyd steps: the bits of `RowDots.compute`.
+@Suite struct RowDotsGatheredTests {
+    @Test("rows given by pointers (any order, repeats) and single products give RowDots' bits on every path",
+          arguments: [(n: 9, d: 1043, k: 5), (n: 3, d: 16, k: 32), (n: 1, d: 7, k: 1), (n: 13, d: 300, k: 18)])
+    func gatheredAndSingleMatchContiguous(shape: (n: Int, d: Int, k: Int)) {
+        let (n, d, k) = shape
+        let x = TestData.gaussian(n * d, seed: 91), m = TestData.gaussian(k * d, seed: 92)
+        let all = RowDotsTests.products(path: nil, x: x, n: n, d: d, m: m, k: k)
+        let picks = (0..<n).reversed().map { $0 } + [0]
+        for path in 0...RowDots.path {
+            var out = [Float](repeating: .nan, count: picks.count * k)
+            x.withUnsafeBufferPointer { xp in
+                m.withUnsafeBufferPointer { mp in
+                    out.withUnsafeMutableBufferPointer { op in
+                        let rows: [UnsafePointer<Float>?] = picks.map { xp.baseAddress! + $0 * d }
+                        rows.withUnsafeBufferPointer { rp in
+                            RowDots.compute(onPath: path, rows: rp.baseAddress!, count: picks.count, dimension: d,
+                                            centroids: mp.baseAddress!, count: k, into: op.baseAddress!)
+                        }
+                        for (g, i) in picks.enumerated() {
+                            for c in 0..<k {
+                                #expect(op[g * k + c].bitPattern == all[i * k + c].bitPattern, "path \(path) row \(i)")
+                                let single = RowDots.dot(onPath: path, xp.baseAddress! + i * d, mp.baseAddress! + c * d,
+                                                         dimension: d)
+                                #expect(single.bitPattern == all[i * k + c].bitPattern, "single, path \(path)")
+                            }
+                        }
+                    }
+                }
+            }
         }
     }
 }

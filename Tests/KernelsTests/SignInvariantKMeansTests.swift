@@ -75,6 +75,68 @@ import Testing
         #expect(first.objectiveHistory == second.objectiveHistory)
     }
 
+    /// Every Lloyd step run, the way `lloyd` ran them before it learned to stop at a fixed point: the reference for
+    /// `fixedPointShortcutGivesTheSameBits`.
+    static func everyStep(units: [Float], count n: Int, dimension d: Int, k: Int, options: KMeansOptions,
+                          seed: UInt64) -> (result: KMeansResult, fixedPointAt: Int?) {
+        let norms = SignInvariantKMeans.rowNormsSquared(units, count: n, dimension: d)
+        var centroids = SignInvariantKMeans.seedPlusPlus(units: units, count: n, dimension: d, k: k,
+                                                         unitNormsSquared: norms, candidates: options.candidates(k: k),
+                                                         seed: seed)
+        var step = SignInvariantKMeans.lloydStep(units: units, count: n, dimension: d, unitNormsSquared: norms,
+                                                 centroids: centroids, k: k, blockSize: options.blockSize)
+        var history = [step.objective]
+        var iterations = 0
+        var fixedPointAt: Int?
+        while iterations < options.iterations {
+            let next = SignInvariantKMeans.updateCentroids(&step, units: units, dimension: d, k: k)
+            if fixedPointAt == nil && next.map(\.bitPattern) == centroids.map(\.bitPattern) { fixedPointAt = iterations }
+            centroids = next
+            step = SignInvariantKMeans.lloydStep(units: units, count: n, dimension: d, unitNormsSquared: norms,
+                                                 centroids: centroids, k: k, blockSize: options.blockSize)
+            iterations += 1
+            let previous = history[history.count - 1]
+            history.append(step.objective)
+            if options.tolerance > 0 && (previous <= 0 || (previous - step.objective) < options.tolerance * previous) {
+                break
+            }
+        }
+        centroids = SignInvariantKMeans.updateCentroids(&step, units: units, dimension: d, k: k)
+        return (KMeansResult(clusterCount: k, centroids: centroids, assignment: step.assignment, signs: step.signs,
+                             clusterSizes: step.counts, iterations: iterations, objectiveHistory: history), fixedPointAt)
+    }
+
+    @Test("a run that reaches a fixed point early gives the bits, history and iteration count of running every step",
+          arguments: [(seed: UInt64(11), tolerance: 0.0, iterations: 30), (seed: 12, tolerance: 0, iterations: 30),
+                      (seed: 13, tolerance: 1e-9, iterations: 30), (seed: 14, tolerance: 0, iterations: 3)])
+    func fixedPointShortcutGivesTheSameBits(run: (seed: UInt64, tolerance: Double, iterations: Int)) throws {
+        let (k, d) = (6, 20)
+        let data = Self.planted(clusters: k, perCluster: 25, dimension: d, noise: 0.8, seed: run.seed)
+        let n = data.labels.count
+        let options = KMeansOptions(iterations: run.iterations, tolerance: run.tolerance)
+        let fast = try SignInvariantKMeans.cluster(units: data.units, count: n, dimension: d, k: k, options: options,
+                                                   seed: run.seed)
+        let (slow, fixedPointAt) = Self.everyStep(units: data.units, count: n, dimension: d, k: k, options: options,
+                                                  seed: run.seed)
+        if run.iterations == 30 {
+            // The case under test: the fixed point comes well before the last iteration.
+            #expect(try #require(fixedPointAt) < 20)
+        }
+        #expect(fast.centroids.map(\.bitPattern) == slow.centroids.map(\.bitPattern))
+        #expect(fast.assignment == slow.assignment)
+        #expect(fast.signs.map(\.bitPattern) == slow.signs.map(\.bitPattern))
+        #expect(fast.clusterSizes == slow.clusterSizes)
+        #expect(fast.iterations == slow.iterations)
+        #expect(fast.objectiveHistory.map(\.bitPattern) == slow.objectiveHistory.map(\.bitPattern))
+    }
+
+    @Test func sameBitsTellsSignedZerosApart() {
+        #expect(SignInvariantKMeans.sameBits([1, 0, 2], [1, 0, 2]))
+        #expect(!SignInvariantKMeans.sameBits([1, 0, 2], [1, -0.0, 2]))
+        #expect(!SignInvariantKMeans.sameBits([1, 0], [1, 0, 0]))
+        #expect(SignInvariantKMeans.sameBits([], []))
+    }
+
     @Test(arguments: [3, 4, 10])
     func everyUnitIsItsOwnClusterWhenKIsAtLeastN(k: Int) throws {
         let units = TestData.gaussian(3 * 5, seed: 1)

@@ -101,6 +101,31 @@ import Testing
         }
     }
 
+    @Test("dot-add visits clusters in groups of members (4 at a time) with the bits of the unit-order loop, zero products skipped",
+          arguments: [(n: 41, k: 3), (n: 64, k: 1), (n: 9, k: 5), (n: 130, k: 7)])
+    func dotAddGroupedMatchesUnitOrder(shape: (n: Int, k: Int)) {
+        let (n, k) = shape
+        let out = 70, inn = 33, dim = out + inn
+        var x = TestData.gaussian(n * dim, seed: UInt64(50 + n))
+        // Units 2 and 5 have a zero read half (w = 0: skipped inside a group of four).
+        for i in [2, 5] where i < n { for j in 0..<inn { x[i * dim + out + j] = 0 } }
+        let (clusters, _) = Self.clusters(n, k: k, seed: UInt64(60 + k))
+        let read = (offset: out, length: inn), write = (offset: 0, length: out)
+        let directions = TestData.gaussian(k * inn, seed: 61)
+        var expected = [Float](repeating: 0, count: k * out)
+        for i in 0..<n where clusters[i] >= 0 && clusters[i] < k {
+            let c = clusters[i]
+            let w = RowDotsTests.reference(x[(i * dim + out)..<(i * dim + dim)], directions[(c * inn)..<((c + 1) * inn)])
+            guard w != 0 else { continue }
+            for j in 0..<out { expected[c * out + j] = expected[c * out + j] + w * x[i * dim + j] }
+        }
+        for path in 0...RowDots.path {
+            let sums = Self.dotAdd(path: path, x: x, n: n, stride: dim, read: read, write: write, clusters: clusters, k: k,
+                                   directions: directions)
+            #expect(sums.map(\.bitPattern) == expected.map(\.bitPattern), "path \(path)")
+        }
+    }
+
     @Test("every CPU path available here gives the same bits (AVX-512, AVX2 + FMA, portable C)")
     func pathsAgree() {
         let n = 19, out = 1031, inn = 530, k = 4, dim = out + inn

@@ -2,7 +2,7 @@
 
 Merges gated task LoRAs of the suite (`suite.build`) with the release `brickyard merge` (every method at the same
 output rank) and with PEFT's `add_weighted_adapter` (reference rows), then measures greedy exact-match accuracy per
-task at each global strength `scale` in SCALES. The best scale is chosen on a validation split and reported on the
+task at each global strength `scale` in SCALES (plus N for weights 1/N: `scales_for`). The best scale is chosen on a validation split and reported on the
 test split. Sweeps are cached by the merged adapter's bytes, so a re-run only evaluates merges that changed.
 """
 from __future__ import annotations
@@ -15,12 +15,13 @@ import shlex
 import shutil
 import subprocess
 import sys
+import tempfile
 import time
 from typing import Dict, List, Optional, Tuple
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from tasksuite import quality_report, replay, suite, tasks  # noqa: E402
+from tasksuite import cache, quality_report, replay, suite, tasks  # noqa: E402
 
 SCALES = [0.5, 1.0, 1.5, 2.0, 3.0]
 RANK = 8
@@ -31,9 +32,12 @@ TEST_SEED, VALIDATION_SEED = 0, 1
 #: their options (the variants the lego default is chosen from: see bench/results/quality.md).
 BRICKYARD_ROWS: List[Tuple[str, str, Dict[str, str]]] = [
     ("lego (default)", "lego", {}),
-    ("lego principal, oversample 1 (default of a1fb7bf)", "lego",
-     {"reweight": "optimal", "basis": "svd", "direction": "principal", "oversample": "1"}),
-    ("lego oversample=2", "lego", {"reweight": "optimal", "basis": "svd", "direction": "principal", "oversample": "2"}),
+    # The default before 9b8e37d (legoq3's small_pool select + refit 1), and the one before cc9baf7 (oversample 2,
+    # gated at >= 4 units per fine cluster: the same bytes as the one after it below the gate, i.e. everywhere but
+    # the large soups).
+    ("lego small_pool=kmeans refit=0 (default before 9b8e37d)", "lego", {"small_pool": "kmeans", "refit": "0"}),
+    ("lego oversample=1 refit=0 (default before cc9baf7)", "lego",
+     {"reweight": "optimal", "basis": "svd", "direction": "principal", "oversample": "1", "refit": "0"}),
     ("lego direction=mean", "lego", {"reweight": "optimal", "basis": "svd", "direction": "mean"}),
     ("lego basis=raw", "lego", {"reweight": "optimal", "basis": "raw"}),
     ("lego reweight=dual", "lego", {"reweight": "dual", "basis": "svd"}),
@@ -59,22 +63,29 @@ def merges(paths: Dict[str, str]) -> List[Tuple[str, List[str], List[str], bool]
         return [paths[f"task/{t}"] for t in names]
 
     two, three, six = ["rev", "inc"], ["rev", "inc", "rot"], suite.TASK_NAMES
-    soup = [paths[f"soup/{s}"] for s in suite.SOUP_SEEDS]
     mixed = [paths["rank/rev-r4"], paths["task/inc"], paths["rank/rot-r16"]]
     rows = []
     for names in (two, three, six):
         rows.append((f"{len(names)} tasks, w=1/N", task_dirs(names), names, True))
         rows.append((f"{len(names)} tasks, w=1", task_dirs(names), names, False))
-    rows.append((f"same-task soup of {len(soup)} ({suite.SOUP_TASK}), w=1/N", soup, [suite.SOUP_TASK], True))
+    for task in suite.SOUP_TASKS:
+        soup = [paths[f"soup/{task}-{s}"] for s in suite.SOUP_SEEDS]
+        large = [paths[f"soup/{task}-{s}"] for s in suite.LARGE_SOUP_SEEDS]
+        rows.append((f"same-task soup of {len(soup)} ({task}), w=1/N", soup, [task], True))
+        rows.append((f"large same-task soup of {len(large)} ({task}, past lego's oversample gate), w=1/N", large,
+                     [task], True))
     rows.append(("mixed ranks 4/8/16 (rev, inc, rot), w=1/N", mixed, three, True))
     return rows
 
 
 def merges_by_name():
     """The merges with the suite's adapter names (`task/rev`, …) in place of directories (nothing built)."""
-    names = [f"task/{t}" for t in suite.TASK_NAMES] + [f"soup/{s}" for s in suite.SOUP_SEEDS]
-    names += [f"rank/{t}-r{r}" for t, r in suite.MIXED]
-    return merges({n: n for n in names})
+    return merges({n: n for n in suite.adapter_specs()})
+
+
+def scales_for(count: int, normalize: bool) -> List[float]:
+    """The scales swept for a merge of `count` adapters: SCALES, plus N for weights 1/N (scale N = weights 1)."""
+    return SCALES + [float(count)] if normalize and float(count) not in SCALES else list(SCALES)
 
 
 def selected(label: str, only: Optional[str]) -> bool:
@@ -86,7 +97,6 @@ def selected(label: str, only: Optional[str]) -> bool:
 def brickyard_merge(binary: str, work: str, method: str, params: Dict[str, str], adapters: List[str],
                     normalize: bool) -> Tuple[str, dict, str]:
     """Runs `brickyard merge` on a job file; returns (output dir, merge report, the job text)."""
-    os.makedirs(work, exist_ok=True)
     job = os.path.join(work, "job.yaml")
     text = f"method: {method}\nrank: {RANK}\nnormalize: {'true' if normalize else 'false'}\nseed: {MERGE_SEED}\n"
     if params:
@@ -141,19 +151,18 @@ class Evaluator:
     def fresh_base(self):
         return self.model_module.load_base(self.base_dir)[0]
 
-    def cached(self, key_parts, compute):
-        key = digest(self.base_settings, self.count, self.validation, SCALES, *key_parts)
+    def cached(self, key_parts, compute, scales: List[float] = SCALES):
+        key = digest(self.base_settings, self.count, self.validation, scales, *key_parts)
         path = os.path.join(self.cache_dir, key + ".json")
         if os.path.exists(path):
             return json.load(open(path)), True
         value = compute()
-        with open(path + ".tmp", "w") as f:
-            json.dump(value, f)
-        os.replace(path + ".tmp", path)
+        cache.write_json(path, value)
         return value, False
 
-    def sweep(self, peft_model, adapter: str, names: List[str]) -> Dict[str, Dict[str, Dict[str, float]]]:
-        """str(scale) → {"val": {task: acc}} for every scale, plus "test": {task: acc} and "kept": {"cpy": agreement
+    def sweep(self, peft_model, adapter: str, names: List[str],
+              scales: List[float]) -> Dict[str, Dict[str, Dict[str, float]]]:
+        """str(scale) → {"val": {task: acc}} for every scale of `scales`, plus "test": {task: acc} and "kept": {"cpy": agreement
         with the base} at scale 1 and at the best scale by validation (test sets are decoded only there)."""
         from tasksuite import evaluation
 
@@ -170,23 +179,24 @@ class Evaluator:
         test = {f"test/{t}": tasks.examples(t, self.count, seed=TEST_SEED, split="test", disjoint=self.disjoint)
                 for t in names}
         test["kept/cpy"] = self.base_test[tasks.PRETRAIN_TASK]
-        results = {s: run(s, validation) for s in SCALES}
+        results = {s: run(s, validation) for s in scales}
         best = quality_report.best_scale({s: v["val"] for s, v in results.items()}, names)
         for s in sorted({1.0, best}):
             results[s].update(run(s, test))
         evaluation.set_lora_scale(peft_model, adapter, 1.0)
         return {str(s): v for s, v in results.items()}
 
-    def adapter_sweep(self, adapter_dir: str, names: List[str]):
+    def adapter_sweep(self, adapter_dir: str, names: List[str], scales: List[float]):
         def compute():
             from peft import PeftModel
 
             net = PeftModel.from_pretrained(self.fresh_base(), adapter_dir, adapter_name="merged")
-            return self.sweep(net, "merged", names)
+            return self.sweep(net, "merged", names, scales)
 
-        return self.cached(["adapter", digest(adapter_bytes(adapter_dir)), names], compute)
+        return self.cached(["adapter", digest(adapter_bytes(adapter_dir)), names], compute, scales)
 
-    def peft_sweep(self, adapters: List[str], weights: List[float], combination: str, names: List[str]):
+    def peft_sweep(self, adapters: List[str], weights: List[float], combination: str, names: List[str],
+                   scales: List[float]):
         kwargs = {}
         if combination.endswith("svd"):
             kwargs["svd_rank"] = RANK
@@ -206,10 +216,10 @@ class Evaluator:
             net.add_weighted_adapter([f"a{i}" for i in range(len(adapters))], weights, "merged",
                                      combination_type=combination, **kwargs)
             net.set_adapter("merged")
-            return self.sweep(net, "merged", names)
+            return self.sweep(net, "merged", names, scales)
 
         parts = ["peft", combination, kwargs, weights, [digest(adapter_bytes(a)) for a in adapters], names]
-        return self.cached(parts, compute)
+        return self.cached(parts, compute, scales)
 
     def single(self, adapter_dir: Optional[str], own: List[str]) -> Dict[str, float]:
         """Accuracy on every task (`own` first), plus `kept`: agreement with the base on the other tasks' and the
@@ -280,9 +290,9 @@ def main(argv=None) -> int:
     for t in suite.TASK_NAMES:
         if present(f"task/{t}"):
             singles[f"LoRA {t}"] = evaluator.single(paths[f"task/{t}"], [t])
-    for s in suite.SOUP_SEEDS[1:]:
-        if present(f"soup/{s}"):
-            singles[f"LoRA {suite.SOUP_TASK} seed {s}"] = evaluator.single(paths[f"soup/{s}"], [suite.SOUP_TASK])
+    for name, (task, seed, _) in suite.adapter_specs().items():
+        if name.startswith("soup/") and seed != 0 and present(name):
+            singles[f"LoRA {task} seed {seed}"] = evaluator.single(paths[name], [task])
     for t, r in suite.MIXED:
         if present(f"rank/{t}-r{r}"):
             singles[f"LoRA {t} rank {r}"] = evaluator.single(paths[f"rank/{t}-r{r}"], [t])
@@ -294,19 +304,25 @@ def main(argv=None) -> int:
             continue
         adapters = [paths[n] for n in wanted]
         weights = [1.0 / len(adapters) if normalize else 1.0] * len(adapters)
+        scales = scales_for(len(adapters), normalize)
         for row, method, params in BRICKYARD_ROWS:
             if not selected(row, args.rows):
                 continue
-            work = os.path.join(args.work, "merges", f"{label}-{row}".replace(" ", "_").replace("/", "-"))
+            # a fresh scratch directory per merge: other benchmarks (legoq's rows) share args.work
+            os.makedirs(os.path.join(args.work, "merges"), exist_ok=True)
+            work = tempfile.mkdtemp(prefix=f"{label}-{row}"[:60].replace(" ", "_").replace("/", "-") + "-",
+                                    dir=os.path.join(args.work, "merges"))
             try:
                 out, report, job = brickyard_merge(args.brickyard, work, method, params, adapters, normalize)
             except subprocess.CalledProcessError as error:
-                records.append({"merge": label, "row": row, "source": "brickyard",
-                                "failed": error.stderr.decode().strip().splitlines()[-1]})
+                last = error.stderr.decode().strip().splitlines()[-1]
+                records.append({"merge": label, "row": row, "source": "brickyard",  # without the scratch job path
+                                "failed": last.split("job.yaml: ", 1)[-1]})
+                shutil.rmtree(work, ignore_errors=True)
                 continue
             jobs.setdefault(label, job.split("adapters:")[1])
             error_value, floor = quality(report)
-            sweep, hit = evaluator.adapter_sweep(out, names)
+            sweep, hit = evaluator.adapter_sweep(out, names, scales)
             fresh += not hit
             records.append({"merge": label, "row": row, "source": "brickyard", "tasks": names,
                             "method": method, "parameters": params,
@@ -317,7 +333,7 @@ def main(argv=None) -> int:
         if not args.no_peft:
             for combination in PEFT_ROWS:
                 try:
-                    sweep, hit = evaluator.peft_sweep(adapters, weights, combination, names)
+                    sweep, hit = evaluator.peft_sweep(adapters, weights, combination, names, scales)
                     fresh += not hit
                 except Exception as error:  # PEFT refuses e.g. linear on mixed ranks
                     records.append({"merge": label, "row": f"PEFT {combination}", "source": "peft",

@@ -15,6 +15,7 @@ import torch
 
 from . import model as base_model
 from . import tasks
+from .cache import publish_directory
 
 TARGET_MODULES = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
 
@@ -73,7 +74,10 @@ def train_lora(base_dir: str, task: str, out_dir: str, seed: int = 0, rank: int 
                      replay_batch=replay_batch if replayed else 0, penalty=penalty)
     if penalty is not None:
         penalty.close()
-    os.makedirs(out_dir, exist_ok=True)
-    peft_model.save_pretrained(out_dir)
-    json.dump(settings, open(marker, "w"))
-    return out_dir
+
+    def write(directory: str) -> None:
+        peft_model.save_pretrained(directory)
+        with open(os.path.join(directory, "tasksuite.json"), "w") as f:
+            json.dump(settings, f)
+
+    return publish_directory(out_dir, write)

@@ -11,6 +11,7 @@ from typing import List, Optional, Sequence, Tuple
 import torch
 
 from . import tasks
+from .cache import publish_directory
 
 SPECIAL = ["<pad>", "<eos>", "<unk>"]
 
@@ -111,11 +112,13 @@ def pretrain_base(out_dir: str, seed: int = 0, steps: int = 1500, hidden: int = 
     if copy_every_task:
         pairs += [pair for t in tasks.TASKS for pair in tasks.copy_examples(t, 1000, seed, disjoint)]
     train(model, tokenizer, pairs, steps=steps, lr=3e-3, batch=64, seed=seed)
-    os.makedirs(out_dir, exist_ok=True)
-    model.save_pretrained(out_dir)
-    tokenizer.save_pretrained(out_dir)
-    json.dump(settings, open(marker, "w"))
-    return out_dir
+    def write(directory: str) -> None:
+        model.save_pretrained(directory)
+        tokenizer.save_pretrained(directory)
+        with open(os.path.join(directory, "tasksuite.json"), "w") as f:
+            json.dump(settings, f)
+
+    return publish_directory(out_dir, write)
 
 
 def is_disjoint(base_dir: str) -> bool:

@@ -50,15 +50,19 @@ def setup_lines(run: dict) -> List[str]:
         f"examples with {g['replay_batch']} replayed prompts of the other tasks and of `cpy` ({g['replay_per_task']} "
         f"per task, a split of their own) whose targets are the base's own greedy answers, with a penalty "
         f"(weight {g['gate']}) on the LoRA's output on those rows{quiet}; so each LoRA changes the model only after "
-        f"its task word (scripts/tasksuite/replay.py, lora.py). Soup: {suite.SOUP_TASK} LoRAs of seeds "
-        f"{suite.SOUP_SEEDS}; mixed ranks: rev rank 4, inc rank 8, rot rank 16.",
+        f"its task word (scripts/tasksuite/replay.py, lora.py). Same-task soups, of {' and of '.join(suite.SOUP_TASKS)}: the task's "
+        f"LoRAs of seeds {suite.SOUP_SEEDS}; large soups: of seeds {suite.LARGE_SOUP_SEEDS} (8 × rank 8 = 64 "
+        "units a module at output rank 8: the least that passes lego's oversample gate, ≥ 4 units per fine cluster "
+        "at the default `oversample: 2`; every other merge here is below it); mixed ranks: rev rank 4, inc rank 8, "
+        "rot rank 16.",
         "",
         f"Accuracy = greedy exact match on {run['count']} test examples per task (split `test`, seed "
-        f"{run['test_seed']}), in %; ±5 points is sampling noise at 50%. Every Brickyard method at output rank "
+        f"{run['test_seed']}), in %; sampling noise of one task's figure: ±5 points (one standard error) at 50%, "
+        f"±3 at 10% or 90%; a mean over N tasks has about 1/√N of that. Every Brickyard method at output rank "
         f"{run['rank']} (cat: exact, rank Σr), merge seed {run['merge_seed']}; PEFT rows are "
         f"`add_weighted_adapter` with svd_rank {run['rank']}, density 0.5, torch seed {run['merge_seed']}. `scale` "
         "multiplies the merged update (applied as the LoRA scaling, identical to the job key). Best scale from "
-        f"{run['scales']} chosen on {run['validation']} validation examples per task (split `val`, seed "
+        f"{run['scales']} (plus N for weights 1/N, = weights 1) chosen on {run['validation']} validation examples per task (split `val`, seed "
         f"{run['validation_seed']}), reported on the test examples. *cpy kept* = the merged model's agreement with "
         "the base on copy prompts at that scale (does the merge leave the base alone?). Relative error = mean over "
         "modules of ‖B'A' − T‖/‖T‖ against the exact weighted sum (merge-report.json); floor = the SVD floor at "

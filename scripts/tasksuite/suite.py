@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import os
 import time
-from typing import Dict, Optional, Set
+from typing import Dict, Optional, Set, Tuple
 
 from . import tasks
 
@@ -22,8 +22,14 @@ def setup_torch(threads: int = 1) -> None:
 
 #: Tasks with one LoRA each (rank 8, seed 0).
 TASK_NAMES = list(tasks.TASKS)
-#: The soup task and its extra seeds (seed 0 is the task LoRA itself).
-SOUP_TASK, SOUP_SEEDS = "rev", [0, 1, 2, 3]
+#: The same-task soups' tasks: inc (the exact average of its seeds' LoRAs keeps the task: a soup methods can lose)
+#: and rot (the exact average of 4 loses it already: whatever a method does, nothing is left to keep).
+SOUP_TASKS = ["inc", "rot"]
+#: The soup's seeds (seed 0 is the task LoRA itself).
+SOUP_SEEDS = [0, 1, 2, 3]
+#: The large soup: 8 rank-8 LoRAs of one task merged at rank 8 = 64 units a module, the least that passes lego's
+#: oversample gate (≥ 4 units per fine cluster at the default `oversample: 2`: 4·2·8).
+LARGE_SOUP_SEEDS = list(range(8))
 #: Mixed ranks: (task, rank) LoRAs besides the rank-8 ones.
 MIXED = [("rev", 4), ("rot", 16)]
 #: Gated task LoRAs (`lora.train_lora`): replayed prompts per other task, replay rows per batch, LoRA-output penalty.
@@ -32,10 +38,20 @@ GATING = {"replay_per_task": 500, "replay_batch": 32, "gate": 10.0}
 GATED_BASE = {"hidden": 128, "layers": 2, "steps": 800}
 
 
+def adapter_specs() -> Dict[str, Tuple[str, int, int]]:
+    """name → (task, seed, rank) of every LoRA of the suite: `task/<t>`, `soup/<t>-<seed>`, `rank/<t>-r<r>` (a
+    name may share its LoRA with another: `soup/<t>-0` is `task/<t>`)."""
+    specs = {f"task/{t}": (t, 0, 8) for t in TASK_NAMES}
+    specs.update({f"soup/{t}-{s}": (t, s, 8) for t in SOUP_TASKS
+                  for s in sorted(set(SOUP_SEEDS) | set(LARGE_SOUP_SEEDS))})
+    specs.update({f"rank/{t}-r{r}": (t, 0, r) for t, r in MIXED})
+    return specs
+
+
 def build(root: str, log=print, base_steps: int = 800, lora_steps: int = 400, gated: bool = True,
           jobs: int = 1, only: Optional[Set[str]] = None, disjoint: bool = True) -> Dict[str, str]:
     """Builds (or reuses) everything under `root`; returns name → directory: `base`, `task/<t>`,
-    `soup/<seed>`, `rank/<t>-r<r>`. `jobs` LoRAs train at once (separate processes);
+    `soup/<t>-<seed>`, `rank/<t>-r<r>`. `jobs` LoRAs train at once (separate processes);
     `only`: just these names (and the base).
 
     `gated` (default): a base that copies after every task word and task LoRAs trained with replay of the other
@@ -64,9 +80,7 @@ def build(root: str, log=print, base_steps: int = 800, lora_steps: int = 400, ga
         from . import replay
 
         replay.base_answers(paths["base"], TASK_NAMES + [tasks.PRETRAIN_TASK], GATING["replay_per_task"])
-    wanted = {f"task/{t}": (t, 0, 8) for t in TASK_NAMES}
-    wanted.update({f"soup/{s}": (SOUP_TASK, s, 8) for s in SOUP_SEEDS})
-    wanted.update({f"rank/{t}-r{r}": (t, 0, r) for t, r in MIXED})
+    wanted = adapter_specs()
     if only is not None:
         wanted = {name: spec for name, spec in wanted.items() if name in only}
     calls = {name: dict(base_dir=paths["base"], task=t, out_dir=os.path.join(root, lora_name, f"{t}-r{r}-s{s}"),

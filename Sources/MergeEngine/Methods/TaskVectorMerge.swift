@@ -14,6 +14,11 @@ import Kernels
 ///   module's inputs) and the entry's row-major index: independent of blocking, threads and workers.
 /// - `density ≥ 1` prunes nothing (PEFT's `prune` returns the tensor unchanged).
 enum TaskVectorMerge {
+    /// Terms whose blocks are pruned and combined in one pass (each running sum is read and written once per group).
+    static let group = 8
+    /// Entries per pass when every term fits one group (the running sums then stay in cache).
+    static let span = 16_384
+
     static func merge(_ input: ModuleInput, method: MergeMethodName, rank: Int, options: PruneOptions, seed: UInt64) throws -> ModuleResult {
         guard rank >= 1 else { throw MergeError("module \(input.name): output rank must be at least 1, got \(rank)") }
         let dense = try denseResult(input, method: method, options: options, seed: seed)
@@ -36,80 +41,61 @@ enum TaskVectorMerge {
         }
         let rows = input.outFeatures, cols = input.inFeatures
         let terms = input.terms.map { LowRankTerm(coefficient: Float($0.coefficient), rank: $0.rank, b: $0.b, a: $0.a) }
-        let step = TaskVectors.blockRows(rows: rows, cols: cols, copies: max(terms.count, 1))
+        // A block height of the shape alone, for cache (the former one shrank with the number of terms, to one row
+        // of a 14336-wide module at 960 terms, where each OpenBLAS call packed all of A_i for one row).
+        let step = TaskVectors.passRows(rows: rows, cols: cols)
         let pruning = Pruning(method: method, options: options, terms: terms, rows: rows, cols: cols, blockRows: step, seed: seed)
         let election: PruneOptions.MajoritySign? = (method == .ties || method == .dareTies) ? options.majoritySign : nil
 
+        // Row block by row block; in each, terms in groups of `group`: form each term's block (the very values the
+        // cut's pass saw: `TaskVectors.fillBlock`), then prune the group's blocks and add them, in term order, into
+        // running sums while they are in cache (`TaskVectorCombine`): only the group's blocks are held. With a
+        // single group the sums only live for a span of `span` entries.
         var dense = [Float](repeating: 0, count: rows * cols)
-        let blocks = UnsafeMutableBufferPointer<Float>.allocate(capacity: max(terms.count, 1) * step * cols)
-        defer { blocks.deallocate() }
-        guard let base = blocks.baseAddress else { throw MergeError("module \(input.name): out of memory for task-vector blocks") }
+        let mode: TaskVectorCombine.Mode = election.map { .ties(total: $0 == .total) } ?? .sum
+        let group = max(1, min(Self.group, terms.count))
+        let single = terms.count <= group
+        let span = Self.span
+        let combine = TaskVectorCombine(mode: mode, capacity: single ? min(span, step * cols) : step * cols)
+        let buffers = UnsafeMutablePointer<Float>.allocate(capacity: max(group * step * cols, 1))
+        defer { buffers.deallocate() }
         var equalSeen = [Int](repeating: 0, count: terms.count)
         var start = 0
         while start < rows {
             let count = min(step, rows - start)
             let blockSize = count * cols
-            for (index, term) in terms.enumerated() {
-                let block = base + index * step * cols
-                TaskVectors.fillBlock(term, cols: cols, rowStart: start, rowCount: count, into: block)
-                pruning.apply(term: index, block: UnsafeMutableBufferPointer(start: block, count: blockSize),
-                              firstIndex: start * cols, equalSeen: &equalSeen[index])
+            if !single { combine.reset(count: blockSize) }
+            for first in stride(from: 0, to: terms.count, by: group) {
+                let members = first..<min(first + group, terms.count)
+                let cuts = members.map { index -> TaskVectorCombine.Term in
+                    let block = buffers + (index - first) * step * cols
+                    TaskVectors.fillBlock(terms[index], cols: cols, rowStart: start, rowCount: count, into: block)
+                    return pruning.prepare(term: index, block: block, count: blockSize, firstIndex: start * cols,
+                                           equalSeen: &equalSeen[index])
+                }
+                if !single {
+                    combine.add(cuts)
+                    continue
+                }
+                dense.withUnsafeMutableBufferPointer { destination in
+                    guard let target = destination.baseAddress?.advanced(by: start * cols) else { return }
+                    for offset in stride(from: 0, to: blockSize, by: span) {
+                        combine.reset(count: min(span, blockSize - offset))
+                        combine.add(cuts, offset: offset)
+                        combine.finish(into: target + offset)
+                    }
+                }
             }
-            dense.withUnsafeMutableBufferPointer { destination in
-                guard let target = destination.baseAddress?.advanced(by: start * cols) else { return }
-                combine(blocks: base, stride: step * cols, terms: terms.count, count: blockSize, election: election, into: target)
+            if !single {
+                dense.withUnsafeMutableBufferPointer { destination in
+                    guard let target = destination.baseAddress?.advanced(by: start * cols) else { return }
+                    combine.finish(into: target)
+                }
             }
             start += count
         }
         return dense
     }
-
-    /// Sums the pruned blocks entry by entry in term order, or (TIES) keeps only entries agreeing with the elected
-    /// sign and divides by how many agree (at least 1), as PEFT's `disjoint_merge`. Loops run term by term over
-    /// contiguous entries without branches so they vectorise; each entry still sums its terms in term order.
-    private static func combine(blocks: UnsafeMutablePointer<Float>, stride: Int, terms: Int, count: Int,
-                                election: PruneOptions.MajoritySign?, into target: UnsafeMutablePointer<Float>) {
-        target.update(repeating: 0, count: count)
-        guard let election else {
-            for t in 0..<terms {
-                let block = blocks + t * stride
-                for j in 0..<count { target[j] += block[j] }
-            }
-            return
-        }
-        let vote = UnsafeMutablePointer<Float>.allocate(capacity: max(count, 1))
-        let agreeing = UnsafeMutablePointer<Float>.allocate(capacity: max(count, 1))
-        defer {
-            vote.deallocate()
-            agreeing.deallocate()
-        }
-        vote.update(repeating: 0, count: count)
-        agreeing.update(repeating: 0, count: count)
-        for t in 0..<terms {
-            let block = blocks + t * stride
-            if election == .total {
-                for j in 0..<count { vote[j] += block[j] }
-            } else {
-                for j in 0..<count { vote[j] += signum(block[j]) }
-            }
-        }
-        // The elected sign: +1 where the vote is ≥ 0 (torch.where(sign_magnitude >= 0, 1, -1)).
-        for j in 0..<count { vote[j] = vote[j] >= 0 ? 1 : -1 }
-        for t in 0..<terms {
-            let block = blocks + t * stride
-            for j in 0..<count {
-                let value = block[j]
-                // value · sign > 0 exactly when the value is non-zero and has the elected sign.
-                let agrees = value * vote[j] > 0
-                target[j] += agrees ? value : 0
-                agreeing[j] += agrees ? 1 : 0
-            }
-        }
-        for j in 0..<count { target[j] /= max(agreeing[j], 1) }
-    }
-
-    @inline(__always)
-    private static func signum(_ value: Float) -> Float { (value > 0 ? 1 : 0) - (value < 0 ? 1 : 0) }
 }
 
 /// How each task vector is sparsified before combining.
@@ -136,12 +122,24 @@ private enum Pruning {
         }
     }
 
-    func apply(term: Int, block: UnsafeMutableBufferPointer<Float>, firstIndex: Int, equalSeen: inout Int) {
+    /// Prepares the block of term `term` (`firstIndex` = its row-major index) for `TaskVectorCombine` and returns
+    /// it with its cut: a magnitude cut is fused into the combine's pass (only a cut that keeps some but not all
+    /// tied entries at unknown positions is applied here, by position); DARE's random drop is applied here.
+    func prepare(term: Int, block: UnsafeMutablePointer<Float>, count: Int, firstIndex: Int,
+                 equalSeen: inout Int) -> TaskVectorCombine.Term {
+        let whole = TaskVectorCombine.Term(block: UnsafePointer(block))
+        let entries = UnsafeMutableBufferPointer(start: block, count: count)
         switch self {
-        case .none: break
-        case .magnitude(let cuts): TaskVectors.applyCut(cuts[term], to: block, equalSeen: &equalSeen)
+        case .none: return whole
+        case .magnitude(let cuts):
+            if let (threshold, limit) = cuts[term].bounds(first: firstIndex, count: count) {
+                return TaskVectorCombine.Term(block: whole.block, threshold: threshold, tieLimit: limit)
+            }
+            TaskVectors.applyCut(cuts[term], to: entries, equalSeen: &equalSeen)
+            return whole
         case .random(let keys, let density):
-            TaskVectors.applyRandomDrop(key: keys[term], density: density, firstIndex: firstIndex, to: block)
+            TaskVectors.applyRandomDrop(key: keys[term], density: density, firstIndex: firstIndex, to: entries)
+            return whole
         }
     }
 }
