@@ -21,57 +21,51 @@ public enum FactorRefit {
             throw KernelShapeError(kernel: "FactorRefit", problem: "units \(units.count), B \(b.count), A \(a.count) "
                                    + "values for \(count) units, out \(out), in \(inFeatures), k \(k)")
         }
+        // Workspaces of every round: P and Q [count, k] (one at a time), C [out, k], E [k, in].
+        var scratch = [Float](repeating: 0, count: count * k)
+        var c = [Float](repeating: 0, count: out * k)
+        var e = [Float](repeating: 0, count: k * inFeatures)
         for _ in 0..<rounds {
             // B' = (T A'ᵀ) (A' A'ᵀ)⁻¹: P = X_A A'ᵀ [count, k], C = X_Bᵀ P [out, k].
-            var p = [Float](repeating: 0, count: count * k)
-            var c = [Float](repeating: 0, count: out * k)
-            units.withUnsafeBufferPointer { x in
-                a.withUnsafeBufferPointer { a in
-                    p.withUnsafeMutableBufferPointer { p in
-                        c.withUnsafeMutableBufferPointer { c in
-                            guard let x = x.baseAddress, let a = a.baseAddress, let p = p.baseAddress,
-                                  let c = c.baseAddress else { return }
-                            BLAS.gemm(.none, .transpose, m: count, n: k, k: inFeatures, a: x + out, lda: dimension,
-                                      b: a, ldb: inFeatures, c: p)
-                            BLAS.gemm(.transpose, .none, m: out, n: k, k: count, a: x, lda: dimension, b: p, c: c)
-                        }
-                    }
-                }
-            }
-            b = try solveRight(c, rows: out, gram: gram(rowsOf: a, rows: k, width: inFeatures), k: k)
+            BLAS.multiply(units, a, into: &scratch, m: count, n: k, k: inFeatures, aOffset: out, lda: dimension,
+                          transB: .transpose)
+            BLAS.multiply(units, scratch, into: &c, m: out, n: k, k: count, transA: .transpose, lda: dimension)
+            b = try solveRight(c, rows: out, gram: gram(a, rows: k, cols: inFeatures, of: .rows), k: k)
             // A' = (B'ᵀ B')⁻¹ (B'ᵀ T): Q = X_B B' [count, k], E = Qᵀ X_A [k, in].
-            var q = [Float](repeating: 0, count: count * k)
-            var e = [Float](repeating: 0, count: k * inFeatures)
-            units.withUnsafeBufferPointer { x in
-                b.withUnsafeBufferPointer { b in
-                    q.withUnsafeMutableBufferPointer { q in
-                        e.withUnsafeMutableBufferPointer { e in
-                            guard let x = x.baseAddress, let b = b.baseAddress, let q = q.baseAddress,
-                                  let e = e.baseAddress else { return }
-                            BLAS.gemm(.none, .none, m: count, n: k, k: out, a: x, lda: dimension, b: b, c: q)
-                            BLAS.gemm(.transpose, .none, m: k, n: inFeatures, k: count, a: q, b: x + out,
-                                      ldb: dimension, c: e)
-                        }
-                    }
-                }
-            }
-            let bt = transpose(b, rows: out, cols: k)
+            BLAS.multiply(units, b, into: &scratch, m: count, n: k, k: out, lda: dimension)
+            BLAS.multiply(scratch, units, into: &e, m: k, n: inFeatures, k: count, transA: .transpose,
+                          bOffset: out, ldb: dimension)
             a = transpose(try solveRight(transpose(e, rows: k, cols: inFeatures), rows: inFeatures,
-                                         gram: gram(rowsOf: bt, rows: k, width: out), k: k),
+                                         gram: gram(b, rows: out, cols: k, of: .columns), k: k),
                           rows: inFeatures, cols: k)
         }
         balance(b: &b, a: &a, out: out, inFeatures: inFeatures, k: k)
     }
 
-    /// G = M Mᵀ (Double) for a row-major [rows, width] M.
-    static func gram(rowsOf m: [Float], rows: Int, width: Int) -> [Double] {
-        var g = [Double](repeating: 0, count: rows * rows)
-        for i in 0..<rows {
-            for j in i..<rows {
-                var s = 0.0
-                for t in 0..<width { s += Double(m[i * width + t]) * Double(m[j * width + t]) }
-                g[i * rows + j] = s
-                g[j * rows + i] = s
+    /// Which Gram of a matrix: of its rows (M Mᵀ) or of its columns (Mᵀ M).
+    enum GramSide { case rows, columns }
+
+    /// The Gram (Double, full symmetric, row-major) of a row-major [rows, cols] M: M Mᵀ [rows, rows] or
+    /// Mᵀ M [cols, cols], each entry one Double sum in index order.
+    /// Not a `dsyrk`: its blocked sums round differently, and the solve amplifies that on nearly dependent ranks
+    /// (a llama-sized q/k/v/o merge changed up to a third of its values). The loop costs k²·width/2
+    /// multiply-adds (1.8 M at k = 16 on a 14,336-wide side) against the rounds' 2·count·k·(out + in) in GEMMs.
+    static func gram(_ m: [Float], rows: Int, cols: Int, of side: GramSide) -> [Double] {
+        let size = side == .rows ? rows : cols
+        let length = side == .rows ? cols : rows
+        // Vector i of the Gram is row i (elements 1 apart) or column i (elements `cols` apart).
+        let (vectorStride, elementStride) = side == .rows ? (cols, 1) : (1, cols)
+        var g = [Double](repeating: 0, count: size * size)
+        m.withUnsafeBufferPointer { m in
+            for i in 0..<size {
+                for j in i..<size {
+                    var s = 0.0
+                    for t in 0..<length {
+                        s += Double(m[i * vectorStride + t * elementStride]) * Double(m[j * vectorStride + t * elementStride])
+                    }
+                    g[i * size + j] = s
+                    g[j * size + i] = s
+                }
             }
         }
         return g
