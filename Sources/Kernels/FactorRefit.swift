@@ -21,25 +21,50 @@ public enum FactorRefit {
             throw KernelShapeError(kernel: "FactorRefit", problem: "units \(units.count), B \(b.count), A \(a.count) "
                                    + "values for \(count) units, out \(out), in \(inFeatures), k \(k)")
         }
-        // Workspaces of every round: P and Q [count, k] (one at a time), C [out, k], E [k, in].
-        var scratch = [Float](repeating: 0, count: count * k)
-        var c = [Float](repeating: 0, count: out * k)
-        var e = [Float](repeating: 0, count: k * inFeatures)
         for _ in 0..<rounds {
-            // B' = (T A'ᵀ) (A' A'ᵀ)⁻¹: P = X_A A'ᵀ [count, k], C = X_Bᵀ P [out, k].
-            BLAS.multiply(units, a, into: &scratch, m: count, n: k, k: inFeatures, aOffset: out, lda: dimension,
-                          transB: .transpose)
-            BLAS.multiply(units, scratch, into: &c, m: out, n: k, k: count, transA: .transpose, lda: dimension)
-            b = try solveRight(c, rows: out, gram: gram(a, rows: k, cols: inFeatures, of: .rows), k: k)
-            // A' = (B'ᵀ B')⁻¹ (B'ᵀ T): Q = X_B B' [count, k], E = Qᵀ X_A [k, in].
-            BLAS.multiply(units, b, into: &scratch, m: count, n: k, k: out, lda: dimension)
-            BLAS.multiply(scratch, units, into: &e, m: k, n: inFeatures, k: count, transA: .transpose,
-                          bOffset: out, ldb: dimension)
-            a = transpose(try solveRight(transpose(e, rows: k, cols: inFeatures), rows: inFeatures,
-                                         gram: gram(b, rows: out, cols: k, of: .columns), k: k),
-                          rows: inFeatures, cols: k)
+            let c = leftProduct(units: units, count: count, outFeatures: out, inFeatures: inFeatures, a: a, k: k)
+            b = try solveB(c, a: a, outFeatures: out, inFeatures: inFeatures, k: k)
+            let e = rightProduct(units: units, count: count, outFeatures: out, inFeatures: inFeatures, b: b, k: k)
+            a = try solveA(e, b: b, outFeatures: out, inFeatures: inFeatures, k: k)
         }
         balance(b: &b, a: &a, out: out, inFeatures: inFeatures, k: k)
+    }
+
+    // The half-steps, split into a product over the units (a sum over units: a split module adds it up over its
+    // blocks, `FactorRefitRounds`) and the solve on its sum, so both routes run the same code.
+
+    /// C = T A'ᵀ = X_Bᵀ (X_A A'ᵀ), row-major [out, k]: P = X_A A'ᵀ [count, k], then C = X_Bᵀ P.
+    static func leftProduct(units: [Float], count: Int, outFeatures out: Int, inFeatures: Int, a: [Float],
+                            k: Int) -> [Float] {
+        var p = [Float](repeating: 0, count: count * k)
+        var c = [Float](repeating: 0, count: out * k)
+        BLAS.multiply(units, a, into: &p, m: count, n: k, k: inFeatures, aOffset: out, lda: out + inFeatures,
+                      transB: .transpose)
+        BLAS.multiply(units, p, into: &c, m: out, n: k, k: count, transA: .transpose, lda: out + inFeatures)
+        return c
+    }
+
+    /// B' = C (A' A'ᵀ)⁺ for C = T A'ᵀ (`leftProduct`, summed over the units).
+    static func solveB(_ c: [Float], a: [Float], outFeatures out: Int, inFeatures: Int, k: Int) throws -> [Float] {
+        try solveRight(c, rows: out, gram: gram(a, rows: k, cols: inFeatures, of: .rows), k: k)
+    }
+
+    /// E = B'ᵀ T = (X_B B')ᵀ X_A, row-major [k, in]: Q = X_B B' [count, k], then E = Qᵀ X_A.
+    static func rightProduct(units: [Float], count: Int, outFeatures out: Int, inFeatures: Int, b: [Float],
+                             k: Int) -> [Float] {
+        var q = [Float](repeating: 0, count: count * k)
+        var e = [Float](repeating: 0, count: k * inFeatures)
+        BLAS.multiply(units, b, into: &q, m: count, n: k, k: out, lda: out + inFeatures)
+        BLAS.multiply(q, units, into: &e, m: k, n: inFeatures, k: count, transA: .transpose, bOffset: out,
+                      ldb: out + inFeatures)
+        return e
+    }
+
+    /// A' = (B'ᵀ B')⁺ E for E = B'ᵀ T (`rightProduct`, summed over the units).
+    static func solveA(_ e: [Float], b: [Float], outFeatures out: Int, inFeatures: Int, k: Int) throws -> [Float] {
+        transpose(try solveRight(transpose(e, rows: k, cols: inFeatures), rows: inFeatures,
+                                 gram: gram(b, rows: out, cols: k, of: .columns), k: k),
+                  rows: inFeatures, cols: k)
     }
 
     /// Which Gram of a matrix: of its rows (M Mᵀ) or of its columns (Mᵀ M).

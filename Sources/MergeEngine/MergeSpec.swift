@@ -46,7 +46,7 @@ public struct LegoOptions: Sendable, Codable, Equatable {
     public var smallPool: SmallPool = .select
     /// Alternating least-squares rounds refitting the k merged ranks jointly against T after the cluster → rank
     /// step (`FactorRefit`: B' ← T A'⁺, then A' ← B'⁺ T); 0 is off. Only with `reweight: optimal` (it continues
-    /// that least-squares fit), and not on split modules. Default 1 (bench/results/lego-3task.md).
+    /// that least-squares fit); split modules run it as rounds of block products (`FactorRefitRounds`). Default 1 (bench/results/lego-3task.md).
     public var refit: Int = LegoOptions.defaultRefit
 
     public static let defaultRestarts = 3

@@ -8,6 +8,7 @@ import Kernels
 ///
 /// Differences from the unsplit method (docs/distributed-kmeans.md): seeding is k-means|| (each of `restarts` runs
 /// seeded like the unsplit method's restart, the lowest objective kept), no `oversample` (the k-means runs at k),
+/// `refit` as rounds of block products (`FactorRefitRounds`: the unsplit kernel's products summed over blocks),
 /// the output rank is min(k, candidates drawn), and the quality figures come from the quality track's block products (`SplitQualityTrack`), exact or
 /// estimated by the unsplit modules' rule (`qualityTrack(module:spec:blockCount:)`).
 public enum SplitLego {
@@ -44,7 +45,36 @@ public enum SplitLego {
         SplitKMeans(configuration: configuration(module: module, spec: spec, blockCount: blockCount),
                     restarts: max(1, spec.lego.restarts),
                     quality: qualityTrack(module: module, spec: spec, blockCount: blockCount),
-                    principalIterations: principalIterations(spec))
+                    principalIterations: principalIterations(spec), refit: refitStart(module: module, spec: spec))
+    }
+
+    /// lego's `refit` on a split module (nil when the job runs none): the rounds start from the factors the
+    /// reweighting and assembly give the finished clustering (`assembled`), as in the unsplit method.
+    public static func refitStart(module: ModulePlan, spec: MergeSpec) -> SplitKMeans.RefitStart? {
+        guard spec.lego.effectiveRefit > 0 else { return nil }
+        return SplitKMeans.RefitStart(rounds: spec.lego.effectiveRefit) { outcome in
+            try BLAS.singleThreaded { try assembled(module: module, spec: spec, outcome: outcome) }
+        }
+    }
+
+    /// lego's cluster → rank step on a finished clustering: each cluster's direction (its mean, or its principal
+    /// rank-one) with its weight from the reduced statistics, assembled into B' [out, k], A' [k, in].
+    static func assembled(module: ModulePlan, spec: MergeSpec, outcome: BlockKMeansOutcome) throws -> (b: [Float], a: [Float]) {
+        let k = outcome.clusterCount
+        let directions = outcome.directions ?? outcome.centroids
+        let weights: [Double]
+        if k == outcome.unitCount {
+            // Every unit is its own cluster: weight 1 reproduces T under every reweighting (as unsplit lego).
+            weights = [Double](repeating: 1, count: k)
+        } else {
+            do {
+                weights = try ClusterReweighting(spec.lego.reweight).weights(outcome.statistics, centroids: directions)
+            } catch {
+                throw MergeError("module \(module.name): \(error)")
+            }
+        }
+        return LegoMerge.assemble(centroids: directions, count: k, weights: weights, outFeatures: module.outFeatures,
+                                  inFeatures: module.inFeatures)
     }
 
     /// Power iterations of the principal directions a split module runs (0: `direction: mean`), the unsplit
@@ -129,27 +159,14 @@ public enum SplitLego {
             return ModuleResult(name: module.name, rank: 1, outFeatures: out, inFeatures: inFeatures,
                                 b: [Float](repeating: 0, count: out), a: [Float](repeating: 0, count: inFeatures), stats: stats)
         }
-        let weights: [Double]
         // What each cluster contributes before its weight: its mean, or (`direction: principal`) its members' best
-        // rank-one from the power-iteration rounds, as in the unsplit method.
-        let directions = outcome.directions ?? outcome.centroids
-        if k == outcome.unitCount {
-            // Every unit is its own cluster: weight 1 reproduces T under every reweighting (as unsplit lego).
-            weights = [Double](repeating: 1, count: k)
-        } else {
-            do {
-                weights = try ClusterReweighting(spec.lego.reweight).weights(statistics, centroids: directions)
-            } catch {
-                throw MergeError("module \(module.name): \(error)")
-            }
-        }
-        let (b, a) = LegoMerge.assemble(centroids: directions, count: k, weights: weights, outFeatures: out,
-                                        inFeatures: inFeatures)
+        // rank-one from the power-iteration rounds, as in the unsplit method; `refit` continues from there.
+        let (b, a) = try outcome.refitted ?? assembled(module: module, spec: spec, outcome: outcome)
         // What ran: split modules cluster at k (no oversampling); principal directions when the rounds ran.
         stats.direction = outcome.directions == nil ? LegoOptions.Direction.mean.rawValue : LegoOptions.Direction.principal.rawValue
         stats.powerIterations = outcome.directions == nil ? nil : outcome.powerIterations
         stats.oversample = 1
-        stats.refit = 0
+        stats.refit = outcome.refitRounds
         if spec.report == .minimal {
             stats.relativeError = 0
             stats.qualityOmitted = true
