@@ -17,16 +17,10 @@ import Glibc
         let h = try ProcessHarness("split-steps-\(workers)")
         defer { h.finish() }
         let job = try SplitModuleTests.splitJob(h, reweight: "optimal", restarts: 1, parameters: ["refit: 2"])
-        let reference = try h.inProcessReference(job: job)
-        let out = h.path + "/out"
-        let merge = try h.launch(["merge", job, "--out", out, "--workers", "\(workers)"] + Self.fast)
-        #expect(h.wait(merge, timeout: .seconds(120)) == 0, "\(h.output(of: merge))")
-        #expect(h.adapterBytes(out) == reference)
-        let report = try h.report(out)
-        SplitModuleTests.expectSplit(report)
-        #expect(SplitModuleTests.figures(report) == SplitModuleTests.figures(try h.report(h.path + "/reference")))
-        #expect(report.modules.allSatisfy { $0.refit == 2 }, "\(report.modules.map(\.refit))")
-        #expect(h.output(of: merge).contains("refit_rounds=2"), "\(h.output(of: merge))")
+        let merged = try h.expectMergeMatchesInProcess(job: job, workers: workers, options: Self.fast)
+        SplitModuleTests.expectSplit(merged.report)
+        #expect(merged.report.modules.allSatisfy { $0.refit == 2 }, "\(merged.report.modules.map(\.refit))")
+        #expect(h.output(of: merged.merge).contains("refit_rounds=2"), "\(h.output(of: merged.merge))")
     }
 
     @Test("a coordinator SIGKILLed during the refit rounds resumes there with identical bytes")
