@@ -54,12 +54,14 @@ struct SplitModuleRuns {
                 do {
                     kmeans = try SplitKMeans(decodingTracks: states, configuration: kmeans.configuration,
                                              restarts: kmeans.restarts, quality: kmeans.quality,
-                                             principalIterations: kmeans.principalIterations, refit: kmeans.refitStart)
+                                             principalIterations: kmeans.principalIterations, refit: kmeans.refitStart,
+                                             selection: kmeans.selection)
                     resumedAt = kmeans.round
                     logger.info("resuming split module from its last checkpointed round", metadata: [
                         "module": "\(module.name)", "round": "\(kmeans.round)",
                         "phases": "\(kmeans.runs.map { "\($0.phase)" }.joined(separator: ","))",
-                        "principal_rounds": "\(kmeans.principal?.step ?? 0)", "refit_rounds": "\(kmeans.refit?.step ?? 0)"])
+                        "principal_rounds": "\(kmeans.principal?.step ?? 0)", "refit_rounds": "\(kmeans.refit?.step ?? 0)",
+                        "selection_rounds": "\(kmeans.selecting?.step ?? 0)"])
                 } catch {
                     logger.warning("k-means state rejected; the module's rounds start over", metadata: [
                         "module": "\(module.name)", "error": "\(error)"])
@@ -132,6 +134,7 @@ struct SplitModuleRuns {
         let round = track < run.kmeans.restarts ? run.kmeans.runs[track].round : run.kmeans.round
         let what = track < run.kmeans.restarts ? "restart \(track) round \(round)"
             : track == run.kmeans.qualityTrack ? "quality round \(run.kmeans.quality?.step ?? 0)"
+            : run.kmeans.selecting.map { !$0.isDone } == true ? "selection round \(run.kmeans.selecting?.step ?? 0)"
             : run.kmeans.principal.map { !$0.isDone } == true ? "principal directions round \(run.kmeans.principal?.step ?? 0)"
             : run.kmeans.request(track: track, block: block)?.kind.isRefit == true ? "refit round \(run.kmeans.refit?.step ?? 0)"
             : "final statistics round"

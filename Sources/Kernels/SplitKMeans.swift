@@ -1,14 +1,15 @@
 /// A split module's whole k-means: `restarts` independent `BlockKMeansDriver` runs (restart r seeded with
 /// `SignInvariantKMeans.restartSeed(module seed, r)`, so restart 0 is the single run of `restarts: 1`), the kept
 /// run chosen as in-process lego chooses it (lowest final objective, each reduced in block order; ties to the
-/// lowest restart), then with `direction: principal` the power-iteration rounds of each cluster's best rank-one
+/// lowest restart), then with `oversample` (the restarts clustered at more clusters than the output rank) the
+/// selection rounds that keep k of them (`ClusterSelectionRounds`), then with `direction: principal` the power-iteration rounds of each cluster's best rank-one
 /// (`PrincipalDirectionRounds`), then, when the reweighting needs it, one statistics round against the kept
 /// centroids (or those rank-ones), then with `refit` the alternating least-squares rounds on the assembled factors
 /// (`FactorRefitRounds`, started from `RefitStart.factors`: lego's weights and assembly). When the job wants quality
 /// figures, a quality track (`SplitQualityTrack`) runs its product rounds from the start.
 ///
 /// Work is organised in tracks: track r < restarts is restart r's rounds; track `restarts` is the final
-/// rounds (principal directions, then statistics, then refit); track `restarts + 1` the quality rounds. Tracks are independent until the choice, so the coordinator runs the restarts' rounds side by
+/// rounds (selection, principal directions, then statistics, then refit); track `restarts + 1` the quality rounds. Tracks are independent until the choice, so the coordinator runs the restarts' rounds side by
 /// side (more block tasks per wave) while the in-process reference runs them one after another; each track's
 /// bytes depend only on its own partials, so both give the same result. The state round-trips exactly through
 /// `encoded()` / `init(decoding:configuration:restarts:)` and is checkpointed after every reduced round.
@@ -48,14 +49,22 @@ public struct SplitKMeans: Sendable {
     /// The refit rounds of the final track (made once the statistics are reduced, when there are more units than
     /// clusters; nil otherwise).
     public private(set) var refit: FactorRefitRounds?
+    /// `oversample` (nil: none): the restarts cluster into more clusters than the output rank and these rules pick
+    /// which keep their own rank.
+    public let selection: ClusterSelectionRounds.Selection?
+    /// The selection rounds of the final track (made once the kept restart is known, when it has more clusters than
+    /// `selection.rank`; nil otherwise).
+    public private(set) var selecting: ClusterSelectionRounds?
 
     public init(configuration: BlockKMeansConfiguration, restarts: Int, quality: SplitQualityTrack? = nil,
-                principalIterations: Int = 0, refit: RefitStart? = nil) {
+                principalIterations: Int = 0, refit: RefitStart? = nil,
+                selection: ClusterSelectionRounds.Selection? = nil) {
         self.configuration = configuration
         self.restarts = max(1, restarts)
         self.quality = quality
         self.principalIterations = max(0, principalIterations)
         refitStart = refit
+        self.selection = selection
         runs = (0..<self.restarts).map { r in
             var own = configuration
             own.seed = SignInvariantKMeans.restartSeed(configuration.seed, restart: r)
@@ -76,11 +85,13 @@ public struct SplitKMeans: Sendable {
 
     /// Rounds of the final track reduced so far.
     private var finalRounds: Int {
-        (principal?.step ?? 0) + (finalDone && configuration.reweightRound ? 1 : 0) + (refit?.step ?? 0)
+        (selecting?.step ?? 0) + (principal?.step ?? 0) + (finalDone && configuration.reweightRound ? 1 : 0)
+            + (refit?.step ?? 0)
     }
 
     /// The clustering still has a final round to run (principal directions, then the statistics round).
     private var statisticsPending: Bool {
+        if let selecting, !selecting.isDone { return true }
         guard let kept = keptOutcome, kept.clusterCount > 0 else { return false }
         if let principal, !principal.isDone { return true }
         return configuration.reweightRound && !finalDone
@@ -102,7 +113,15 @@ public struct SplitKMeans: Sendable {
                                       rank: clustered.clusterCount, rounds: start.rounds)
     }
 
-    /// Once the kept restart is known: the principal-direction rounds it needs (none with one unit per cluster,
+    /// Once the kept restart is known: the selection rounds when it has more clusters than the output rank.
+    private mutating func makeSelection() {
+        guard let selection, selecting == nil, let fine = fineOutcome, fine.clusterCount > selection.rank else { return }
+        selecting = ClusterSelectionRounds(fine: fine, rank: selection.rank, outFeatures: configuration.outFeatures,
+                                           inFeatures: configuration.dimension - configuration.outFeatures,
+                                           iterations: max(1, principalIterations))
+    }
+
+    /// Once the kept (merged) clustering is known: the principal-direction rounds it needs (none with one unit per cluster,
     /// where every reweighting gives weight 1 to the units themselves, as unsplit lego).
     private mutating func makePrincipal() {
         guard principalIterations > 0, principal == nil, let kept = keptOutcome, kept.clusterCount > 0,
@@ -146,8 +165,12 @@ public struct SplitKMeans: Sendable {
         guard activeTracks.contains(track) else { return nil }
         if track < restarts { return runs[track].request(block: block) }
         if track == qualityTrack { return quality?.request }
-        guard let kept = keptOutcome, let centers = finalCenters else { return nil }
         let round = runs[self.kept ?? 0].round + finalRounds
+        if let selecting, !selecting.isDone {
+            guard let fine = fineOutcome, fine.assignment.indices.contains(block) else { return nil }
+            return selecting.request(round: round, assignment: fine.assignment[block])
+        }
+        guard let kept = keptOutcome, let centers = finalCenters else { return nil }
         if let principal, !principal.isDone {
             guard kept.assignment.indices.contains(block) else { return nil }
             return principal.request(round: round, assignment: kept.assignment[block])
@@ -163,6 +186,7 @@ public struct SplitKMeans: Sendable {
         guard activeTracks.contains(track) else { throw problem("track \(track) has no round running") }
         if track < restarts { return try runs[track].validate(partial) }
         if track == qualityTrack, let quality { return try quality.validate(partial) }
+        if let selecting, !selecting.isDone { return try selecting.validate(partial) }
         if let principal, !principal.isDone { return try principal.validate(partial) }
         if !statisticsPending, let refit { return try refit.validate(partial) }
         let m = keptOutcome?.clusterCount ?? 0
@@ -190,6 +214,20 @@ public struct SplitKMeans: Sendable {
         }
         guard partials.count == configuration.blockCount else {
             throw problem("\(partials.count) partials for \(configuration.blockCount) blocks")
+        }
+        if var rounds = selecting, !rounds.isDone, let fine = fineOutcome, let selection {
+            // One BLAS thread: the reductions and the selection's Gram, as in process.
+            try BLAS.singleThreaded {
+                try rounds.advance(with: partials, blockUnits: fine.assignment.map(\.count), fine: fine,
+                                   selection: selection)
+            }
+            selecting = rounds
+            if rounds.isDone {
+                makePrincipal()
+                settleQuality()
+                try makeRefit()
+            }
+            return
         }
         if var rounds = principal, !rounds.isDone {
             let units = keptOutcome?.assignment.map(\.count)
@@ -224,17 +262,25 @@ public struct SplitKMeans: Sendable {
             if let a = runs[r].outcome, let b = runs[best].outcome, a.finalObjective < b.finalObjective { best = r }
         }
         kept = best
+        makeSelection()
         makePrincipal()
     }
 
-    private var keptOutcome: BlockKMeansOutcome? {
+    /// The kept restart's clustering (at more clusters than the output rank when oversampling).
+    private var fineOutcome: BlockKMeansOutcome? {
         guard let kept else { return nil }
         return runs[kept].outcome
     }
 
+    /// The clustering the final rounds work on: the selection's merged one when oversampling, else the kept run's.
+    private var keptOutcome: BlockKMeansOutcome? {
+        if let selecting { return selecting.merged }
+        return fineOutcome
+    }
+
     /// The kept clustering with its directions and statistics, once those rounds ran (before refit and quality).
     private var clustered: BlockKMeansOutcome? {
-        guard let kept, var outcome = runs[kept].outcome, !statisticsPending else { return nil }
+        guard let kept, var outcome = keptOutcome, !statisticsPending else { return nil }
         outcome.restart = kept
         if let principal {
             outcome.directions = principal.units
@@ -284,10 +330,13 @@ public struct SplitKMeans: Sendable {
             let started = principal.map { $0.step > 0 } ?? false
             let rounds = started ? principal?.encoded() ?? [] : []
             w.int(started ? 1 : 0); w.int(rounds.count); w.append(rounds)
-            // Likewise the refit rounds start from the reduced statistics: written once they moved.
+            // Likewise the selection rounds (from the kept restart) and the refit rounds start from the reduced statistics: written once they moved.
             let refitted = refit.map { $0.step > 0 } ?? false
             let refitBytes = refitted ? refit?.encoded() ?? [] : []
             w.int(refitted ? 1 : 0); w.int(refitBytes.count); w.append(refitBytes)
+            let selected = selecting.map { $0.step > 0 } ?? false
+            let selectionBytes = selected ? selecting?.encoded() ?? [] : []
+            w.int(selected ? 1 : 0); w.int(selectionBytes.count); w.append(selectionBytes)
         } else {
             w.append(quality?.encoded() ?? [])
         }
@@ -307,7 +356,8 @@ public struct SplitKMeans: Sendable {
 
     /// Restores `encoded()` for the same configuration, restarts and quality settings; throws on anything else.
     public init(decoding bytes: [UInt8], configuration: BlockKMeansConfiguration, restarts: Int,
-                quality: SplitQualityTrack? = nil, principalIterations: Int = 0, refit: RefitStart? = nil) throws {
+                quality: SplitQualityTrack? = nil, principalIterations: Int = 0, refit: RefitStart? = nil,
+                selection: ClusterSelectionRounds.Selection? = nil) throws {
         guard bytes.count >= Self.magic.count, Array(bytes[0..<Self.magic.count]) == Self.magic else {
             throw KernelShapeError(kernel: "split k-means state", problem: "bad magic")
         }
@@ -317,16 +367,17 @@ public struct SplitKMeans: Sendable {
         for track in 0..<count { tracks[track] = Array(try r.raw(count: try r.count(elementBytes: 1))) }
         try r.finish()
         try self.init(decodingTracks: tracks, configuration: configuration, restarts: restarts, quality: quality,
-                      principalIterations: principalIterations, refit: refit)
+                      principalIterations: principalIterations, refit: refit, selection: selection)
     }
 
     /// Restores the tracks' states (`encoded(track:)`, keyed by track); a track without one starts from its
     /// beginning. Throws on bytes of another configuration or states that contradict each other.
     public init(decodingTracks tracks: [Int: [UInt8]], configuration: BlockKMeansConfiguration, restarts: Int,
-                quality: SplitQualityTrack? = nil, principalIterations: Int = 0, refit: RefitStart? = nil) throws {
+                quality: SplitQualityTrack? = nil, principalIterations: Int = 0, refit: RefitStart? = nil,
+                selection: ClusterSelectionRounds.Selection? = nil) throws {
         self.init(configuration: configuration, restarts: restarts, quality: quality,
-                  principalIterations: principalIterations, refit: refit)
-        var principalBytes: [UInt8]?, refitBytes: [UInt8]?
+                  principalIterations: principalIterations, refit: refit, selection: selection)
+        var principalBytes: [UInt8]?, refitBytes: [UInt8]?, selectionBytes: [UInt8]?
         func fail(_ problem: String) -> KernelShapeError { KernelShapeError(kernel: "split k-means state", problem: problem) }
         for (track, bytes) in tracks.sorted(by: { $0.key < $1.key }) {
             guard bytes.count >= Self.trackMagic.count, Array(bytes[0..<Self.trackMagic.count]) == Self.trackMagic else {
@@ -347,7 +398,10 @@ public struct SplitKMeans: Sendable {
                 let rounds = Array(try r.raw(count: try r.count(elementBytes: 1)))
                 let hasRefit = try r.bounded(1, "refit flag")
                 let refitted = Array(try r.raw(count: try r.count(elementBytes: 1)))
+                let hasSelection = try r.bounded(1, "selection flag")
+                let selected = Array(try r.raw(count: try r.count(elementBytes: 1)))
                 try r.finish()
+                selectionBytes = hasSelection == 1 ? selected : nil
                 projections = hasProjections == 1 ? h : nil
                 principalBytes = hasPrincipal == 1 ? rounds : nil
                 refitBytes = hasRefit == 1 ? refitted : nil
@@ -360,9 +414,19 @@ public struct SplitKMeans: Sendable {
         if runs.allSatisfy(\.isDone) {
             choose()
         } else {
-            guard !finalDone, projections == nil, principalBytes == nil else {
+            guard !finalDone, projections == nil, principalBytes == nil, selectionBytes == nil else {
                 throw fail("final rounds before every restart finished")
             }
+        }
+        if let selectionBytes {
+            guard let fresh = selecting, let fine = fineOutcome, let selection else {
+                throw fail("selection rounds the job or the clustering does not call for")
+            }
+            do { selecting = try fresh.decoding(selectionBytes, fine: fine, selection: selection) } catch { throw fail("\(error)") }
+            makePrincipal()
+        }
+        guard selecting?.isDone ?? true || (principalBytes == nil && !finalDone) else {
+            throw fail("final rounds before the selection")
         }
         if let principalBytes {
             guard let fresh = principal else { throw fail("principal directions the job or the clustering does not call for") }

@@ -40,7 +40,7 @@ public struct LegoOptions: Sendable, Codable, Equatable {
     /// With `direction: principal`: cluster into `oversample`·k fine clusters, keep the k − 1 whose principal
     /// rank-ones fit T best (greedy least squares), and merge the rest into them (pieces of the same direction) or
     /// into one cluster. 1 is off. Default 2 (chosen on the 960-adapter pool and bench-quality:
-    /// bench/results/lego-pool.md); split modules do not oversample.
+    /// bench/results/lego-pool.md); split modules oversample by rounds (`ClusterSelectionRounds`).
     public var oversample: Int = LegoOptions.defaultOversample
     /// See `SmallPool`; default `select` (chosen on bench-quality's 3-task merge: bench/results/lego-3task.md).
     public var smallPool: SmallPool = .select
