@@ -48,11 +48,17 @@ public struct LegoOptions: Sendable, Codable, Equatable {
     /// step (`FactorRefit`: B' ← T A'⁺, then A' ← B'⁺ T); 0 is off. Only with `reweight: optimal` (it continues
     /// that least-squares fit), and not on split modules. Default 1 (bench/results/lego-3task.md).
     public var refit: Int = LegoOptions.defaultRefit
+    /// With unit selection (`small_pool: select`) and `reweight: optimal`: the heads are chosen, and the refit
+    /// rounds run, against T̃ = Σ_t T_t/‖T_t‖^balance (each adapter's update in the module scaled toward unit norm;
+    /// `TermShares`), then the ranks are refitted to T inside the subspaces chosen (`FactorRefit.coreFit`).
+    /// 0 is off (T itself), 1 gives every adapter's update equal weight in the choice. In [0, 1].
+    public var balance: Double = LegoOptions.defaultBalance
 
     public static let defaultRestarts = 3
     public static let defaultPowerIterations = 8
     public static let defaultOversample = 2
     public static let defaultRefit = 1
+    public static let defaultBalance = 0.0
     /// Oversampling applies only when the module has at least this many units per fine cluster (n ≥ 4·f·k): the
     /// selection chooses among directions that several units share; on smaller pools (fine clusters of one or two
     /// units) keeping k − 1 of them and lumping the rest into one cluster fits T worse than k-means at k (a random
@@ -78,6 +84,12 @@ public struct LegoOptions: Sendable, Codable, Equatable {
     /// (`SmallPool.select`): oversampling is asked for but the module is below its gate, and has more units than k.
     public func selectsUnits(units: Int, rank k: Int) -> Bool {
         effectiveOversample > 1 && smallPool == .select && units > k && clusteringCount(units: units, rank: k) == k
+    }
+
+    /// The balance actually used on a module of `units` units at rank k: `balance` when it selects units with
+    /// `reweight: optimal`, else 0.
+    public func effectiveBalance(units: Int, rank k: Int) -> Double {
+        reweight == .optimal && selectsUnits(units: units, rank: k) ? min(1, max(0, balance)) : 0
     }
 
     /// The refit rounds actually run: `refit` with `reweight: optimal`, else 0.

@@ -5,7 +5,7 @@ extension MergeSpec {
     static func allowedParameters(for method: MergeMethodName) -> Set<String> {
         switch method {
         case .lego: ["iterations", "tolerance", "reweight", "gauge", "basis", "init", "restarts", "direction",
-                     "power_iterations", "oversample", "refit", "small_pool"]
+                     "power_iterations", "oversample", "refit", "small_pool", "balance"]
         case .ties, .dareTies: ["density", "majority_sign"]
         case .dareLinear, .magnitudePrune: ["density"]
         case .cat, .svd, .linear: []
@@ -75,6 +75,12 @@ extension MergeSpec {
                 spec.lego.refit = refit
             }
             if let smallPool: LegoOptions.SmallPool = try reader.choice("small_pool") { spec.lego.smallPool = smallPool }
+            if let balance = try reader.number("balance") {
+                guard balance >= 0, balance <= 1 else {
+                    throw reader.error(key: "parameters.balance", "must be in 0…1, got \(balance)")
+                }
+                spec.lego.balance = balance
+            }
         case .ties, .dareTies, .dareLinear, .magnitudePrune:
             if let density = try reader.number("density") {
                 guard density > 0, density <= 1 else {
