@@ -5,7 +5,7 @@ extension MergeSpec {
     static func allowedParameters(for method: MergeMethodName) -> Set<String> {
         switch method {
         case .lego: ["iterations", "tolerance", "reweight", "gauge", "basis", "init", "restarts", "direction",
-                     "power_iterations", "oversample", "refit", "small_pool", "balance"]
+                     "power_iterations", "oversample", "refit", "small_pool", "balance", "balance_rounds"]
         case .ties, .dareTies: ["density", "majority_sign"]
         case .dareLinear, .magnitudePrune: ["density"]
         case .cat, .svd, .linear: []
@@ -80,6 +80,12 @@ extension MergeSpec {
                     throw reader.error(key: "parameters.balance", "must be in 0…1, got \(balance)")
                 }
                 spec.lego.balance = balance
+            }
+            if let rounds = try reader.integer("balance_rounds") {
+                guard rounds >= 0, rounds <= 64 else {
+                    throw reader.error(key: "parameters.balance_rounds", "must be in 0…64, got \(rounds)")
+                }
+                spec.lego.balanceRounds = rounds
             }
         case .ties, .dareTies, .dareLinear, .magnitudePrune:
             if let density = try reader.number("density") {
