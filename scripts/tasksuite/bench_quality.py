@@ -39,6 +39,10 @@ TEST_SEED, VALIDATION_SEED = 0, 1
 #: the row says SUM_OF_RANKS (cat always has rank Σr: it concatenates).
 BRICKYARD_ROWS: List[Tuple] = [
     ("lego (default)", "lego", {}),
+    # quality4's default is `balance: 0.5` (`balance_rounds: 4`) on modules that select units; the default before it,
+    # and the balance that gives every adapter equal weight.
+    ("lego balance=0 (default before quality4)", "lego", {"balance": "0"}),
+    ("lego balance=1", "lego", {"balance": "1"}),
     # The default before 9b8e37d (legoq3's small_pool select + refit 1), and the one before cc9baf7 (oversample 2,
     # gated at >= 4 units per fine cluster: the same bytes as the one after it below the gate, i.e. everywhere but
     # the large soups).
