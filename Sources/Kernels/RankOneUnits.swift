@@ -30,8 +30,9 @@ public enum UnitBasis: Sendable {
     /// The stored columns of B and rows of A: unit j = `c b_j a_jᵀ`. Only defined up to the term's gauge
     /// `B A = (B R)(R⁻¹ A)`, so two adapters that learned the same update need not share units.
     case raw
-    /// The term's own SVD `c B A = Σ_j σ_j u_j v_jᵀ` (QR of B and Aᵀ, SVD of the r×r core): the canonical form,
-    /// the same for every R. Directions with σ ≤ 1e-6 σ_1 are dropped (they carry no update).
+    /// The term's own SVD `c B A = Σ_j σ_j u_j v_jᵀ` (`CanonicalUnits`: r×r Grams of B and A, SVD of the r×r
+    /// core): the canonical form, the same for every R. Directions with σ ≤ 1e-6 σ_1 are dropped (they carry no
+    /// update).
     case svd
 }
 
@@ -71,6 +72,7 @@ public struct RankOneUnits: Sendable {
         let bound = ranks.reduce(0, +)
         var sources: [(term: Int, rank: Int)] = []
         var failure: (any Error)?
+        var scratch = CanonicalUnits.Scratch()
         let vectors = [Float](unsafeUninitializedCapacity: bound * dim) { buffer, initialized in
             var rows = 0
             defer { initialized = rows * dim }
@@ -78,20 +80,29 @@ public struct RankOneUnits: Sendable {
             ProcessMemory.adviseHugePages(x, byteCount: buffer.count * MemoryLayout<Float>.stride)
             do {
                 for t in ranks.indices {
-                    var term = try load(t)
+                    let term = try load(t)
                     try checkShape(term, index: t, outFeatures: outFeatures, inFeatures: inFeatures)
                     guard term.rank == ranks[t] else {
                         throw KernelShapeError(kernel: "RankOneUnits", problem: "term \(t) has rank \(term.rank), "
                                                + "announced \(ranks[t])")
                     }
-                    if basis == .svd { term = try canonical(term, outFeatures: outFeatures, inFeatures: inFeatures) }
                     guard term.coefficient != 0, term.rank > 0 else { continue }
                     guard rows + term.rank <= bound else {
                         throw KernelShapeError(kernel: "RankOneUnits", problem: "term \(t): \(term.rank) units exceed "
                                                + "the \(bound) announced")
                     }
-                    rows += appendUnits(of: term, index: t, outFeatures: outFeatures, inFeatures: inFeatures,
-                                        gauge: gauge, into: x + rows * dim, sources: &sources)
+                    switch basis {
+                    case .raw:
+                        rows += appendUnits(of: term, index: t, outFeatures: outFeatures, inFeatures: inFeatures,
+                                            gauge: gauge, into: x + rows * dim, sources: &sources)
+                    case .svd:
+                        // Rows t = [b'_t ; a'_t] of a term of coefficient 1 whose halves both have norm √σ_t: already
+                        // in the balanced gauge, and in the raw one (√1 = 1), so no scaling pass.
+                        let written = try CanonicalUnits.write(term, outFeatures: outFeatures, inFeatures: inFeatures,
+                                                               into: x + rows * dim, scratch: &scratch)
+                        for j in 0..<written { sources.append((t, j)) }
+                        rows += written
+                    }
                 }
             } catch {
                 failure = error
@@ -146,23 +157,5 @@ public struct RankOneUnits: Sendable {
             }
         }
         return kept
-    }
-
-    /// `c B A` written in its own SVD basis as a term of coefficient 1: B' = Q_B U Σ^½, A' = Σ^½ Vᵀ Q_Aᵀ
-    /// (`FactoredProduct.truncatedSVD` at the full rank; signs fixed there). Rank 0 and c = 0 stay as they are.
-    static func canonical(_ term: FactorTerm, outFeatures: Int, inFeatures: Int) throws -> FactorTerm {
-        guard term.rank > 0, term.coefficient != 0, term.coefficient.isFinite, outFeatures > 0, inFeatures > 0 else {
-            return term
-        }
-        var columns = FactoredProduct.transposed(term.b, rows: outFeatures, cols: term.rank)
-        let c = Float(term.coefficient)
-        columns.withUnsafeMutableBufferPointer { p in
-            guard let base = p.baseAddress else { return }
-            BLAS.scal(p.count, alpha: c, x: base)
-        }
-        let product = try FactoredProduct(leftColumns: columns, right: term.a, rows: outFeatures, inner: term.rank,
-                                          cols: inFeatures)
-        let svd = try product.truncatedSVD(rank: term.rank)
-        return FactorTerm(coefficient: 1, rank: svd.rank, a: svd.right, b: svd.left)
     }
 }

@@ -6,12 +6,19 @@ import Testing
 @Suite struct UnitStreamingTests {
     /// The units written the obvious way: for every term in order, for every rank j with non-zero factors, the row
     /// [scaleB · b_j ; scaleA · a_j] with the gauge's scales (norms from the same nrm2, one Float multiply each).
+    /// In the svd basis a term's rows are its canonical rows as they are: both halves already have norm √σ_j.
     static func referenceUnits(_ terms: [FactorTerm], out: Int, in inFeatures: Int, gauge: UnitGauge,
                                basis: UnitBasis) throws -> [Float] {
         var rows: [Float] = []
         for term in terms {
-            let term = basis == .svd ? try RankOneUnits.canonical(term, outFeatures: out, inFeatures: inFeatures) : term
+            let term = basis == .svd ? try canonicalTerm(term, out: out, in: inFeatures) : term
             guard term.coefficient != 0, term.rank > 0 else { continue }
+            if basis == .svd {
+                for j in 0..<term.rank {
+                    rows += (0..<out).map { term.b[$0 * term.rank + j] } + term.a[(j * inFeatures)..<((j + 1) * inFeatures)]
+                }
+                continue
+            }
             for j in 0..<term.rank {
                 let column = (0..<out).map { term.b[$0 * term.rank + j] }
                 let row = Array(term.a[(j * inFeatures)..<((j + 1) * inFeatures)])
@@ -26,6 +33,20 @@ import Testing
             }
         }
         return rows
+    }
+
+    /// One term's canonical form as `CanonicalUnits` writes it (tested against the Householder route in
+    /// CanonicalUnitsTests), as a term of coefficient 1.
+    static func canonicalTerm(_ term: FactorTerm, out: Int, in inFeatures: Int) throws -> FactorTerm {
+        guard term.coefficient != 0, term.rank > 0 else { return term }
+        let (rows, count) = try CanonicalUnitsTests.canonicalRows(term, out: out, in: inFeatures)
+        let dim = out + inFeatures
+        var b = [Float](repeating: 0, count: out * count), a: [Float] = []
+        for t in 0..<count {
+            for i in 0..<out { b[i * count + t] = rows[t * dim + i] }
+            a += rows[(t * dim + out)..<((t + 1) * dim)]
+        }
+        return FactorTerm(coefficient: 1, rank: count, a: a, b: b)
     }
 
     @Test("streamed units equal the reference bytes; each term is asked for once, in order",
