@@ -67,7 +67,8 @@ struct SplitSeedingBench: ParsableCommand {
             case .lloyd, .reweight:
                 lloyd += elapsed
                 lloydColumns += requests[0].centerCount
-            case .probeImage, .target, .targetTimes, .targetTransposedTimes, .principalStart, .principalLeft, .principalRight:
+            case .probeImage, .target, .targetTimes, .targetTransposedTimes, .principalStart, .principalLeft, .principalRight,
+                 .refitLeft, .refitRight:
                 break  // a plain driver runs no quality-track or principal-direction rounds
             }
             try driver.advance(with: partials)

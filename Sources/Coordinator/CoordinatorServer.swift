@@ -485,6 +485,8 @@ public final class CoordinatorServer {
                                                     "principal_s": "\(String(format: "%.2f", kinds.principal))",
                                                     "power_iterations": "\(outcome.powerIterations)",
                                                     "statistics_s": "\(String(format: "%.2f", kinds.statistics))",
+                                                    "refit_s": "\(String(format: "%.2f", kinds.refit))",
+                                                    "refit_rounds": "\(outcome.refitRounds)",
                                                     "checkpoint_mb": "\(String(format: "%.1f", Double(checkpoint.bytes) / 1e6))",
                                                     "checkpoint_cpu_s": "\(String(format: "%.2f", checkpoint.seconds))"])
         progress.update(done: scheduler.doneCount, workers: scheduler.aliveWorkers, retries: scheduler.retries,

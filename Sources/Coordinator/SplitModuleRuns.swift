@@ -31,7 +31,7 @@ struct SplitModuleRuns {
         /// (oversampling, candidate weights), of Lloyd rounds, of the principal-direction rounds and of the
         /// statistics and quality rounds, summed over blocks and restarts (logged when the module finishes).
         var firstCenterSeconds = 0.0, seedingSeconds = 0.0, lloydSeconds = 0.0, principalSeconds = 0.0
-        var statisticsSeconds = 0.0
+        var statisticsSeconds = 0.0, refitSeconds = 0.0
         /// State bytes written to the checkpoint and the coordinator's thread CPU seconds spent encoding and writing
         /// them (the serial per-round cost; logged when the module finishes).
         var checkpointBytes = 0, checkpointSeconds = 0.0
@@ -54,12 +54,14 @@ struct SplitModuleRuns {
                 do {
                     kmeans = try SplitKMeans(decodingTracks: states, configuration: kmeans.configuration,
                                              restarts: kmeans.restarts, quality: kmeans.quality,
-                                             principalIterations: kmeans.principalIterations)
+                                             principalIterations: kmeans.principalIterations, refit: kmeans.refitStart,
+                                             selection: kmeans.selection)
                     resumedAt = kmeans.round
                     logger.info("resuming split module from its last checkpointed round", metadata: [
                         "module": "\(module.name)", "round": "\(kmeans.round)",
                         "phases": "\(kmeans.runs.map { "\($0.phase)" }.joined(separator: ","))",
-                        "principal_rounds": "\(kmeans.principal?.step ?? 0)"])
+                        "principal_rounds": "\(kmeans.principal?.step ?? 0)", "refit_rounds": "\(kmeans.refit?.step ?? 0)",
+                        "selection_rounds": "\(kmeans.selecting?.step ?? 0)"])
                 } catch {
                     logger.warning("k-means state rejected; the module's rounds start over", metadata: [
                         "module": "\(module.name)", "error": "\(error)"])
@@ -132,7 +134,9 @@ struct SplitModuleRuns {
         let round = track < run.kmeans.restarts ? run.kmeans.runs[track].round : run.kmeans.round
         let what = track < run.kmeans.restarts ? "restart \(track) round \(round)"
             : track == run.kmeans.qualityTrack ? "quality round \(run.kmeans.quality?.step ?? 0)"
+            : run.kmeans.selecting.map { !$0.isDone } == true ? "selection round \(run.kmeans.selecting?.step ?? 0)"
             : run.kmeans.principal.map { !$0.isDone } == true ? "principal directions round \(run.kmeans.principal?.step ?? 0)"
+            : run.kmeans.request(track: track, block: block)?.kind.isRefit == true ? "refit round \(run.kmeans.refit?.step ?? 0)"
             : "final statistics round"
         return "\(plan.modules[module].name) block \(block) \(what)"
     }
@@ -176,6 +180,7 @@ struct SplitModuleRuns {
         case .oversample, .candidateWeights: run.seedingSeconds += seconds
         case .lloyd: run.lloydSeconds += seconds
         case .principalStart, .principalLeft, .principalRight: run.principalSeconds += seconds
+        case .refitLeft, .refitRight: run.refitSeconds += seconds
         case .reweight, .probeImage, .target, .targetTimes, .targetTransposedTimes: run.statisticsSeconds += seconds
         }
         blockTasks[taskIndex] = nil
@@ -217,8 +222,9 @@ struct SplitModuleRuns {
 
     /// Task seconds by kind of round, for the log line of a finished module.
     func secondsByKind(of module: Int) -> (firstCenter: Double, seeding: Double, lloyd: Double, principal: Double,
-                                          statistics: Double) {
-        guard let run = runs[module] else { return (0, 0, 0, 0, 0) }
-        return (run.firstCenterSeconds, run.seedingSeconds, run.lloydSeconds, run.principalSeconds, run.statisticsSeconds)
+                                          statistics: Double, refit: Double) {
+        guard let run = runs[module] else { return (0, 0, 0, 0, 0, 0) }
+        return (run.firstCenterSeconds, run.seedingSeconds, run.lloydSeconds, run.principalSeconds, run.statisticsSeconds,
+                run.refitSeconds)
     }
 }

@@ -65,6 +65,12 @@ public enum BlockRoundKind: Int, Sendable, Codable, Equatable {
     /// `direction: principal`, RIGHT half-step: Σ_{i∈c} x_A,i (x_B,i·u_c) for the sent u [centerCount, out]:
     /// `sums` [centerCount, in].
     case principalRight = 11
+    /// `refit` (`FactorRefitRounds`), LEFT half-step: the block's X_Bᵀ (X_A A'ᵀ) for the sent A' [centerCount, in]:
+    /// `sums` row-major [out, centerCount].
+    case refitLeft = 12
+    /// `refit`, RIGHT half-step: the block's (X_B B')ᵀ X_A for the sent B' (row-major [out, centerCount]): `sums`
+    /// row-major [centerCount, in].
+    case refitRight = 13
 
     /// The product rounds of the quality track, whose `centers` are a matrix (not centers of `dimension` values).
     public var isProduct: Bool {
@@ -82,12 +88,15 @@ public enum BlockRoundKind: Int, Sendable, Codable, Equatable {
         }
     }
 
+    /// The refit rounds (`FactorRefitRounds`).
+    public var isRefit: Bool { self == .refitLeft || self == .refitRight }
+
     /// Values `centers` must hold for `centerCount` columns (centers or sketch columns).
     public func centerValues(count: Int, outFeatures: Int, inFeatures: Int) -> Int {
         switch self {
         case .probeImage, .target: 0
-        case .targetTimes, .principalStart, .principalLeft: inFeatures * count
-        case .targetTransposedTimes, .principalRight: outFeatures * count
+        case .targetTimes, .principalStart, .principalLeft, .refitLeft: inFeatures * count
+        case .targetTransposedTimes, .principalRight, .refitRight: outFeatures * count
         default: (outFeatures + inFeatures) * count
         }
     }
@@ -268,6 +277,8 @@ public enum BlockKMeans {
                 return try product(block, request: request, seed: seed)
             case .principalStart, .principalLeft, .principalRight:
                 return try principal(block, request: request)
+            case .refitLeft, .refitRight:
+                return try refit(block, request: request)
             }
         }
     }

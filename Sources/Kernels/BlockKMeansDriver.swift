@@ -75,6 +75,11 @@ public struct BlockKMeansOutcome: Sendable {
     public var directions: [Float]?
     /// Power iterations the principal directions ran (0: the means were used).
     public var powerIterations = 0
+    /// `refit` (`SplitKMeans`): the factors after the refit rounds (B' [out, k], A' [k, in]), used in place of the
+    /// assembly of the weighted directions; nil: no refit ran.
+    public var refitted: (b: [Float], a: [Float])?
+    /// Refit rounds run (0: none).
+    public var refitRounds = 0
     public var finalObjective: Double { objectiveHistory.last ?? 0 }
 }
 
@@ -217,7 +222,8 @@ public struct BlockKMeansDriver: Sendable {
             guard partial.perCenter.count == m, partial.perCenter.allSatisfy(\.isFinite) else {
                 throw problem("reweight partial does not have \(m) finite values")
             }
-        case .probeImage, .target, .targetTimes, .targetTransposedTimes, .principalStart, .principalLeft, .principalRight:
+        case .probeImage, .target, .targetTimes, .targetTransposedTimes, .principalStart, .principalLeft, .principalRight,
+             .refitLeft, .refitRight:
             throw problem("a k-means run has no \(request.kind) round")
         }
     }

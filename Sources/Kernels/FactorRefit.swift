@@ -22,45 +22,72 @@ public enum FactorRefit {
                                    + "values for \(count) units, out \(out), in \(inFeatures), k \(k)")
         }
         for _ in 0..<rounds {
-            // B' = (T A'ᵀ) (A' A'ᵀ)⁻¹: P = X_A A'ᵀ [count, k], C = X_Bᵀ P [out, k].
-            var p = [Float](repeating: 0, count: count * k)
-            var c = [Float](repeating: 0, count: out * k)
-            units.withUnsafeBufferPointer { x in
-                a.withUnsafeBufferPointer { a in
-                    p.withUnsafeMutableBufferPointer { p in
-                        c.withUnsafeMutableBufferPointer { c in
-                            guard let x = x.baseAddress, let a = a.baseAddress, let p = p.baseAddress,
-                                  let c = c.baseAddress else { return }
-                            BLAS.gemm(.none, .transpose, m: count, n: k, k: inFeatures, a: x + out, lda: dimension,
-                                      b: a, ldb: inFeatures, c: p)
-                            BLAS.gemm(.transpose, .none, m: out, n: k, k: count, a: x, lda: dimension, b: p, c: c)
-                        }
-                    }
-                }
-            }
-            b = try solveRight(c, rows: out, gram: gram(rowsOf: a, rows: k, width: inFeatures), k: k)
-            // A' = (B'ᵀ B')⁻¹ (B'ᵀ T): Q = X_B B' [count, k], E = Qᵀ X_A [k, in].
-            var q = [Float](repeating: 0, count: count * k)
-            var e = [Float](repeating: 0, count: k * inFeatures)
-            units.withUnsafeBufferPointer { x in
-                b.withUnsafeBufferPointer { b in
-                    q.withUnsafeMutableBufferPointer { q in
-                        e.withUnsafeMutableBufferPointer { e in
-                            guard let x = x.baseAddress, let b = b.baseAddress, let q = q.baseAddress,
-                                  let e = e.baseAddress else { return }
-                            BLAS.gemm(.none, .none, m: count, n: k, k: out, a: x, lda: dimension, b: b, c: q)
-                            BLAS.gemm(.transpose, .none, m: k, n: inFeatures, k: count, a: q, b: x + out,
-                                      ldb: dimension, c: e)
-                        }
-                    }
-                }
-            }
-            let bt = transpose(b, rows: out, cols: k)
-            a = transpose(try solveRight(transpose(e, rows: k, cols: inFeatures), rows: inFeatures,
-                                         gram: gram(rowsOf: bt, rows: k, width: out), k: k),
-                          rows: inFeatures, cols: k)
+            let c = leftProduct(units: units, count: count, outFeatures: out, inFeatures: inFeatures, a: a, k: k)
+            b = try solveB(c, a: a, outFeatures: out, inFeatures: inFeatures, k: k)
+            let e = rightProduct(units: units, count: count, outFeatures: out, inFeatures: inFeatures, b: b, k: k)
+            a = try solveA(e, b: b, outFeatures: out, inFeatures: inFeatures, k: k)
         }
         balance(b: &b, a: &a, out: out, inFeatures: inFeatures, k: k)
+    }
+
+    // The half-steps, split into a product over the units (a sum over units: a split module adds it up over its
+    // blocks, `FactorRefitRounds`) and the solve on its sum, so both routes run the same code.
+
+    /// C = T A'ᵀ = X_Bᵀ (X_A A'ᵀ), row-major [out, k]: P = X_A A'ᵀ [count, k], then C = X_Bᵀ P.
+    static func leftProduct(units: [Float], count: Int, outFeatures out: Int, inFeatures: Int, a: [Float],
+                            k: Int) -> [Float] {
+        let dimension = out + inFeatures
+        var p = [Float](repeating: 0, count: count * k)
+        var c = [Float](repeating: 0, count: out * k)
+        units.withUnsafeBufferPointer { x in
+            a.withUnsafeBufferPointer { a in
+                p.withUnsafeMutableBufferPointer { p in
+                    c.withUnsafeMutableBufferPointer { c in
+                        guard let x = x.baseAddress, let a = a.baseAddress, let p = p.baseAddress,
+                              let c = c.baseAddress else { return }
+                        BLAS.gemm(.none, .transpose, m: count, n: k, k: inFeatures, a: x + out, lda: dimension,
+                                  b: a, ldb: inFeatures, c: p)
+                        BLAS.gemm(.transpose, .none, m: out, n: k, k: count, a: x, lda: dimension, b: p, c: c)
+                    }
+                }
+            }
+        }
+        return c
+    }
+
+    /// B' = C (A' A'ᵀ)⁺ for C = T A'ᵀ (`leftProduct`, summed over the units).
+    static func solveB(_ c: [Float], a: [Float], outFeatures out: Int, inFeatures: Int, k: Int) throws -> [Float] {
+        try solveRight(c, rows: out, gram: gram(rowsOf: a, rows: k, width: inFeatures), k: k)
+    }
+
+    /// E = B'ᵀ T = (X_B B')ᵀ X_A, row-major [k, in]: Q = X_B B' [count, k], then E = Qᵀ X_A.
+    static func rightProduct(units: [Float], count: Int, outFeatures out: Int, inFeatures: Int, b: [Float],
+                             k: Int) -> [Float] {
+        let dimension = out + inFeatures
+        var q = [Float](repeating: 0, count: count * k)
+        var e = [Float](repeating: 0, count: k * inFeatures)
+        units.withUnsafeBufferPointer { x in
+            b.withUnsafeBufferPointer { b in
+                q.withUnsafeMutableBufferPointer { q in
+                    e.withUnsafeMutableBufferPointer { e in
+                        guard let x = x.baseAddress, let b = b.baseAddress, let q = q.baseAddress,
+                              let e = e.baseAddress else { return }
+                        BLAS.gemm(.none, .none, m: count, n: k, k: out, a: x, lda: dimension, b: b, c: q)
+                        BLAS.gemm(.transpose, .none, m: k, n: inFeatures, k: count, a: q, b: x + out,
+                                  ldb: dimension, c: e)
+                    }
+                }
+            }
+        }
+        return e
+    }
+
+    /// A' = (B'ᵀ B')⁺ E for E = B'ᵀ T (`rightProduct`, summed over the units).
+    static func solveA(_ e: [Float], b: [Float], outFeatures out: Int, inFeatures: Int, k: Int) throws -> [Float] {
+        let bt = transpose(b, rows: out, cols: k)
+        return transpose(try solveRight(transpose(e, rows: k, cols: inFeatures), rows: inFeatures,
+                                        gram: gram(rowsOf: bt, rows: k, width: out), k: k),
+                         rows: inFeatures, cols: k)
     }
 
     /// G = M Mᵀ (Double) for a row-major [rows, width] M.

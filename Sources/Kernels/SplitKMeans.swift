@@ -1,17 +1,33 @@
 /// A split module's whole k-means: `restarts` independent `BlockKMeansDriver` runs (restart r seeded with
 /// `SignInvariantKMeans.restartSeed(module seed, r)`, so restart 0 is the single run of `restarts: 1`), the kept
 /// run chosen as in-process lego chooses it (lowest final objective, each reduced in block order; ties to the
-/// lowest restart), then with `direction: principal` the power-iteration rounds of each cluster's best rank-one
+/// lowest restart), then with `oversample` (the restarts clustered at more clusters than the output rank) the
+/// selection rounds that keep k of them (`ClusterSelectionRounds`), then with `direction: principal` the power-iteration rounds of each cluster's best rank-one
 /// (`PrincipalDirectionRounds`), then, when the reweighting needs it, one statistics round against the kept
-/// centroids (or those rank-ones). When the job wants quality figures, a quality track (`SplitQualityTrack`) runs
-/// its product rounds from the start.
+/// centroids (or those rank-ones), then with `refit` the alternating least-squares rounds on the assembled factors
+/// (`FactorRefitRounds`, started from `RefitStart.factors`: lego's weights and assembly). When the job wants quality
+/// figures, a quality track (`SplitQualityTrack`) runs its product rounds from the start.
 ///
 /// Work is organised in tracks: track r < restarts is restart r's rounds; track `restarts` is the final
-/// rounds (principal directions, then statistics); track `restarts + 1` the quality rounds. Tracks are independent until the choice, so the coordinator runs the restarts' rounds side by
+/// rounds (selection, principal directions, then statistics, then refit); track `restarts + 1` the quality rounds. Tracks are independent until the choice, so the coordinator runs the restarts' rounds side by
 /// side (more block tasks per wave) while the in-process reference runs them one after another; each track's
 /// bytes depend only on its own partials, so both give the same result. The state round-trips exactly through
 /// `encoded()` / `init(decoding:configuration:restarts:)` and is checkpointed after every reduced round.
 public struct SplitKMeans: Sendable {
+    /// How the final track starts lego's `refit` from the finished clustering (`FactorRefitRounds`).
+    public struct RefitStart: Sendable {
+        /// Alternating least-squares rounds (each two block rounds).
+        public let rounds: Int
+        /// The cluster → rank step's factors (B' [out, k], A' [k, in]) from the finished clustering (its
+        /// directions and statistics): lego's weights and assembly, which live above this layer.
+        public let factors: @Sendable (BlockKMeansOutcome) throws -> (b: [Float], a: [Float])
+
+        public init(rounds: Int, factors: @escaping @Sendable (BlockKMeansOutcome) throws -> (b: [Float], a: [Float])) {
+            self.rounds = max(1, rounds)
+            self.factors = factors
+        }
+    }
+
     /// Settings shared by every restart (its seed is the module seed; `reweightRound` asks for the final round).
     public let configuration: BlockKMeansConfiguration
     public let restarts: Int
@@ -28,13 +44,27 @@ public struct SplitKMeans: Sendable {
     private(set) var finalDone = false
     /// The quality rounds (nil: the job asked for no quality figures).
     public private(set) var quality: SplitQualityTrack?
+    /// `refit` (nil: none): how the refit rounds start.
+    public let refitStart: RefitStart?
+    /// The refit rounds of the final track (made once the statistics are reduced, when there are more units than
+    /// clusters; nil otherwise).
+    public private(set) var refit: FactorRefitRounds?
+    /// `oversample` (nil: none): the restarts cluster into more clusters than the output rank and these rules pick
+    /// which keep their own rank.
+    public let selection: ClusterSelectionRounds.Selection?
+    /// The selection rounds of the final track (made once the kept restart is known, when it has more clusters than
+    /// `selection.rank`; nil otherwise).
+    public private(set) var selecting: ClusterSelectionRounds?
 
     public init(configuration: BlockKMeansConfiguration, restarts: Int, quality: SplitQualityTrack? = nil,
-                principalIterations: Int = 0) {
+                principalIterations: Int = 0, refit: RefitStart? = nil,
+                selection: ClusterSelectionRounds.Selection? = nil) {
         self.configuration = configuration
         self.restarts = max(1, restarts)
         self.quality = quality
         self.principalIterations = max(0, principalIterations)
+        refitStart = refit
+        self.selection = selection
         runs = (0..<self.restarts).map { r in
             var own = configuration
             own.seed = SignInvariantKMeans.restartSeed(configuration.seed, restart: r)
@@ -50,18 +80,48 @@ public struct SplitKMeans: Sendable {
 
     /// Rounds reduced so far over all tracks (what a resumed coordinator reports).
     public var round: Int {
-        runs.reduce(0) { $0 + $1.round } + (principal?.step ?? 0) + (finalDone && configuration.reweightRound ? 1 : 0)
-            + (quality?.rounds ?? 0)
+        runs.reduce(0) { $0 + $1.round } + finalRounds + (quality?.rounds ?? 0)
     }
 
-    /// The final track still has a round to run (principal directions, then the statistics round).
-    private var finalPending: Bool {
+    /// Rounds of the final track reduced so far.
+    private var finalRounds: Int {
+        (selecting?.step ?? 0) + (principal?.step ?? 0) + (finalDone && configuration.reweightRound ? 1 : 0)
+            + (refit?.step ?? 0)
+    }
+
+    /// The clustering still has a final round to run (principal directions, then the statistics round).
+    private var statisticsPending: Bool {
+        if let selecting, !selecting.isDone { return true }
         guard let kept = keptOutcome, kept.clusterCount > 0 else { return false }
         if let principal, !principal.isDone { return true }
         return configuration.reweightRound && !finalDone
     }
 
-    /// Once the kept restart is known: the principal-direction rounds it needs (none with one unit per cluster,
+    /// The final track still has a round to run (the clustering's, then the refit rounds).
+    private var finalPending: Bool {
+        statisticsPending || refit.map { !$0.isDone } ?? false
+    }
+
+    /// Once the clustering is finished: the refit rounds from its assembled factors (none with one unit per
+    /// cluster, which reproduces T, as unsplit lego).
+    private mutating func makeRefit() throws {
+        guard let start = refitStart, refit == nil, let clustered, clustered.clusterCount > 0,
+              clustered.clusterCount < clustered.unitCount else { return }
+        let (b, a) = try start.factors(clustered)
+        refit = try FactorRefitRounds(b: b, a: a, outFeatures: configuration.outFeatures,
+                                      inFeatures: configuration.dimension - configuration.outFeatures,
+                                      rank: clustered.clusterCount, rounds: start.rounds)
+    }
+
+    /// Once the kept restart is known: the selection rounds when it has more clusters than the output rank.
+    private mutating func makeSelection() {
+        guard let selection, selecting == nil, let fine = fineOutcome, fine.clusterCount > selection.rank else { return }
+        selecting = ClusterSelectionRounds(fine: fine, rank: selection.rank, outFeatures: configuration.outFeatures,
+                                           inFeatures: configuration.dimension - configuration.outFeatures,
+                                           iterations: max(1, principalIterations))
+    }
+
+    /// Once the kept (merged) clustering is known: the principal-direction rounds it needs (none with one unit per cluster,
     /// where every reweighting gives weight 1 to the units themselves, as unsplit lego).
     private mutating func makePrincipal() {
         guard principalIterations > 0, principal == nil, let kept = keptOutcome, kept.clusterCount > 0,
@@ -82,7 +142,7 @@ public struct SplitKMeans: Sendable {
     /// Once the clustering is complete (kept run, and its statistics round when it has one), the quality track
     /// learns the iterations and cluster count its exact-or-estimated rule needs.
     private mutating func settleQuality() {
-        guard quality != nil, let kept = keptOutcome, !finalPending else { return }
+        guard quality != nil, let kept = keptOutcome, !statisticsPending else { return }
         quality?.decide(clusterCount: kept.clusterCount, iterations: kept.iterations, unitCount: kept.unitCount)
     }
 
@@ -105,13 +165,20 @@ public struct SplitKMeans: Sendable {
         guard activeTracks.contains(track) else { return nil }
         if track < restarts { return runs[track].request(block: block) }
         if track == qualityTrack { return quality?.request }
+        let round = runs[self.kept ?? 0].round + finalRounds
+        if let selecting, !selecting.isDone {
+            guard let fine = fineOutcome, fine.assignment.indices.contains(block) else { return nil }
+            return selecting.request(round: round, assignment: fine.assignment[block])
+        }
         guard let kept = keptOutcome, let centers = finalCenters else { return nil }
-        let round = runs[self.kept ?? 0].round + (principal?.step ?? 0)
         if let principal, !principal.isDone {
             guard kept.assignment.indices.contains(block) else { return nil }
             return principal.request(round: round, assignment: kept.assignment[block])
         }
-        return BlockRoundRequest(kind: .reweight, round: round, centers: centers, centerCount: kept.clusterCount)
+        if statisticsPending {
+            return BlockRoundRequest(kind: .reweight, round: round, centers: centers, centerCount: kept.clusterCount)
+        }
+        return refit?.request(round: round)
     }
 
     /// Checks one block's answer against `track`'s current round.
@@ -119,7 +186,9 @@ public struct SplitKMeans: Sendable {
         guard activeTracks.contains(track) else { throw problem("track \(track) has no round running") }
         if track < restarts { return try runs[track].validate(partial) }
         if track == qualityTrack, let quality { return try quality.validate(partial) }
+        if let selecting, !selecting.isDone { return try selecting.validate(partial) }
         if let principal, !principal.isDone { return try principal.validate(partial) }
+        if !statisticsPending, let refit { return try refit.validate(partial) }
         let m = keptOutcome?.clusterCount ?? 0
         guard partial.kind == .reweight, partial.perCenter.count == m, partial.perCenter.allSatisfy(\.isFinite),
               partial.unitCount >= 0 else {
@@ -134,6 +203,7 @@ public struct SplitKMeans: Sendable {
             try runs[track].advance(with: partials)
             if runs.allSatisfy(\.isDone) { choose() }
             settleQuality()
+            try makeRefit()
             return
         }
         if track == qualityTrack, var track = quality {
@@ -145,12 +215,34 @@ public struct SplitKMeans: Sendable {
         guard partials.count == configuration.blockCount else {
             throw problem("\(partials.count) partials for \(configuration.blockCount) blocks")
         }
+        if var rounds = selecting, !rounds.isDone, let fine = fineOutcome, let selection {
+            // One BLAS thread: the reductions and the selection's Gram, as in process.
+            try BLAS.singleThreaded {
+                try rounds.advance(with: partials, blockUnits: fine.assignment.map(\.count), fine: fine,
+                                   selection: selection)
+            }
+            selecting = rounds
+            if rounds.isDone {
+                makePrincipal()
+                settleQuality()
+                try makeRefit()
+            }
+            return
+        }
         if var rounds = principal, !rounds.isDone {
             let units = keptOutcome?.assignment.map(\.count)
             // One BLAS thread: the reduction's nrm2/scal, as in process.
             try BLAS.singleThreaded { try rounds.advance(with: partials, blockUnits: units) }
             principal = rounds
             settleQuality()
+            try makeRefit()
+            return
+        }
+        if !statisticsPending, var rounds = refit {
+            let units = keptOutcome?.assignment.map(\.count)
+            // One BLAS thread: the solves' LAPACK calls, as in process.
+            try BLAS.singleThreaded { try rounds.advance(with: partials, blockUnits: units) }
+            refit = rounds
             return
         }
         for partial in partials { try validate(partial, track: track) }
@@ -160,6 +252,7 @@ public struct SplitKMeans: Sendable {
         projections = h
         finalDone = true
         settleQuality()
+        try makeRefit()
     }
 
     /// Lowest final objective wins; ties to the lowest restart (the in-process rule).
@@ -169,26 +262,43 @@ public struct SplitKMeans: Sendable {
             if let a = runs[r].outcome, let b = runs[best].outcome, a.finalObjective < b.finalObjective { best = r }
         }
         kept = best
+        makeSelection()
         makePrincipal()
     }
 
-    private var keptOutcome: BlockKMeansOutcome? {
+    /// The kept restart's clustering (at more clusters than the output rank when oversampling).
+    private var fineOutcome: BlockKMeansOutcome? {
         guard let kept else { return nil }
         return runs[kept].outcome
     }
 
-    /// The kept clustering with its statistics; nil until every round ran.
-    public var outcome: BlockKMeansOutcome? {
-        guard let kept, var outcome = runs[kept].outcome, !qualityPending else { return nil }
+    /// The clustering the final rounds work on: the selection's merged one when oversampling, else the kept run's.
+    private var keptOutcome: BlockKMeansOutcome? {
+        if let selecting { return selecting.merged }
+        return fineOutcome
+    }
+
+    /// The kept clustering with its directions and statistics, once those rounds ran (before refit and quality).
+    private var clustered: BlockKMeansOutcome? {
+        guard let kept, var outcome = keptOutcome, !statisticsPending else { return nil }
         outcome.restart = kept
-        outcome.quality = quality
-        guard !finalPending else { return nil }
         if let principal {
             outcome.directions = principal.units
             outcome.powerIterations = principal.iterations
         }
         if configuration.reweightRound && outcome.clusterCount > 0 {
             outcome.statistics.projections = projections
+        }
+        return outcome
+    }
+
+    /// The kept clustering with its statistics (and refitted factors); nil until every round ran.
+    public var outcome: BlockKMeansOutcome? {
+        guard var outcome = clustered, !qualityPending, !finalPending else { return nil }
+        outcome.quality = quality
+        if let refit {
+            outcome.refitted = refit.factors
+            outcome.refitRounds = refit.rounds
         }
         return outcome
     }
@@ -200,7 +310,7 @@ public struct SplitKMeans: Sendable {
     // MARK: checkpoint
 
     static let magic: [UInt8] = Array("BYSKM003".utf8)
-    static let trackMagic: [UInt8] = Array("BYSKT002".utf8)
+    static let trackMagic: [UInt8] = Array("BYSKT003".utf8)
 
     /// Tracks whose states make up the whole state: the restarts, the final statistics round, the quality rounds.
     public var trackCount: Int { restarts + 2 }
@@ -220,6 +330,13 @@ public struct SplitKMeans: Sendable {
             let started = principal.map { $0.step > 0 } ?? false
             let rounds = started ? principal?.encoded() ?? [] : []
             w.int(started ? 1 : 0); w.int(rounds.count); w.append(rounds)
+            // Likewise the selection rounds (from the kept restart) and the refit rounds start from the reduced statistics: written once they moved.
+            let refitted = refit.map { $0.step > 0 } ?? false
+            let refitBytes = refitted ? refit?.encoded() ?? [] : []
+            w.int(refitted ? 1 : 0); w.int(refitBytes.count); w.append(refitBytes)
+            let selected = selecting.map { $0.step > 0 } ?? false
+            let selectionBytes = selected ? selecting?.encoded() ?? [] : []
+            w.int(selected ? 1 : 0); w.int(selectionBytes.count); w.append(selectionBytes)
         } else {
             w.append(quality?.encoded() ?? [])
         }
@@ -239,7 +356,8 @@ public struct SplitKMeans: Sendable {
 
     /// Restores `encoded()` for the same configuration, restarts and quality settings; throws on anything else.
     public init(decoding bytes: [UInt8], configuration: BlockKMeansConfiguration, restarts: Int,
-                quality: SplitQualityTrack? = nil, principalIterations: Int = 0) throws {
+                quality: SplitQualityTrack? = nil, principalIterations: Int = 0, refit: RefitStart? = nil,
+                selection: ClusterSelectionRounds.Selection? = nil) throws {
         guard bytes.count >= Self.magic.count, Array(bytes[0..<Self.magic.count]) == Self.magic else {
             throw KernelShapeError(kernel: "split k-means state", problem: "bad magic")
         }
@@ -249,16 +367,17 @@ public struct SplitKMeans: Sendable {
         for track in 0..<count { tracks[track] = Array(try r.raw(count: try r.count(elementBytes: 1))) }
         try r.finish()
         try self.init(decodingTracks: tracks, configuration: configuration, restarts: restarts, quality: quality,
-                      principalIterations: principalIterations)
+                      principalIterations: principalIterations, refit: refit, selection: selection)
     }
 
     /// Restores the tracks' states (`encoded(track:)`, keyed by track); a track without one starts from its
     /// beginning. Throws on bytes of another configuration or states that contradict each other.
     public init(decodingTracks tracks: [Int: [UInt8]], configuration: BlockKMeansConfiguration, restarts: Int,
-                quality: SplitQualityTrack? = nil, principalIterations: Int = 0) throws {
+                quality: SplitQualityTrack? = nil, principalIterations: Int = 0, refit: RefitStart? = nil,
+                selection: ClusterSelectionRounds.Selection? = nil) throws {
         self.init(configuration: configuration, restarts: restarts, quality: quality,
-                  principalIterations: principalIterations)
-        var principalBytes: [UInt8]?
+                  principalIterations: principalIterations, refit: refit, selection: selection)
+        var principalBytes: [UInt8]?, refitBytes: [UInt8]?, selectionBytes: [UInt8]?
         func fail(_ problem: String) -> KernelShapeError { KernelShapeError(kernel: "split k-means state", problem: problem) }
         for (track, bytes) in tracks.sorted(by: { $0.key < $1.key }) {
             guard bytes.count >= Self.trackMagic.count, Array(bytes[0..<Self.trackMagic.count]) == Self.trackMagic else {
@@ -277,9 +396,15 @@ public struct SplitKMeans: Sendable {
                 let h = try r.doubles()
                 let hasPrincipal = try r.bounded(1, "principal directions flag")
                 let rounds = Array(try r.raw(count: try r.count(elementBytes: 1)))
+                let hasRefit = try r.bounded(1, "refit flag")
+                let refitted = Array(try r.raw(count: try r.count(elementBytes: 1)))
+                let hasSelection = try r.bounded(1, "selection flag")
+                let selected = Array(try r.raw(count: try r.count(elementBytes: 1)))
                 try r.finish()
+                selectionBytes = hasSelection == 1 ? selected : nil
                 projections = hasProjections == 1 ? h : nil
                 principalBytes = hasPrincipal == 1 ? rounds : nil
+                refitBytes = hasRefit == 1 ? refitted : nil
             } else if let configured = self.quality {
                 self.quality = try configured.decoding(Array(try r.raw(count: r.remaining)))
             } else {
@@ -289,9 +414,19 @@ public struct SplitKMeans: Sendable {
         if runs.allSatisfy(\.isDone) {
             choose()
         } else {
-            guard !finalDone, projections == nil, principalBytes == nil else {
+            guard !finalDone, projections == nil, principalBytes == nil, selectionBytes == nil else {
                 throw fail("final rounds before every restart finished")
             }
+        }
+        if let selectionBytes {
+            guard let fresh = selecting, let fine = fineOutcome, let selection else {
+                throw fail("selection rounds the job or the clustering does not call for")
+            }
+            do { selecting = try fresh.decoding(selectionBytes, fine: fine, selection: selection) } catch { throw fail("\(error)") }
+            makePrincipal()
+        }
+        guard selecting?.isDone ?? true || (principalBytes == nil && !finalDone) else {
+            throw fail("final rounds before the selection")
         }
         if let principalBytes {
             guard let fresh = principal else { throw fail("principal directions the job or the clustering does not call for") }
@@ -303,5 +438,16 @@ public struct SplitKMeans: Sendable {
         }
         settleQuality()
         guard self.quality?.isConsistent ?? true else { throw fail("an exact quality round the clustering does not call for") }
+        do { try makeRefit() } catch { throw fail("refit start: \(error)") }
+        if let refitBytes {
+            guard let fresh = self.refit else { throw fail("refit rounds the job or the clustering does not call for") }
+            let restored: FactorRefitRounds
+            do { restored = try FactorRefitRounds(decoding: refitBytes) } catch { throw fail("\(error)") }
+            guard restored.rank == fresh.rank, restored.rounds == fresh.rounds, restored.outFeatures == fresh.outFeatures,
+                  restored.inFeatures == fresh.inFeatures else {
+                throw fail("refit rounds written for another rank or round count")
+            }
+            self.refit = restored
+        }
     }
 }

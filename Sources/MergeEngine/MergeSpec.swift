@@ -40,13 +40,13 @@ public struct LegoOptions: Sendable, Codable, Equatable {
     /// With `direction: principal`: cluster into `oversample`·k fine clusters, keep the k − 1 whose principal
     /// rank-ones fit T best (greedy least squares), and merge the rest into them (pieces of the same direction) or
     /// into one cluster. 1 is off. Default 2 (chosen on the 960-adapter pool and bench-quality:
-    /// bench/results/lego-pool.md); split modules do not oversample.
+    /// bench/results/lego-pool.md); split modules oversample by rounds (`ClusterSelectionRounds`).
     public var oversample: Int = LegoOptions.defaultOversample
     /// See `SmallPool`; default `select` (chosen on bench-quality's 3-task merge: bench/results/lego-3task.md).
     public var smallPool: SmallPool = .select
     /// Alternating least-squares rounds refitting the k merged ranks jointly against T after the cluster → rank
     /// step (`FactorRefit`: B' ← T A'⁺, then A' ← B'⁺ T); 0 is off. Only with `reweight: optimal` (it continues
-    /// that least-squares fit), and not on split modules. Default 1 (bench/results/lego-3task.md).
+    /// that least-squares fit); split modules run it as rounds of block products (`FactorRefitRounds`). Default 1 (bench/results/lego-3task.md).
     public var refit: Int = LegoOptions.defaultRefit
 
     public static let defaultRestarts = 3

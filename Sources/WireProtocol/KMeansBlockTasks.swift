@@ -22,7 +22,7 @@ extension Wire.TaskKind {
         case .candidateWeights: self = .kmeansCandidateWeights
         case .lloyd: self = .kmeansLloyd
         case .reweight: self = .kmeansReweight
-        case .probeImage, .target, .targetTimes, .targetTransposedTimes: self = .kmeansProduct
+        case .probeImage, .target, .targetTimes, .targetTransposedTimes, .refitLeft, .refitRight: self = .kmeansProduct
         case .principalStart, .principalLeft, .principalRight: self = .kmeansPrincipal
         }
     }
@@ -36,6 +36,8 @@ extension BlockRoundKind {
         case .target: 2
         case .targetTimes: 3
         case .targetTransposedTimes: 4
+        case .refitLeft: 5
+        case .refitRight: 6
         default: 0
         }
     }
@@ -67,6 +69,8 @@ extension BlockRoundKind {
         case 2: self = .target
         case 3: self = .targetTimes
         case 4: self = .targetTransposedTimes
+        case 5: self = .refitLeft
+        case 6: self = .refitRight
         default: return nil
         }
     }

@@ -8,7 +8,8 @@ import Glibc
 
 /// lego's `direction: principal` (the default with `reweight: optimal` or `none`) on split modules: the
 /// power-iteration rounds run over the blocks on real workers, byte for byte as `merge --in-process`, and a
-/// coordinator killed during them resumes with the same bytes.
+/// coordinator killed during them resumes with the same bytes. `oversample: 1` keeps these jobs to the direction
+/// rounds at k (oversampling's own rounds: `SplitLegoStepsRuntimeTests`).
 @Suite(.serialized) struct SplitPrincipalTests {
     static let fast = SplitModuleTests.fast
 
@@ -17,7 +18,7 @@ import Glibc
     func identicalAcrossWorkerCounts(workers: Int) throws {
         let h = try ProcessHarness("split-principal-\(workers)")
         defer { h.finish() }
-        let job = try SplitModuleTests.splitJob(h, reweight: "optimal")
+        let job = try SplitModuleTests.splitJob(h, reweight: "optimal", parameters: ["oversample: 1"])
         let reference = try h.inProcessReference(job: job)
         let out = h.path + "/out"
         let merge = try h.launch(["merge", job, "--out", out, "--workers", "\(workers)"] + Self.fast)
@@ -32,7 +33,7 @@ import Glibc
         #expect(h.output(of: merge).contains("power_iterations=\(LegoOptions.defaultPowerIterations)"), "\(h.output(of: merge))")
         guard workers == 2 else { return }
         // The rounds change the result: `direction: mean` gives other bytes from the same clustering.
-        let meanJob = try SplitModuleTests.splitJob(h, reweight: "optimal", name: "mean", parameters: ["direction: mean"])
+        let meanJob = try SplitModuleTests.splitJob(h, reweight: "optimal", name: "mean", parameters: ["direction: mean", "oversample: 1"])
         let mean = h.path + "/mean"
         let meanMerge = try h.launch(["merge", meanJob, "--out", mean, "--in-process"])
         #expect(h.wait(meanMerge, timeout: .seconds(120)) == 0, "\(h.output(of: meanMerge))")
@@ -59,7 +60,7 @@ import Glibc
     func coordinatorKilledDuringDirectionRounds() throws {
         let h = try ProcessHarness("split-principal-kill")
         defer { h.finish() }
-        let job = try SplitModuleTests.splitJob(h, reweight: "optimal", restarts: 1)
+        let job = try SplitModuleTests.splitJob(h, reweight: "optimal", restarts: 1, parameters: ["oversample: 1"])
         let reference = try h.inProcessReference(job: job)
         let out = h.path + "/out", checkpoint = h.path + "/ckpt"
         let (first, endpoint) = try h.coordinator(job: job, out: out, ["--checkpoint", checkpoint, "--log-level", "debug"] + Self.fast)

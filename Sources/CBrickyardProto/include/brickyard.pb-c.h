@@ -572,7 +572,10 @@ struct  Brickyard__V1__KMeansBlockTask
   /*
    * TASK_KIND_KMEANS_PRODUCT: which product of the block's part of the target, T_b = Σ_u b_u a_uᵀ:
    * 1 = T_b·[G | Ω] (Gaussian probes G, `probes` columns, and a sketch start Ω, center_count columns, both built
-   * by the worker from task.seed), 2 = T_b itself, 3 = T_b·M, 4 = T_bᵀ·M (M in `centers`, center_count columns).
+   * by the worker from task.seed), 2 = T_b itself, 3 = T_b·M, 4 = T_bᵀ·M (M in `centers`, center_count columns);
+   * lego `refit` rounds (the block's share of an alternating least-squares half-step): 5 = X_Bᵀ (X_A A'ᵀ), [out, k],
+   * for A' in `centers` (row-major [center_count = k, in]); 6 = (X_B B')ᵀ X_A, [k, in], for B' in `centers`
+   * (row-major [out, k]).
    */
   uint32_t product;
   uint32_t probes;

@@ -136,22 +136,9 @@ enum LegoMerge {
             tolerance: ClusterPrincipalDirections.defaultTolerance, blockSize: blockSize).units
         var projections = ClusterStatistics(k: fineK, outFeatures: units.outFeatures, inFeatures: units.inFeatures)
         projections.addProjections(units: units.vectors, count: units.count, centroids: rankOnes, blockSize: blockSize)
-        let gram = projections.centroidGram(rankOnes)
-        let chosen = try RankOneSelection.greedy(gram: gram, projections: projections.projections ?? [], count: fineK,
-                                                 select: catchAll ? k - 1 : k)
-        var target = [Int](repeating: catchAll ? k - 1 : 0, count: fineK)
-        for (position, cluster) in chosen.enumerated() { target[cluster] = position }
-        // A fine cluster that is another piece of a kept one (|cos| of their rank-ones ≥ 1/2: k-means split one
-        // direction) joins it, so the merged cluster holds only what the kept ones do not carry.
-        for fine in 0..<fineK where !chosen.contains(fine) && gram[fine * fineK + fine] > 0 {
-            var best = -1, bestCosine = catchAll ? 0.5 : -1
-            for (position, kept) in chosen.enumerated() where gram[kept * fineK + kept] > 0 {
-                let cosine = abs(gram[fine * fineK + kept])
-                    / (gram[fine * fineK + fine] * gram[kept * fineK + kept]).squareRoot()
-                if catchAll ? cosine >= bestCosine : cosine > bestCosine { bestCosine = cosine; best = position }
-            }
-            if best >= 0 { target[fine] = best }
-        }
+        let (chosen, target) = try selectionTargets(gram: projections.centroidGram(rankOnes),
+                                                    projections: projections.projections ?? [], fineCount: fineK, k: k,
+                                                    catchAll: catchAll)
         let assignment = fine.assignment.map { target[$0] }
         var sizes = [Int](repeating: 0, count: k)
         for cluster in assignment { sizes[cluster] += 1 }
@@ -191,6 +178,29 @@ enum LegoMerge {
             selected.objectiveHistory = [max(0, statistics.normSquaredSums.reduce(0, +) - explained)]
         }
         return selected
+    }
+
+    /// `selectClusters`' choice from the fine clusters' rank-ones (their Gram and projections h on T): the kept ones
+    /// in the order chosen, and the cluster 0..<k each fine cluster joins. Split modules call it on the Gram and h
+    /// reduced over their blocks (`SplitLego`).
+    static func selectionTargets(gram: [Double], projections: [Double], fineCount fineK: Int, k: Int,
+                                 catchAll: Bool) throws -> (chosen: [Int], targets: [Int]) {
+        let chosen = try RankOneSelection.greedy(gram: gram, projections: projections, count: fineK,
+                                                 select: catchAll ? k - 1 : k)
+        var target = [Int](repeating: catchAll ? k - 1 : 0, count: fineK)
+        for (position, cluster) in chosen.enumerated() { target[cluster] = position }
+        // A fine cluster that is another piece of a kept one (|cos| of their rank-ones ≥ 1/2: k-means split one
+        // direction) joins it, so the merged cluster holds only what the kept ones do not carry.
+        for fine in 0..<fineK where !chosen.contains(fine) && gram[fine * fineK + fine] > 0 {
+            var best = -1, bestCosine = catchAll ? 0.5 : -1
+            for (position, kept) in chosen.enumerated() where gram[kept * fineK + kept] > 0 {
+                let cosine = abs(gram[fine * fineK + kept])
+                    / (gram[fine * fineK + fine] * gram[kept * fineK + kept]).squareRoot()
+                if catchAll ? cosine >= bestCosine : cosine > bestCosine { bestCosine = cosine; best = position }
+            }
+            if best >= 0 { target[fine] = best }
+        }
+        return (chosen, target)
     }
 
     /// b'_t = sign(β_t)√|β_t| μ_B,t, a'_t = √|β_t| μ_A,t for rows μ_t = [μ_B,t ; μ_A,t] of `centroids` (the

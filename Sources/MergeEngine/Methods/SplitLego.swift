@@ -7,16 +7,39 @@ import Kernels
 /// same block plan, same bytes.
 ///
 /// Differences from the unsplit method (docs/distributed-kmeans.md): seeding is k-means|| (each of `restarts` runs
-/// seeded like the unsplit method's restart, the lowest objective kept), no `oversample` (the k-means runs at k),
+/// seeded like the unsplit method's restart, the lowest objective kept), `oversample` as rounds choosing k of the
+/// fine clusters (`ClusterSelectionRounds`, the unsplit rule `LegoMerge.selectionTargets`), no `small_pool: select`,
+/// `refit` as rounds of block products (`FactorRefitRounds`: the unsplit kernel's products summed over blocks),
 /// the output rank is min(k, candidates drawn), and the quality figures come from the quality track's block products (`SplitQualityTrack`), exact or
 /// estimated by the unsplit modules' rule (`qualityTrack(module:spec:blockCount:)`).
 public enum SplitLego {
     /// The k-means settings of a split module.
     public static func configuration(module: ModulePlan, spec: MergeSpec, blockCount: Int) -> BlockKMeansConfiguration {
-        BlockKMeansConfiguration(k: spec.rank, dimension: module.outFeatures + module.inFeatures,
+        BlockKMeansConfiguration(k: clusteringCount(module: module, spec: spec),
+                                 dimension: module.outFeatures + module.inFeatures,
                                  outFeatures: module.outFeatures, seed: module.seed,
                                  iterations: spec.lego.iterations, tolerance: spec.lego.tolerance,
                                  blockCount: blockCount, reweightRound: spec.lego.reweight == .optimal)
+    }
+
+    /// The clusters the split k-means runs at: `oversample`·k when the unsplit method would oversample a module of
+    /// this many units (`LegoOptions.clusteringCount`, with the units counted as Σ ranks of the plan: fixed by the
+    /// job before any block is read; the unsplit method counts the non-zero units), else k. `small_pool: select`
+    /// is not applied to split modules (below the gate they cluster at k, as `small_pool: kmeans`).
+    public static func clusteringCount(module: ModulePlan, spec: MergeSpec) -> Int {
+        let units = module.sources.reduce(0) { $0 + max($1.module.rank, 0) }
+        return spec.lego.clusteringCount(units: units, rank: max(1, spec.rank))
+    }
+
+    /// lego's `oversample` on a split module (nil when the k-means runs at k): the selection rounds pick k of the
+    /// fine clusters by `LegoMerge.selectionTargets`, the unsplit method's rule.
+    public static func selection(module: ModulePlan, spec: MergeSpec) -> ClusterSelectionRounds.Selection? {
+        let k = max(1, spec.rank)
+        guard clusteringCount(module: module, spec: spec) > k else { return nil }
+        return ClusterSelectionRounds.Selection(rank: k) { gram, projections, fineCount in
+            try LegoMerge.selectionTargets(gram: gram, projections: projections, fineCount: fineCount, k: k,
+                                           catchAll: true).targets
+        }
     }
 
     /// The plan of one block: the module restricted to the block's sources.
@@ -44,7 +67,37 @@ public enum SplitLego {
         SplitKMeans(configuration: configuration(module: module, spec: spec, blockCount: blockCount),
                     restarts: max(1, spec.lego.restarts),
                     quality: qualityTrack(module: module, spec: spec, blockCount: blockCount),
-                    principalIterations: principalIterations(spec))
+                    principalIterations: principalIterations(spec), refit: refitStart(module: module, spec: spec),
+                    selection: selection(module: module, spec: spec))
+    }
+
+    /// lego's `refit` on a split module (nil when the job runs none): the rounds start from the factors the
+    /// reweighting and assembly give the finished clustering (`assembled`), as in the unsplit method.
+    public static func refitStart(module: ModulePlan, spec: MergeSpec) -> SplitKMeans.RefitStart? {
+        guard spec.lego.effectiveRefit > 0 else { return nil }
+        return SplitKMeans.RefitStart(rounds: spec.lego.effectiveRefit) { outcome in
+            try BLAS.singleThreaded { try assembled(module: module, spec: spec, outcome: outcome) }
+        }
+    }
+
+    /// lego's cluster → rank step on a finished clustering: each cluster's direction (its mean, or its principal
+    /// rank-one) with its weight from the reduced statistics, assembled into B' [out, k], A' [k, in].
+    static func assembled(module: ModulePlan, spec: MergeSpec, outcome: BlockKMeansOutcome) throws -> (b: [Float], a: [Float]) {
+        let k = outcome.clusterCount
+        let directions = outcome.directions ?? outcome.centroids
+        let weights: [Double]
+        if k == outcome.unitCount {
+            // Every unit is its own cluster: weight 1 reproduces T under every reweighting (as unsplit lego).
+            weights = [Double](repeating: 1, count: k)
+        } else {
+            do {
+                weights = try ClusterReweighting(spec.lego.reweight).weights(outcome.statistics, centroids: directions)
+            } catch {
+                throw MergeError("module \(module.name): \(error)")
+            }
+        }
+        return LegoMerge.assemble(centroids: directions, count: k, weights: weights, outFeatures: module.outFeatures,
+                                  inFeatures: module.inFeatures)
     }
 
     /// Power iterations of the principal directions a split module runs (0: `direction: mean`), the unsplit
@@ -129,27 +182,15 @@ public enum SplitLego {
             return ModuleResult(name: module.name, rank: 1, outFeatures: out, inFeatures: inFeatures,
                                 b: [Float](repeating: 0, count: out), a: [Float](repeating: 0, count: inFeatures), stats: stats)
         }
-        let weights: [Double]
         // What each cluster contributes before its weight: its mean, or (`direction: principal`) its members' best
-        // rank-one from the power-iteration rounds, as in the unsplit method.
-        let directions = outcome.directions ?? outcome.centroids
-        if k == outcome.unitCount {
-            // Every unit is its own cluster: weight 1 reproduces T under every reweighting (as unsplit lego).
-            weights = [Double](repeating: 1, count: k)
-        } else {
-            do {
-                weights = try ClusterReweighting(spec.lego.reweight).weights(statistics, centroids: directions)
-            } catch {
-                throw MergeError("module \(module.name): \(error)")
-            }
-        }
-        let (b, a) = LegoMerge.assemble(centroids: directions, count: k, weights: weights, outFeatures: out,
-                                        inFeatures: inFeatures)
-        // What ran: split modules cluster at k (no oversampling); principal directions when the rounds ran.
+        // rank-one from the power-iteration rounds, as in the unsplit method; `refit` continues from there.
+        let (b, a) = try outcome.refitted ?? assembled(module: module, spec: spec, outcome: outcome)
+        // What ran: oversampling when the k-means ran at more clusters than k; principal directions when the rounds ran.
         stats.direction = outcome.directions == nil ? LegoOptions.Direction.mean.rawValue : LegoOptions.Direction.principal.rawValue
         stats.powerIterations = outcome.directions == nil ? nil : outcome.powerIterations
-        stats.oversample = 1
-        stats.refit = 0
+        let clusters = clusteringCount(module: module, spec: spec)
+        stats.oversample = clusters > spec.rank ? clusters / max(1, spec.rank) : 1
+        stats.refit = outcome.refitRounds
         if spec.report == .minimal {
             stats.relativeError = 0
             stats.qualityOmitted = true
