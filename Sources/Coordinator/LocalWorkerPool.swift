@@ -104,15 +104,19 @@ public final class LocalWorkerPool {
 
     /// Asks every worker to stop (SIGTERM), waits up to `grace`, then SIGKILLs the rest.
     ///
-    /// SIGTERM is repeated every 100 ms: workers inherit this process's ignored SIGTERM (the stop handler sets
-    /// SIG_IGN, and an ignored disposition survives exec), so a worker still starting up discards the first
-    /// signal; once it has installed its own handler the next one reaches it and it leaves with its status.
+    /// A worker still starting up has SIGTERM's default action (this process's handler does not survive exec:
+    /// `SignalDisposition`), so it gets no SIGTERM until it catches or ignores it; then SIGTERM is repeated every
+    /// 100 ms, because a worker between ignoring the signal and installing its handler discards one. Once the
+    /// handler is in place the next signal reaches it and the worker leaves with its status, never by the signal.
     public func stopAll(grace: Duration = .seconds(5)) {
         let deadline = ContinuousClock.now + grace
         var nextSignal = ContinuousClock.now
         while processes.contains(where: \.isRunning) && ContinuousClock.now < deadline {
             if ContinuousClock.now >= nextSignal {
-                for process in processes where process.isRunning { kill(process.processIdentifier, SIGTERM) }
+                for process in processes where process.isRunning
+                    && SignalDisposition.handles(SIGTERM, pid: process.processIdentifier) != false {
+                    kill(process.processIdentifier, SIGTERM)
+                }
                 nextSignal = ContinuousClock.now + .milliseconds(100)
             }
             Thread.sleep(forTimeInterval: 0.01)

@@ -36,27 +36,45 @@ public enum BLAS {
     public static func matmul(_ a: [Float], _ b: [Float], m: Int, n: Int, k: Int,
                               transA: Transpose = .none, transB: Transpose = .none) -> [Float] {
         var c = [Float](repeating: 0, count: m * n)
-        a.withUnsafeBufferPointer { pa in
-            b.withUnsafeBufferPointer { pb in
-                c.withUnsafeMutableBufferPointer { pc in
-                    guard let pa = pa.baseAddress, let pb = pb.baseAddress, let pc = pc.baseAddress else { return }
-                    gemm(transA, transB, m: m, n: n, k: k, a: pa, b: pb, c: pc)
-                }
-            }
-        }
+        multiply(a, b, into: &c, m: m, n: n, k: k, transA: transA, transB: transB)
         return c
     }
 
     /// Array convenience: c [m, n] ← c − A · B for row-major A [m, k] and B [k, n] (one gemm, beta 1).
     public static func subtractProduct(_ a: [Float], _ b: [Float], from c: inout [Float], m: Int, n: Int, k: Int) {
+        multiply(a, b, into: &c, m: m, n: n, k: k, alpha: -1, beta: 1)
+    }
+
+    /// Array convenience into existing storage: c [m, n] (packed, row-major) ← alpha · op(A) · op(B) + beta · c.
+    /// A stored operand may be a column window of a wider row-major array: it starts at element `aOffset` (`bOffset`)
+    /// with rows `lda` (`ldb`) apart (default: packed from element 0). Out-of-bounds windows stop the program.
+    public static func multiply(_ a: [Float], _ b: [Float], into c: inout [Float], m: Int, n: Int, k: Int,
+                                transA: Transpose = .none, aOffset: Int = 0, lda: Int? = nil,
+                                transB: Transpose = .none, bOffset: Int = 0, ldb: Int? = nil,
+                                alpha: Float = 1, beta: Float = 0) {
+        guard m > 0, n > 0 else { return }
+        let lda = lda ?? (transA == .none ? k : m)
+        let ldb = ldb ?? (transB == .none ? n : k)
+        precondition(c.count >= m * n, "BLAS.multiply: \(c.count) values for a [\(m), \(n)] result")
+        precondition(fits(a.count, offset: aOffset, rows: transA == .none ? m : k, cols: transA == .none ? k : m, stride: lda),
+                     "BLAS.multiply: A window outside its \(a.count) values")
+        precondition(fits(b.count, offset: bOffset, rows: transB == .none ? k : n, cols: transB == .none ? n : k, stride: ldb),
+                     "BLAS.multiply: B window outside its \(b.count) values")
         a.withUnsafeBufferPointer { pa in
             b.withUnsafeBufferPointer { pb in
                 c.withUnsafeMutableBufferPointer { pc in
                     guard let pa = pa.baseAddress, let pb = pb.baseAddress, let pc = pc.baseAddress else { return }
-                    gemm(.none, .none, m: m, n: n, k: k, alpha: -1, a: pa, b: pb, beta: 1, c: pc)
+                    gemm(transA, transB, m: m, n: n, k: k, alpha: alpha, a: pa + aOffset, lda: lda,
+                         b: pb + bOffset, ldb: ldb, beta: beta, c: pc)
                 }
             }
         }
+    }
+
+    /// Whether a stored [rows, cols] window with row stride `stride` from `offset` lies inside `count` values.
+    private static func fits(_ count: Int, offset: Int, rows: Int, cols: Int, stride: Int) -> Bool {
+        guard rows > 0, cols > 0 else { return offset >= 0 }
+        return offset >= 0 && stride >= cols && offset + (rows - 1) * stride + cols <= count
     }
 
     /// y[m] = alpha · op(A) · x + beta · y for a row-major A [rows, cols]; op(A) is [rows, cols] or its transpose.

@@ -7,6 +7,8 @@
 /// (`cutoff`), which leaves a zero rank zero.
 /// T A'ᵀ = X_Bᵀ (X_A A'ᵀ) and B'ᵀ T = (X_B B')ᵀ X_A are two GEMMs over the unit matrix each: O(n·k·(out + in)).
 /// At the end every rank is rebalanced to ‖b_t‖ = ‖a_t‖ (the product is unchanged).
+/// `coreFit` refits the product inside the subspaces of the current factors (lego's `balance`: rounds on a
+/// reweighted target choose the subspaces, the core fit returns to T).
 public enum FactorRefit {
     /// Eigenvalues of a factor's Gram below this fraction of the largest are treated as zero (two ranks along one
     /// direction, or a zero rank, must not amplify Float32 rounding): a truncated pseudo-inverse.
@@ -36,69 +38,91 @@ public enum FactorRefit {
     /// C = T A'ᵀ = X_Bᵀ (X_A A'ᵀ), row-major [out, k]: P = X_A A'ᵀ [count, k], then C = X_Bᵀ P.
     static func leftProduct(units: [Float], count: Int, outFeatures out: Int, inFeatures: Int, a: [Float],
                             k: Int) -> [Float] {
-        let dimension = out + inFeatures
         var p = [Float](repeating: 0, count: count * k)
         var c = [Float](repeating: 0, count: out * k)
-        units.withUnsafeBufferPointer { x in
-            a.withUnsafeBufferPointer { a in
-                p.withUnsafeMutableBufferPointer { p in
-                    c.withUnsafeMutableBufferPointer { c in
-                        guard let x = x.baseAddress, let a = a.baseAddress, let p = p.baseAddress,
-                              let c = c.baseAddress else { return }
-                        BLAS.gemm(.none, .transpose, m: count, n: k, k: inFeatures, a: x + out, lda: dimension,
-                                  b: a, ldb: inFeatures, c: p)
-                        BLAS.gemm(.transpose, .none, m: out, n: k, k: count, a: x, lda: dimension, b: p, c: c)
-                    }
-                }
-            }
-        }
+        BLAS.multiply(units, a, into: &p, m: count, n: k, k: inFeatures, aOffset: out, lda: out + inFeatures,
+                      transB: .transpose)
+        BLAS.multiply(units, p, into: &c, m: out, n: k, k: count, transA: .transpose, lda: out + inFeatures)
         return c
     }
 
     /// B' = C (A' A'ᵀ)⁺ for C = T A'ᵀ (`leftProduct`, summed over the units).
     static func solveB(_ c: [Float], a: [Float], outFeatures out: Int, inFeatures: Int, k: Int) throws -> [Float] {
-        try solveRight(c, rows: out, gram: gram(rowsOf: a, rows: k, width: inFeatures), k: k)
+        try solveRight(c, rows: out, gram: gram(a, rows: k, cols: inFeatures, of: .rows), k: k)
     }
 
     /// E = B'ᵀ T = (X_B B')ᵀ X_A, row-major [k, in]: Q = X_B B' [count, k], then E = Qᵀ X_A.
     static func rightProduct(units: [Float], count: Int, outFeatures out: Int, inFeatures: Int, b: [Float],
                              k: Int) -> [Float] {
-        let dimension = out + inFeatures
         var q = [Float](repeating: 0, count: count * k)
         var e = [Float](repeating: 0, count: k * inFeatures)
-        units.withUnsafeBufferPointer { x in
-            b.withUnsafeBufferPointer { b in
-                q.withUnsafeMutableBufferPointer { q in
-                    e.withUnsafeMutableBufferPointer { e in
-                        guard let x = x.baseAddress, let b = b.baseAddress, let q = q.baseAddress,
-                              let e = e.baseAddress else { return }
-                        BLAS.gemm(.none, .none, m: count, n: k, k: out, a: x, lda: dimension, b: b, c: q)
-                        BLAS.gemm(.transpose, .none, m: k, n: inFeatures, k: count, a: q, b: x + out,
-                                  ldb: dimension, c: e)
-                    }
-                }
-            }
-        }
+        BLAS.multiply(units, b, into: &q, m: count, n: k, k: out, lda: out + inFeatures)
+        BLAS.multiply(q, units, into: &e, m: k, n: inFeatures, k: count, transA: .transpose, bOffset: out,
+                      ldb: out + inFeatures)
         return e
     }
 
     /// A' = (B'ᵀ B')⁺ E for E = B'ᵀ T (`rightProduct`, summed over the units).
     static func solveA(_ e: [Float], b: [Float], outFeatures out: Int, inFeatures: Int, k: Int) throws -> [Float] {
-        let bt = transpose(b, rows: out, cols: k)
-        return transpose(try solveRight(transpose(e, rows: k, cols: inFeatures), rows: inFeatures,
-                                        gram: gram(rowsOf: bt, rows: k, width: out), k: k),
-                         rows: inFeatures, cols: k)
+        transpose(try solveRight(transpose(e, rows: k, cols: inFeatures), rows: inFeatures,
+                                 gram: gram(b, rows: out, cols: k, of: .columns), k: k),
+                  rows: inFeatures, cols: k)
     }
 
-    /// G = M Mᵀ (Double) for a row-major [rows, width] M.
-    static func gram(rowsOf m: [Float], rows: Int, width: Int) -> [Double] {
-        var g = [Double](repeating: 0, count: rows * rows)
-        for i in 0..<rows {
-            for j in i..<rows {
-                var s = 0.0
-                for t in 0..<width { s += Double(m[i * width + t]) * Double(m[j * width + t]) }
-                g[i * rows + j] = s
-                g[j * rows + i] = s
+    /// The best B'A' = U C Vᵀ with U, V orthonormal bases of B's columns and A's rows: C = Uᵀ T V (the projection of
+    /// T onto the two subspaces, which minimises ‖T − U C Vᵀ‖ over C), written as rank-k factors by the SVD of C
+    /// (ranks balanced, in decreasing order). Never worse than B A itself, whose core is one of the C.
+    /// Uᵀ T V = (X_B U)ᵀ (X_A V): two GEMMs over the units and one [k, k] product.
+    public static func coreFit(units: [Float], count: Int, outFeatures out: Int, inFeatures: Int,
+                               b: inout [Float], a: inout [Float], k: Int) throws {
+        let dimension = out + inFeatures
+        guard count > 0, k > 0, k <= out, k <= inFeatures else { return }
+        guard units.count == count * dimension, b.count == out * k, a.count == k * inFeatures else {
+            throw KernelShapeError(kernel: "FactorRefit.coreFit", problem: "units \(units.count), B \(b.count), "
+                                   + "A \(a.count) values for \(count) units, out \(out), in \(inFeatures), k \(k)")
+        }
+        let u = try LinearAlgebra.thinQR(b, rows: out, cols: k).q  // [out, k]
+        let v = try LinearAlgebra.thinQR(transpose(a, rows: k, cols: inFeatures), rows: inFeatures, cols: k).q  // [in, k]
+        var y = [Float](repeating: 0, count: count * k), z = [Float](repeating: 0, count: count * k)
+        var core = [Float](repeating: 0, count: k * k)
+        BLAS.multiply(units, u, into: &y, m: count, n: k, k: out, lda: dimension)
+        BLAS.multiply(units, v, into: &z, m: count, n: k, k: inFeatures, aOffset: out, lda: dimension)
+        BLAS.multiply(y, z, into: &core, m: k, n: k, k: count, transA: .transpose)
+        let (cu, cs, cvt) = try LinearAlgebra.svd(core, rows: k, cols: k)
+        // B = U cu √s [out, k]; A = √s cvt Vᵀ [k, in].
+        var left = cu, right = cvt
+        for t in 0..<k {
+            let root = Float(Double(max(cs[t], 0)).squareRoot())
+            for i in 0..<k { left[i * k + t] *= root; right[t * k + i] *= root }
+        }
+        b = BLAS.matmul(u, left, m: out, n: k, k: k)
+        a = BLAS.matmul(right, v, m: k, n: inFeatures, k: k, transB: .transpose)
+    }
+
+    /// Which Gram of a matrix: of its rows (M Mᵀ) or of its columns (Mᵀ M).
+    enum GramSide { case rows, columns }
+
+    /// The Gram (Double, full symmetric, row-major) of a row-major [rows, cols] M: M Mᵀ [rows, rows] or
+    /// Mᵀ M [cols, cols], each entry one Double sum in index order.
+    /// Not a `dsyrk`: its blocked sums round differently, and the solve amplifies that on nearly dependent ranks
+    /// (a llama-sized q/k/v/o merge changed up to a third of its values). The loop costs k²·width/2
+    /// multiply-adds (1.8 M at k = 16 on a 14,336-wide side) against the rounds' 2·count·k·(out + in) in GEMMs.
+    static func gram(_ m: [Float], rows: Int, cols: Int, of side: GramSide) -> [Double] {
+        let size = side == .rows ? rows : cols
+        let length = side == .rows ? cols : rows
+        // Vector i of the Gram is row i (elements 1 apart) or column i (elements `cols` apart).
+        let (vectorStride, elementStride) = side == .rows ? (cols, 1) : (1, cols)
+        var g = [Double](repeating: 0, count: size * size)
+        m.withUnsafeBufferPointer { m in
+            for i in 0..<size {
+                for j in i..<size {
+                    var s = 0.0
+                    for t in 0..<length {
+                        s += Double(m[i * vectorStride + t * elementStride]) * Double(m[j * vectorStride + t * elementStride])
+                    }
+                    g[i * size + j] = s
+                    g[j * size + i] = s
+                }
             }
         }
         return g

@@ -1,3 +1,4 @@
+import Foundation
 import Testing
 @testable import Kernels
 
@@ -139,6 +140,25 @@ import Testing
         #expect(b.allSatisfy(\.isFinite) && a.allSatisfy(\.isFinite))
         #expect(Self.error(t, Self.product(b, a, out: out, in: inFeatures, k: k)) <= before * (1 + 1e-4))
         #expect(b.map { abs($0) }.max() ?? 0 < 1e3)
+    }
+
+    /// Both Grams are Double sums in index order, bit for bit: the refit's bytes depend on that order.
+    @Test func gramsAreIndexOrderSums() {
+        let (rows, cols) = (3, 7)
+        let m = (0..<(rows * cols)).map { Float(sin(Double($0) * 1.37)) * 3 }
+        func ordered(_ size: Int, _ length: Int, _ element: (Int, Int) -> Float) -> [UInt64] {
+            var g = [UInt64](repeating: 0, count: size * size)
+            for i in 0..<size { for j in 0..<size {
+                var s = 0.0
+                for t in 0..<length { s += Double(element(i, t)) * Double(element(j, t)) }
+                g[i * size + j] = s.bitPattern
+            } }
+            return g
+        }
+        #expect(FactorRefit.gram(m, rows: rows, cols: cols, of: .rows).map(\.bitPattern)
+                == ordered(rows, cols) { m[$0 * cols + $1] })
+        #expect(FactorRefit.gram(m, rows: rows, cols: cols, of: .columns).map(\.bitPattern)
+                == ordered(cols, rows) { m[$1 * cols + $0] })
     }
 
     @Test func mismatchedShapesThrow() {

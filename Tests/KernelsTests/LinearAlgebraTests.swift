@@ -34,6 +34,33 @@ import Foundation
         } }
     }
 
+    /// `BLAS.multiply` on column windows of wider arrays (offset + row stride, as FactorRefit reads [x_B ; x_A]
+    /// rows) gives the bits of `matmul` on packed copies of the windows, for every transpose combination.
+    @Test(arguments: [(BLAS.Transpose.none, BLAS.Transpose.none), (.transpose, .none), (.none, .transpose),
+                      (.transpose, .transpose)])
+    func multiplyOnWindowsMatchesPackedOperands(transA: BLAS.Transpose, transB: BLAS.Transpose) {
+        let (m, n, k) = (5, 3, 4)
+        // Stored operand shapes: [m, k] or [k, m] for A, [k, n] or [n, k] for B, inside arrays 3 columns wider.
+        let (aRows, aCols) = transA == .none ? (m, k) : (k, m)
+        let (bRows, bCols) = transB == .none ? (k, n) : (n, k)
+        let (aWide, bWide) = (aCols + 3, bCols + 3)
+        let aStore = Self.sample(aRows * aWide, seed: 6), bStore = Self.sample(bRows * bWide, seed: 7)
+        func window(_ store: [Float], rows: Int, cols: Int, wide: Int, offset: Int) -> [Float] {
+            (0..<rows).flatMap { r in store[(r * wide + offset)..<(r * wide + offset + cols)] }
+        }
+        let expected = BLAS.matmul(window(aStore, rows: aRows, cols: aCols, wide: aWide, offset: 2),
+                                   window(bStore, rows: bRows, cols: bCols, wide: bWide, offset: 1),
+                                   m: m, n: n, k: k, transA: transA, transB: transB)
+        var c = [Float](repeating: .nan, count: m * n)
+        BLAS.multiply(aStore, bStore, into: &c, m: m, n: n, k: k, transA: transA, aOffset: 2, lda: aWide,
+                      transB: transB, bOffset: 1, ldb: bWide)
+        #expect(c.map(\.bitPattern) == expected.map(\.bitPattern))
+        // alpha and beta: c ← c − A·B is `subtractProduct`'s zero here.
+        BLAS.multiply(aStore, bStore, into: &c, m: m, n: n, k: k, transA: transA, aOffset: 2, lda: aWide,
+                      transB: transB, bOffset: 1, ldb: bWide, alpha: -1, beta: 1)
+        #expect(c.allSatisfy { $0 == 0 })
+    }
+
     @Test(arguments: [(6, 3), (4, 4), (10, 1)])
     func thinQRReconstructsAndIsOrthonormal(rows: Int, cols: Int) throws {
         let a = Self.sample(rows * cols, seed: 5)

@@ -17,18 +17,13 @@ import Glibc
         let h = try ProcessHarness("split-steps-\(workers)")
         defer { h.finish() }
         let job = try SplitModuleTests.splitJob(h, reweight: "optimal", restarts: 1, parameters: ["refit: 2"])
-        let reference = try h.inProcessReference(job: job)
-        let out = h.path + "/out"
-        let merge = try h.launch(["merge", job, "--out", out, "--workers", "\(workers)"] + Self.fast)
-        #expect(h.wait(merge, timeout: .seconds(120)) == 0, "\(h.output(of: merge))")
-        #expect(h.adapterBytes(out) == reference)
-        let report = try h.report(out)
+        let merged = try h.expectMergeMatchesInProcess(job: job, workers: workers, options: Self.fast)
+        let report = merged.report
         SplitModuleTests.expectSplit(report)
-        #expect(SplitModuleTests.figures(report) == SplitModuleTests.figures(try h.report(h.path + "/reference")))
         #expect(report.modules.allSatisfy { $0.refit == 2 && $0.oversample == 2 },
                 "\(report.modules.map(\.refit)) \(report.modules.map(\.oversample))")
         #expect(report.modules.allSatisfy { $0.outputRank == 6 })
-        #expect(h.output(of: merge).contains("refit_rounds=2"), "\(h.output(of: merge))")
+        #expect(h.output(of: merged.merge).contains("refit_rounds=2"), "\(h.output(of: merged.merge))")
     }
 
     @Test("a coordinator SIGKILLed during the selection or the refit rounds resumes there with identical bytes",

@@ -50,23 +50,9 @@ import Glibc
     func identicalAcrossWorkerCounts(workers: Int) throws {
         let h = try ProcessHarness("split-\(workers)")
         defer { h.finish() }
-        let job = try Self.splitJob(h)
-        let reference = try h.inProcessReference(job: job)
-        Self.expectSplit(try h.report(h.path + "/reference"), distributed: false)
-        let out = h.path + "/out"
-        let merge = try h.launch(["merge", job, "--out", out, "--workers", "\(workers)"] + Self.fast)
-        #expect(h.wait(merge, timeout: .seconds(120)) == 0, "\(h.output(of: merge))")
-        #expect(h.adapterBytes(out) == reference)
-        Self.expectSplit(try h.report(out))
-        #expect(Self.figures(try h.report(out)) == Self.figures(try h.report(h.path + "/reference")))
-    }
-
-    /// Every module's quality figures, bit for bit.
-    static func figures(_ report: MergeReport) -> [[UInt64?]] {
-        report.modules.map { module in
-            [module.relativeError.bitPattern, module.svdFloor?.bitPattern, module.relativeErrorStderr?.bitPattern,
-             module.svdFloorStderr?.bitPattern, module.qualityEstimated == true ? 1 : 0]
-        }
+        let merged = try h.expectMergeMatchesInProcess(job: try Self.splitJob(h), workers: workers, options: Self.fast)
+        Self.expectSplit(merged.reference, distributed: false)
+        Self.expectSplit(merged.report)
     }
 
     @Test("estimated quality figures (rank 2, 3 iterations): 2 workers give the in-process figures bit for bit")
@@ -74,15 +60,9 @@ import Glibc
         let h = try ProcessHarness("split-estimated")
         defer { h.finish() }
         let job = try Self.splitJob(h, rank: 2, iterations: 3, name: "estimated")
-        let reference = try h.inProcessReference(job: job)
-        let expected = try h.report(h.path + "/reference")
-        #expect(expected.modules.allSatisfy { $0.qualityEstimated == true && ($0.relativeErrorStderr ?? 0) > 0 })
-        let out = h.path + "/out"
-        let merge = try h.launch(["merge", job, "--out", out, "--workers", "2"] + Self.fast)
-        #expect(h.wait(merge, timeout: .seconds(120)) == 0, "\(h.output(of: merge))")
-        #expect(h.adapterBytes(out) == reference)
-        #expect(Self.figures(try h.report(out)) == Self.figures(expected))
-        #expect(h.output(of: merge).contains("estimated ±"), "\(h.output(of: merge))")
+        let merged = try h.expectMergeMatchesInProcess(job: job, workers: 2, options: Self.fast)
+        #expect(merged.reference.modules.allSatisfy { $0.qualityEstimated == true && ($0.relativeErrorStderr ?? 0) > 0 })
+        #expect(h.output(of: merged.merge).contains("estimated ±"), "\(h.output(of: merged.merge))")
     }
 
     @Test("optimal reweighting runs its statistics round over the blocks and matches in process")
@@ -90,11 +70,7 @@ import Glibc
         let h = try ProcessHarness("split-optimal")
         defer { h.finish() }
         let job = try Self.splitJob(h, reweight: "optimal")
-        let reference = try h.inProcessReference(job: job)
-        let out = h.path + "/out"
-        let merge = try h.launch(["merge", job, "--out", out, "--workers", "2"] + Self.fast)
-        #expect(h.wait(merge, timeout: .seconds(120)) == 0, "\(h.output(of: merge))")
-        #expect(h.adapterBytes(out) == reference)
+        try h.expectMergeMatchesInProcess(job: job, workers: 2, options: Self.fast)
         // --max-task-mb overrides the job: a budget above the module leaves it whole (the unsplit lego path).
         let whole = h.path + "/whole"
         let unsplit = try h.launch(["merge", job, "--out", whole, "--in-process", "--max-task-mb", "100"])

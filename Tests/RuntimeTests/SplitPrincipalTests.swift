@@ -19,14 +19,9 @@ import Glibc
         let h = try ProcessHarness("split-principal-\(workers)")
         defer { h.finish() }
         let job = try SplitModuleTests.splitJob(h, reweight: "optimal", parameters: ["oversample: 1"])
-        let reference = try h.inProcessReference(job: job)
-        let out = h.path + "/out"
-        let merge = try h.launch(["merge", job, "--out", out, "--workers", "\(workers)"] + Self.fast)
-        #expect(h.wait(merge, timeout: .seconds(120)) == 0, "\(h.output(of: merge))")
-        #expect(h.adapterBytes(out) == reference)
-        let report = try h.report(out)
+        let merged = try h.expectMergeMatchesInProcess(job: job, workers: workers, options: Self.fast)
+        let (merge, report, reference) = (merged.merge, merged.report, merged.referenceBytes)
         SplitModuleTests.expectSplit(report)
-        #expect(SplitModuleTests.figures(report) == SplitModuleTests.figures(try h.report(h.path + "/reference")))
         // What ran: the default power iterations on every split module.
         #expect(report.job.options.direction == "principal")
         #expect(report.modules.allSatisfy { $0.powerIterations == LegoOptions.defaultPowerIterations && $0.direction == "principal" })
@@ -48,12 +43,8 @@ import Glibc
         let h = try ProcessHarness("split-principal-none")
         defer { h.finish() }
         let job = try SplitModuleTests.splitJob(h, reweight: "none", parameters: ["power_iterations: 3"])
-        let reference = try h.inProcessReference(job: job)
-        let out = h.path + "/out"
-        let merge = try h.launch(["merge", job, "--out", out, "--workers", "2"] + Self.fast)
-        #expect(h.wait(merge, timeout: .seconds(120)) == 0, "\(h.output(of: merge))")
-        #expect(h.adapterBytes(out) == reference)
-        #expect(try h.report(out).modules.allSatisfy { $0.powerIterations == 3 })
+        let merged = try h.expectMergeMatchesInProcess(job: job, workers: 2, options: Self.fast)
+        #expect(merged.report.modules.allSatisfy { $0.powerIterations == 3 })
     }
 
     @Test("a coordinator SIGKILLed during the principal-direction rounds resumes there with identical bytes")
