@@ -1,5 +1,6 @@
 import AdapterIO
 import ArgumentParser
+import Kernels
 
 /// The `brickyard` command: merges pools of LoRA adapters into one PEFT adapter.
 @main
@@ -26,9 +27,11 @@ struct Brickyard: ParsableCommand {
         ]
     )
 
-    /// Picks OpenBLAS's kernels (may re-execute this process once, `BLASCoreSelection`), then runs the command.
+    /// Picks OpenBLAS's kernels (may re-execute this process once, `BLASCoreSelection`), sets the allocator's
+    /// thresholds (`ProcessMemory`), then runs the command.
     static func main() {
         BLASCoreSelection.reexecuteIfNeeded()
+        ProcessMemory.tuneAllocator()
         main(nil)
     }
 }

@@ -7,6 +7,8 @@
 /// (`cutoff`), which leaves a zero rank zero.
 /// T A'ᵀ = X_Bᵀ (X_A A'ᵀ) and B'ᵀ T = (X_B B')ᵀ X_A are two GEMMs over the unit matrix each: O(n·k·(out + in)).
 /// At the end every rank is rebalanced to ‖b_t‖ = ‖a_t‖ (the product is unchanged).
+/// `coreFit` refits the product inside the subspaces of the current factors (lego's `balance`: rounds on a
+/// reweighted target choose the subspaces, the core fit returns to T).
 public enum FactorRefit {
     /// Eigenvalues of a factor's Gram below this fraction of the largest are treated as zero (two ranks along one
     /// direction, or a zero rank, must not amplify Float32 rounding): a truncated pseudo-inverse.
@@ -65,6 +67,36 @@ public enum FactorRefit {
         transpose(try solveRight(transpose(e, rows: k, cols: inFeatures), rows: inFeatures,
                                  gram: gram(b, rows: out, cols: k, of: .columns), k: k),
                   rows: inFeatures, cols: k)
+    }
+
+    /// The best B'A' = U C Vᵀ with U, V orthonormal bases of B's columns and A's rows: C = Uᵀ T V (the projection of
+    /// T onto the two subspaces, which minimises ‖T − U C Vᵀ‖ over C), written as rank-k factors by the SVD of C
+    /// (ranks balanced, in decreasing order). Never worse than B A itself, whose core is one of the C.
+    /// Uᵀ T V = (X_B U)ᵀ (X_A V): two GEMMs over the units and one [k, k] product.
+    public static func coreFit(units: [Float], count: Int, outFeatures out: Int, inFeatures: Int,
+                               b: inout [Float], a: inout [Float], k: Int) throws {
+        let dimension = out + inFeatures
+        guard count > 0, k > 0, k <= out, k <= inFeatures else { return }
+        guard units.count == count * dimension, b.count == out * k, a.count == k * inFeatures else {
+            throw KernelShapeError(kernel: "FactorRefit.coreFit", problem: "units \(units.count), B \(b.count), "
+                                   + "A \(a.count) values for \(count) units, out \(out), in \(inFeatures), k \(k)")
+        }
+        let u = try LinearAlgebra.thinQR(b, rows: out, cols: k).q  // [out, k]
+        let v = try LinearAlgebra.thinQR(transpose(a, rows: k, cols: inFeatures), rows: inFeatures, cols: k).q  // [in, k]
+        var y = [Float](repeating: 0, count: count * k), z = [Float](repeating: 0, count: count * k)
+        var core = [Float](repeating: 0, count: k * k)
+        BLAS.multiply(units, u, into: &y, m: count, n: k, k: out, lda: dimension)
+        BLAS.multiply(units, v, into: &z, m: count, n: k, k: inFeatures, aOffset: out, lda: dimension)
+        BLAS.multiply(y, z, into: &core, m: k, n: k, k: count, transA: .transpose)
+        let (cu, cs, cvt) = try LinearAlgebra.svd(core, rows: k, cols: k)
+        // B = U cu √s [out, k]; A = √s cvt Vᵀ [k, in].
+        var left = cu, right = cvt
+        for t in 0..<k {
+            let root = Float(Double(max(cs[t], 0)).squareRoot())
+            for i in 0..<k { left[i * k + t] *= root; right[t * k + i] *= root }
+        }
+        b = BLAS.matmul(u, left, m: out, n: k, k: k)
+        a = BLAS.matmul(right, v, m: k, n: inFeatures, k: k, transB: .transpose)
     }
 
     /// Which Gram of a matrix: of its rows (M Mᵀ) or of its columns (Mᵀ M).

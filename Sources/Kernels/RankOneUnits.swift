@@ -75,6 +75,7 @@ public struct RankOneUnits: Sendable {
             var rows = 0
             defer { initialized = rows * dim }
             guard let x = buffer.baseAddress else { return }
+            ProcessMemory.adviseHugePages(x, byteCount: buffer.count * MemoryLayout<Float>.stride)
             do {
                 for t in ranks.indices {
                     var term = try load(t)

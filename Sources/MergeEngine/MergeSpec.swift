@@ -47,12 +47,26 @@ public struct LegoOptions: Sendable, Codable, Equatable {
     /// Alternating least-squares rounds refitting the k merged ranks jointly against T after the cluster → rank
     /// step (`FactorRefit`: B' ← T A'⁺, then A' ← B'⁺ T); 0 is off. Only with `reweight: optimal` (it continues
     /// that least-squares fit); split modules run it as rounds of block products (`FactorRefitRounds`). Default 1 (bench/results/lego-3task.md).
+    /// Modules with `balance` > 0 run `balanceRounds` rounds against T̃ instead, then the core fit.
     public var refit: Int = LegoOptions.defaultRefit
+    /// With unit selection (`small_pool: select`) and `reweight: optimal`: the heads are chosen, and the refit
+    /// rounds run, against T̃ = Σ_t T_t/‖T_t‖^balance (each adapter's update in the module scaled toward unit norm;
+    /// `TermShares`; `balanceRounds` refit rounds), then the ranks are refitted to T inside the subspaces chosen
+    /// (`FactorRefit.coreFit`).
+    /// 0 is off (T itself), 1 gives every adapter's update equal weight in the choice. In [0, 1]. Default 0.5
+    /// (bench-quality: 3 tasks at rank 8 reach cat's accuracy; 1 loses the mixed-rank merge; 0 is the behaviour
+    /// before quality4).
+    public var balance: Double = LegoOptions.defaultBalance
+    /// Alternating least-squares rounds against T̃ on modules with `balance` > 0 (in place of `refit`): they move the
+    /// ranks toward T̃'s best subspaces (bench-quality's 3-task merge: 1 round 47%, 4 rounds 49%). In 0…64.
+    public var balanceRounds: Int = LegoOptions.defaultBalanceRounds
 
     public static let defaultRestarts = 3
     public static let defaultPowerIterations = 8
     public static let defaultOversample = 2
     public static let defaultRefit = 1
+    public static let defaultBalance = 0.5
+    public static let defaultBalanceRounds = 4
     /// Oversampling applies only when the module has at least this many units per fine cluster (n ≥ 4·f·k): the
     /// selection chooses among directions that several units share; on smaller pools (fine clusters of one or two
     /// units) keeping k − 1 of them and lumping the rest into one cluster fits T worse than k-means at k (a random
@@ -78,6 +92,12 @@ public struct LegoOptions: Sendable, Codable, Equatable {
     /// (`SmallPool.select`): oversampling is asked for but the module is below its gate, and has more units than k.
     public func selectsUnits(units: Int, rank k: Int) -> Bool {
         effectiveOversample > 1 && smallPool == .select && units > k && clusteringCount(units: units, rank: k) == k
+    }
+
+    /// The balance actually used on a module of `units` units at rank k: `balance` when it selects units with
+    /// `reweight: optimal`, else 0.
+    public func effectiveBalance(units: Int, rank k: Int) -> Double {
+        reweight == .optimal && selectsUnits(units: units, rank: k) ? min(1, max(0, balance)) : 0
     }
 
     /// The refit rounds actually run: `refit` with `reweight: optimal`, else 0.

@@ -5,7 +5,7 @@ extension MergeSpec {
     static func allowedParameters(for method: MergeMethodName) -> Set<String> {
         switch method {
         case .lego: ["iterations", "tolerance", "reweight", "gauge", "basis", "init", "restarts", "direction",
-                     "power_iterations", "oversample", "refit", "small_pool"]
+                     "power_iterations", "oversample", "refit", "small_pool", "balance", "balance_rounds"]
         case .ties, .dareTies: ["density", "majority_sign"]
         case .dareLinear, .magnitudePrune: ["density"]
         case .cat, .svd, .linear: []
@@ -75,6 +75,18 @@ extension MergeSpec {
                 spec.lego.refit = refit
             }
             if let smallPool: LegoOptions.SmallPool = try reader.choice("small_pool") { spec.lego.smallPool = smallPool }
+            if let balance = try reader.number("balance") {
+                guard balance >= 0, balance <= 1 else {
+                    throw reader.error(key: "parameters.balance", "must be in 0…1, got \(balance)")
+                }
+                spec.lego.balance = balance
+            }
+            if let rounds = try reader.integer("balance_rounds") {
+                guard rounds >= 0, rounds <= 64 else {
+                    throw reader.error(key: "parameters.balance_rounds", "must be in 0…64, got \(rounds)")
+                }
+                spec.lego.balanceRounds = rounds
+            }
         case .ties, .dareTies, .dareLinear, .magnitudePrune:
             if let density = try reader.number("density") {
                 guard density > 0, density <= 1 else {

@@ -297,10 +297,12 @@ import Testing
 
 /// `refit` (alternating least squares after the cluster → rank step) and `small_pool: select` at the module level.
 @Suite struct LegoRefitTests {
+    /// `balance: 0`: the refit rounds fit T itself (with `balance` they fit T̃: LegoBalanceTests).
     static func options(refit: Int, smallPool: LegoOptions.SmallPool = .select) -> LegoOptions {
         var options = LegoOptions()
         options.refit = refit
         options.smallPool = smallPool
+        options.balance = 0
         return options
     }
 
@@ -368,9 +370,11 @@ import Testing
     }
 
     /// Task-like pools: 3 adapters of rank 8 with decaying spectra whose A halves share part of one input subspace
-    /// (as the task LoRAs of bench-quality do), merged at 8: the default (`small_pool: select`, `refit: 1`) has a
-    /// lower total error than the previous default (`small_pool: kmeans`, `refit: 0`), and is never below the floor.
-    @Test func defaultFitsTaskLikePoolsBetterThanThePreviousDefault() throws {
+    /// (as the task LoRAs of bench-quality do), merged at 8: unit selection with the refit against T
+    /// (`small_pool: select`, `refit: 1`, `balance: 0`: legoq3's default) has a lower total error than the default
+    /// before it (`small_pool: kmeans`, `refit: 0`), and is never below the floor. (`balance` trades some of that
+    /// error for every adapter's share: LegoBalanceTests.)
+    @Test func selectionAndRefitFitTaskLikePoolsBetterThanKMeans() throws {
         let (out, inFeatures, r) = (48, 40, 8)
         var totals = (now: 0.0, before: 0.0)
         var before = LegoOptions()
@@ -394,7 +398,8 @@ import Testing
                 return LoraTerm(coefficient: 1.0 / 3, rank: r, a: a, b: b)
             }
             let input = ModuleInput(name: "m", outFeatures: out, inFeatures: inFeatures, terms: terms)
-            let now = try ModuleMerger.merge(input, spec: MergeSpec(method: .lego, rank: r), seed: seed)
+            let now = try ModuleMerger.merge(input, spec: MergeSpec(method: .lego, rank: r,
+                                                                    lego: LegoRefitTests.options(refit: 1)), seed: seed)
             let old = try ModuleMerger.merge(input, spec: MergeSpec(method: .lego, rank: r, lego: before), seed: seed)
             let target = RandomModules.target(input)
             let errorNow = RandomModules.relativeError(RandomModules.dense(now), target)

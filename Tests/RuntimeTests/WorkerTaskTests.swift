@@ -102,7 +102,7 @@ struct WorkerTaskTests {
         #expect(task.method == "lego" && task.rank == 4 && task.seed == 99)
         #expect(try SpecJSON.decode(task.optionsJSON) == spec)
         // Canonical: keys sorted at every level.
-        #expect(task.optionsJSON.hasPrefix(#"{"lego":{"basis":"#))
+        #expect(task.optionsJSON.hasPrefix(#"{"lego":{"balance":0.5,"balanceRounds":4,"basis":"#))
         #expect(!task.optionsJSON.contains(#""scale""#))  // scale 1 is not written: fingerprints of old jobs hold
         #expect(try SpecJSON.encode(spec) == task.optionsJSON)
     }

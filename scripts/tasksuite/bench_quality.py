@@ -25,13 +25,24 @@ from tasksuite import cache, quality_report, replay, suite, tasks  # noqa: E402
 
 SCALES = [0.5, 1.0, 1.5, 2.0, 3.0]
 RANK = 8
+#: `rank` of a row: the output rank RANK, or Σr (`SUM_OF_RANKS`: the sum of the merged adapters' ranks, cat's rank),
+#: so lego and svd also appear at cat's output rank (issue #8: "every method at equal output rank").
+SUM_OF_RANKS = "sum"
+#: The merges the issue's comparison is judged on (lego ≥ svd and cat at each method's best scale): evaluated on
+#: more examples (`--precise-count`, `--precise-validation`) so a difference of a few points is not sampling noise.
+PRECISE_MERGES = ("2 tasks, w=1/N", "3 tasks, w=1/N")
 MERGE_SEED = 0
 TEST_SEED, VALIDATION_SEED = 0, 1
 
-#: (label, brickyard method, parameters) rows; the first lego row uses the binary's defaults, the others name
-#: their options (the variants the lego default is chosen from: see bench/results/quality.md).
-BRICKYARD_ROWS: List[Tuple[str, str, Dict[str, str]]] = [
+#: (label, brickyard method, parameters[, rank]) rows; the first lego row uses the binary's defaults, the others name
+#: their options (the variants the lego default is chosen from: see bench/results/quality.md). Rank RANK unless
+#: the row says SUM_OF_RANKS (cat always has rank Σr: it concatenates).
+BRICKYARD_ROWS: List[Tuple] = [
     ("lego (default)", "lego", {}),
+    # quality4's default is `balance: 0.5` (`balance_rounds: 4`) on modules that select units; the default before it,
+    # and the balance that gives every adapter equal weight.
+    ("lego balance=0 (default before quality4)", "lego", {"balance": "0"}),
+    ("lego balance=1", "lego", {"balance": "1"}),
     # The default before 9b8e37d (legoq3's small_pool select + refit 1), and the one before cc9baf7 (oversample 2,
     # gated at >= 4 units per fine cluster: the same bytes as the one after it below the gate, i.e. everywhere but
     # the large soups).
@@ -44,6 +55,8 @@ BRICKYARD_ROWS: List[Tuple[str, str, Dict[str, str]]] = [
     ("lego reweight=sum basis=raw (first default)", "lego", {"reweight": "sum", "basis": "raw"}),
     ("svd", "svd", {}),
     ("cat (exact, rank Σr)", "cat", {}),
+    ("lego (default) at rank Σr", "lego", {}, SUM_OF_RANKS),
+    ("svd at rank Σr", "svd", {}, SUM_OF_RANKS),
     ("linear", "linear", {}),
     ("ties", "ties", {}),
     ("dare_ties", "dare_ties", {}),
@@ -95,10 +108,10 @@ def selected(label: str, only: Optional[str]) -> bool:
 
 
 def brickyard_merge(binary: str, work: str, method: str, params: Dict[str, str], adapters: List[str],
-                    normalize: bool) -> Tuple[str, dict, str]:
+                    normalize: bool, rank: int = RANK) -> Tuple[str, dict, str]:
     """Runs `brickyard merge` on a job file; returns (output dir, merge report, the job text)."""
     job = os.path.join(work, "job.yaml")
-    text = f"method: {method}\nrank: {RANK}\nnormalize: {'true' if normalize else 'false'}\nseed: {MERGE_SEED}\n"
+    text = f"method: {method}\nrank: {rank}\nnormalize: {'true' if normalize else 'false'}\nseed: {MERGE_SEED}\n"
     if params:
         text += "parameters:\n" + "".join(f"  {k}: {v}\n" for k, v in params.items())
     text += "adapters:\n" + "".join(f"  - path: {a}\n" for a in adapters)
@@ -110,6 +123,20 @@ def brickyard_merge(binary: str, work: str, method: str, params: Dict[str, str],
                    stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     with open(os.path.join(out, "merge-report.json")) as f:
         return out, json.load(f), text
+
+
+def adapter_rank_sum(adapters: List[str]) -> int:
+    """Σr of the adapters (their adapter_config.json `r`): cat's output rank."""
+    return sum(json.load(open(os.path.join(a, "adapter_config.json")))["r"] for a in adapters)
+
+
+def row_rank(row: Tuple, adapters: List[str]) -> int:
+    return adapter_rank_sum(adapters) if len(row) > 3 and row[3] == SUM_OF_RANKS else RANK
+
+
+def evaluation_sizes(label: str, count: int, validation: int, precise: Tuple[int, int]) -> Tuple[int, int]:
+    """(test, validation) examples per task for merge `label`: `precise` on PRECISE_MERGES, else the defaults."""
+    return precise if label in PRECISE_MERGES else (count, validation)
 
 
 def quality(report: dict) -> Tuple[float, Optional[float]]:
@@ -151,32 +178,42 @@ class Evaluator:
     def fresh_base(self):
         return self.model_module.load_base(self.base_dir)[0]
 
-    def cached(self, key_parts, compute, scales: List[float] = SCALES):
-        key = digest(self.base_settings, self.count, self.validation, scales, *key_parts)
-        path = os.path.join(self.cache_dir, key + ".json")
+    def cache_key(self, key_parts, scales: List[float], sizes: Optional[Tuple[int, int]] = None) -> str:
+        count, validation = sizes or (self.count, self.validation)
+        return digest(self.base_settings, count, validation, scales, *key_parts)
+
+    def cached(self, key_parts, compute, scales: List[float] = SCALES, sizes: Optional[Tuple[int, int]] = None):
+        """The cached value of `compute()`, keyed by the settings, the (test, validation) sizes and `key_parts`:
+        other sizes get entries of their own, so entries of earlier runs stay valid (the cache is never cleared)."""
+        path = os.path.join(self.cache_dir, self.cache_key(key_parts, scales, sizes) + ".json")
         if os.path.exists(path):
             return json.load(open(path)), True
         value = compute()
         cache.write_json(path, value)
         return value, False
 
-    def sweep(self, peft_model, adapter: str, names: List[str],
-              scales: List[float]) -> Dict[str, Dict[str, Dict[str, float]]]:
-        """str(scale) → {"val": {task: acc}} for every scale of `scales`, plus "test": {task: acc} and "kept": {"cpy": agreement
-        with the base} at scale 1 and at the best scale by validation (test sets are decoded only there)."""
+    def sweep(self, peft_model, adapter: str, names: List[str], scales: List[float],
+              sizes: Optional[Tuple[int, int]] = None) -> Dict[str, Dict[str, Dict[str, float]]]:
+        """str(scale) → {"val": {task: acc}} for every scale of `scales`, plus "test": {task: acc}, "kept": {"cpy":
+        agreement with the base} and "test_hits": {task: "0110…" (each test example right or wrong, for paired
+        intervals)} at scale 1 and at the best scale by validation (test sets are decoded only there)."""
         from tasksuite import evaluation
+
+        count, validation_count = sizes or (self.count, self.validation)
 
         def run(scale: float, sets: Dict[str, list]) -> Dict[str, Dict[str, float]]:
             evaluation.set_lora_scale(peft_model, adapter, scale)
-            entry: Dict[str, Dict[str, float]] = {}
-            for key, value in evaluation.accuracies(peft_model, self.tokenizer, sets).items():
+            entry: Dict[str, Dict] = {}
+            for key, hits in evaluation.correctness(peft_model, self.tokenizer, sets).items():
                 split, task = key.split("/")
-                entry.setdefault(split, {})[task] = value
+                entry.setdefault(split, {})[task] = sum(hits) / len(hits)
+                if split == "test":
+                    entry.setdefault("test_hits", {})[task] = "".join("1" if h else "0" for h in hits)
             return entry
 
-        validation = {f"val/{t}": tasks.examples(t, self.validation, seed=VALIDATION_SEED, split="val",
+        validation = {f"val/{t}": tasks.examples(t, validation_count, seed=VALIDATION_SEED, split="val",
                                                    disjoint=self.disjoint) for t in names}
-        test = {f"test/{t}": tasks.examples(t, self.count, seed=TEST_SEED, split="test", disjoint=self.disjoint)
+        test = {f"test/{t}": tasks.examples(t, count, seed=TEST_SEED, split="test", disjoint=self.disjoint)
                 for t in names}
         test["kept/cpy"] = self.base_test[tasks.PRETRAIN_TASK]
         results = {s: run(s, validation) for s in scales}
@@ -186,17 +223,18 @@ class Evaluator:
         evaluation.set_lora_scale(peft_model, adapter, 1.0)
         return {str(s): v for s, v in results.items()}
 
-    def adapter_sweep(self, adapter_dir: str, names: List[str], scales: List[float]):
+    def adapter_sweep(self, adapter_dir: str, names: List[str], scales: List[float],
+                      sizes: Optional[Tuple[int, int]] = None):
         def compute():
             from peft import PeftModel
 
             net = PeftModel.from_pretrained(self.fresh_base(), adapter_dir, adapter_name="merged")
-            return self.sweep(net, "merged", names, scales)
+            return self.sweep(net, "merged", names, scales, sizes)
 
-        return self.cached(["adapter", digest(adapter_bytes(adapter_dir)), names], compute, scales)
+        return self.cached(["adapter", digest(adapter_bytes(adapter_dir)), names], compute, scales, sizes)
 
     def peft_sweep(self, adapters: List[str], weights: List[float], combination: str, names: List[str],
-                   scales: List[float]):
+                   scales: List[float], sizes: Optional[Tuple[int, int]] = None):
         kwargs = {}
         if combination.endswith("svd"):
             kwargs["svd_rank"] = RANK
@@ -216,10 +254,10 @@ class Evaluator:
             net.add_weighted_adapter([f"a{i}" for i in range(len(adapters))], weights, "merged",
                                      combination_type=combination, **kwargs)
             net.set_adapter("merged")
-            return self.sweep(net, "merged", names, scales)
+            return self.sweep(net, "merged", names, scales, sizes)
 
         parts = ["peft", combination, kwargs, weights, [digest(adapter_bytes(a)) for a in adapters], names]
-        return self.cached(parts, compute, scales)
+        return self.cached(parts, compute, scales, sizes)
 
     def single(self, adapter_dir: Optional[str], own: List[str]) -> Dict[str, float]:
         """Accuracy on every task (`own` first), plus `kept`: agreement with the base on the other tasks' and the
@@ -258,6 +296,10 @@ def main(argv=None) -> int:
     parser.add_argument("--json", default=None, help="raw results as JSON")
     parser.add_argument("--count", type=int, default=100, help="test examples per task")
     parser.add_argument("--validation", type=int, default=50, help="validation examples per task (best scale)")
+    parser.add_argument("--precise-count", type=int, default=500,
+                        help="test examples per task on the merges the issue judges (PRECISE_MERGES)")
+    parser.add_argument("--precise-validation", type=int, default=200,
+                        help="validation examples per task on PRECISE_MERGES")
     parser.add_argument("--only", default=None, help="merge labels' prefixes to run, separated by commas or by | (labels hold commas)")
     parser.add_argument("--no-peft", action="store_true")
     parser.add_argument("--shared-digits", action="store_true",
@@ -305,7 +347,8 @@ def main(argv=None) -> int:
         adapters = [paths[n] for n in wanted]
         weights = [1.0 / len(adapters) if normalize else 1.0] * len(adapters)
         scales = scales_for(len(adapters), normalize)
-        for row, method, params in BRICKYARD_ROWS:
+        sizes = evaluation_sizes(label, args.count, args.validation, (args.precise_count, args.precise_validation))
+        for row, method, params, *_ in BRICKYARD_ROWS:
             if not selected(row, args.rows):
                 continue
             # a fresh scratch directory per merge: other benchmarks (legoq's rows) share args.work
@@ -313,7 +356,8 @@ def main(argv=None) -> int:
             work = tempfile.mkdtemp(prefix=f"{label}-{row}"[:60].replace(" ", "_").replace("/", "-") + "-",
                                     dir=os.path.join(args.work, "merges"))
             try:
-                out, report, job = brickyard_merge(args.brickyard, work, method, params, adapters, normalize)
+                rank = row_rank(next(r for r in BRICKYARD_ROWS if r[0] == row), adapters)
+                out, report, job = brickyard_merge(args.brickyard, work, method, params, adapters, normalize, rank)
             except subprocess.CalledProcessError as error:
                 last = error.stderr.decode().strip().splitlines()[-1]
                 records.append({"merge": label, "row": row, "source": "brickyard",  # without the scratch job path
@@ -322,10 +366,10 @@ def main(argv=None) -> int:
                 continue
             jobs.setdefault(label, job.split("adapters:")[1])
             error_value, floor = quality(report)
-            sweep, hit = evaluator.adapter_sweep(out, names, scales)
+            sweep, hit = evaluator.adapter_sweep(out, names, scales, sizes)
             fresh += not hit
-            records.append({"merge": label, "row": row, "source": "brickyard", "tasks": names,
-                            "method": method, "parameters": params,
+            records.append({"merge": label, "row": row, "source": "brickyard", "tasks": names, "sizes": sizes,
+                            "method": method, "parameters": params, "rank": rank,
                             "relative_error": error_value, "svd_floor": floor, "sweep": sweep,
                             "catch_all": sum(m.get("catch_all_share", 0) for m in report["modules"])
                             / len(report["modules"]) if method == "lego" else None})
@@ -333,21 +377,22 @@ def main(argv=None) -> int:
         if not args.no_peft:
             for combination in PEFT_ROWS:
                 try:
-                    sweep, hit = evaluator.peft_sweep(adapters, weights, combination, names, scales)
+                    sweep, hit = evaluator.peft_sweep(adapters, weights, combination, names, scales, sizes)
                     fresh += not hit
                 except Exception as error:  # PEFT refuses e.g. linear on mixed ranks
                     records.append({"merge": label, "row": f"PEFT {combination}", "source": "peft",
                                     "failed": str(error).splitlines()[0][:120]})
                     continue
                 records.append({"merge": label, "row": f"PEFT {combination}", "source": "peft", "tasks": names,
-                                "sweep": sweep})
+                                "sweep": sweep, "sizes": sizes})
         loads.append(load_average())
         log(f"{label}: done (load {loads[-1]})")
 
     run = {"seconds": time.time() - start, "cpu_seconds": time.process_time() - cpu_start, "loads": loads,
            "fresh_sweeps": fresh, "command": args.command or " ".join(shlex.quote(a) for a in sys.argv),
            "binary_commit": args.binary_commit, "threads": args.threads, "count": args.count,
-           "validation": args.validation, "scales": SCALES, "rank": RANK, "merge_seed": MERGE_SEED,
+           "validation": args.validation, "precise": {"merges": list(PRECISE_MERGES), "count": args.precise_count,
+                                                    "validation": args.precise_validation}, "scales": SCALES, "rank": RANK, "merge_seed": MERGE_SEED,
            "test_seed": TEST_SEED, "validation_seed": VALIDATION_SEED, "gating": suite.GATING,
            "base_settings": evaluator.base_settings, "jobs": jobs}
     if args.json:

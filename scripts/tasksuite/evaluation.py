@@ -36,18 +36,23 @@ def greedy_all(model, tokenizer, prompts: Sequence[str], max_new_tokens: int, ch
     return out
 
 
-def accuracies(model, tokenizer, sets: Dict[str, Sequence[Tuple[str, str]]]) -> Dict[str, float]:
-    """Exact-match accuracy of every named set of (prompt, reference) pairs, decoded together (one batch per
-    chunk: much faster than one generate call per set for a tiny model)."""
+def correctness(model, tokenizer, sets: Dict[str, Sequence[Tuple[str, str]]]) -> Dict[str, List[bool]]:
+    """Exact match of every example of every named set of (prompt, reference) pairs, decoded together (one batch
+    per chunk: much faster than one generate call per set for a tiny model)."""
     names = list(sets)
     flat = [pair for name in names for pair in sets[name]]
     predictions = greedy_all(model, tokenizer, [p for p, _ in flat], max_new_tokens=tasks.MAX_LENGTH + 2)
     out, i = {}, 0
     for name in names:
         n = len(sets[name])
-        out[name] = sum(pred.strip() == ref.strip() for pred, (_, ref) in zip(predictions[i: i + n], sets[name])) / n
+        out[name] = [pred.strip() == ref.strip() for pred, (_, ref) in zip(predictions[i: i + n], sets[name])]
         i += n
     return out
+
+
+def accuracies(model, tokenizer, sets: Dict[str, Sequence[Tuple[str, str]]]) -> Dict[str, float]:
+    """Exact-match accuracy of every named set (`correctness` averaged)."""
+    return {name: sum(hits) / len(hits) for name, hits in correctness(model, tokenizer, sets).items()}
 
 
 def accuracy(model, tokenizer, pairs: Sequence[Tuple[str, str]]) -> float:

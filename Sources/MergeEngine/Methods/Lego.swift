@@ -58,13 +58,24 @@ enum LegoMerge {
         var clustering = try SignInvariantKMeans.cluster(
             units: units.vectors, count: units.count, dimension: units.dimension, k: clusters, options: kmeans,
             seed: seed)
+        // `balance`: the heads, directions, weights and refit rounds fit T̃ = Σ_t T_t/‖T_t‖^balance (its units),
+        // the core fit at the end fits T inside the subspaces they chose.
+        let balance = options.effectiveBalance(units: units.count, rank: rank)
+        var aimed = units
+        if balance > 0 {
+            let weights = try TermShares.unitWeights(units: units.vectors, count: units.count,
+                                                     outFeatures: units.outFeatures, inFeatures: units.inFeatures,
+                                                     terms: units.sources.map(\.term), power: balance)
+            aimed.vectors = TermShares.weightedUnits(units.vectors, count: units.count, outFeatures: units.outFeatures,
+                                                     inFeatures: units.inFeatures, weights: weights)
+        }
         if clustering.clusterCount > rank {
-            clustering = try selectClusters(clustering, k: rank, units: units, options: options,
+            clustering = try selectClusters(clustering, k: rank, units: aimed, options: options,
                                             blockSize: kmeans.blockSize, catchAll: !selectsUnits)
         }
         let k = clustering.clusterCount
         var statistics = try ClusterStatistics.of(
-            units: units.vectors, count: units.count, outFeatures: units.outFeatures, inFeatures: units.inFeatures,
+            units: aimed.vectors, count: units.count, outFeatures: units.outFeatures, inFeatures: units.inFeatures,
             assignment: clustering.assignment, signs: clustering.signs, k: k, blockSize: kmeans.blockSize)
         // What each cluster contributes before its weight: its mean, or its members' best rank-one.
         var directions = clustering.centroids
@@ -75,23 +86,30 @@ enum LegoMerge {
         } else {
             if options.effectiveDirection == .principal {
                 directions = ClusterPrincipalDirections.units(
-                    units: units.vectors, count: units.count, outFeatures: units.outFeatures,
+                    units: aimed.vectors, count: units.count, outFeatures: units.outFeatures,
                     inFeatures: units.inFeatures, assignment: clustering.assignment, k: k,
                     centroids: clustering.centroids, iterations: options.powerIterations,
                     blockSize: kmeans.blockSize).units
             }
             if options.reweight == .optimal {
-                statistics.addProjections(units: units.vectors, count: units.count, centroids: directions,
+                statistics.addProjections(units: aimed.vectors, count: units.count, centroids: directions,
                                           blockSize: kmeans.blockSize)
             }
             weights = try ClusterReweighting(options.reweight).weights(statistics, centroids: directions)
         }
         var (b, a) = assemble(centroids: directions, count: k, weights: weights, outFeatures: units.outFeatures,
                               inFeatures: units.inFeatures)
-        if k < units.count && options.effectiveRefit > 0 {
+        // With `balance` the rounds fit T̃ (`balanceRounds` of them), and the core fit returns to T.
+        let rounds = balance > 0 ? max(0, options.balanceRounds) : options.effectiveRefit
+        if k < units.count && rounds > 0 {
             // Continue optimal's least-squares fit from one weight per rank to whole factors (B' | A', then A' | B').
-            try FactorRefit.refit(units: units.vectors, count: units.count, outFeatures: units.outFeatures,
-                                  inFeatures: units.inFeatures, b: &b, a: &a, k: k, rounds: options.effectiveRefit)
+            try FactorRefit.refit(units: aimed.vectors, count: units.count, outFeatures: units.outFeatures,
+                                  inFeatures: units.inFeatures, b: &b, a: &a, k: k, rounds: rounds)
+        }
+        if k < units.count, balance > 0 {
+            // The subspaces were chosen for T̃; the product within them is fitted to T itself.
+            try FactorRefit.coreFit(units: units.vectors, count: units.count, outFeatures: units.outFeatures,
+                                    inFeatures: units.inFeatures, b: &b, a: &a, k: k)
         }
         var result = ModuleResult(name: input.name, rank: k, outFeatures: input.outFeatures,
                                   inFeatures: input.inFeatures, b: b, a: a,
@@ -105,7 +123,7 @@ enum LegoMerge {
         result.stats.direction = (principal ? LegoOptions.Direction.principal : .mean).rawValue
         result.stats.powerIterations = principal ? max(1, options.powerIterations) : nil
         result.stats.oversample = !selectsUnits && clusters > rank ? clusters / rank : 1
-        result.stats.refit = k < units.count && options.effectiveRefit > 0 ? options.effectiveRefit : 0
+        result.stats.refit = k < units.count ? rounds : 0
         if k == units.count {
             // One cluster per unit with weight 1: B'A' = T exactly, floor 0 (rank n ≥ rank T).
             result.stats.svdFloor = 0

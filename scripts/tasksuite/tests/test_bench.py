@@ -66,7 +66,9 @@ def test_summary_reports_scale_one_and_the_validation_best_including_n():
     assert best == 6.0 and at_one == {"rev": 0.02, "inc": 0.01} and at_best == {"rev": 0.8, "inc": 0.4}
     record = {"merge": "6 tasks, w=1/N", "row": "svd", "tasks": ["rev", "inc"], "sweep": sweep}
     lines = quality_report.summary_lines([record, {"merge": "6 tasks, w=1/N", "row": "ties", "failed": "boom"}])
-    assert lines[-2] == "| svd | 2 / **60** (6) |" and lines[-1] == "| ties | fails |"
+    assert lines[-2] == "| svd | 2 / **60** (6) |" and lines[-1] == "| ties | fails |"  # no count: no interval
+    record["sizes"] = [100, 50]
+    assert quality_report.summary_lines([record])[-1] == "| svd | 2 / **60** ±6 (6) |"  # 1.96·√((.16 + .24)/100)/2
     # ties of the validation mean go to the scale nearest 1
     assert quality_report.best_scale({0.5: {"a": 0.5}, 1.5: {"a": 0.5}, 3.0: {"a": 0.5}}, ["a"]) in (0.5, 1.5)
     assert quality_report.best_scale({1.0: {"a": 0.5}, 1.5: {"a": 0.5}}, ["a"]) == 1.0
@@ -101,3 +103,61 @@ def test_publish_directory_is_all_or_nothing_and_keeps_a_stale_copy(tmp_path):
     cache.write_json(str(tmp_path / "sweep.json"), {"a": 1})
     assert json.load(open(tmp_path / "sweep.json")) == {"a": 1}
     assert sorted(os.listdir(tmp_path)) == sorted(["lora", "sweep.json"] + stale)
+
+
+def test_mean_interval_is_the_binomial_half_width_of_the_task_mean():
+    assert quality_report.mean_interval({"a": 0.5}, 100) == pytest.approx(1.96 * 0.05)
+    # two tasks: √(Σ p(1-p)/n)/T; a task at 0 or 1 adds no noise
+    assert quality_report.mean_interval({"a": 0.5, "b": 1.0}, 400) == pytest.approx(1.96 * (0.25 / 400) ** 0.5 / 2)
+    assert quality_report.mean_interval({"a": 0.5}, 500) < quality_report.mean_interval({"a": 0.5}, 100) / 2
+
+
+def hits_record(row, tasks_hits, best_val=0.9):
+    """A record whose best scale (by validation) is 3 and whose per-example test results there are `tasks_hits`."""
+    names = list(tasks_hits)
+    acc = {t: h.count("1") / len(h) for t, h in tasks_hits.items()}
+    sweep = {"1.0": {"val": {t: 0.0 for t in names}, "test": {t: 0.0 for t in names}},
+             "3.0": {"val": {t: best_val for t in names}, "test": acc, "test_hits": dict(tasks_hits)}}
+    return {"merge": "3 tasks, w=1/N", "row": row, "tasks": names, "sweep": sweep, "sizes": [len(h) for h in tasks_hits.values()][:1] + [10]}
+
+
+def test_paired_difference_cancels_shared_outcomes():
+    a = hits_record("lego", {"rev": "1100", "inc": "1111"})
+    same = hits_record("cat", {"rev": "1100", "inc": "1111"})
+    assert quality_report.paired_difference(a, same) == (0.0, 0.0)
+    b = hits_record("cat", {"rev": "1000", "inc": "1111"})  # one more right on rev: +1/4 on rev, +1/8 on the mean
+    diff, half = quality_report.paired_difference(a, b)
+    assert diff == pytest.approx(0.125)
+    # rev's differences 0,1,0,0: sample variance 1/4, over 4 examples; inc's 0
+    assert half == pytest.approx(1.96 * ((0.25 / 4) ** 0.5) / 2)
+    old = hits_record("svd", {"rev": "1100", "inc": "1111"})
+    del old["sweep"]["3.0"]["test_hits"]  # a cached sweep from before per-example results: no paired figure
+    assert quality_report.paired_difference(a, old) is None
+    lines = quality_report.paired_lines([a, b, old], ["3 tasks, w=1/N"], against=("cat", "svd"))
+    assert "| lego | 75 | +12.5 ±" in "\n".join(lines) and lines[0].startswith("## Paired differences")
+
+
+def test_lego_and_svd_also_run_at_cats_rank(tmp_path):
+    at_sum = [r for r in bench_quality.BRICKYARD_ROWS if len(r) > 3 and r[3] == bench_quality.SUM_OF_RANKS]
+    assert {r[1] for r in at_sum} == {"lego", "svd"}
+    dirs = []
+    for rank in (4, 8, 16):
+        d = tmp_path / f"r{rank}"
+        d.mkdir()
+        (d / "adapter_config.json").write_text(json.dumps({"r": rank}))
+        dirs.append(str(d))
+    assert bench_quality.row_rank(at_sum[0], dirs) == 28
+    assert bench_quality.row_rank(bench_quality.BRICKYARD_ROWS[0], dirs) == bench_quality.RANK
+
+
+def test_judged_merges_get_more_examples_and_other_merges_keep_their_cache_keys():
+    labels = [label for label, *_ in bench_quality.merges_by_name()]
+    assert set(bench_quality.PRECISE_MERGES) <= set(labels)
+    assert bench_quality.evaluation_sizes("3 tasks, w=1/N", 100, 50, (500, 200)) == (500, 200)
+    assert bench_quality.evaluation_sizes("6 tasks, w=1/N", 100, 50, (500, 200)) == (100, 50)
+    evaluator = object.__new__(bench_quality.Evaluator)  # no model: only the cache key
+    evaluator.count, evaluator.validation, evaluator.base_settings = 100, 50, {"seed": 0}
+    earlier = bench_quality.digest({"seed": 0}, 100, 50, bench_quality.SCALES, "adapter", "x")  # the key before sizes
+    assert evaluator.cache_key(["adapter", "x"], bench_quality.SCALES) == earlier
+    assert evaluator.cache_key(["adapter", "x"], bench_quality.SCALES, (100, 50)) == earlier
+    assert evaluator.cache_key(["adapter", "x"], bench_quality.SCALES, (500, 200)) != earlier
