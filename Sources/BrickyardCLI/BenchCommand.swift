@@ -10,7 +10,8 @@ struct BenchEngineCommand: ParsableCommand {
         commandName: "bench-engine",
         abstract: "Benchmark the merge kernels (Lloyd iterations, low-rank svd, determinism).",
         shouldDisplay: false,
-        subcommands: [LloydBench.self, SVDBench.self, DeterminismCheck.self, SplitSeedingBench.self, LegoPhasesBench.self]
+        subcommands: [LloydBench.self, SVDBench.self, DeterminismCheck.self, SplitSeedingBench.self, LegoPhasesBench.self,
+                      KMeansSeedingBench.self]
     )
 }
 

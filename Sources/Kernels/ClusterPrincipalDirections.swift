@@ -99,10 +99,37 @@ public enum ClusterPrincipalDirections {
     /// The rank-one units [√σ û ; √σ v̂] per cluster (row-major [k, out + in]) after `iterations` power
     /// iterations (each: u = T v, û = u/‖u‖, w = T_cᵀ û, σ = ‖w‖, v = w/σ), starting from the A halves of
     /// `centroids` (a zero A half: the cluster's first member's). At least one iteration runs (σ and v̂ need the last right product). A cluster whose product
-    /// vanishes gives a zero row.
+    /// vanishes gives a zero row. Every iteration runs for every cluster (`principal(…, tolerance: 0)`).
     public static func units(units x: [Float], count: Int, outFeatures: Int, inFeatures: Int, assignment: [Int], k: Int,
                              centroids: [Float], iterations: Int,
                              blockSize: Int = KMeansOptions.defaultBlockSize) -> (units: [Float], singularValues: [Double]) {
+        let result = principal(units: x, count: count, outFeatures: outFeatures, inFeatures: inFeatures,
+                               assignment: assignment, k: k, centroids: centroids, iterations: iterations, tolerance: 0,
+                               blockSize: blockSize)
+        return (result.units, result.singularValues)
+    }
+
+    /// What `principal` found: the rank-one units, their singular values, and the power iterations each cluster ran.
+    public struct Principal: Sendable {
+        public var units: [Float]
+        public var singularValues: [Double]
+        public var iterations: [Int]
+    }
+
+    /// How far (Euclidean, between unit vectors) an iteration may still move a cluster's v̂ when lego stops that
+    /// cluster's power iterations (`principal`). The rank-one's fit to the cluster moves with the square of that.
+    public static let defaultTolerance = 1e-5
+
+    /// `units` with a per-cluster stop: after each iteration, cluster c stops once ‖v̂_t − v̂_{t−1}‖ ≤ `tolerance`
+    /// (v̂_0 the starting direction; power iterations keep v̂'s sign, v̂_t·v̂_{t−1} > 0). A stopped cluster keeps its
+    /// û, v̂, σ and its members are skipped by later products (`UnitSums.dotAdd` skips clusters outside 0..<k), so
+    /// the units read per iteration shrink as clusters converge; a running cluster's sums are those of its own
+    /// members in unit order, so its bits are those it would have alone. The rule uses computed values only: the
+    /// same bytes for any worker or thread count. `tolerance: 0` runs every iteration for every cluster (the bits of
+    /// `units`).
+    public static func principal(units x: [Float], count: Int, outFeatures: Int, inFeatures: Int, assignment: [Int],
+                                 k: Int, centroids: [Float], iterations: Int, tolerance: Double,
+                                 blockSize: Int = KMeansOptions.defaultBlockSize) -> Principal {
         var v = startingDirections(centroids: centroids, k: k, outFeatures: outFeatures, inFeatures: inFeatures)
         // A cluster whose mean has a zero A half (members cancelling) starts from its first member with a non-zero
         // A half instead, so it is not lost.
@@ -123,16 +150,47 @@ public enum ClusterPrincipalDirections {
         }
         var u = [Float](repeating: 0, count: k * outFeatures)
         var sigma = [Double](repeating: 0, count: k)
+        var runs = [Int](repeating: 0, count: k)
+        var running = [Bool](repeating: true, count: k)
+        var live = assignment
         for _ in 0..<max(1, iterations) {
-            u = product(units: x, count: count, outFeatures: outFeatures, inFeatures: inFeatures, assignment: assignment,
-                        k: k, directions: v, side: .left, blockSize: blockSize)
-            normalizeRows(&u, rows: k, width: outFeatures)
-            v = product(units: x, count: count, outFeatures: outFeatures, inFeatures: inFeatures, assignment: assignment,
-                        k: k, directions: u, side: .right, blockSize: blockSize)
-            sigma = normalizeRows(&v, rows: k, width: inFeatures)
+            let stopped = running.contains(false)
+            if stopped { live = assignment.map { (0..<k).contains($0) && running[$0] ? $0 : -1 } }
+            var left = product(units: x, count: count, outFeatures: outFeatures, inFeatures: inFeatures,
+                               assignment: live, k: k, directions: v, side: .left, blockSize: blockSize)
+            normalizeRows(&left, rows: k, width: outFeatures)
+            let previous = v
+            var right = product(units: x, count: count, outFeatures: outFeatures, inFeatures: inFeatures,
+                                assignment: live, k: k, directions: left, side: .right, blockSize: blockSize)
+            let after = normalizeRows(&right, rows: k, width: inFeatures)
+            if !stopped {
+                u = left
+                v = right
+                sigma = after
+            } else {
+                for c in 0..<k where running[c] {
+                    u.replaceSubrange((c * outFeatures)..<((c + 1) * outFeatures),
+                                      with: left[(c * outFeatures)..<((c + 1) * outFeatures)])
+                    v.replaceSubrange((c * inFeatures)..<((c + 1) * inFeatures),
+                                      with: right[(c * inFeatures)..<((c + 1) * inFeatures)])
+                    sigma[c] = after[c]
+                }
+            }
+            for c in 0..<k where running[c] {
+                runs[c] += 1
+                guard tolerance > 0 else { continue }
+                var moved = 0.0
+                for j in (c * inFeatures)..<((c + 1) * inFeatures) {
+                    let step = Double(v[j]) - Double(previous[j])
+                    moved += step * step
+                }
+                if !(moved.squareRoot() > tolerance) { running[c] = false }
+            }
+            if !running.contains(true) { break }
         }
-        return (assemble(left: u, right: v, singularValues: sigma, outFeatures: outFeatures, inFeatures: inFeatures),
-                sigma)
+        return Principal(units: assemble(left: u, right: v, singularValues: sigma, outFeatures: outFeatures,
+                                         inFeatures: inFeatures),
+                         singularValues: sigma, iterations: runs)
     }
 
     /// Rows [√σ_c û_c ; √σ_c v̂_c] from unit-norm directions and their singular values.

@@ -80,9 +80,8 @@ import Testing
     static func everyStep(units: [Float], count n: Int, dimension d: Int, k: Int, options: KMeansOptions,
                           seed: UInt64) -> (result: KMeansResult, fixedPointAt: Int?) {
         let norms = SignInvariantKMeans.rowNormsSquared(units, count: n, dimension: d)
-        var centroids = SignInvariantKMeans.seedPlusPlus(units: units, count: n, dimension: d, k: k,
-                                                         unitNormsSquared: norms, candidates: options.candidates(k: k),
-                                                         seed: seed)
+        var centroids = SignInvariantKMeans.initialCentroids(units: units, count: n, dimension: d, k: k,
+                                                             unitNormsSquared: norms, options: options, seed: seed)
         var step = SignInvariantKMeans.lloydStep(units: units, count: n, dimension: d, unitNormsSquared: norms,
                                                  centroids: centroids, k: k, blockSize: options.blockSize)
         var history = [step.objective]

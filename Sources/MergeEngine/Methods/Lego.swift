@@ -85,11 +85,11 @@ enum LegoMerge {
             weights = [Double](repeating: 1, count: k)
         } else {
             if options.effectiveDirection == .principal {
-                directions = ClusterPrincipalDirections.units(
+                directions = ClusterPrincipalDirections.principal(
                     units: aimed.vectors, count: units.count, outFeatures: units.outFeatures,
                     inFeatures: units.inFeatures, assignment: clustering.assignment, k: k,
                     centroids: clustering.centroids, iterations: options.powerIterations,
-                    blockSize: kmeans.blockSize).units
+                    tolerance: ClusterPrincipalDirections.defaultTolerance, blockSize: kmeans.blockSize).units
             }
             if options.reweight == .optimal {
                 statistics.addProjections(units: aimed.vectors, count: units.count, centroids: directions,
@@ -148,10 +148,10 @@ enum LegoMerge {
     static func selectClusters(_ fine: KMeansResult, k: Int, units: RankOneUnits, options: LegoOptions,
                                blockSize: Int, catchAll: Bool = true) throws -> KMeansResult {
         let fineK = fine.clusterCount
-        let rankOnes = ClusterPrincipalDirections.units(
+        let rankOnes = ClusterPrincipalDirections.principal(
             units: units.vectors, count: units.count, outFeatures: units.outFeatures, inFeatures: units.inFeatures,
             assignment: fine.assignment, k: fineK, centroids: fine.centroids, iterations: options.powerIterations,
-            blockSize: blockSize).units
+            tolerance: ClusterPrincipalDirections.defaultTolerance, blockSize: blockSize).units
         var projections = ClusterStatistics(k: fineK, outFeatures: units.outFeatures, inFeatures: units.inFeatures)
         projections.addProjections(units: units.vectors, count: units.count, centroids: rankOnes, blockSize: blockSize)
         let (chosen, target) = try selectionTargets(gram: projections.centroidGram(rankOnes),
