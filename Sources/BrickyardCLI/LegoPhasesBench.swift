@@ -24,7 +24,8 @@ struct LegoPhasesBench: ParsableCommand {
         let options = plan.spec.lego
         var units = 0, dimension = 0, iterations = 0
         let kmeans = KMeansOptions(iterations: max(0, options.iterations), tolerance: max(0, options.tolerance),
-                                   restarts: max(1, options.restarts))
+                                   restarts: max(1, options.restarts),
+                                   seedingRounds: options.initialization.seedingRounds)
         let k = options.effectiveOversample > 1 ? plan.spec.rank * options.effectiveOversample : plan.spec.rank
         var kmeansSeconds = 0.0
         let extractSeconds = try BLAS.singleThreaded { () throws -> Double in
