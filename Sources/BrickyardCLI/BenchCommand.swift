@@ -15,25 +15,12 @@ struct BenchEngineCommand: ParsableCommand {
     )
 }
 
-/// Seconds taken by `body`.
-private func seconds(_ body: () throws -> Void) rethrows -> Double {
-    let start = ContinuousClock.now
-    try body()
-    let elapsed = ContinuousClock.now - start
-    return Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) * 1e-18
-}
-
-private func gaussianMatrix(_ count: Int, seed: UInt64, scale: Double = 1) -> [Float] {
-    var random = DeterministicRandom(seed: seed)
-    return (0..<count).map { _ in Float(random.nextGaussian() * scale) }
-}
-
 /// A module of `adapters` random rank-`rank` terms with normalised weights (scaling 2, like alpha = 2r).
 private func syntheticModule(out: Int, in inFeatures: Int, adapters: Int, rank: Int, seed: UInt64) -> ModuleInput {
     let terms = (0..<adapters).map { (i: Int) -> LoraTerm in
         let seedA: UInt64 = seed &+ UInt64(2 * i)
-        let a = gaussianMatrix(rank * inFeatures, seed: seedA, scale: 0.02)
-        let b = gaussianMatrix(out * rank, seed: seedA &+ 1, scale: 0.02)
+        let a = BenchTiming.gaussian(rank * inFeatures, seed: seedA, scale: 0.02)
+        let b = BenchTiming.gaussian(out * rank, seed: seedA &+ 1, scale: 0.02)
         return LoraTerm(coefficient: 2.0 / Double(adapters), rank: rank, a: a, b: b)
     }
     return ModuleInput(name: "bench.module", outFeatures: out, inFeatures: inFeatures, terms: terms)
@@ -54,7 +41,7 @@ struct LloydBench: ParsableCommand {
             throw ValidationError("need units > clusters > 0, dimension > 0, iterations > 0")
         }
         let (n, d, k) = (units, dimension, clusters)
-        let x = gaussianMatrix(n * d, seed: 1)
+        let x = BenchTiming.gaussian(n * d, seed: 1)
         let norms = SignInvariantKMeans.rowNormsSquared(x, count: n, dimension: d)
         let initial = Array(x[0..<(k * d)])
 
@@ -62,7 +49,7 @@ struct LloydBench: ParsableCommand {
         var centroids = initial
         var step = SignInvariantKMeans.lloydStep(units: x, count: n, dimension: d, unitNormsSquared: norms,
                                                  centroids: centroids, k: k, blockSize: KMeansOptions.defaultBlockSize)
-        let lloydSeconds = seconds {
+        let lloydSeconds = BenchTiming.seconds {
             for _ in 0..<iterations {
                 centroids = SignInvariantKMeans.updateCentroids(&step, units: x, dimension: d, k: k)
                 step = SignInvariantKMeans.lloydStep(units: x, count: n, dimension: d, unitNormsSquared: norms,
@@ -76,27 +63,15 @@ struct LloydBench: ParsableCommand {
         var signed = [Float](repeating: 0, count: n * k)
         for i in 0..<n { signed[i * k + i % k] = i % 2 == 0 ? 1 : -1 }
         var sums = [Float](repeating: 0, count: k * d)
-        let gemmSeconds = seconds {
+        let gemmSeconds = BenchTiming.seconds {
             for _ in 0..<iterations {
-                x.withUnsafeBufferPointer { xp in
-                    centroids.withUnsafeBufferPointer { mp in
-                        dots.withUnsafeMutableBufferPointer { dp in
-                            signed.withUnsafeBufferPointer { sp in
-                                sums.withUnsafeMutableBufferPointer { up in
-                                    guard let xp = xp.baseAddress, let mp = mp.baseAddress, let dp = dp.baseAddress,
-                                          let sp = sp.baseAddress, let up = up.baseAddress else { return }
-                                    BLAS.gemm(.none, .transpose, m: n, n: k, k: d, a: xp, b: mp, c: dp)
-                                    BLAS.gemm(.transpose, .none, m: k, n: d, k: n, a: sp, b: xp, c: up)
-                                }
-                            }
-                        }
-                    }
-                }
+                BLAS.multiply(x, centroids, into: &dots, m: n, n: k, k: d, transB: .transpose)
+                BLAS.multiply(signed, x, into: &sums, m: k, n: d, k: n, transA: .transpose)
             }
         }
         var clusterOptions = KMeansOptions(iterations: iterations, tolerance: 0)
         clusterOptions.blockSize = KMeansOptions.defaultBlockSize
-        let clusterSeconds = try seconds {
+        let clusterSeconds = try BenchTiming.seconds {
             _ = try SignInvariantKMeans.cluster(units: x, count: n, dimension: d, k: k, options: clusterOptions, seed: 7)
         }
         let flops = 4.0 * Double(n) * Double(k) * Double(d) * Double(iterations)
@@ -134,13 +109,13 @@ struct SVDBench: ParsableCommand {
             offset += term.rank
         }
         var factored: TruncatedSVD?
-        let factoredSeconds = try seconds {
+        let factoredSeconds = try BenchTiming.seconds {
             factored = try FactoredProduct(leftColumns: stackedB, right: stackedA, rows: out, inner: total, cols: inFeatures)
                 .truncatedSVD(rank: k)
         }
         guard let factored else { throw ValidationError("svd produced no result") }
         var result: ModuleResult?
-        let mergeSeconds = try seconds { result = try ModuleMerger.merge(input, spec: MergeSpec(method: .svd, rank: k), seed: 0) }
+        let mergeSeconds = try BenchTiming.seconds { result = try ModuleMerger.merge(input, spec: MergeSpec(method: .svd, rank: k), seed: 0) }
         guard let result else { throw ValidationError("svd merge produced no result") }
 
         var line = String(format: "svd out=%d in=%d R=%d k=%d threads=%d factored_s=%.3f merge_with_stats_s=%.3f "
@@ -148,7 +123,7 @@ struct SVDBench: ParsableCommand {
                           mergeSeconds, result.stats.relativeError, result.stats.svdFloor ?? -1)
         if !skipDense {
             var denseSigma: [Float] = []
-            let denseSeconds = try seconds {
+            let denseSeconds = try BenchTiming.seconds {
                 // PEFT's route: T densely (one GEMM), then a full dense SVD.
                 let dense = BLAS.matmul(stackedB, stackedA, m: out, n: inFeatures, k: total, transA: .transpose)
                 denseSigma = try LinearAlgebra.svd(dense, rows: out, cols: inFeatures).s

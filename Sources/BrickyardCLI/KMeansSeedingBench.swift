@@ -49,13 +49,13 @@ struct KMeansSeedingBench: ParsableCommand {
                     var seeding = 0.0, total = 0.0, iterations = 0, unexplained = 0.0
                     for s in 0..<max(1, seeds) {
                         let seed = modulePlan.seed &+ UInt64(s)
-                        seeding += LegoPhasesBench.cpuSeconds {
+                        seeding += BenchTiming.seconds(.process) {
                             _ = SignInvariantKMeans.initialCentroids(units: units.vectors, count: units.count,
                                                                      dimension: units.dimension, k: clusterCount,
                                                                      unitNormsSquared: norms, options: kmeans, seed: seed)
                         }
                         var result: KMeansResult?
-                        total += try LegoPhasesBench.cpuSeconds {
+                        total += try BenchTiming.seconds(.process) {
                             result = try SignInvariantKMeans.cluster(units: units.vectors, count: units.count,
                                                                      dimension: units.dimension, k: clusterCount,
                                                                      options: kmeans, seed: seed)

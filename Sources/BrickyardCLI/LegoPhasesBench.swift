@@ -24,12 +24,13 @@ struct LegoPhasesBench: ParsableCommand {
         let options = plan.spec.lego
         var units = 0, dimension = 0, iterations = 0
         let kmeans = KMeansOptions(iterations: max(0, options.iterations), tolerance: max(0, options.tolerance),
-                                   restarts: max(1, options.restarts))
+                                   restarts: max(1, options.restarts),
+                                   seedingRounds: options.initialization.seedingRounds)
         let k = options.effectiveOversample > 1 ? plan.spec.rank * options.effectiveOversample : plan.spec.rank
         var kmeansSeconds = 0.0
         let extractSeconds = try BLAS.singleThreaded { () throws -> Double in
             var extracted: RankOneUnits?
-            let seconds = try Self.cpuSeconds {
+            let seconds = try BenchTiming.seconds(.process) {
                 extracted = try RankOneUnits.extract(ranks: source.ranks, outFeatures: source.outFeatures,
                                                      inFeatures: source.inFeatures, gauge: options.gauge == .raw ? .raw : .balanced,
                                                      basis: options.basis == .raw ? .raw : .svd) { try source.term($0) }
@@ -37,7 +38,7 @@ struct LegoPhasesBench: ParsableCommand {
             guard let extracted else { return seconds }
             units = extracted.count
             dimension = extracted.dimension
-            kmeansSeconds = try Self.cpuSeconds {
+            kmeansSeconds = try BenchTiming.seconds(.process) {
                 let clustering = try SignInvariantKMeans.cluster(units: extracted.vectors, count: extracted.count,
                                                                  dimension: extracted.dimension, k: min(k, extracted.count),
                                                                  options: kmeans, seed: modulePlan.seed)
@@ -47,25 +48,13 @@ struct LegoPhasesBench: ParsableCommand {
         }
         var minimal = plan.spec
         minimal.report = .minimal
-        let minimalSeconds = try Self.cpuSeconds { _ = try ModuleMerger.merge(source, spec: minimal, seed: modulePlan.seed) }
-        let reportSeconds = try Self.cpuSeconds { _ = try ModuleMerger.merge(source, spec: plan.spec, seed: modulePlan.seed) }
+        let minimalSeconds = try BenchTiming.seconds(.process) { _ = try ModuleMerger.merge(source, spec: minimal, seed: modulePlan.seed) }
+        let reportSeconds = try BenchTiming.seconds(.process) { _ = try ModuleMerger.merge(source, spec: plan.spec, seed: modulePlan.seed) }
         print(String(format: "lego-phases module=%@ units=%d dim=%d k=%d restarts=%d iterations=%d extract_s=%.2f "
                      + "kmeans_s=%.2f merge_minimal_s=%.2f merge_report_s=%.2f merge_over_kmeans=%.2f "
                      + "report_share=%.2f core=%@",
                      modulePlan.name, units, dimension, k, kmeans.restarts, iterations, extractSeconds, kmeansSeconds,
                      minimalSeconds, reportSeconds, kmeansSeconds > 0 ? minimalSeconds / kmeansSeconds : 0,
                      reportSeconds > 0 ? 1 - minimalSeconds / reportSeconds : 0, BLASCore.current))
-    }
-
-    /// This process's CPU seconds spent in `body` (one thread does the work).
-    static func cpuSeconds(_ body: () throws -> Void) rethrows -> Double {
-        func now() -> Double {
-            var time = timespec()
-            clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &time)
-            return Double(time.tv_sec) + Double(time.tv_nsec) * 1e-9
-        }
-        let start = now()
-        try body()
-        return now() - start
     }
 }

@@ -23,8 +23,7 @@ struct SplitSeedingBench: ParsableCommand {
         }
         let dimension = outFeatures + inFeatures
         let unitBlocks = (0..<blocks).map { b -> UnitBlock in
-            var random = DeterministicRandom(seed: 100 + UInt64(b))
-            let vectors = (0..<(unitsPerBlock * dimension)).map { _ in Float(random.nextGaussian() * 0.02) }
+            let vectors = BenchTiming.gaussian(unitsPerBlock * dimension, seed: 100 + UInt64(b), scale: 0.02)
             return UnitBlock(vectors: vectors, count: unitsPerBlock, dimension: dimension, outFeatures: outFeatures,
                              ids: (0..<unitsPerBlock).map { UInt64(b * unitsPerBlock + $0) })
         }
@@ -43,7 +42,7 @@ struct SplitSeedingBench: ParsableCommand {
             }
             let kind = requests[0].kind
             var partials: [BlockPartial] = []
-            let elapsed = try Self.seconds {
+            let elapsed = try BenchTiming.seconds(.thread) {
                 partials = try unitBlocks.indices.map { try BlockKMeans.compute(requests[$0], block: unitBlocks[$0], seed: seed) }
             }
             switch kind {
@@ -61,7 +60,7 @@ struct SplitSeedingBench: ParsableCommand {
                 full.centerOffset = 0
                 full.nearest = nil
                 columnsBefore += full.centerCount
-                seedingBefore += try Self.seconds {
+                seedingBefore += try BenchTiming.seconds(.thread) {
                     for block in unitBlocks { _ = try BlockKMeans.compute(full, block: block, seed: seed) }
                 }
             case .lloyd, .reweight:
@@ -79,18 +78,5 @@ struct SplitSeedingBench: ParsableCommand {
                      blocks, blocks * unitsPerBlock, dimension, clusters, iterations + 1, seeding, lloyd,
                      seeding / max(1e-12, seeding + lloyd), seedingBefore, seedingBefore / max(1e-12, seedingBefore + lloyd),
                      columns, columnsBefore, lloydColumns))
-    }
-
-    /// CPU seconds of this thread spent in `body` (not wall time: on a shared machine the wall clock measures the
-    /// load as much as the work).
-    static func seconds(_ body: () throws -> Void) rethrows -> Double {
-        func now() -> Double {
-            var time = timespec()
-            clock_gettime(CLOCK_THREAD_CPUTIME_ID, &time)
-            return Double(time.tv_sec) + Double(time.tv_nsec) * 1e-9
-        }
-        let start = now()
-        try body()
-        return now() - start
     }
 }

@@ -10,9 +10,10 @@
 /// start the Lloyd iterations. Measured on the 64-adapter pool (`brickyard bench-engine kmeans-seeding`,
 /// bench/results/kmeans-seeding.md): with 2 rounds and ℓ = 2k seeding takes a third less CPU and the k-means
 /// objective is within 0.3 % of greedy seeding's; lego's error over 5 job seeds was 0.3 % lower with the issue's
-/// options (`oversample: 1, refit: 0`, one restart) but 0.4 % higher with the defaults (the error's excess over the
-/// SVD floor 0.0089 → 0.0118), so it is off by default (`KMeansOptions.seedingRounds` 0). One round or ℓ = k gave
-/// ~1 % worse objectives; ranking greedy's candidates on a quarter of the units (still one 1-wide pass per seed) was
+/// options (`oversample: 1, refit: 0`) but 0.4 % higher with the default oversample and refit (the excess over the
+/// SVD floor 0.0089 → 0.0118), so it is off by default (`KMeansOptions.seedingRounds` 0; lego's `init: kmeans||`
+/// turns it on). One round or ℓ = k gave ~1 % worse objectives; ranking greedy's candidates on a quarter of the
+/// units (still one 1-wide pass per seed) was
 /// no faster and worse.
 ///
 /// Deterministic: the first candidate and every draw come from one `DeterministicRandom(seed)` stream in unit order,

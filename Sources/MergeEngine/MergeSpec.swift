@@ -14,7 +14,16 @@ public struct LegoOptions: Sendable, Codable, Equatable {
     /// Which rank-one units each adapter is cut into: its SVD basis (canonical), its stored columns, or per module
     /// whichever of the two clusters better (`auto`: two clusterings).
     public enum Basis: String, Sendable, Codable { case svd, raw, auto }
-    public enum Initialization: String, Sendable, Codable { case kmeansPlusPlus = "kmeans++" }
+    /// How k-means seeds each run: greedy k-means++ (scikit-learn's default), or k-means|| (2 passes drawing ~2k
+    /// candidates each, then the weighted candidates clustered into k; on modules of ≥ 8 units per cluster, greedy
+    /// below that): about a third less seeding time, slightly different clusterings (docs/kernels.md).
+    public enum Initialization: String, Sendable, Codable {
+        case kmeansPlusPlus = "kmeans++"
+        case kmeansParallel = "kmeans||"
+
+        /// `KMeansOptions.seedingRounds` for this choice.
+        public var seedingRounds: Int { self == .kmeansParallel ? 2 : 0 }
+    }
     /// What each cluster contributes before its weight: the rank-one of its aligned mean (μ_B μ_Aᵀ), or the best
     /// rank-one approximation of its members' sum Σ x_B x_Aᵀ (`ClusterPrincipalDirections`). `sum` and `dual`
     /// are defined on the mean and always use it (`effectiveDirection`).

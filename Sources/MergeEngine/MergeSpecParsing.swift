@@ -155,5 +155,5 @@ extension LegoOptions.Basis: CaseIterableNames { static var names: [String] { ["
 extension LegoOptions.Gauge: CaseIterableNames { static var names: [String] { ["balanced", "raw"] } }
 extension LegoOptions.SmallPool: CaseIterableNames { static var names: [String] { ["select", "kmeans"] } }
 extension LegoOptions.Direction: CaseIterableNames { static var names: [String] { ["principal", "mean"] } }
-extension LegoOptions.Initialization: CaseIterableNames { static var names: [String] { ["kmeans++"] } }
+extension LegoOptions.Initialization: CaseIterableNames { static var names: [String] { ["kmeans++", "kmeans||"] } }
 extension PruneOptions.MajoritySign: CaseIterableNames { static var names: [String] { ["total", "frequency"] } }

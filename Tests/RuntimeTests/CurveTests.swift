@@ -204,9 +204,11 @@ func BrickyardExecutableRun(_ arguments: [String]) throws -> (status: Int32, std
         let job = try h.writeJob()
         let reference = try h.inProcessReference(job: job)
         let out = h.path + "/out", checkpoint = h.path + "/checkpoint"
-        // A generous liveness (5 s): a worker that took a late heartbeat for a dead coordinator would reconnect, and
-        // with the handler stopped its new handshake can never complete, so it would miss the Disconnect under test.
-        let common = keys.coordinatorFlags + ["--heartbeat-ms", "200", "--liveness", "25", "--checkpoint", checkpoint, "--log-level", "info"]
+        // A generous liveness (20 s: a loaded machine can starve either side for seconds): a worker that took a late
+        // heartbeat for a dead coordinator would reconnect, and with the handler stopped its new handshake can never
+        // complete, so it would miss the Disconnect under test. A worker never told to leave stays silent for those
+        // 20 s, so the 20 s wait for its exit below still fails.
+        let common = keys.coordinatorFlags + ["--heartbeat-ms", "200", "--liveness", "100", "--checkpoint", checkpoint, "--log-level", "info"]
         let (coordinator, endpoint) = try h.coordinator(job: job, out: out, common + ["--test-stop-zap-after", "2"])
         try #require(!endpoint.isEmpty, "\(h.output(of: coordinator))")
         let worker = try h.launch(["worker", "--connect", endpoint] + keys.workerFlags,
@@ -224,7 +226,7 @@ func BrickyardExecutableRun(_ arguments: [String]) throws -> (status: Int32, std
         let (rerun, again) = try h.coordinator(job: job, out: out, common)
         try #require(!again.isEmpty, "\(h.output(of: rerun))")
         try h.worker(again, keys.workerFlags)
-        #expect(h.wait(rerun, timeout: .seconds(90)) == 0, "\(h.output(of: rerun))")
+        #expect(h.wait(rerun, timeout: .seconds(300)) == 0, "\(h.output(of: rerun))")
         #expect(h.adapterBytes(out) == reference)
         #expect(h.output(of: rerun).contains("resuming from checkpoint"), "\(h.output(of: rerun))")
         #expect(try h.report(out).runtime?.resumedModules == finished)

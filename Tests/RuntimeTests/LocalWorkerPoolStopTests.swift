@@ -15,9 +15,10 @@ import Glibc
     func stopDuringWorkerStartup() throws {
         let directory = try TestDirectory("pool-stop")
         defer { directory.remove() }
-        // A slow start on demand: a shell (SIGTERM at its default action) sleeps, then becomes `brickyard worker`.
+        // A slow start on demand: a shell (SIGTERM at its default action) sleeps, then becomes `brickyard worker`
+        // (2 s: the stop below lands inside it even when a loaded machine stalls this thread).
         let wrapper = directory.path + "/slow-worker"
-        try "#!/bin/sh\nsleep 0.5\nexec '\(ProcessHarness.executable)' \"$@\"\n"
+        try "#!/bin/sh\nsleep 2\nexec '\(ProcessHarness.executable)' \"$@\"\n"
             .write(toFile: wrapper, atomically: true, encoding: .utf8)
         #expect(chmod(wrapper, 0o755) == 0)
         let capture = LogCapture()

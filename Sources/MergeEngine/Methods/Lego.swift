@@ -51,7 +51,8 @@ enum LegoMerge {
                                                           clusterCoherence: [], catchAllShare: 0)), 0)
         }
         let kmeans = KMeansOptions(iterations: max(0, options.iterations), tolerance: max(0, options.tolerance),
-                                   restarts: max(1, options.restarts))
+                                   restarts: max(1, options.restarts),
+                                   seedingRounds: options.initialization.seedingRounds)
         let selectsUnits = options.selectsUnits(units: units.count, rank: rank)
         // `small_pool: select`: every unit is a fine cluster of its own (k-means at k ≥ n is the identity).
         let clusters = selectsUnits ? units.count : options.clusteringCount(units: units.count, rank: rank)
