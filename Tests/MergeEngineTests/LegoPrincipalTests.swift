@@ -384,21 +384,8 @@ import Testing
         before.refit = 0
         for seed in UInt64(0)..<6 {
             var random = DeterministicRandom(seed: 1000 + seed)
-            let shared = (0..<(6 * inFeatures)).map { _ in random.nextGaussian() }
-            let terms = (0..<3).map { t in
-                let strength = t == 1 ? 0.5 : 1.0
-                var b = [Float](repeating: 0, count: out * r), a = [Float](repeating: 0, count: r * inFeatures)
-                for j in 0..<r {
-                    let s = strength * (0..<j).reduce(1.0) { p, _ in p * 0.7 }
-                    for row in 0..<out { b[row * r + j] = Float(s * random.nextGaussian()) }
-                    let mix = (0..<6).map { _ in random.nextGaussian() }
-                    for c in 0..<inFeatures {
-                        let common = (0..<6).reduce(0.0) { $0 + mix[$1] * shared[$1 * inFeatures + c] }
-                        a[j * inFeatures + c] = Float(0.7 * common / 6.0.squareRoot() + 0.7 * random.nextGaussian())
-                    }
-                }
-                return LoraTerm(coefficient: 1.0 / 3, rank: r, a: a, b: b)
-            }
+            let terms = TaskLikePools.terms(random: &random, out: out, inFeatures: inFeatures, rank: r,
+                                            weakStrength: 0.5)
             let input = ModuleInput(name: "m", outFeatures: out, inFeatures: inFeatures, terms: terms)
             let now = try ModuleMerger.merge(input, spec: MergeSpec(method: .lego, rank: r,
                                                                     lego: LegoRefitTests.options(refit: 1)), seed: seed)
