@@ -31,14 +31,8 @@ extension MergeSpec {
         spec.report = job.report == .full ? nil : job.report
         switch job.method {
         case .lego:
-            if let iterations = try reader.integer("iterations") {
-                guard iterations >= 1 else { throw reader.error(key: "parameters.iterations", "must be at least 1, got \(iterations)") }
-                spec.lego.iterations = iterations
-            }
-            if let restarts = try reader.integer("restarts") {
-                guard restarts >= 1 else { throw reader.error(key: "parameters.restarts", "must be at least 1, got \(restarts)") }
-                spec.lego.restarts = restarts
-            }
+            if let iterations = try reader.integer("iterations", atLeast: 1) { spec.lego.iterations = iterations }
+            if let restarts = try reader.integer("restarts", atLeast: 1) { spec.lego.restarts = restarts }
             if let tolerance = try reader.number("tolerance") {
                 guard tolerance >= 0, tolerance.isFinite else {
                     throw reader.error(key: "parameters.tolerance", "must be a finite number ≥ 0, got \(tolerance)")
@@ -56,24 +50,9 @@ extension MergeSpec {
                 }
                 spec.lego.direction = direction
             }
-            if let iterations = try reader.integer("power_iterations") {
-                guard iterations >= 1 else {
-                    throw reader.error(key: "parameters.power_iterations", "must be at least 1, got \(iterations)")
-                }
-                spec.lego.powerIterations = iterations
-            }
-            if let oversample = try reader.integer("oversample") {
-                guard oversample >= 1, oversample <= 64 else {
-                    throw reader.error(key: "parameters.oversample", "must be in 1…64, got \(oversample)")
-                }
-                spec.lego.oversample = oversample
-            }
-            if let refit = try reader.integer("refit") {
-                guard refit >= 0, refit <= 64 else {
-                    throw reader.error(key: "parameters.refit", "must be in 0…64, got \(refit)")
-                }
-                spec.lego.refit = refit
-            }
+            if let iterations = try reader.integer("power_iterations", atLeast: 1) { spec.lego.powerIterations = iterations }
+            if let oversample = try reader.integer("oversample", in: 1...64) { spec.lego.oversample = oversample }
+            if let refit = try reader.integer("refit", in: 0...64) { spec.lego.refit = refit }
             if let smallPool: LegoOptions.SmallPool = try reader.choice("small_pool") { spec.lego.smallPool = smallPool }
             if let balance = try reader.number("balance") {
                 guard balance >= 0, balance <= 1 else {
@@ -81,12 +60,7 @@ extension MergeSpec {
                 }
                 spec.lego.balance = balance
             }
-            if let rounds = try reader.integer("balance_rounds") {
-                guard rounds >= 0, rounds <= 64 else {
-                    throw reader.error(key: "parameters.balance_rounds", "must be in 0…64, got \(rounds)")
-                }
-                spec.lego.balanceRounds = rounds
-            }
+            if let rounds = try reader.integer("balance_rounds", in: 0...64) { spec.lego.balanceRounds = rounds }
         case .ties, .dareTies, .dareLinear, .magnitudePrune:
             if let density = try reader.number("density") {
                 guard density > 0, density <= 1 else {
@@ -119,6 +93,22 @@ private struct ParameterReader {
         case .double(let number) where number.rounded() == number && abs(number) < 1e15: return Int(number)
         default: throw error(key: "parameters.\(key)", "expected an integer, got \(describe(value))")
         }
+    }
+
+    /// An integer option of at least `minimum`.
+    func integer(_ key: String, atLeast minimum: Int) throws -> Int? {
+        guard let value = try integer(key) else { return nil }
+        guard value >= minimum else { throw error(key: "parameters.\(key)", "must be at least \(minimum), got \(value)") }
+        return value
+    }
+
+    /// An integer option inside `range`.
+    func integer(_ key: String, in range: ClosedRange<Int>) throws -> Int? {
+        guard let value = try integer(key) else { return nil }
+        guard range.contains(value) else {
+            throw error(key: "parameters.\(key)", "must be in \(range.lowerBound)…\(range.upperBound), got \(value)")
+        }
+        return value
     }
 
     func number(_ key: String) throws -> Double? {

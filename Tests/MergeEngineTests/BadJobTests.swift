@@ -23,6 +23,11 @@ import Testing
         ("iterations zero", "method: lego\nparameters:\n  iterations: 0\nadapters:\n  - path: a_r8\n", "parameters.iterations"),
         ("negative tolerance", "method: lego\nparameters:\n  tolerance: -1\nadapters:\n  - path: a_r8\n", "parameters.tolerance"),
         ("iterations not an integer", "method: lego\nparameters:\n  iterations: 2.5\nadapters:\n  - path: a_r8\n", "parameters.iterations"),
+        ("restarts zero", "method: lego\nparameters:\n  restarts: 0\nadapters:\n  - path: a_r8\n", "parameters.restarts: must be at least 1, got 0"),
+        ("oversample above 64", "method: lego\nparameters:\n  oversample: 65\nadapters:\n  - path: a_r8\n", "parameters.oversample: must be in 1…64, got 65"),
+        ("negative refit", "method: lego\nparameters:\n  refit: -1\nadapters:\n  - path: a_r8\n", "parameters.refit: must be in 0…64, got -1"),
+        ("balance_rounds above 64", "method: lego\nparameters:\n  balance_rounds: 65\nadapters:\n  - path: a_r8\n", "parameters.balance_rounds: must be in 0…64, got 65"),
+        ("balance above one", "method: lego\nparameters:\n  balance: 1.5\nadapters:\n  - path: a_r8\n", "parameters.balance: must be in 0…1, got 1.5"),
         ("weights sum to zero", "method: cat\nadapters:\n  - path: a_r8\n    weight: 1\n  - path: b_r4\n    weight: -1\n", "normalize"),
         ("linear with unequal ranks", "method: linear\nadapters:\n  - path: a_r8\n  - path: b_r4\n", "linear"),
     ]
