@@ -73,7 +73,8 @@ public struct BlockKMeansOutcome: Sendable {
     /// `direction: principal` (`SplitKMeans`): each cluster's best rank-one unit [√σ u ; √σ v], row-major
     /// [clusterCount, dimension], used in place of `centroids` by the reweighting and the assembly; nil: the means.
     public var directions: [Float]?
-    /// Power iterations the principal directions ran (0: the means were used).
+    /// Power iterations the principal directions ran, the most any cluster ran before it stopped (0: the means
+    /// were used).
     public var powerIterations = 0
     /// `refit` (`SplitKMeans`): the factors after the refit rounds (B' [out, k], A' [k, in]), used in place of the
     /// assembly of the weighted directions; nil: no refit ran.

@@ -284,7 +284,7 @@ public struct SplitKMeans: Sendable {
         outcome.restart = kept
         if let principal {
             outcome.directions = principal.units
-            outcome.powerIterations = principal.iterations
+            outcome.powerIterations = principal.iterationsRun
         }
         if configuration.reweightRound && outcome.clusterCount > 0 {
             outcome.statistics.projections = projections
@@ -309,8 +309,8 @@ public struct SplitKMeans: Sendable {
 
     // MARK: checkpoint
 
-    static let magic: [UInt8] = Array("BYSKM003".utf8)
-    static let trackMagic: [UInt8] = Array("BYSKT003".utf8)
+    static let magic: [UInt8] = Array("BYSKM004".utf8)
+    static let trackMagic: [UInt8] = Array("BYSKT004".utf8)
 
     /// Tracks whose states make up the whole state: the restarts, the final statistics round, the quality rounds.
     public var trackCount: Int { restarts + 2 }

@@ -44,12 +44,13 @@ import Testing
         let fine = try #require(kmeans.runs[keptRun].outcome)
         #expect(fine.clusterCount == Self.fine && outcome.clusterCount == Self.rank)
         let inFeatures = Self.dimension - Self.out
-        // The fine rank-ones: ClusterPrincipalDirections.units' bits (blocks of 90 units on both sides).
+        // The fine rank-ones: ClusterPrincipalDirections.principal's bits with lego's stop (blocks of 90 units on
+        // both sides).
         let rankOnes = try #require(selecting.principal.units)
-        let reference = ClusterPrincipalDirections.units(
+        let reference = ClusterPrincipalDirections.principal(
             units: units, count: 270, outFeatures: Self.out, inFeatures: inFeatures,
             assignment: fine.assignment.flatMap { $0.map(Int.init) }, k: Self.fine, centroids: fine.centroids,
-            iterations: 3, blockSize: 90).units
+            iterations: 3, tolerance: ClusterPrincipalDirections.defaultTolerance, blockSize: 90).units
         #expect(rankOnes.map(\.bitPattern) == reference.map(\.bitPattern))
         // h against them: the unsplit statistics to rounding (per-block sums added up).
         var statistics = ClusterStatistics(k: Self.fine, outFeatures: Self.out, inFeatures: inFeatures)
@@ -68,9 +69,10 @@ import Testing
         // Then the usual final rounds at k: principal directions from the merged centroids, the statistics round.
         let principal = try #require(kmeans.principal)
         #expect(principal.clusterCount == Self.rank && principal.isDone)
-        let directions = ClusterPrincipalDirections.units(
+        let directions = ClusterPrincipalDirections.principal(
             units: units, count: 270, outFeatures: Self.out, inFeatures: inFeatures, assignment: flat, k: Self.rank,
-            centroids: outcome.centroids, iterations: 3, blockSize: 90).units
+            centroids: outcome.centroids, iterations: 3, tolerance: ClusterPrincipalDirections.defaultTolerance,
+            blockSize: 90).units
         #expect(outcome.directions?.map(\.bitPattern) == directions.map(\.bitPattern))
         #expect(outcome.projections?.count == Self.rank)
         // The objective reported is the fine clustering's (as unsplit lego's `oversample`).
