@@ -112,17 +112,20 @@ import Testing
         for bad in [short, notFinite, wrongKind] {
             #expect(throws: KernelShapeError.self) { try kmeans.validate(bad, track: track) }
         }
-        let state = try #require(kmeans.selecting)
-        let bytes = state.encoded()
-        for cut in stride(from: 0, to: bytes.count, by: max(1, bytes.count / 20)) {
-            var tracks = Dictionary(uniqueKeysWithValues: (0..<kmeans.trackCount).map { ($0, kmeans.encoded(track: $0)) })
-            let finalBytes = tracks[track] ?? []
-            var w = ByteWriter()
-            w.append(Array(finalBytes[0..<(finalBytes.count - bytes.count - 8)])); w.int(cut); w.append(Array(bytes[0..<cut]))
-            tracks[track] = w.bytes
-            #expect(throws: KernelShapeError.self) {
-                _ = try SplitKMeans(decodingTracks: tracks, configuration: fineConfiguration, restarts: 1,
-                                    principalIterations: 1, selection: Self.rule)
+        // A truncated selection section is refused.
+        let sections = Dictionary(uniqueKeysWithValues: (0..<kmeans.trackCount).map { ($0, kmeans.sections(track: $0)) })
+        let logs = Dictionary(uniqueKeysWithValues: (0..<kmeans.trackCount).map {
+            ($0, $0 < 1 ? kmeans.runs[$0].seedingCandidates : [])
+        })
+        for section in [SplitKMeans.Section.selectionLeft, .selectionRight] {
+            let bytes = try #require(sections[track]?[section])
+            for cut in stride(from: 0, to: bytes.count, by: max(1, bytes.count / 20)) {
+                var damaged = sections
+                damaged[track]?[section] = Array(bytes[0..<cut])
+                #expect(throws: KernelShapeError.self) {
+                    _ = try SplitKMeans(decodingSections: damaged, logs: logs, configuration: fineConfiguration,
+                                        restarts: 1, principalIterations: 1, selection: Self.rule)
+                }
             }
         }
         // A selection state when the job asks for none.
