@@ -68,8 +68,10 @@ import Glibc
         kill(first.processIdentifier, SIGKILL)
         _ = h.wait(first, timeout: .seconds(10))
         for worker in workers { kill(worker.processIdentifier, SIGKILL); _ = h.wait(worker, timeout: .seconds(10)) }
-        // Track 1 (restarts: 1) holds the final rounds' state.
-        let states = ((try? FileManager.default.contentsOfDirectory(atPath: checkpoint)) ?? []).filter { $0.hasSuffix("-t1-kmeans.state") }
+        // Track 1 (restarts: 1) holds the final rounds' state: the principal directions' halves.
+        let states = ((try? FileManager.default.contentsOfDirectory(atPath: checkpoint)) ?? []).filter {
+            $0.hasSuffix("-t1-principal-left.kms") || $0.hasSuffix("-t1-principal-right.kms")
+        }
         #expect(!states.isEmpty, "no final-track state in the checkpoint: \(h.output(of: first))")
 
         let (second, endpoint2) = try h.coordinator(job: job, out: out, ["--checkpoint", checkpoint] + Self.fast)
