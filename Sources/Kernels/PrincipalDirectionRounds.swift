@@ -40,6 +40,12 @@ public struct PrincipalDirectionRounds: Sendable, Equatable {
     /// The step after the latest round that changed each half (0: none yet): what a checkpoint of the halves holds.
     private(set) var leftStep = 0
     private(set) var rightStep = 0
+    /// The next round's directions (the running clusters', packed in cluster order) and each cluster's place among
+    /// them (`skippedCluster` when stopped; empty when every cluster runs): derived once per round, not per block.
+    private var roundCenters: [Float] = []
+    private var roundPlaces: [UInt32] = []
+    /// The rank-one units once done (derived once, when the last round is reduced or the state restored).
+    public private(set) var units: [Float]?
 
     /// The rounds for a clustering with final centroids `centroids` (row-major [k, out + in]).
     public init(centroids: [Float], clusterCount k: Int, outFeatures: Int, inFeatures: Int, iterations: Int,
@@ -56,6 +62,29 @@ public struct PrincipalDirectionRounds: Sendable, Equatable {
         singularValues = [Double](repeating: 0, count: k)
         running = [Bool](repeating: true, count: k)
         runs = [Int](repeating: 0, count: k)
+        prepareRound()
+    }
+
+    /// Derives what the next round sends (its directions, the members' places) or, once done, the units.
+    private mutating func prepareRound() {
+        roundCenters = []
+        roundPlaces = []
+        units = nil
+        guard let kind = nextKind else {
+            units = ClusterPrincipalDirections.assemble(left: left, right: right, singularValues: singularValues,
+                                                        outFeatures: outFeatures, inFeatures: inFeatures)
+            return
+        }
+        guard kind != .principalStart else { roundCenters = right; return }
+        let (source, width) = kind == .principalRight ? (left, outFeatures) : (right, inFeatures)
+        let live = runningClusters
+        guard live.count < clusterCount else { roundCenters = source; return }
+        roundPlaces = [UInt32](repeating: Self.skippedCluster, count: clusterCount)
+        roundCenters.reserveCapacity(live.count * width)
+        for (r, c) in live.enumerated() {
+            roundPlaces[c] = UInt32(r)
+            roundCenters.append(contentsOf: source[(c * width)..<((c + 1) * width)])
+        }
     }
 
     /// Rows whose nrm2 is 0 (the test the unsplit fallback applies).
@@ -93,25 +122,13 @@ public struct PrincipalDirectionRounds: Sendable, Equatable {
     /// them (`skippedCluster` for a stopped cluster's).
     public func request(round: Int, assignment: [UInt32]) -> BlockRoundRequest? {
         guard let kind = nextKind else { return nil }
-        guard kind != .principalStart else {
-            return BlockRoundRequest(kind: kind, round: round, centers: right, centerCount: clusterCount,
+        guard !roundPlaces.isEmpty else {
+            return BlockRoundRequest(kind: kind, round: round, centers: roundCenters, centerCount: clusterCount,
                                      assignment: assignment)
         }
-        let (source, width) = kind == .principalRight ? (left, outFeatures) : (right, inFeatures)
-        let live = runningClusters
-        guard live.count < clusterCount else {
-            return BlockRoundRequest(kind: kind, round: round, centers: source, centerCount: clusterCount,
-                                     assignment: assignment)
-        }
-        var place = [UInt32](repeating: Self.skippedCluster, count: clusterCount)
-        var centers = [Float]()
-        centers.reserveCapacity(live.count * width)
-        for (r, c) in live.enumerated() {
-            place[c] = UInt32(r)
-            centers.append(contentsOf: source[(c * width)..<((c + 1) * width)])
-        }
-        let mapped = assignment.map { Int($0) < clusterCount ? place[Int($0)] : Self.skippedCluster }
-        return BlockRoundRequest(kind: kind, round: round, centers: centers, centerCount: live.count, assignment: mapped)
+        let mapped = assignment.map { Int($0) < clusterCount ? roundPlaces[Int($0)] : Self.skippedCluster }
+        return BlockRoundRequest(kind: kind, round: round, centers: roundCenters,
+                                 centerCount: running.lazy.filter { $0 }.count, assignment: mapped)
     }
 
     /// Checks one block's answer against the next round (`units`: the block's unit count).
@@ -198,13 +215,7 @@ public struct PrincipalDirectionRounds: Sendable, Equatable {
             throw problem("the principal directions are already done")
         }
         step += 1
-    }
-
-    /// The clusters' rank-one units [√σ û ; √σ v̂], row-major [k, out + in] (nil until done).
-    public var units: [Float]? {
-        guard isDone else { return nil }
-        return ClusterPrincipalDirections.assemble(left: left, right: right, singularValues: singularValues,
-                                                   outFeatures: outFeatures, inFeatures: inFeatures)
+        prepareRound()
     }
 
     private func problem(_ text: String) -> KernelShapeError {
@@ -300,6 +311,7 @@ public struct PrincipalDirectionRounds: Sendable, Equatable {
         }
         state.step = latest
         guard state.runs.allSatisfy({ $0 <= state.iterationsRun }) else { throw problem("stop counts beyond the rounds run") }
+        state.prepareRound()
         return state
     }
 }

@@ -39,6 +39,8 @@ public struct SplitKMeans: Sendable {
     public private(set) var principal: PrincipalDirectionRounds?
     /// The restart kept, once every restart is done.
     public private(set) var kept: Int?
+    /// Its clustering (derived once when chosen: the coordinator asks for it per block and partial).
+    private var keptRun: BlockKMeansOutcome?
     /// h from the final statistics round (nil before it, or when it does not run).
     private(set) var projections: [Double]?
     private(set) var finalDone = false
@@ -262,15 +264,13 @@ public struct SplitKMeans: Sendable {
             if let a = runs[r].outcome, let b = runs[best].outcome, a.finalObjective < b.finalObjective { best = r }
         }
         kept = best
+        keptRun = runs[best].outcome
         makeSelection()
         makePrincipal()
     }
 
     /// The kept restart's clustering (at more clusters than the output rank when oversampling).
-    private var fineOutcome: BlockKMeansOutcome? {
-        guard let kept else { return nil }
-        return runs[kept].outcome
-    }
+    private var fineOutcome: BlockKMeansOutcome? { keptRun }
 
     /// The clustering the final rounds work on: the selection's merged one when oversampling, else the kept run's.
     private var keptOutcome: BlockKMeansOutcome? {
