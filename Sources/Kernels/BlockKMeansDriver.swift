@@ -161,10 +161,10 @@ public struct BlockKMeansDriver: Sendable {
         }
     }
 
-    /// The candidates drawn by the latest seeding round (all of them after the first center).
-    private var newCandidates: [Float] {
-        Array(candidates[(groupStart * configuration.dimension)...])
-    }
+    /// The candidates drawn by the latest seeding round (all of them after the first center): what every block's
+    /// next seeding request carries, copied out once per round (one storage for all blocks, so comparing the
+    /// blocks' centers is free and they are sent once).
+    private var newCandidates: [Float] = []
 
     /// The finished clustering; nil until done.
     public var outcome: BlockKMeansOutcome? {
@@ -257,6 +257,7 @@ public struct BlockKMeansDriver: Sendable {
         case .done: throw problem("module k-means is already done")
         }
         round += 1
+        newCandidates = candidates.isEmpty ? [] : Array(candidates[(groupStart * configuration.dimension)...])
     }
 
     private mutating func reduceFirstCenter(_ partials: [BlockPartial]) {
@@ -289,6 +290,11 @@ public struct BlockKMeansDriver: Sendable {
             let ell = configuration.oversampling
             for partial in partials {
                 for unit in partial.units where unit.first * phi < ell * unit.second {
+                    if candidates.capacity < candidates.count + unit.vector.count {
+                        // Room for every unit reported this round at once: one reallocation, not one per doubling.
+                        let reported = partials.reduce(0) { $0 + $1.units.count }
+                        candidates.reserveCapacity(candidates.count + reported * unit.vector.count)
+                    }
                     candidates += unit.vector
                     candidateCount += 1
                 }
@@ -487,6 +493,7 @@ public struct BlockKMeansDriver: Sendable {
         guard candidates.count == candidateCount * dim, centroids.count == clusterCount * dim else {
             throw KernelShapeError(kernel: "BlockKMeans state", problem: "centers do not match their counts")
         }
+        newCandidates = candidates.isEmpty ? [] : Array(candidates[(groupStart * dim)...])
         let assigned = finalAssignment.reduce(0) { $0 + $1.count }
         guard finalAssignment.isEmpty || assignedBlocks == configuration.blockCount && assigned == unitCount
                 && finalAssignment.allSatisfy({ $0.allSatisfy { Int($0) < clusterCount } }) else {
