@@ -47,8 +47,8 @@ enum CanonicalUnits {
         let gramB = gram(scratch.widened(term.b), rows: out, cols: r, tall: true)
         let gramA = gram(scratch.widened(term.a), rows: r, cols: inFeatures, tall: false)
         guard term.coefficient.isFinite, gramB.allSatisfy(\.isFinite), gramA.allSatisfy(\.isFinite) else {
-            throw KernelShapeError(kernel: "FactoredProduct", problem: "non-finite values in the factors of a "
-                                   + "[\(out), \(r)] · [\(r), \(inFeatures)] product")
+            throw KernelShapeError(kernel: "CanonicalUnits", problem: "non-finite coefficient or factors of a "
+                                   + "[\(out), \(r)] · [\(r), \(inFeatures)] term")
         }
         let (vB, sB) = try directions(gramB, size: r)
         let (vA, sA) = try directions(gramA, size: r)

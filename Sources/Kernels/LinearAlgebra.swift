@@ -63,14 +63,29 @@ extension LinearAlgebra {
             if info == 0 && solution.allSatisfy({ $0.isFinite }) { return solution }
             guard info >= 0 else { throw LinearAlgebraError(routine: "dposv", info: info) }
         }
-        var matrix = g
         solution = h
-        var singular = [Double](repeating: 0, count: n)
-        var rank: Int32 = 0
-        let lsInfo = LAPACKE_dgelsd(LAPACK_COL_MAJOR, Int32(n), Int32(n), Int32(columns), &matrix, Int32(n), &solution,
-                                    Int32(n), &singular, cutoff ?? 1e-12, &rank)
-        guard lsInfo == 0 else { throw LinearAlgebraError(routine: "dgelsd", info: lsInfo) }
+        var scratch: [Double] = []
+        try solveTruncated(g, &solution, n: n, columns: columns, cutoff: cutoff ?? 1e-12, scratch: &scratch)
         return solution
+    }
+
+    /// The minimum-norm solution of `G X = H` over G's directions with singular value above `cutoff` × the largest
+    /// (`dgelsd`), in place: `h` holds H column-major [n, columns] in its first n·columns values and receives X
+    /// there. `scratch` (any size; grown once) holds G's working copy and its singular values, so a caller solving
+    /// every round reuses it.
+    public static func solveTruncated(_ g: [Double], _ h: inout [Double], n: Int, columns: Int, cutoff: Double,
+                                      scratch: inout [Double]) throws {
+        guard n > 0, columns > 0 else { return }
+        precondition(g.count == n * n && h.count >= n * columns, "solveTruncated: \(g.count), \(h.count) values for n \(n)")
+        if scratch.count < n * n + n { scratch = [Double](repeating: 0, count: n * n + n) }
+        var rank: Int32 = 0
+        let info = scratch.withUnsafeMutableBufferPointer { work -> Int32 in
+            guard let matrix = work.baseAddress else { return -1 }
+            for i in 0..<(n * n) { matrix[i] = g[i] }
+            return LAPACKE_dgelsd(LAPACK_COL_MAJOR, Int32(n), Int32(n), Int32(columns), matrix, Int32(n), &h, Int32(n),
+                                  matrix + n * n, cutoff, &rank)
+        }
+        guard info == 0 else { throw LinearAlgebraError(routine: "dgelsd", info: info) }
     }
 }
 

@@ -37,11 +37,19 @@ public struct MergeReport: Codable, Sendable, Equatable {
         public var direction: String?
         public var powerIterations: Int?
         public var oversample: Int?
+        /// lego: `small_pool` (when it oversamples), `refit` (with `reweight: optimal`), and `balance` /
+        /// `balance_rounds` (when small modules select units with `reweight: optimal`). Per module, the report says
+        /// which of them acted (`Module.refit`, `balance`, `balanceRounds`).
+        public var smallPool: String?
+        public var refit: Int?
+        public var balance: Double?
+        public var balanceRounds: Int?
         public var density: Double?
         public var majoritySign: String?
 
         enum CodingKeys: String, CodingKey {
             case iterations, tolerance, reweight, gauge, basis, restarts, direction, powerIterations, oversample, density, majoritySign
+            case smallPool, refit, balance, balanceRounds
             case initialization = "init"
         }
 
@@ -58,6 +66,13 @@ public struct MergeReport: Codable, Sendable, Equatable {
             direction = when("direction", spec.lego.effectiveDirection.rawValue)
             powerIterations = spec.lego.effectiveDirection == .principal ? when("power_iterations", spec.lego.powerIterations) : nil
             oversample = spec.lego.effectiveDirection == .principal ? when("oversample", spec.lego.effectiveOversample) : nil
+            let oversamples = spec.lego.effectiveOversample > 1
+            smallPool = oversamples ? when("small_pool", spec.lego.smallPool.rawValue) : nil
+            let optimal = spec.lego.reweight == .optimal
+            refit = optimal ? when("refit", spec.lego.effectiveRefit) : nil
+            let balances = optimal && oversamples && spec.lego.smallPool == .select
+            balance = balances ? when("balance", min(1, max(0, spec.lego.balance))) : nil
+            balanceRounds = balances ? when("balance_rounds", max(0, spec.lego.balanceRounds)) : nil
             density = when("density", spec.prune.density)
             majoritySign = when("majority_sign", spec.prune.majoritySign.rawValue)
         }
@@ -90,7 +105,12 @@ public struct MergeReport: Codable, Sendable, Equatable {
         public var direction: String?
         public var powerIterations: Int?
         public var oversample: Int?
+        /// lego: refit rounds run against T (0 on a balanced module, whose rounds fit T̃: `balanceRounds`).
         public var refit: Int?
+        /// lego: the balance power the ranks were chosen with (0: against T; split modules never balance) and, when
+        /// it is > 0, the refit rounds run against T̃ before the core fit to T.
+        public var balance: Double?
+        public var balanceRounds: Int?
         /// svd: route of the top-k triplets and, on the Krylov route, its steps.
         public var svdRoute: String?
         public var svdIterations: Int?
@@ -108,7 +128,7 @@ public struct MergeReport: Codable, Sendable, Equatable {
             case name, method, inputs, outputRank, relativeError, svdFloor, clusterSizes, iterations, finalDistance
             case truncationError, clusterCoherence, catchAllShare, attempts, seconds, svdRoute, svdIterations
             case qualityOmitted, unitBasis, qualityEstimated, relativeErrorStderr, svdFloorStderr
-            case direction, powerIterations, oversample, refit
+            case direction, powerIterations, oversample, refit, balance, balanceRounds
             case workerID = "workerId"
         }
 
@@ -131,6 +151,9 @@ public struct MergeReport: Codable, Sendable, Equatable {
             powerIterations = result.stats.powerIterations
             oversample = result.stats.oversample
             refit = result.stats.refit
+            // Split modules never select units, so never balance (`SplitLego`): every lego module lists its balance.
+            balance = result.stats.balance ?? (method == .lego ? 0 : nil)
+            balanceRounds = result.stats.balanceRounds
             svdRoute = result.stats.svdRoute
             svdIterations = result.stats.svdIterations
             qualityOmitted = result.stats.qualityOmitted

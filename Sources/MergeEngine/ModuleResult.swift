@@ -22,8 +22,13 @@ public struct ModuleStats: Sendable, Codable, Equatable {
     public var direction: String?
     public var powerIterations: Int?
     public var oversample: Int?
-    /// lego: alternating least-squares rounds run after the cluster → rank step (0: none).
+    /// lego: alternating least-squares rounds run against T after the cluster → rank step (0: none; a balanced
+    /// module runs its rounds against T̃ instead: `balanceRounds`).
     public var refit: Int?
+    /// lego: the `balance` power p its ranks were chosen with (against T̃ = Σ_t T_t/‖T_t‖^p; 0: against T itself),
+    /// and, when p > 0, the refit rounds run against T̃ before the core fit to T.
+    public var balance: Double?
+    public var balanceRounds: Int?
     /// lego: fraction of units in clusters of 2+ members whose coherence is below 0.5 ("catch-all" clusters).
     public var catchAllShare: Double?
     /// Randomized truncated SVD (ties/dare/magnitude_prune): its relative error against the dense result.

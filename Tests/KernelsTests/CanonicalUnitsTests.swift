@@ -106,6 +106,13 @@ import Testing
         let zero = FactorTerm(coefficient: 1, rank: 3, a: term.a, b: [Float](repeating: 0, count: 18))
         #expect(try Self.canonicalRows(zero, out: 6, in: 5).count == 0)
         term.a[4] = .infinity
-        #expect(throws: KernelShapeError.self) { try Self.canonicalRows(term, out: 6, in: 5) }
+        // The error names this kernel (not `FactoredProduct`, the route it replaced) and the term's shape.
+        let error = #expect(throws: KernelShapeError.self) { try Self.canonicalRows(term, out: 6, in: 5) }
+        #expect(error?.kernel == "CanonicalUnits")
+        #expect(error?.description.contains("[6, 3] · [3, 5] term") == true)
+        term.a[4] = 0
+        #expect(throws: KernelShapeError.self) {
+            try Self.canonicalRows(FactorTerm(coefficient: .nan, rank: 3, a: term.a, b: term.b), out: 6, in: 5)
+        }
     }
 }

@@ -161,6 +161,73 @@ import Testing
                 == ordered(cols, rows) { m[$1 * cols + $0] })
     }
 
+    /// The rounds run in one workspace: once the first round has grown its buffers, no later round moves one (no
+    /// per-round allocation), and the result has the bits of the half-steps called one at a time with fresh storage,
+    /// as a split module's rounds call them (`FactorRefitRounds`). Shapes with out > in and out < in (the right-hand
+    /// sides alternate between out·k and in·k values).
+    @Test(arguments: [(UInt64(21), 9, 7), (22, 6, 13)])
+    func roundsReuseOneWorkspaceAndKeepTheHalfStepsBits(seed: UInt64, out: Int, inFeatures: Int) throws {
+        let (count, k) = (15, 3)
+        let units = TestData.gaussian(count * (out + inFeatures), seed: seed)
+        let b0 = TestData.gaussian(out * k, seed: seed + 100), a0 = TestData.gaussian(k * inFeatures, seed: seed + 200)
+        var (b, a) = (b0, a0)
+        var work = FactorRefit.Workspace()
+        try FactorRefit.refit(units: units, count: count, outFeatures: out, inFeatures: inFeatures, b: &b, a: &a, k: k,
+                              rounds: 1, workspace: &work)
+        func storage(_ work: inout FactorRefit.Workspace) -> [UnsafeRawPointer?] {
+            func address<T>(_ x: [T]) -> UnsafeRawPointer? { x.withUnsafeBufferPointer { UnsafeRawPointer($0.baseAddress) } }
+            return [address(work.products), address(work.left), address(work.right), address(work.gram),
+                    address(work.rightHandSides), address(work.solverScratch)]
+        }
+        let grown = storage(&work)
+        #expect(grown.allSatisfy { $0 != nil })
+        try FactorRefit.refit(units: units, count: count, outFeatures: out, inFeatures: inFeatures, b: &b, a: &a, k: k,
+                              rounds: 3, workspace: &work)
+        #expect(storage(&work) == grown)
+        // Reference: 1 + 3 rounds of the single half-steps (each balanced at its end, as the two calls above).
+        var (rb, ra) = (b0, a0)
+        for rounds in [1, 3] {
+            for _ in 0..<rounds {
+                let c = FactorRefit.leftProduct(units: units, count: count, outFeatures: out, inFeatures: inFeatures,
+                                                a: ra, k: k)
+                rb = try FactorRefit.solveB(c, a: ra, outFeatures: out, inFeatures: inFeatures, k: k)
+                let e = FactorRefit.rightProduct(units: units, count: count, outFeatures: out, inFeatures: inFeatures,
+                                                 b: rb, k: k)
+                ra = try FactorRefit.solveA(e, b: rb, outFeatures: out, inFeatures: inFeatures, k: k)
+            }
+            FactorRefit.balance(b: &rb, a: &ra, out: out, inFeatures: inFeatures, k: k)
+        }
+        #expect(b.map(\.bitPattern) == rb.map(\.bitPattern) && a.map(\.bitPattern) == ra.map(\.bitPattern))
+    }
+
+    /// The in-place truncated solve: G X = H for a positive definite G (several right-hand sides, in a buffer longer
+    /// than the system whose tail is left alone); for a G with a zero direction, the minimum-norm solution (no
+    /// component along it).
+    @Test func inPlaceSolveIsTheMinimumNormSolution() throws {
+        let n = 4, columns = 3
+        let m = TestData.gaussian(n * n, seed: 31).map(Double.init)
+        func gram(_ m: [Double]) -> [Double] {
+            var g = [Double](repeating: 0, count: n * n)
+            for i in 0..<n { for j in 0..<n { for t in 0..<n { g[i * n + j] += m[i * n + t] * m[j * n + t] } } }
+            return g
+        }
+        let g = gram(m)
+        let h = TestData.gaussian(n * columns, seed: 32).map(Double.init)
+        var x = h + [7, 7], scratch: [Double] = []
+        try LinearAlgebra.solveTruncated(g, &x, n: n, columns: columns, cutoff: 1e-12, scratch: &scratch)
+        #expect(x.suffix(2) == [7, 7])
+        for c in 0..<columns { for i in 0..<n {
+            let gx = (0..<n).reduce(0.0) { $0 + g[$1 * n + i] * x[c * n + $1] }
+            #expect(abs(gx - h[c * n + i]) <= 1e-9 * max(1, abs(h[c * n + i])))
+        } }
+        // Row 2 of m zero: G's row and column 2 are zero, so X's entry 2 is 0 in every column.
+        var singular = m
+        for t in 0..<n { singular[2 * n + t] = 0 }
+        var y = h
+        try LinearAlgebra.solveTruncated(gram(singular), &y, n: n, columns: columns, cutoff: 1e-7, scratch: &scratch)
+        for c in 0..<columns { #expect(y[c * n + 2] == 0 || abs(y[c * n + 2]) < 1e-12) }
+    }
+
     @Test func mismatchedShapesThrow() {
         var b = [Float](repeating: 0, count: 5), a = [Float](repeating: 0, count: 4)
         #expect(throws: KernelShapeError.self) {

@@ -133,6 +133,42 @@ import Testing
         _ = FileManager.default.createFile(atPath: input, contents: Data([1, 2, 3, 4]))
         #expect(try JobFingerprint.compute(plan: plan(seed: 1, rank: 4)) != base)
     }
+
+    /// The fingerprint hashes the options as resolved, defaults included (README, Checkpoints): a job stating every
+    /// lego option at its default is the job stating none, and the hashed spec holds every `LegoOptions` field, so a
+    /// release that adds an option or changes a default (whose modules may come out with other bytes) refuses an
+    /// earlier release's checkpoint instead of mixing modules of the two.
+    @Test func fingerprintHashesEveryOptionAtItsResolvedValue() throws {
+        let dir = try TestDirectory("fp-defaults")
+        defer { dir.remove() }
+        let input = dir.path + "/a.safetensors"
+        _ = FileManager.default.createFile(atPath: input, contents: Data([1, 2, 3]))
+        func plan(_ parameters: [String: ParameterValue]) throws -> MergePlan {
+            let job = JobSpec(method: .lego, rank: 4, parameters: parameters,
+                              adapters: [AdapterEntry(path: input, rank: 2, alpha: 2)])
+            return MergePlan(job: job, spec: try MergeSpec.resolve(job: job, largestInputRank: 2), modules: [],
+                             baseModelNameOrPath: nil, taskType: nil, targetModules: [])
+        }
+        let defaults = LegoOptions()
+        let stated: [String: ParameterValue] = [
+            "iterations": .int(defaults.iterations), "tolerance": .double(defaults.tolerance),
+            "reweight": .string(defaults.reweight.rawValue), "gauge": .string(defaults.gauge.rawValue),
+            "basis": .string(defaults.basis.rawValue), "init": .string(defaults.initialization.rawValue),
+            "restarts": .int(defaults.restarts), "direction": .string(defaults.direction.rawValue),
+            "power_iterations": .int(defaults.powerIterations), "oversample": .int(defaults.oversample),
+            "small_pool": .string(defaults.smallPool.rawValue), "refit": .int(defaults.refit),
+            "balance": .double(defaults.balance), "balance_rounds": .int(defaults.balanceRounds)]
+        let implicit = try plan([:])
+        #expect(try JobFingerprint.compute(plan: plan(stated)) == JobFingerprint.compute(plan: implicit))
+        let json = try JSONSerialization.jsonObject(with: Data(CanonicalJSON.encode(implicit.spec))) as? [String: Any]
+        let lego = try #require(json?["lego"] as? [String: Any])
+        let fields = Set(Mirror(reflecting: defaults).children.compactMap(\.label))
+        #expect(fields.count == stated.count)  // a new option: state it above too
+        #expect(Set(lego.keys) == fields)
+        #expect(lego["balance"] as? Double == LegoOptions.defaultBalance)
+        // The same job under another default (here `balance`'s before quality4) is another job.
+        #expect(try JobFingerprint.compute(plan: plan(["balance": .double(0)])) != JobFingerprint.compute(plan: implicit))
+    }
 }
 
 /// The record written in pieces and read in place from its mapping.

@@ -125,12 +125,17 @@ enum LegoMerge {
                                                      finalDistance: clustering.finalObjective,
                                                      clusterCoherence: statistics.coherence,
                                                      catchAllShare: statistics.catchAllShare()))
-        // What ran on this module (the report's per-module `direction`, `power_iterations`, `oversample`, `refit`).
+        // What ran on this module (the report's per-module `direction`, `power_iterations`, `oversample`, `refit`,
+        // `balance`, `balance_rounds`).
         let principal = k != units.count && options.effectiveDirection == .principal
         result.stats.direction = (principal ? LegoOptions.Direction.principal : .mean).rawValue
         result.stats.powerIterations = principal ? max(1, options.powerIterations) : nil
         result.stats.oversample = !selectsUnits && clusters > rank ? clusters / rank : 1
-        result.stats.refit = k < units.count ? rounds : 0
+        // A balanced module's rounds fit T̃, not T: they are `balance_rounds`, and `refit` (rounds against T) is 0.
+        let balanced = k < units.count && balance > 0
+        result.stats.refit = k < units.count && !balanced ? rounds : 0
+        result.stats.balance = balanced ? balance : 0
+        result.stats.balanceRounds = balanced ? rounds : nil
         if k == units.count {
             // One cluster per unit with weight 1: B'A' = T exactly, floor 0 (rank n ≥ rank T).
             result.stats.svdFloor = 0
