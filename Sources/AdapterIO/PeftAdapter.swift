@@ -117,10 +117,13 @@ public struct PeftAdapter: Sendable {
 
     /// What a merged adapter's `target_modules` should list so PEFT puts LoRA layers exactly where this adapter
     /// has factors: its config's short names (plus its modules' last components) when the config targets every
-    /// module of those names; otherwise (regex targets, `layers_to_transform`, `exclude_modules`, bare files) the
-    /// full module names inside the base model, which PEFT matches one module each.
+    /// module of those names; otherwise (regex targets, `layers_to_transform`, `exclude_modules`, bare files, or
+    /// names with a dot such as `model.layers.0.self_attn.q_proj`, which PEFT matches as a path suffix, so adding
+    /// their last component would reach every layer) the full module names inside the base model, which PEFT
+    /// matches one module each.
     public var mergeTargetModules: [String] {
-        guard config.targetsEveryNamedModule, case .names(let names) = config.targetModules else {
+        guard config.targetsEveryNamedModule, case .names(let names) = config.targetModules,
+              names.allSatisfy({ !$0.contains(".") }) else {
             return Array(Set(modules.map { PeftNames.strippingWrapperPrefix($0.name) })).sorted()
         }
         return Array(Set(names).union(targetModuleNames)).sorted()

@@ -106,7 +106,10 @@ public struct SyntheticPool: Sendable {
     private func writeAdapter(index: Int, to path: String, overwrite: Bool) throws {
         let adapterRank = rank(ofAdapter: index)
         let shapes = moduleShapes(rank: adapterRank)
-        let targets = modules.map { "\($0)_proj" }
+        // Fewer layers than the base model: list the modules themselves, so PEFT puts LoRA layers only where the file
+        // has factors (short names would reach every layer, and PEFT would warn about missing adapter keys).
+        let targets = layers < shape.defaultLayers ? shapes.map { PeftNames.strippingWrapperPrefix($0.name) }
+                                                   : modules.map { "\($0)_proj" }
         let config = PeftOutputConfig(baseModelNameOrPath: shape.baseModel, taskType: "CAUSAL_LM", targetModules: targets,
                                       dtype: dtype, rank: adapterRank, metadata: ["brickyard.synth.seed": String(seed)],
                                       alphaPerRank: 2)

@@ -7,7 +7,7 @@ extension AdaptJob {
     /// Every error names the file and the key.
     public static func load(path: String) throws -> AdaptJob {
         let source = try JobFileSource(path: path)
-        var job = try parse(yaml: source.text, baseDirectory: source.baseDirectory, fileName: path)
+        var job = try parse(yaml: source.text, baseDirectory: source.baseDirectory, fileName: source.absolutePath)
         job.pool.sourcePath = source.absolutePath
         return job
     }

@@ -8,11 +8,19 @@ import Foundation
 import Coordinator
 import MergeEngine
 
-/// `brickyard merge JOB.yaml --out DIR`: plan and run a merge job in this process.
+/// `brickyard merge JOB.yaml --out DIR`: plan a job and run it on a private coordinator with local worker processes
+/// (the hidden `--in-process`: module after module in this process).
 struct MergeCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "merge",
-        abstract: "Merge the adapters of a job file into one PEFT adapter directory.")
+        abstract: "Merge the adapters of a job file into one PEFT adapter directory.",
+        discussion: """
+            Runs a private coordinator and --workers local worker processes (the cluster's code path). \
+            Exit codes: 0 done; 1 the job failed (bad job or adapter, a module exhausted --max-attempts, output \
+            exists without --force; one line on stderr names the file, key or module, and nothing is written); \
+            64 bad command line; 65 --checkpoint belongs to a different job; 75 stopped by SIGTERM/SIGINT, rerun \
+            the same command to resume from --checkpoint.
+            """)
 
     @Argument(help: "The YAML job file.")
     var job: String
@@ -40,10 +48,16 @@ struct MergeCommand: ParsableCommand {
 
     @OptionGroup var runtime: MergeRuntimeOptions
 
+    func validate() throws {
+        if let workers, workers < 1 { throw ValidationError("--workers must be at least 1, got \(workers)") }
+        guard threads >= 1 else { throw ValidationError("--threads must be at least 1, got \(threads)") }
+    }
+
     func run() throws {
         let meter = ProgressMeter(enabled: !quiet && isatty(STDERR_FILENO) == 1)
         do {
             let plan = try runtime.plan(jobFile: job)
+            for warning in plan.warnings { StandardError.write("warning: \(warning)\n") }
             let report = inProcess
                 ? try LocalMerge.run(plan: plan, outputDirectory: out, overwrite: force, progress: meter.update)
                 : try runDistributed(plan: plan)

@@ -111,8 +111,7 @@ extension MergeCommand {
         let logger = runtime.makeLogger(label: "brickyard.merge", quiet: quiet)
         let stop = StopSignal()
         stop.install()
-        let count = workers ?? ProcessInfo.processInfo.activeProcessorCount
-        guard count >= 1, threads >= 1 else { throw ValidationError("--workers and --threads must be at least 1") }
+        let count = max(1, workers ?? ProcessInfo.processInfo.activeProcessorCount)  // `validate()` checked both
         let outcome = try LocalDistributedMerge.run(
             plan: plan, options: runtime.distributedOptions(out: out, bind: "", overwrite: force, showProgress: !quiet),
             workers: count,

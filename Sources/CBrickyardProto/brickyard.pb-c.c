@@ -772,6 +772,51 @@ void   brickyard__v1__kmeans_block_task__free_unpacked
   assert(message->base.descriptor == &brickyard__v1__kmeans_block_task__descriptor);
   protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
 }
+void   brickyard__v1__round_payload__init
+                     (Brickyard__V1__RoundPayload         *message)
+{
+  static const Brickyard__V1__RoundPayload init_value = BRICKYARD__V1__ROUND_PAYLOAD__INIT;
+  *message = init_value;
+}
+size_t brickyard__v1__round_payload__get_packed_size
+                     (const Brickyard__V1__RoundPayload *message)
+{
+  assert(message->base.descriptor == &brickyard__v1__round_payload__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t brickyard__v1__round_payload__pack
+                     (const Brickyard__V1__RoundPayload *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &brickyard__v1__round_payload__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t brickyard__v1__round_payload__pack_to_buffer
+                     (const Brickyard__V1__RoundPayload *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &brickyard__v1__round_payload__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Brickyard__V1__RoundPayload *
+       brickyard__v1__round_payload__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Brickyard__V1__RoundPayload *)
+     protobuf_c_message_unpack (&brickyard__v1__round_payload__descriptor,
+                                allocator, len, data);
+}
+void   brickyard__v1__round_payload__free_unpacked
+                     (Brickyard__V1__RoundPayload *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &brickyard__v1__round_payload__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
 void   brickyard__v1__envelope__init
                      (Brickyard__V1__Envelope         *message)
 {
@@ -1861,7 +1906,7 @@ const ProtobufCMessageDescriptor brickyard__v1__task_done__descriptor =
   (ProtobufCMessageInit) brickyard__v1__task_done__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
-static const ProtobufCFieldDescriptor brickyard__v1__task_failed__field_descriptors[4] =
+static const ProtobufCFieldDescriptor brickyard__v1__task_failed__field_descriptors[5] =
 {
   {
     "task_id",
@@ -1911,17 +1956,30 @@ static const ProtobufCFieldDescriptor brickyard__v1__task_failed__field_descript
     0,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
+  {
+    "missing_payload",
+    5,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT64,
+    0,   /* quantifier_offset */
+    offsetof(Brickyard__V1__TaskFailed, missing_payload),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
 };
 static const unsigned brickyard__v1__task_failed__field_indices_by_name[] = {
   1,   /* field[1] = attempt */
   2,   /* field[2] = error */
+  4,   /* field[4] = missing_payload */
   3,   /* field[3] = retryable */
   0,   /* field[0] = task_id */
 };
 static const ProtobufCIntRange brickyard__v1__task_failed__number_ranges[1 + 1] =
 {
   { 1, 0 },
-  { 0, 4 }
+  { 0, 5 }
 };
 const ProtobufCMessageDescriptor brickyard__v1__task_failed__descriptor =
 {
@@ -1931,7 +1989,7 @@ const ProtobufCMessageDescriptor brickyard__v1__task_failed__descriptor =
   "Brickyard__V1__TaskFailed",
   "brickyard.v1",
   sizeof(Brickyard__V1__TaskFailed),
-  4,
+  5,
   brickyard__v1__task_failed__field_descriptors,
   brickyard__v1__task_failed__field_indices_by_name,
   1,  brickyard__v1__task_failed__number_ranges,
@@ -2478,7 +2536,7 @@ const ProtobufCMessageDescriptor brickyard__v1__eval_failed__descriptor =
   (ProtobufCMessageInit) brickyard__v1__eval_failed__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
-static const ProtobufCFieldDescriptor brickyard__v1__kmeans_block_task__field_descriptors[14] =
+static const ProtobufCFieldDescriptor brickyard__v1__kmeans_block_task__field_descriptors[16] =
 {
   {
     "task",
@@ -2648,6 +2706,30 @@ static const ProtobufCFieldDescriptor brickyard__v1__kmeans_block_task__field_de
     0,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
+  {
+    "payload_id",
+    15,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT64,
+    0,   /* quantifier_offset */
+    offsetof(Brickyard__V1__KMeansBlockTask, payload_id),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "payload_crc32c",
+    16,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT32,
+    0,   /* quantifier_offset */
+    offsetof(Brickyard__V1__KMeansBlockTask, payload_crc32c),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
 };
 static const unsigned brickyard__v1__kmeans_block_task__field_indices_by_name[] = {
   13,   /* field[13] = assignment */
@@ -2658,6 +2740,8 @@ static const unsigned brickyard__v1__kmeans_block_task__field_indices_by_name[] 
   9,   /* field[9] = inputs_follow */
   8,   /* field[8] = nearest */
   5,   /* field[5] = oversampling */
+  15,   /* field[15] = payload_crc32c */
+  14,   /* field[14] = payload_id */
   12,   /* field[12] = principal */
   11,   /* field[11] = probes */
   10,   /* field[10] = product */
@@ -2668,7 +2752,7 @@ static const unsigned brickyard__v1__kmeans_block_task__field_indices_by_name[] 
 static const ProtobufCIntRange brickyard__v1__kmeans_block_task__number_ranges[1 + 1] =
 {
   { 1, 0 },
-  { 0, 14 }
+  { 0, 16 }
 };
 const ProtobufCMessageDescriptor brickyard__v1__kmeans_block_task__descriptor =
 {
@@ -2678,14 +2762,104 @@ const ProtobufCMessageDescriptor brickyard__v1__kmeans_block_task__descriptor =
   "Brickyard__V1__KMeansBlockTask",
   "brickyard.v1",
   sizeof(Brickyard__V1__KMeansBlockTask),
-  14,
+  16,
   brickyard__v1__kmeans_block_task__field_descriptors,
   brickyard__v1__kmeans_block_task__field_indices_by_name,
   1,  brickyard__v1__kmeans_block_task__number_ranges,
   (ProtobufCMessageInit) brickyard__v1__kmeans_block_task__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
-static const ProtobufCFieldDescriptor brickyard__v1__envelope__field_descriptors[15] =
+static const ProtobufCFieldDescriptor brickyard__v1__round_payload__field_descriptors[5] =
+{
+  {
+    "payload_id",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT64,
+    0,   /* quantifier_offset */
+    offsetof(Brickyard__V1__RoundPayload, payload_id),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "module",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Brickyard__V1__RoundPayload, module),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "track",
+    3,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT32,
+    0,   /* quantifier_offset */
+    offsetof(Brickyard__V1__RoundPayload, track),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "centers",
+    4,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_BYTES,
+    0,   /* quantifier_offset */
+    offsetof(Brickyard__V1__RoundPayload, centers),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "crc32c",
+    5,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT32,
+    0,   /* quantifier_offset */
+    offsetof(Brickyard__V1__RoundPayload, crc32c),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned brickyard__v1__round_payload__field_indices_by_name[] = {
+  3,   /* field[3] = centers */
+  4,   /* field[4] = crc32c */
+  1,   /* field[1] = module */
+  0,   /* field[0] = payload_id */
+  2,   /* field[2] = track */
+};
+static const ProtobufCIntRange brickyard__v1__round_payload__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 5 }
+};
+const ProtobufCMessageDescriptor brickyard__v1__round_payload__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "brickyard.v1.RoundPayload",
+  "RoundPayload",
+  "Brickyard__V1__RoundPayload",
+  "brickyard.v1",
+  sizeof(Brickyard__V1__RoundPayload),
+  5,
+  brickyard__v1__round_payload__field_descriptors,
+  brickyard__v1__round_payload__field_indices_by_name,
+  1,  brickyard__v1__round_payload__number_ranges,
+  (ProtobufCMessageInit) brickyard__v1__round_payload__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor brickyard__v1__envelope__field_descriptors[16] =
 {
   {
     "protocol_version",
@@ -2867,6 +3041,18 @@ static const ProtobufCFieldDescriptor brickyard__v1__envelope__field_descriptors
     0 | PROTOBUF_C_FIELD_FLAG_ONEOF,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
+  {
+    "round_payload",
+    51,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_MESSAGE,
+    offsetof(Brickyard__V1__Envelope, body_case),
+    offsetof(Brickyard__V1__Envelope, round_payload),
+    &brickyard__v1__round_payload__descriptor,
+    NULL,
+    0 | PROTOBUF_C_FIELD_FLAG_ONEOF,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
 };
 static const unsigned brickyard__v1__envelope__field_indices_by_name[] = {
   10,   /* field[10] = disconnect */
@@ -2880,6 +3066,7 @@ static const unsigned brickyard__v1__envelope__field_indices_by_name[] = {
   0,   /* field[0] = protocol_version */
   3,   /* field[3] = reject */
   7,   /* field[7] = result_chunk */
+  15,   /* field[15] = round_payload */
   5,   /* field[5] = task */
   8,   /* field[8] = task_done */
   9,   /* field[9] = task_failed */
@@ -2891,7 +3078,7 @@ static const ProtobufCIntRange brickyard__v1__envelope__number_ranges[4 + 1] =
   { 10, 1 },
   { 30, 11 },
   { 50, 14 },
-  { 0, 15 }
+  { 0, 16 }
 };
 const ProtobufCMessageDescriptor brickyard__v1__envelope__descriptor =
 {
@@ -2901,7 +3088,7 @@ const ProtobufCMessageDescriptor brickyard__v1__envelope__descriptor =
   "Brickyard__V1__Envelope",
   "brickyard.v1",
   sizeof(Brickyard__V1__Envelope),
-  15,
+  16,
   brickyard__v1__envelope__field_descriptors,
   brickyard__v1__envelope__field_indices_by_name,
   4,  brickyard__v1__envelope__number_ranges,

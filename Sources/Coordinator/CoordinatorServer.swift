@@ -17,6 +17,11 @@ public struct ServeSummary: Sendable {
     public var resultBytesReceived: Int
     /// Split modules resumed mid-k-means: the round each restarted at, by module name.
     public var resumedRounds: [String: Int] = [:]
+    /// Split rounds' shared centers: payloads sent (at most one per worker connection and round, plus resends after
+    /// a worker reported one missing), their bytes, and the block tasks that referred to one instead of carrying it.
+    public var roundPayloadsSent = 0
+    public var roundPayloadBytesSent = 0
+    public var payloadReferences = 0
 }
 
 /// The coordinator's network side for one job: binds a ROUTER socket, admits workers (hello → welcome or
@@ -47,6 +52,14 @@ public final class CoordinatorServer {
     private var split: SplitModuleRuns
     /// Inline mode: the split-module blocks whose inputs each worker was sent (it caches them between rounds).
     private var blocksHeld: [PeerID: Set<TaskKey>] = [:]
+    /// The round payload each worker connection was sent last, per (module, track): what it holds, as it keeps the
+    /// newest per slot. Forgotten with the connection, and per payload when the worker reports it missing.
+    private var payloadsHeld: [PeerID: [SplitModuleRuns.PayloadSlot: UInt64]] = [:]
+    /// Block task index → the attempt whose dispatch carried its round payload (a miss then counts as a failure).
+    private var payloadCarried: [Int: UInt32] = [:]
+    private var roundPayloadsSent = 0
+    private var roundPayloadBytesSent = 0
+    private var payloadReferences = 0
     /// The real endpoint after binding (port resolved).
     public private(set) var boundEndpoint: String?
     /// Prometheus metrics, when `options.metricsBind` is set.
@@ -222,10 +235,13 @@ public final class CoordinatorServer {
         logger.info("transfer totals", metadata: [
             "tasks.sent": "\(tasksSent)", "task.bytes.sent": "\(taskBytesSent)",
             "bytes.per.task": "\(tasksSent == 0 ? 0 : taskBytesSent / tasksSent)",
-            "result.bytes.received": "\(resultBytesReceived)", "input.mode": "\(options.inputMode)"])
+            "result.bytes.received": "\(resultBytesReceived)", "input.mode": "\(options.inputMode)",
+            "round_payloads.sent": "\(roundPayloadsSent)", "round_payload.bytes.sent": "\(roundPayloadBytesSent)",
+            "payload.references": "\(payloadReferences)"])
         return ServeSummary(resumed: resumed, computed: scheduler.moduleCount - resumed, retries: scheduler.retries,
                             tasksSent: tasksSent, taskBytesSent: taskBytesSent, resultBytesReceived: resultBytesReceived,
-                            resumedRounds: split.resumedRounds(plan: plan))
+                            resumedRounds: split.resumedRounds(plan: plan), roundPayloadsSent: roundPayloadsSent,
+                            roundPayloadBytesSent: roundPayloadBytesSent, payloadReferences: payloadReferences)
     }
 
     // MARK: metrics
@@ -299,7 +315,10 @@ public final class CoordinatorServer {
             logger.warning("rejected peer with wrong protocol version", metadata: [
                 "peer": "\(peer)", "version": "\(decoded.version)", "expected": "\(Wire.protocolVersion)"])
             if case .hello = decoded.message {
-                sendRaw(.reject(reason: "protocol version \(decoded.version) is not supported; this coordinator speaks \(Wire.protocolVersion)"), to: peer)
+                // Stamped with the peer's version: a worker of another version drops envelopes of ours, and would
+                // otherwise keep reconnecting instead of stopping with the reason.
+                sendRaw(.reject(reason: "protocol version \(decoded.version) is not supported; this coordinator speaks \(Wire.protocolVersion) (run the same brickyard build on coordinator and workers)"),
+                        to: peer, protocolVersion: decoded.version)
             }
             return
         }
@@ -321,8 +340,15 @@ public final class CoordinatorServer {
         case .taskFailed(let failed):
             inbound[peer] = nil
             forgetBlock(taskID: failed.taskID, peer: peer)
+            var counts = true
+            if failed.missingPayload != 0 {
+                // The worker lacks the round payload: it is resent with the retry. Not the task's fault unless this
+                // very attempt carried the payload.
+                payloadsHeld[peer] = payloadsHeld[peer]?.filter { $0.value != failed.missingPayload }
+                counts = failed.taskID < UInt64(Int.max) && payloadCarried[Int(failed.taskID)] == failed.attempt
+            }
             let outcome = scheduler.fail(peer: peer, taskID: failed.taskID, attempt: failed.attempt, error: failed.error,
-                                         retryable: failed.retryable)
+                                         retryable: failed.retryable, countsAgainstTask: counts)
             logger.warning("worker reported task failure", metadata: [
                 "peer": "\(peer)", "task.id": "\(failed.taskID)", "attempt": "\(failed.attempt)",
                 "module": "\(moduleName(failed.taskID))", "error": "\(failed.error)", "outcome": "\(outcome)"])
@@ -330,7 +356,8 @@ public final class CoordinatorServer {
             logger.info("worker left", metadata: ["peer": "\(peer)", "reason": "\(reason)"])
             scheduler.removeWorker(peer, countsAgainstTask: false)
             forget(peer)
-        case .hello, .welcome, .reject, .task, .inputChunk, .kmeansBlockTask, .evalRequest, .evalResult, .evalFailed:
+        case .hello, .welcome, .reject, .task, .inputChunk, .kmeansBlockTask, .roundPayload, .evalRequest, .evalResult,
+             .evalFailed:
             logger.warning("dropped message a merge worker must not send", metadata: ["peer": "\(peer)", "message": "\(decoded.message.kindName)"])
         }
     }
@@ -438,6 +465,7 @@ public final class CoordinatorServer {
             return
         }
         _ = scheduler.complete(peer: peer, taskID: done.taskID, attempt: done.attempt)
+        payloadCarried[index] = nil
         do {
             switch try split.accept(partial, taskIndex: index, seconds: done.seconds.isFinite ? max(0, done.seconds) : 0,
                                     store: store) {
@@ -579,6 +607,23 @@ public final class CoordinatorServer {
         let key = TaskKey(module: plan.modules[module].name, block: block + 1)
         let inline = options.inputMode == .inline
         let inputsFollow = inline && !(blocksHeld[assignment.peer]?.contains(key) ?? false)
+        if let payload = split.payload(of: assignment.taskIndex) {
+            payloadReferences += 1
+            if payloadsHeld[assignment.peer]?[payload.slot] != payload.id {
+                // Once per worker connection and round: ZeroMQ delivers in order, so it arrives before the task.
+                let message = Wire.RoundPayload(payloadID: payload.id, module: plan.modules[module].name,
+                                                track: UInt32(clamping: payload.track), centers: payload.centers,
+                                                crc32c: payload.crc32c)
+                guard send(.roundPayload(message), to: assignment.peer) else { return }
+                payloadsHeld[assignment.peer, default: [:]][payload.slot] = payload.id
+                payloadCarried[assignment.taskIndex] = assignment.attempt
+                roundPayloadsSent += 1
+                roundPayloadBytesSent += payload.centers.count
+                logger.debug("round payload sent", metadata: ["peer": "\(assignment.peer)", "payload.id": "\(payload.id)",
+                                                              "module": "\(plan.modules[module].name)", "track": "\(payload.track)",
+                                                              "bytes": "\(payload.centers.count)"])
+            }
+        }
         do {
             guard let message = try split.message(taskIndex: assignment.taskIndex, plan: plan, jobID: jobID,
                                                   attempt: assignment.attempt, inputMode: options.inputMode,
@@ -615,7 +660,7 @@ public final class CoordinatorServer {
             metrics?.bytesSent.increment(by: Int64(payload.count))
             lastSent[peer] = .now
             switch message {
-            case .task, .inputChunk, .kmeansBlockTask: taskBytesSent += payload.count
+            case .task, .inputChunk, .kmeansBlockTask, .roundPayload: taskBytesSent += payload.count
             default: break
             }
             return true
@@ -628,9 +673,9 @@ public final class CoordinatorServer {
     }
 
     /// Sends to a peer that is not (or no longer) a worker: failures only matter to the log.
-    private func sendRaw(_ message: WireMessage, to peer: PeerID) {
+    private func sendRaw(_ message: WireMessage, to peer: PeerID, protocolVersion: UInt32 = Wire.protocolVersion) {
         do {
-            let payload = WireCodec.encode(message)
+            let payload = WireCodec.encode(message, protocolVersion: protocolVersion)
             try socket?.send([peer.bytes, payload], dontWait: true)
             metrics?.bytesSent.increment(by: Int64(payload.count))
         } catch {
@@ -651,6 +696,7 @@ public final class CoordinatorServer {
         inbound[peer] = nil
         lastSent[peer] = nil
         blocksHeld[peer] = nil
+        payloadsHeld[peer] = nil
     }
 
     private func moduleName(_ taskID: UInt64) -> String {

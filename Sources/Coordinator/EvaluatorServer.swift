@@ -205,7 +205,8 @@ public final class EvaluatorServer: EvaluationBackend {
             logger.warning("rejected peer with wrong protocol version", metadata: ["peer": "\(peer)", "version": "\(decoded.version)"])
             if case .hello = decoded.message {
                 lastRejection = reason
-                sendRaw(.reject(reason: reason), to: peer)
+                // Stamped with the peer's version: a peer of another version drops envelopes of ours.
+                sendRaw(.reject(reason: reason), to: peer, protocolVersion: decoded.version)
             }
             return
         }
@@ -328,9 +329,9 @@ public final class EvaluatorServer: EvaluationBackend {
         }
     }
 
-    private func sendRaw(_ message: WireMessage, to peer: PeerID) {
+    private func sendRaw(_ message: WireMessage, to peer: PeerID, protocolVersion: UInt32 = Wire.protocolVersion) {
         do {
-            try socket?.send([peer.bytes, WireCodec.encode(message)], dontWait: true)
+            try socket?.send([peer.bytes, WireCodec.encode(message, protocolVersion: protocolVersion)], dontWait: true)
         } catch {
             logger.debug("could not answer peer", metadata: ["peer": "\(peer)", "error": "\(error)"])
         }

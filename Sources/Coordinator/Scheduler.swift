@@ -238,11 +238,17 @@ public struct Scheduler: Sendable {
     }
 
     /// The peer reported a failure, or its result failed verification. Non-retryable errors fail the job at once.
-    public mutating func fail(peer: PeerID, taskID: UInt64, attempt: UInt32, error: String, retryable: Bool) -> ReportOutcome {
+    /// A retryable failure that is not the task's fault (`countsAgainstTask` false: the worker lacked a round payload
+    /// the coordinator believed it held) requeues the task without using up one of its attempts.
+    public mutating func fail(peer: PeerID, taskID: UInt64, attempt: UInt32, error: String, retryable: Bool,
+                              countsAgainstTask: Bool = true) -> ReportOutcome {
         let outcome = holds(peer: peer, taskID: taskID, attempt: attempt)
         guard case .accepted(let index) = outcome else { return outcome }
         workers[peer]?.taskIndex = nil
-        if retryable {
+        if retryable && !countsAgainstTask {
+            retries += 1
+            requeue(index)
+        } else if retryable {
             recordFailure(index, reason: error)
         } else {
             failures[index] += 1

@@ -6,14 +6,36 @@ import WireProtocol
 
 /// The coordinator's side of split lego modules: one `SplitKMeans` per module (its restarts run side by side as
 /// tracks), each track's current round of block tasks and the partials received so far. A round's partials are
-/// reduced in block order once all are in; that track's state is then checkpointed (atomically, one file per track)
-/// before its next round is queued, so a restarted coordinator resumes at the last reduced round of every track. The finished clustering
+/// reduced in block order once all are in; what the round changed in that track's state is then checkpointed
+/// (atomically, one section file, `KMeansStateFiles.swift`) before its next round is queued, so a restarted coordinator resumes at the last reduced round of every track. The finished clustering
 /// becomes the module's record like any module's.
 struct SplitModuleRuns {
+    /// The centers every block task of a round shares, encoded once per round and sent once per worker
+    /// (`Wire.RoundPayload`); the round's block tasks refer to it by id.
+    struct SharedPayload {
+        let id: UInt64
+        let module: Int
+        let track: Int
+        /// Float32 little-endian.
+        let centers: [UInt8]
+        let crc32c: UInt32
+        /// What a worker holds at most one payload of at a time (its newest).
+        var slot: PayloadSlot { PayloadSlot(module: module, track: track) }
+    }
+
+    /// A (module, track): a worker keeps the newest round payload of each.
+    struct PayloadSlot: Hashable {
+        let module: Int
+        let track: Int
+    }
+
     /// One track's running round (a restart's, or the final statistics round).
     struct TrackRound {
-        /// Each block's request (seeding rounds carry the block's own nearest-candidate state).
+        /// Each block's request (seeding rounds carry the block's own nearest-candidate state). With a shared
+        /// payload their centers are left out (the payload holds them).
         var requests: [BlockRoundRequest]
+        /// The round's centers when every block gets the same ones (nil: none, or they differ per block).
+        var payload: SharedPayload?
         /// Scheduler task index of each block's task.
         var taskIndices: [Int]
         var partials: [BlockPartial?]
@@ -42,6 +64,8 @@ struct SplitModuleRuns {
     private(set) var runs: [Int: Run] = [:]
     /// Scheduler task index → (module index, track, block index).
     private(set) var blockTasks: [Int: (module: Int, track: Int, block: Int)] = [:]
+    /// The last round payload id handed out (ids are unique within this coordinator run, never 0).
+    private var lastPayloadID: UInt64 = 0
 
     /// Starts (or resumes from `store`) the k-means of every split module of `plan` not in `finished`.
     init(plan: MergePlan, store: CheckpointStore, finished: Set<Int>, logger: Logger) {
@@ -49,24 +73,25 @@ struct SplitModuleRuns {
             guard let blocks = module.blocks else { continue }
             var kmeans = SplitLego.kmeans(module: module, spec: plan.spec, blockCount: blocks.count)
             var resumedAt: Int?
-            let states = store.readKMeansStates(index: index)
-            if !states.isEmpty {
-                do {
-                    kmeans = try SplitKMeans(decodingTracks: states, configuration: kmeans.configuration,
-                                             restarts: kmeans.restarts, quality: kmeans.quality,
-                                             principalIterations: kmeans.principalIterations, refit: kmeans.refitStart,
-                                             selection: kmeans.selection)
+            do {
+                let saved = try store.readKMeansCheckpoint(index: index)
+                if !saved.sections.isEmpty {
+                    kmeans = try SplitKMeans(decodingSections: saved.sections, logs: saved.logs,
+                                             configuration: kmeans.configuration, restarts: kmeans.restarts,
+                                             quality: kmeans.quality, principalIterations: kmeans.principalIterations,
+                                             refit: kmeans.refitStart, selection: kmeans.selection)
                     resumedAt = kmeans.round
                     logger.info("resuming split module from its last checkpointed round", metadata: [
                         "module": "\(module.name)", "round": "\(kmeans.round)",
                         "phases": "\(kmeans.runs.map { "\($0.phase)" }.joined(separator: ","))",
                         "principal_rounds": "\(kmeans.principal?.step ?? 0)", "refit_rounds": "\(kmeans.refit?.step ?? 0)",
                         "selection_rounds": "\(kmeans.selecting?.step ?? 0)"])
-                } catch {
-                    logger.warning("k-means state rejected; the module's rounds start over", metadata: [
-                        "module": "\(module.name)", "error": "\(error)"])
-                    store.removeKMeansState(index: index)
                 }
+            } catch {
+                logger.warning("k-means state refused; the module's rounds start over", metadata: [
+                    "module": "\(module.name)", "error": "\(error)"])
+                kmeans = SplitLego.kmeans(module: module, spec: plan.spec, blockCount: blocks.count)
+                store.removeKMeansState(index: index)
             }
             let units = blocks.map { block in module.sources[block.sources].reduce(0) { $0 + $1.module.rank } }
             runs[index] = Run(moduleIndex: index, kmeans: kmeans, blockUnits: units, resumedAtRound: resumedAt)
@@ -88,10 +113,19 @@ struct SplitModuleRuns {
         let name = plan.modules[index].name
         let blocks = run.blockUnits.count
         for track in run.kmeans.activeTracks where run.rounds[track] == nil {
-            let requests = (0..<blocks).compactMap { run.kmeans.request(track: track, block: $0) }
+            var requests = (0..<blocks).compactMap { run.kmeans.request(track: track, block: $0) }
             guard requests.count == blocks else { continue }
+            var payload: SharedPayload?
+            if let centers = requests.first?.centers, !centers.isEmpty, requests.allSatisfy({ $0.centers == centers }) {
+                var bytes: [UInt8] = []
+                FloatBytes.appendLittleEndian(centers, to: &bytes)
+                lastPayloadID += 1
+                payload = SharedPayload(id: lastPayloadID, module: index, track: track, centers: bytes,
+                                        crc32c: CRC32C.checksum(bytes))
+                for block in requests.indices { requests[block].centers = [] }
+            }
             let tasks = scheduler.addTasks((0..<blocks).map { TaskKey(module: name, block: $0 + 1) })
-            run.rounds[track] = TrackRound(requests: requests, taskIndices: tasks,
+            run.rounds[track] = TrackRound(requests: requests, payload: payload, taskIndices: tasks,
                                            partials: Array(repeating: nil, count: blocks))
             for (block, task) in tasks.enumerated() { blockTasks[task] = (index, track, block) }
         }
@@ -106,7 +140,14 @@ struct SplitModuleRuns {
         return try Wire.KMeansBlockTask(module: plan.modules[module], blockIndex: block, spec: plan.spec, jobID: jobID,
                                         taskID: UInt64(taskIndex), attempt: attempt, request: round.requests[block],
                                         seed: run.kmeans.seed(track: track), inputMode: inputMode,
-                                        inputsFollow: inputsFollow, resultChunkBytes: resultChunkBytes)
+                                        inputsFollow: inputsFollow, resultChunkBytes: resultChunkBytes,
+                                        payload: round.payload.map { ($0.id, $0.crc32c) })
+    }
+
+    /// The shared round payload a block task refers to (nil: its centers travel in the task, or it has none).
+    func payload(of taskIndex: Int) -> SharedPayload? {
+        guard let (module, track, _) = blockTasks[taskIndex] else { return nil }
+        return runs[module]?.rounds[track]?.payload
     }
 
     /// (module index, block index) of a block task of a running round.
@@ -196,9 +237,8 @@ struct SplitModuleRuns {
         }
         run.rounds[track] = nil
         let started = Self.threadCPUSeconds()
-        let state = run.kmeans.encoded(track: track)
-        try store.writeKMeansState(state, index: module, track: track)
-        run.checkpointBytes += state.count
+        // Only what the round changed: one section of the track, and a seeding round's new candidates.
+        run.checkpointBytes += try store.writeKMeansCheckpoint(run.kmeans.checkpoint(track: track), index: module)
         run.checkpointSeconds += Self.threadCPUSeconds() - started
         runs[module] = run
         if let outcome = run.kmeans.outcome { return .finished(module: module, outcome: outcome, seconds: run.seconds) }

@@ -33,22 +33,23 @@ public struct JobFileSource: Sendable {
     public let baseDirectory: String
 
     public init(path: String) throws {
-        do {
-            text = try String(contentsOfFile: path, encoding: .utf8)
-        } catch {
-            throw JobFileError(file: path, key: "", "cannot read the job file (missing or not UTF-8)")
-        }
         let absolute = URL(fileURLWithPath: path).standardizedFileURL
         absolutePath = absolute.path
         baseDirectory = absolute.deletingLastPathComponent().path
+        do {
+            text = try String(contentsOfFile: path, encoding: .utf8)
+        } catch {
+            throw JobFileError(file: absolutePath, key: "", "cannot read the job file (missing or not UTF-8)")
+        }
     }
 }
 
 extension JobSpec {
-    /// Reads a YAML job file; relative adapter paths and globs resolve against the file's folder.
+    /// Reads a YAML job file; relative adapter paths and globs resolve against the file's folder. Every error names
+    /// the file by its absolute path, as the later ones (options, planning) and the report do.
     public static func load(path: String) throws -> JobSpec {
         let source = try JobFileSource(path: path)
-        var job = try parse(yaml: source.text, baseDirectory: source.baseDirectory, fileName: path)
+        var job = try parse(yaml: source.text, baseDirectory: source.baseDirectory, fileName: source.absolutePath)
         job.sourcePath = source.absolutePath
         return job
     }

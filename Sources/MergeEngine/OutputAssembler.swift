@@ -24,8 +24,14 @@ public enum OutputAssembler {
         var isDirectory: ObjCBool = false
         guard FileManager.default.fileExists(atPath: directory, isDirectory: &isDirectory) else {
             let parent = URL(fileURLWithPath: directory).deletingLastPathComponent().path
-            guard FileManager.default.fileExists(atPath: parent) else {
+            var parentIsDirectory: ObjCBool = false
+            guard FileManager.default.fileExists(atPath: parent, isDirectory: &parentIsDirectory) else {
                 throw MergeError("\(directory): the parent directory \(parent) does not exist")
+            }
+            // Found now, not after the merge: the staging directory is created next to the destination at the end.
+            guard parentIsDirectory.boolValue else { throw MergeError("\(directory): \(parent) is not a directory") }
+            guard access(parent, W_OK) == 0 else {
+                throw MergeError("\(directory): cannot write into the parent directory \(parent): \(String(cString: strerror(errno)))")
             }
             return
         }

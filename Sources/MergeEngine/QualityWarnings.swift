@@ -2,7 +2,8 @@ import Foundation
 
 /// Plain-language warnings about a finished merge's quality, printed by the CLI after its summary: modules whose
 /// error exceeds 1 (farther from the exact sum T than no adapter at all) and lego modules where most units sit in
-/// incoherent "catch-all" clusters. Each names the option that would help.
+/// incoherent "catch-all" clusters and the error is above the SVD floor (`clusteringCostsAccuracy`). Each names the
+/// option that would help.
 extension MergeReport {
     public var qualityWarnings: [String] {
         var warnings: [String] = []
@@ -14,7 +15,7 @@ extension MergeReport {
                             + "from the exact weighted sum than no adapter at all; \(errorAdvice)")
         }
         if lego {
-            let crowded = modules.filter { ($0.catchAllShare ?? 0) > 0.5 }
+            let crowded = modules.filter { ($0.catchAllShare ?? 0) > 0.5 && $0.clusteringCostsAccuracy }
             if let worst = crowded.max(by: { ($0.catchAllShare ?? 0) < ($1.catchAllShare ?? 0) }) {
                 warnings.append("\(crowded.count) of \(modules.count) modules have most units in incoherent clusters "
                                 + "(catch-all share up to " + String(format: "%.0f%%", 100 * (worst.catchAllShare ?? 0))
@@ -23,6 +24,11 @@ extension MergeReport {
         }
         return warnings
     }
+
+    /// The largest gap between a module's relative error and its SVD floor that counts as "at the floor":
+    /// 1 point of relative error, or 5 % of the floor on pools whose floor is high (the 960-adapter pool: lego 0.834
+    /// against svd 0.817).
+    static func floorSlack(_ floor: Double) -> Double { max(0.01, 0.05 * floor) }
 
     private var errorAdvice: String {
         guard job.method == MergeMethodName.lego.rawValue else {
@@ -42,5 +48,16 @@ extension MergeReport {
         options.append("a higher rank")
         options.append("method: svd")
         return "try " + options.joined(separator: ", ")
+    }
+}
+
+extension MergeReport.Module {
+    /// Whether this module's incoherent clusters may have cost accuracy: its error is above the SVD floor by more
+    /// than `floorSlack` (the refit and the optimal weights can make a merge of catch-all clusters as good as the
+    /// best rank-k approximation, e.g. a pool of exactly k shared directions; then no rank or method does better).
+    /// Unknown when the quality figures were not measured (`report: minimal`, no floor): assumed to.
+    var clusteringCostsAccuracy: Bool {
+        guard qualityOmitted != true, relativeError.isFinite, let floor = svdFloor, floor.isFinite else { return true }
+        return relativeError - floor > MergeReport.floorSlack(floor)
     }
 }

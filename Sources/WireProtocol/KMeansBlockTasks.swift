@@ -80,9 +80,12 @@ extension Wire.KMeansBlockTask {
     /// The round `request` of block `blockIndex` of a split module (coordinator side). `seed` is the seed of the
     /// request's track (a restart's own seed; nil: the module's). `inputMode` inline sends the block's inputs only
     /// when `inputsFollow`.
+    /// `payload`: the round's centers were sent as that `RoundPayload` (id and CRC-32C); the task then refers to
+    /// it and carries no centers of its own.
     public init(module: ModulePlan, blockIndex: Int, spec: MergeSpec, jobID: String, taskID: UInt64, attempt: UInt32,
                 request: BlockRoundRequest, seed: UInt64? = nil, inputMode: Wire.InputMode = .shared,
-                inputsFollow: Bool = false, resultChunkBytes: Int = Chunking.defaultChunkBytes) throws {
+                inputsFollow: Bool = false, resultChunkBytes: Int = Chunking.defaultChunkBytes,
+                payload: (id: UInt64, crc32c: UInt32)? = nil) throws {
         guard let blocks = module.blocks, blocks.indices.contains(blockIndex) else {
             throw WireError(.inconsistent, "module \(module.name) has no block \(blockIndex)")
         }
@@ -94,7 +97,7 @@ extension Wire.KMeansBlockTask {
         task.blockIndex = UInt32(blockIndex)
         task.blockCount = UInt32(blocks.count)
         var centers: [UInt8] = []
-        FloatBytes.appendLittleEndian(request.centers, to: &centers)
+        if payload == nil { FloatBytes.appendLittleEndian(request.centers, to: &centers) }
         var assignment = ByteWriter()
         for cluster in request.assignment ?? [] { assignment.u32(cluster) }
         self.init(task: task, round: UInt32(clamping: request.round), unitIDOffset: UInt64(block.unitIDOffset),
@@ -103,7 +106,7 @@ extension Wire.KMeansBlockTask {
                   centerOffset: UInt32(clamping: request.centerOffset), nearest: request.nearest?.encoded() ?? [],
                   inputsFollow: inputMode == .inline && inputsFollow, product: request.kind.productCode,
                   probes: UInt32(clamping: request.probes), principal: request.kind.principalCode,
-                  assignment: assignment.bytes)
+                  assignment: assignment.bytes, payloadID: payload?.id ?? 0, payloadCRC32C: payload?.crc32c ?? 0)
     }
 }
 
@@ -114,7 +117,9 @@ public struct ValidatedBlockTask: Sendable {
     public let request: BlockRoundRequest
     public let unitIDOffset: Int
 
-    public init(_ message: Wire.KMeansBlockTask, limits: TaskLimits = TaskLimits()) throws {
+    /// `sharedCenters`: the centers of the `RoundPayload` the message refers to (`payloadID` ≠ 0), as the worker
+    /// holds them (checked and decoded when the payload arrived).
+    public init(_ message: Wire.KMeansBlockTask, sharedCenters: [Float]? = nil, limits: TaskLimits = TaskLimits()) throws {
         let task = message.task
         validated = try ValidatedTask(task, limits: limits, kmeansRound: true)
         let context = "task \(task.taskID) (module \(task.module), block \(task.blockIndex))"
@@ -137,8 +142,21 @@ public struct ValidatedBlockTask: Sendable {
         let count = Int(message.centerCount)
         let values = kind.centerValues(count: min(count, limits.maxRank), outFeatures: validated.outFeatures,
                                        inFeatures: validated.inFeatures)
-        guard count <= limits.maxRank, message.centers.count == 4 * values else {
-            throw WireError(.invalidField, "\(context): \(message.centers.count) center bytes for \(count) columns of a \(kind) round")
+        let centers: [Float]
+        if message.payloadID != 0 {
+            guard let sharedCenters, message.centers.isEmpty else {
+                throw WireError(.invalidField, "\(context): refers to round payload \(message.payloadID) but \(sharedCenters == nil ? "it is not held" : "carries centers too")")
+            }
+            centers = sharedCenters
+        } else {
+            guard message.centers.count == 4 * values else {
+                throw WireError(.invalidField, "\(context): \(message.centers.count) center bytes for \(count) columns of a \(kind) round")
+            }
+            centers = FloatBytes.floatsLittleEndian(message.centers[...])
+            guard centers.allSatisfy(\.isFinite) else { throw WireError(.invalidField, "\(context): centers hold non-finite values") }
+        }
+        guard count <= limits.maxRank, centers.count == values else {
+            throw WireError(.invalidField, "\(context): \(4 * centers.count) center bytes for \(count) columns of a \(kind) round")
         }
         guard message.probes <= UInt32(BlockKMeans.maxProductColumns), !kind.isProduct || count <= BlockKMeans.maxProductColumns else {
             throw WireError(.invalidField, "\(context): \(message.probes) probes or \(count) sketch columns is out of range")
@@ -155,8 +173,6 @@ public struct ValidatedBlockTask: Sendable {
                 throw WireError(.invalidField, "\(context): \(error)")
             }
         }
-        let centers = FloatBytes.floatsLittleEndian(message.centers[...])
-        guard centers.allSatisfy(\.isFinite) else { throw WireError(.invalidField, "\(context): centers hold non-finite values") }
         request = BlockRoundRequest(kind: kind, round: Int(message.round), centers: centers, centerCount: count,
                                     oversampling: message.oversampling, farthest: Int(message.farthest),
                                     centerOffset: Int(message.centerOffset), nearest: nearest,

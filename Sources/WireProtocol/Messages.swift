@@ -3,8 +3,9 @@ import AdapterIO
 /// Swift mirrors of the messages in proto/brickyard.proto. `WireCodec` converts them to and from protobuf-c
 /// bytes; nothing else in Brickyard touches protobuf-c directly.
 public enum Wire {
-    /// Bumped on any incompatible change to proto/brickyard.proto.
-    public static let protocolVersion: UInt32 = 1
+    /// Bumped on any incompatible change to proto/brickyard.proto. 2: split rounds send their shared centers once
+    /// per worker and round (`RoundPayload`), block tasks refer to them, refit product codes 5 and 6.
+    public static let protocolVersion: UInt32 = 2
 
     public enum TaskKind: Sendable, Equatable {
         case mergeModule, kmeansBlockStep
@@ -152,8 +153,11 @@ public enum Wire {
         public var attempt: UInt32
         public var error: String
         public var retryable: Bool
-        public init(taskID: UInt64, attempt: UInt32, error: String, retryable: Bool) {
+        /// A split block task referred to a round payload this worker does not hold: its id (0: another failure).
+        public var missingPayload: UInt64
+        public init(taskID: UInt64, attempt: UInt32, error: String, retryable: Bool, missingPayload: UInt64 = 0) {
             self.taskID = taskID; self.attempt = attempt; self.error = error; self.retryable = retryable
+            self.missingPayload = missingPayload
         }
     }
 }
@@ -183,15 +187,39 @@ extension Wire {
         public var principal: UInt32
         /// Principal-direction rounds: the block's final assignment, uint32 little-endian per unit.
         public var assignment: [UInt8]
+        /// Non-zero: `centers` is empty and the round's centers are the `RoundPayload` with this id.
+        public var payloadID: UInt64
+        /// CRC-32C of the referenced payload's bytes (checked against the worker's copy).
+        public var payloadCRC32C: UInt32
 
         public init(task: Task, round: UInt32, unitIDOffset: UInt64, centerCount: UInt32, centers: [UInt8],
                     oversampling: Double, farthest: UInt32, centerOffset: UInt32 = 0, nearest: [UInt8] = [],
                     inputsFollow: Bool = false, product: UInt32 = 0, probes: UInt32 = 0, principal: UInt32 = 0,
-                    assignment: [UInt8] = []) {
+                    assignment: [UInt8] = [], payloadID: UInt64 = 0, payloadCRC32C: UInt32 = 0) {
             self.task = task; self.round = round; self.unitIDOffset = unitIDOffset; self.centerCount = centerCount
             self.centers = centers; self.oversampling = oversampling; self.farthest = farthest
             self.centerOffset = centerOffset; self.nearest = nearest; self.inputsFollow = inputsFollow
             self.product = product; self.probes = probes; self.principal = principal; self.assignment = assignment
+            self.payloadID = payloadID; self.payloadCRC32C = payloadCRC32C
+        }
+    }
+
+    /// The centers every block task of one split round shares, sent once per worker and round (see `RoundPayload`
+    /// in the proto). Block tasks refer to it by `payloadID`.
+    public struct RoundPayload: Sendable, Equatable {
+        /// Unique within one coordinator run; never 0.
+        public var payloadID: UInt64
+        public var module: String
+        /// The track whose round this is: a worker keeps the newest payload per (module, track).
+        public var track: UInt32
+        /// Float32 little-endian, as `KMeansBlockTask.centers`.
+        public var centers: [UInt8]
+        /// CRC-32C of `centers`.
+        public var crc32c: UInt32
+
+        public init(payloadID: UInt64, module: String, track: UInt32, centers: [UInt8], crc32c: UInt32) {
+            self.payloadID = payloadID; self.module = module; self.track = track; self.centers = centers
+            self.crc32c = crc32c
         }
     }
 }
@@ -212,6 +240,7 @@ public enum WireMessage: Sendable, Equatable {
     case evalResult(Wire.EvalResult)
     case evalFailed(Wire.EvalFailed)
     case kmeansBlockTask(Wire.KMeansBlockTask)
+    case roundPayload(Wire.RoundPayload)
 
     /// The message's proto field name (for logs).
     public var kindName: String {
@@ -230,6 +259,7 @@ public enum WireMessage: Sendable, Equatable {
         case .evalResult: "eval_result"
         case .evalFailed: "eval_failed"
         case .kmeansBlockTask: "kmeans_block_task"
+        case .roundPayload: "round_payload"
         }
     }
 }

@@ -42,8 +42,8 @@ public enum ResultBody {
 }
 
 /// Float32 ⇄ little-endian bytes (a plain copy on little-endian hosts).
-enum FloatBytes {
-    static func appendLittleEndian(_ values: [Float], to bytes: inout [UInt8]) {
+public enum FloatBytes {
+    public static func appendLittleEndian(_ values: [Float], to bytes: inout [UInt8]) {
         #if _endian(little)
         values.withUnsafeBytes { bytes.append(contentsOf: $0) }
         #else
@@ -52,14 +52,20 @@ enum FloatBytes {
     }
 
     /// `bytes.count` must be a multiple of 4 (callers check lengths first); a trailing partial value is ignored.
-    static func floatsLittleEndian(_ bytes: ArraySlice<UInt8>) -> [Float] {
+    public static func floatsLittleEndian(_ bytes: ArraySlice<UInt8>) -> [Float] {
         let count = bytes.count / 4
         return [Float](unsafeUninitializedCapacity: count) { buffer, initialized in
             bytes.withUnsafeBytes { raw in
+                #if _endian(little)
+                if count > 0, let source = raw.baseAddress, let target = buffer.baseAddress {
+                    UnsafeMutableRawPointer(target).copyMemory(from: source, byteCount: 4 * count)
+                }
+                #else
                 for index in 0..<count {
                     let bits = raw.loadUnaligned(fromByteOffset: 4 * index, as: UInt32.self)
                     buffer[index] = Float(bitPattern: UInt32(littleEndian: bits))
                 }
+                #endif
             }
             initialized = count
         }

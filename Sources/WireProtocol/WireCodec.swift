@@ -138,6 +138,7 @@ struct WireEncoder {
             body.pointee.attempt = failed.attempt
             body.pointee.error = arena.cString(failed.error)
             body.pointee.retryable = failed.retryable ? 1 : 0
+            body.pointee.missing_payload = failed.missingPayload
             envelope.pointee.body_case = BRICKYARD__V1__ENVELOPE__BODY_TASK_FAILED
             envelope.pointee.task_failed = body
         case .disconnect(let reason):
@@ -178,8 +179,20 @@ struct WireEncoder {
             body.pointee.probes = block.probes
             body.pointee.principal = block.principal
             body.pointee.assignment = binary(block.assignment)
+            body.pointee.payload_id = block.payloadID
+            body.pointee.payload_crc32c = block.payloadCRC32C
             envelope.pointee.body_case = BRICKYARD__V1__ENVELOPE__BODY_KMEANS_BLOCK_TASK
             envelope.pointee.kmeans_block_task = body
+        case .roundPayload(let payload):
+            let body = arena.allocate(Brickyard__V1__RoundPayload.self)
+            brickyard__v1__round_payload__init(body)
+            body.pointee.payload_id = payload.payloadID
+            body.pointee.module = arena.cString(payload.module)
+            body.pointee.track = payload.track
+            body.pointee.centers = binary(payload.centers)
+            body.pointee.crc32c = payload.crc32c
+            envelope.pointee.body_case = BRICKYARD__V1__ENVELOPE__BODY_ROUND_PAYLOAD
+            envelope.pointee.round_payload = body
         }
     }
 
@@ -289,7 +302,7 @@ enum WireDecoder {
             let failed = try body(envelope.task_failed, "task_failed")
             return .taskFailed(Wire.TaskFailed(
                 taskID: failed.task_id, attempt: failed.attempt, error: try string(failed.error, "task_failed.error"),
-                retryable: failed.retryable != 0))
+                retryable: failed.retryable != 0, missingPayload: failed.missing_payload))
         case BRICKYARD__V1__ENVELOPE__BODY_DISCONNECT:
             return .disconnect(reason: try string(try body(envelope.disconnect, "disconnect").reason, "disconnect.reason"))
         case BRICKYARD__V1__ENVELOPE__BODY_EVAL_REQUEST:
@@ -313,7 +326,17 @@ enum WireDecoder {
                 centers: centers, oversampling: block.oversampling, farthest: block.farthest,
                 centerOffset: block.center_offset, nearest: try bytes(block.nearest, "kmeans_block_task.nearest"),
                 inputsFollow: block.inputs_follow != 0, product: block.product, probes: block.probes,
-                principal: block.principal, assignment: try bytes(block.assignment, "kmeans_block_task.assignment")))
+                principal: block.principal, assignment: try bytes(block.assignment, "kmeans_block_task.assignment"),
+                payloadID: block.payload_id, payloadCRC32C: block.payload_crc32c))
+        case BRICKYARD__V1__ENVELOPE__BODY_ROUND_PAYLOAD:
+            let payload = try body(envelope.round_payload, "round_payload")
+            let centers = try bytes(payload.centers, "round_payload.centers")
+            guard payload.payload_id != 0, centers.count % 4 == 0 else {
+                throw WireError(.invalidField, "round_payload \(payload.payload_id) has \(centers.count) bytes (needs a non-zero id and whole float32 values)")
+            }
+            return .roundPayload(Wire.RoundPayload(
+                payloadID: payload.payload_id, module: try string(payload.module, "round_payload.module"),
+                track: payload.track, centers: centers, crc32c: payload.crc32c))
         case BRICKYARD__V1__ENVELOPE__BODY__NOT_SET:
             throw WireError(.missingBody, "envelope (protocol version \(envelope.protocol_version)) has no body")
         default:

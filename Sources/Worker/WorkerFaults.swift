@@ -9,6 +9,8 @@ import Foundation
 ///   connection alive (the coordinator must detect the silence).
 /// - `die-in-task` — SIGKILL this process in the middle of its first task, after the first result chunk.
 /// - `slow-tasks=MS` — every computation first sleeps MS milliseconds (a long module, on demand).
+/// - `drop-payloads=N` — ignore the first N split-round payloads (`RoundPayload`) received, as if they were lost:
+///   the block tasks that refer to them fail with `missing_payload` and the coordinator must resend.
 /// - `once=PATH` — hang/die only in the one process that first creates PATH (O_EXCL), so in a pool of local
 ///   workers sharing the environment exactly one misbehaves, once.
 public struct WorkerFaults: Sendable, Equatable {
@@ -17,17 +19,19 @@ public struct WorkerFaults: Sendable, Equatable {
     public var dieInTask = false
     public var onceMarkerPath: String?
     public var slowTaskMilliseconds = 0
+    public var dropPayloads = 0
 
     public static let none = WorkerFaults()
     public static let environmentVariable = "BRICKYARD_TEST_WORKER_FAULTS"
 
     public init(failTasks: Bool = false, hangAfterTasks: Int? = nil, dieInTask: Bool = false, onceMarkerPath: String? = nil,
-                slowTaskMilliseconds: Int = 0) {
+                slowTaskMilliseconds: Int = 0, dropPayloads: Int = 0) {
         self.failTasks = failTasks
         self.hangAfterTasks = hangAfterTasks
         self.dieInTask = dieInTask
         self.onceMarkerPath = onceMarkerPath
         self.slowTaskMilliseconds = slowTaskMilliseconds
+        self.dropPayloads = dropPayloads
     }
 
     /// Parses the environment variable's syntax; unknown items are an error naming them.
@@ -44,6 +48,9 @@ public struct WorkerFaults: Sendable, Equatable {
             case ("slow-tasks", let value?):
                 guard let milliseconds = Int(value), milliseconds >= 0 else { throw WorkerFaultsError(item: item) }
                 slowTaskMilliseconds = milliseconds
+            case ("drop-payloads", let value?):
+                guard let count = Int(value), count >= 0 else { throw WorkerFaultsError(item: item) }
+                dropPayloads = count
             default: throw WorkerFaultsError(item: item)
             }
         }
@@ -69,6 +76,6 @@ public struct WorkerFaults: Sendable, Equatable {
 public struct WorkerFaultsError: Error, CustomStringConvertible, Sendable {
     public var item: String
     public var description: String {
-        "\(WorkerFaults.environmentVariable): \"\(item)\" is not one of fail-tasks, hang-after-tasks=N, die-in-task, slow-tasks=MS, once=PATH"
+        "\(WorkerFaults.environmentVariable): \"\(item)\" is not one of fail-tasks, hang-after-tasks=N, die-in-task, slow-tasks=MS, drop-payloads=N, once=PATH"
     }
 }

@@ -31,6 +31,8 @@ struct WorkerSession {
     private var nextHeartbeat = ContinuousClock.now
     private var heartbeatSequence: UInt64 = 0
     private var welcomed = false
+    /// The shared centers of split rounds received on this connection.
+    private var payloads = RoundPayloadCache()
     private var logger: Logger { worker.logger }
     private var isHanging: Bool {
         if case .hanging = phase { return true }
@@ -185,6 +187,11 @@ struct WorkerSession {
                 logger.warning("dropped malformed message from the coordinator", metadata: ["error": "\(error)"])
                 continue
             }
+            if case .reject(let reason) = decoded.message, decoded.version != Wire.protocolVersion {
+                // Honoured whatever its version: it is the coordinator's last word (an older coordinator refusing
+                // this worker's version stamps it with its own).
+                return .rejected("\(reason) (the coordinator speaks protocol version \(decoded.version), this worker \(Wire.protocolVersion))")
+            }
             guard decoded.version == Wire.protocolVersion else {
                 logger.warning("dropped message with another protocol version", metadata: [
                     "version": "\(decoded.version)", "expected": "\(Wire.protocolVersion)"])
@@ -227,6 +234,22 @@ struct WorkerSession {
                 return nil
             }
             return start(block)
+        case .roundPayload(let payload):
+            guard welcomed else {
+                logger.warning("dropped round payload received before welcome", metadata: ["payload.id": "\(payload.payloadID)"])
+                return nil
+            }
+            if worker.faults.dropPayloads > 0 {
+                worker.faults.dropPayloads -= 1
+                logger.warning("TEST-ONLY fault: dropped round payload \(payload.payloadID)")
+                return nil
+            }
+            do {
+                try payloads.store(payload)
+            } catch {
+                // A task that refers to it fails with missing_payload; the coordinator resends it with the retry.
+                logger.warning("dropped bad round payload", metadata: ["payload.id": "\(payload.payloadID)", "error": "\(error)"])
+            }
         case .inputChunk(let chunk):
             guard case .receivingInputs(var inputs) = phase, inputs.owns(chunk) else {
                 logger.debug("dropped input chunk for a task not in progress", metadata: ["task.id": "\(chunk.taskID)"])
@@ -308,8 +331,16 @@ struct WorkerSession {
             return report(failure: TaskFailure(message: "injected failure (test-only fail-tasks) for module \(task.module)", retryable: true),
                           for: task)
         }
+        var shared: [Float]?
+        if block.payloadID != 0 {
+            shared = payloads.centers(id: block.payloadID, crc32c: block.payloadCRC32C)
+            guard shared != nil else {
+                let message = "round payload \(block.payloadID) of module \(task.module) is not held on this connection"
+                return report(failure: TaskFailure(message: message, retryable: true), for: task, missingPayload: block.payloadID)
+            }
+        }
         do {
-            let validated = try ValidatedBlockTask(block, limits: worker.configuration.limits)
+            let validated = try ValidatedBlockTask(block, sharedCenters: shared, limits: worker.configuration.limits)
             if task.inputMode == .inline && block.inputsFollow {
                 phase = .receivingInputs(InlineInputs(validated.validated, block: validated))
             } else {
@@ -362,12 +393,13 @@ struct WorkerSession {
         }
     }
 
-    private mutating func report(failure: TaskFailure, for task: Wire.Task, countsAsFinished: Bool = true) -> SessionOutcome? {
+    private mutating func report(failure: TaskFailure, for task: Wire.Task, countsAsFinished: Bool = true,
+                                 missingPayload: UInt64 = 0) -> SessionOutcome? {
         if countsAsFinished { worker.tasksFinished += 1 }
         logger.warning("task failed", metadata: ["task.id": "\(task.taskID)", "module": "\(task.module)",
                                                  "retryable": "\(failure.retryable)", "error": "\(failure.message)"])
         let message = Wire.TaskFailed(taskID: task.taskID, attempt: task.attempt, error: failure.message,
-                                      retryable: failure.retryable)
+                                      retryable: failure.retryable, missingPayload: missingPayload)
         return send(.taskFailed(message)) ? nil : .lost(wasWelcomed: welcomed)
     }
 

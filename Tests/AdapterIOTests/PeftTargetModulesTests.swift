@@ -18,6 +18,8 @@ import Testing
         (#""layers_to_transform": [0]"#, [fullName]),
         (#""exclude_modules": ["k_proj"]"#, [fullName]),
         (#""target_modules": []"#, [fullName]),
+        (#""target_modules": ["model.layers.0.self_attn.q_proj"]"#, [fullName]),
+        (#""target_modules": ["self_attn.q_proj", "v_proj"]"#, [fullName]),
     ])
     func targetsFollowWhatTheConfigClaims(extra: String, expected: [String]) throws {
         let scratch = try TestDirectory("targets")
@@ -35,5 +37,20 @@ import Testing
     @Test func fixturesKeepTheirShortNames() throws {
         let adapter = try PeftAdapter.load(path: PeftTinyFixtures.adapter("c_rslora"))
         #expect(adapter.mergeTargetModules == ["k_proj", "o_proj", "q_proj", "v_proj"])
+    }
+
+    /// `brickyard synth --layers` below the base model's layer count lists its modules by full name (PEFT then
+    /// creates LoRA layers only where the file has factors); with every layer, the short names.
+    @Test func syntheticAdaptersOfSomeLayersNameTheirModules() throws {
+        let scratch = try TestDirectory("targets-synth")
+        _ = try SyntheticPool(shape: .tiny, adapterCount: 1, rank: 2, layers: 1, modules: ["q", "v"], dtype: .f32)
+            .write(to: scratch.file("one"))
+        let one = try PeftAdapter.load(path: scratch.file("one/adapter-000"))
+        #expect(one.mergeTargetModules == ["model.layers.0.self_attn.q_proj", "model.layers.0.self_attn.v_proj"])
+        guard case .names(let listed) = one.config.targetModules else { Issue.record("not a list"); return }
+        #expect(listed == one.mergeTargetModules)
+        _ = try SyntheticPool(shape: .tiny, adapterCount: 1, rank: 2, modules: ["q", "v"], dtype: .f32)
+            .write(to: scratch.file("all"))
+        #expect(try PeftAdapter.load(path: scratch.file("all/adapter-000")).mergeTargetModules == ["q_proj", "v_proj"])
     }
 }

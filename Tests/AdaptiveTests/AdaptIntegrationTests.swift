@@ -216,8 +216,8 @@ struct AdaptIntegrationTests {
             data = directory + "/bad.jsonl"
             expected = "bad.jsonl:3: "
         default:
-            extra = ["--evaluator-arg=--protocol-version", "--evaluator-arg=2"]
-            expected = "protocol version 2 is not supported"
+            extra = ["--evaluator-arg=--protocol-version", "--evaluator-arg=99"]
+            expected = "protocol version 99 is not supported"
             jobText = "  steps: 1"
         }
         var job = try AdaptEnvironment.job(in: directory, fixture: fixture, adapters: adapters, adapt: jobText, data: data)

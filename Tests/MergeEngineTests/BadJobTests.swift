@@ -76,6 +76,19 @@ import Testing
         #expect(throws: MergeError.self) { _ = try Planner.plan(job: job) { _ in LoadedAdapter(path: "", modules: []) } }
     }
 
+    /// An output whose parent is a file is refused before any work (it used to fail after the merge, naming the
+    /// staging directory's temporary path).
+    @Test func outputUnderAFileIsRefusedUpFront() throws {
+        let scratch = try TestDirectory("parent-file")
+        try "x".write(toFile: scratch.file("file"), atomically: true, encoding: .utf8)
+        let out = scratch.file("file") + "/merged"
+        let error = #expect(throws: MergeError.self) { try OutputAssembler.checkDestination(out, overwrite: false) }
+        #expect(error?.description == "\(out): \(scratch.file("file")) is not a directory")
+        let plan = try Planner.plan(job: .fixtureJob(.cat, adapters: ["a_r8"]))
+        #expect(throws: MergeError.self) { try LocalMerge.run(plan: plan, outputDirectory: out) }
+        #expect(try FileManager.default.contentsOfDirectory(atPath: scratch.path) == ["file"])
+    }
+
     @Test func nonEmptyOutputDirectoryIsRefusedWithoutForce() throws {
         let scratch = try TestDirectory("existing")
         let out = scratch.file("out")

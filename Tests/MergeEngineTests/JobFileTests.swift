@@ -121,4 +121,24 @@ import AdapterIO
     @Test func missingJobFileIsAnError() {
         #expect(throws: JobFileError.self) { try JobSpec.load(path: "/nonexistent/job.yaml") }
     }
+
+    /// Every error of a loaded job names the file the same way (its standardized absolute path), whether the YAML
+    /// reader, the option check or the reading itself finds it: before, the first named the path as given.
+    @Test func loadedJobErrorsNameTheFileOneWay() throws {
+        let workspace = try Workspace()
+        let given = workspace.root + "/pool/../job.yaml"
+        let standard = workspace.root + "/job.yaml"
+        func message(_ yaml: String) throws -> String {
+            try yaml.write(toFile: standard, atomically: true, encoding: .utf8)
+            let error = #expect(throws: (any Error).self) {
+                _ = try MergeSpec.resolve(job: try JobSpec.load(path: given), largestInputRank: 4)
+            }
+            return error.map { "\($0)" } ?? ""
+        }
+        #expect(try message("method: lego\ncolour: red\nadapters:\n  - path: pool/a\n").hasPrefix(standard + ": colour: "))
+        #expect(try message("method: lego\nparameters:\n  colour: red\nadapters:\n  - path: pool/a\n")
+            .hasPrefix(standard + ": parameters.colour: "))
+        let missing = #expect(throws: JobFileError.self) { try JobSpec.load(path: workspace.root + "/pool/../none.yaml") }
+        #expect(missing?.description.hasPrefix(workspace.root + "/none.yaml: ") == true)
+    }
 }

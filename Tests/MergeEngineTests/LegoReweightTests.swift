@@ -279,6 +279,32 @@ enum SoupPools {
         #expect(bounded.modules.allSatisfy { $0.relativeError <= 1 })
         #expect(bounded.qualityWarnings.allSatisfy { !$0.contains("above 1") })
     }
+
+    /// `scripts/demo`'s pool (16 adapters of ranks 4-16 drawn from 16 shared directions, rank 16): lego's default
+    /// leaves catch-all clusters in most modules, yet its refit fits T to the SVD floor, so no warning tells the user
+    /// to raise the rank or use svd (neither would do better). The same shares with an error above the floor warn.
+    @Test func catchAllClustersAtTheFloorDoNotWarn() throws {
+        let scratch = try TestDirectory("warnings-floor")
+        let pool = try SyntheticPool(shape: .tiny, adapterCount: 16, rank: 8, layers: 1, modules: ["k", "gate"],
+                                     dtype: .f32, seed: 1, rankSpread: true, sharedUnits: 16)
+        _ = try pool.write(to: scratch.path)
+        let adapters = try FileManager.default.contentsOfDirectory(atPath: scratch.path).sorted()
+            .map { AdapterEntry(path: scratch.path + "/" + $0) }
+        let job = JobSpec(method: .lego, rank: 16, parameters: [:], adapters: adapters, sourcePath: "d.yaml")
+        var report = try LocalMerge.run(plan: try Planner.plan(job: job), outputDirectory: scratch.file("out"))
+        #expect(report.modules.contains { ($0.catchAllShare ?? 0) > 0.5 })
+        #expect(report.modules.allSatisfy { $0.relativeError - ($0.svdFloor ?? 1) < 0.01 })
+        #expect(report.qualityWarnings.isEmpty)
+        // The same clusters with an error 0.2 above the floor (or no floor measured: `report: minimal`) warn.
+        for index in report.modules.indices { report.modules[index].relativeError += 0.2 }
+        #expect(report.qualityWarnings.count == 1 && report.qualityWarnings[0].contains("incoherent clusters"))
+        for index in report.modules.indices {
+            report.modules[index].relativeError = 0
+            report.modules[index].svdFloor = nil
+            report.modules[index].qualityOmitted = true
+        }
+        #expect(report.qualityWarnings.count == 1)
+    }
 }
 
 /// `basis: auto` keeps, per module, the basis whose clusters explain more of the units.

@@ -44,4 +44,20 @@ import BrickyardTestSupport
         #expect(!FileManager.default.fileExists(atPath: out))
         #expect(try FileManager.default.contentsOfDirectory(atPath: scratch.path) == ["job.yaml"])
     }
+
+    /// A bad count of workers or threads is a bad command line (64, the usage error naming the option), refused
+    /// before the job file is even read; `merge --help` lists the exit codes.
+    @Test(arguments: [(["--workers", "0"], "--workers must be at least 1, got 0"),
+                      (["--threads", "0"], "--threads must be at least 1, got 0")])
+    func badCountsAreCommandLineErrors(extra: [String], message: String) throws {
+        let scratch = try TestDirectory("cli-counts")
+        let out = scratch.file("merged")
+        let result = try Self.run(["merge", scratch.file("missing.yaml"), "--out", out] + extra)
+        #expect(result.status == 64)
+        #expect(result.stderr.contains(message), "\(result.stderr)")
+        #expect(!FileManager.default.fileExists(atPath: out))
+        let help = try Self.run(["merge", "--help"])
+        let text = help.stdout.split(whereSeparator: \.isWhitespace).joined(separator: " ")  // help wraps lines
+        #expect(help.status == 0 && text.contains("Exit codes: 0 done") && text.contains("65 --checkpoint belongs"))
+    }
 }

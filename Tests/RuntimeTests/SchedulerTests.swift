@@ -141,4 +141,23 @@ import Testing
         // Task 1 goes before 2 and 3 again.
         #expect(s.dispatch().map(\.taskIndex) == [1])
     }
+
+    @Test("a failure that is not the task's fault (a round payload the worker lacked) requeues without using an attempt")
+    func failuresNotCountingAgainstTheTask() {
+        var s = scheduler(1, maxAttempts: 2)
+        s.join(peer: p1, workerID: "w1", now: t0)
+        for _ in 0..<5 {
+            let a = s.dispatch()
+            #expect(a.count == 1)
+            _ = s.fail(peer: p1, taskID: a[0].taskID, attempt: a[0].attempt, error: "payload not held", retryable: true,
+                       countsAgainstTask: false)
+        }
+        #expect(s.failure == nil && s.retries == 5)
+        // Counted failures still end the job at the limit.
+        for _ in 0..<2 {
+            let a = s.dispatch()
+            _ = s.fail(peer: p1, taskID: a[0].taskID, attempt: a[0].attempt, error: "boom", retryable: true)
+        }
+        #expect(s.failure != nil)
+    }
 }

@@ -457,3 +457,86 @@ struct WorkerBlockTaskTests {
         #expect(worker.exitStatus(within: 10) == WorkerExit.success)
     }
 }
+
+@Suite("Worker: split round payloads", .serialized)
+struct WorkerRoundPayloadTests {
+    private static func splitPlan(_ module: SyntheticModule) -> ModulePlan {
+        var plan = module.plan
+        plan.blocks = [ModuleBlock(sources: 0..<1, unitIDOffset: 0), ModuleBlock(sources: 1..<2, unitIDOffset: 3)]
+        return plan
+    }
+
+    private static func payload(_ id: UInt64, track: UInt32, centers: [Float], module: String = SyntheticModule.name) -> Wire.RoundPayload {
+        var bytes: [UInt8] = []
+        FloatBytes.appendLittleEndian(centers, to: &bytes)
+        return Wire.RoundPayload(payloadID: id, module: module, track: track, centers: bytes, crc32c: CRC32C.checksum(bytes))
+    }
+
+    @Test("block tasks that refer to a round payload compute with its centers; a payload not held (unknown, replaced, other bytes) fails retryable naming it")
+    func payloadReferences() throws {
+        let module = try SyntheticModule()
+        defer { module.remove() }
+        let plan = Self.splitPlan(module)
+        let spec = MergeSpec(method: .lego, rank: 2)
+        let coordinator = try FakeCoordinator()
+        let worker = WorkerThread(configuration(coordinator.endpoint))
+        let (peer, _) = try coordinator.admit()
+        let dimension = plan.outFeatures + plan.inFeatures
+        let centers = (0..<(2 * dimension)).map { Float(($0 * 3) % 7) - 3 }
+        let request = BlockRoundRequest(kind: .lloyd, round: 4, centers: centers, centerCount: 2, farthest: 1)
+        let payload = Self.payload(7, track: 0, centers: centers)
+        func task(_ id: UInt64, block: Int, payloadID: UInt64 = 7, crc: UInt32? = nil) throws -> Wire.KMeansBlockTask {
+            try Wire.KMeansBlockTask(module: plan, blockIndex: block, spec: spec, jobID: "job", taskID: id, attempt: 1,
+                                     request: request, payload: (payloadID, crc ?? payload.crc32c))
+        }
+        let referring = try task(1, block: 0)
+        #expect(referring.centers.isEmpty && referring.payloadID == 7)
+
+        // Before the payload arrives: not held. The failure names it, so the coordinator resends it.
+        try coordinator.router.send(.kmeansBlockTask(referring), to: peer)
+        let (_, _, missing) = try coordinator.collectResult()
+        #expect(missing?.taskID == 1 && missing?.retryable == true && missing?.missingPayload == 7, "\(String(describing: missing))")
+        #expect(missing?.error.contains("round payload 7") == true)
+
+        // Sent once; both blocks' tasks use it: each result is BlockKMeans.compute with the payload's centers.
+        try coordinator.router.send(.roundPayload(payload), to: peer)
+        for (taskID, block) in [(UInt64(2), 0), (3, 1)] {
+            try coordinator.router.send(.kmeansBlockTask(try task(taskID, block: block)), to: peer)
+            let (body, _, failed) = try coordinator.collectResult()
+            #expect(failed == nil, "\(String(describing: failed))")
+            let units = try SplitLego.unitBlock(try SplitLego.blockPlan(plan, block: plan.blocks![block]).loadInput(),
+                                                spec: spec, unitIDOffset: plan.blocks![block].unitIDOffset)
+            #expect(try BlockPartial.decode(try #require(body)) == (try BlockKMeans.compute(request, block: units, seed: plan.seed)))
+        }
+        // The right id with other bytes (a CRC that does not match): not used.
+        try coordinator.router.send(.kmeansBlockTask(try task(4, block: 0, crc: payload.crc32c ^ 1)), to: peer)
+        #expect(try coordinator.collectResult().failed?.missingPayload == 7)
+        // A payload whose bytes do not match its own CRC is dropped on arrival; the task that refers to it fails.
+        var damaged = Self.payload(8, track: 1, centers: centers)
+        damaged.centers[0] ^= 0xFF
+        try coordinator.router.send(.roundPayload(damaged), to: peer)
+        try coordinator.router.send(.kmeansBlockTask(try task(5, block: 0, payloadID: 8, crc: damaged.crc32c)), to: peer)
+        #expect(try coordinator.collectResult().failed?.missingPayload == 8)
+        // The track's next round replaces its payload: the old one is no longer held, the new one is.
+        let newer = Self.payload(9, track: 0, centers: centers.map { $0 + 1 })
+        try coordinator.router.send(.roundPayload(newer), to: peer)
+        try coordinator.router.send(.kmeansBlockTask(try task(6, block: 0)), to: peer)
+        #expect(try coordinator.collectResult().failed?.missingPayload == 7)
+        try coordinator.router.send(.kmeansBlockTask(try task(7, block: 0, payloadID: 9, crc: newer.crc32c)), to: peer)
+        let (newBody, _, newFailed) = try coordinator.collectResult()
+        #expect(newFailed == nil && newBody != nil, "\(String(describing: newFailed))")
+        try coordinator.router.send(.disconnect(reason: "job done"), to: peer)
+        #expect(worker.exitStatus(within: 10) == WorkerExit.success)
+    }
+
+    @Test("a reject stamped with another protocol version ends the worker (rejected), naming both versions")
+    func rejectOfAnotherVersion() throws {
+        let coordinator = try FakeCoordinator()
+        let worker = WorkerThread(configuration(coordinator.endpoint))
+        let first = try #require(try coordinator.next())
+        guard case .hello = first.message else { Issue.record("expected hello"); return }
+        try coordinator.router.send([first.peer, WireCodec.encode(.reject(reason: "protocol version 2 is not supported; this coordinator speaks 1"),
+                                                                  protocolVersion: 1)])
+        #expect(worker.exitStatus(within: 10) == WorkerExit.rejected)
+    }
+}

@@ -1,4 +1,4 @@
-"""Envelope encoding and decoding: one ZeroMQ frame = one serialized Envelope with protocol_version 1."""
+"""Envelope encoding and decoding: one ZeroMQ frame = one serialized Envelope with protocol_version 2 (proto/brickyard.proto)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from google.protobuf.message import DecodeError, Message
 
 from .proto import pb
 
-PROTOCOL_VERSION = 1
+PROTOCOL_VERSION = 2
 
 
 class MalformedMessage(Exception):

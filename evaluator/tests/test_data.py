@@ -7,7 +7,7 @@ import json
 import pytest
 from transformers import AutoTokenizer
 
-from brickyard_evaluator.codec import MalformedMessage, decode, encode
+from brickyard_evaluator.codec import PROTOCOL_VERSION, MalformedMessage, decode, encode
 from brickyard_evaluator.data import tokenize_example
 from brickyard_evaluator.errors import EvalError
 from brickyard_evaluator.proto import pb
@@ -60,7 +60,7 @@ def test_bad_examples_name_the_example(tokenizer, example, message):
 def test_codec_round_trip_and_malformed_frames():
     frame = encode(pb.EvalFailed(request_id=3, attempt=2, error="x", retryable=True))
     decoded = decode(frame)
-    assert (decoded.version, decoded.kind, decoded.body.request_id) == (1, "eval_failed", 3)
+    assert (decoded.version, decoded.kind, decoded.body.request_id) == (PROTOCOL_VERSION, "eval_failed", 3)
     assert decode(encode(pb.Hello(), version=7)).version == 7
     for bad in (b"\xff\xff\xff", pb.Envelope(protocol_version=1).SerializeToString()):
         with pytest.raises(MalformedMessage):

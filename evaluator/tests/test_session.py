@@ -204,10 +204,10 @@ def test_round_trip_loss_gradient_accuracy_and_errors(coordinator, tiny_base, ti
 
 
 def test_reject_of_another_protocol_version_exits_2_with_the_reason(coordinator):
-    process = spawn(coordinator.endpoint, "--protocol-version", "2")
+    process = spawn(coordinator.endpoint, "--protocol-version", "99")
     version, hello = coordinator.receive("hello")
-    assert version == 2
-    reason = f"protocol version {version} is not supported; this coordinator speaks 1"
+    assert version == 99
+    reason = f"protocol version {version} is not supported; this coordinator speaks {codec.PROTOCOL_VERSION}"
     coordinator.send(pb.Reject(reason=reason))
     code, stderr = finish(process)
     assert code == 2

@@ -32,6 +32,7 @@ typedef struct Brickyard__V1__EvalRequest Brickyard__V1__EvalRequest;
 typedef struct Brickyard__V1__EvalResult Brickyard__V1__EvalResult;
 typedef struct Brickyard__V1__EvalFailed Brickyard__V1__EvalFailed;
 typedef struct Brickyard__V1__KMeansBlockTask Brickyard__V1__KMeansBlockTask;
+typedef struct Brickyard__V1__RoundPayload Brickyard__V1__RoundPayload;
 typedef struct Brickyard__V1__Envelope Brickyard__V1__Envelope;
 
 
@@ -371,10 +372,15 @@ struct  Brickyard__V1__TaskFailed
   uint32_t attempt;
   char *error;
   protobuf_c_boolean retryable;
+  /*
+   * A split block task referenced a RoundPayload this worker does not hold (or holds with other bytes): its id.
+   * The coordinator resends the payload with the retry.
+   */
+  uint64_t missing_payload;
 };
 #define BRICKYARD__V1__TASK_FAILED__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&brickyard__v1__task_failed__descriptor) \
-    , 0, 0, (char *)protobuf_c_empty_string, 0 }
+    , 0, 0, (char *)protobuf_c_empty_string, 0, 0 }
 
 
 /*
@@ -588,10 +594,49 @@ struct  Brickyard__V1__KMeansBlockTask
    */
   uint32_t principal;
   ProtobufCBinaryData assignment;
+  /*
+   * Non-zero: `centers` is empty and the round's centers are the RoundPayload with this id, sent to this worker on
+   * this connection before the task; `payload_crc32c` is its CRC-32C. A worker without it (or with other bytes)
+   * answers TaskFailed with missing_payload set.
+   */
+  uint64_t payload_id;
+  uint32_t payload_crc32c;
 };
 #define BRICKYARD__V1__KMEANS_BLOCK_TASK__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&brickyard__v1__kmeans_block_task__descriptor) \
-    , NULL, 0, 0, 0, {0,NULL}, 0, 0, 0, {0,NULL}, 0, 0, 0, 0, {0,NULL} }
+    , NULL, 0, 0, 0, {0,NULL}, 0, 0, 0, {0,NULL}, 0, 0, 0, 0, {0,NULL}, 0, 0 }
+
+
+/*
+ * Coordinator → worker: the part of a split round every block task shares (the centers, candidates, directions or
+ * product matrix: KMeansBlockTask.centers), sent once per worker and round before the first block task that refers
+ * to it by `payload_id`. A worker keeps, per connection, the newest payload of each (module, track): a track's rounds
+ * run one after the other, so the previous one is no longer needed.
+ */
+struct  Brickyard__V1__RoundPayload
+{
+  ProtobufCMessage base;
+  /*
+   * unique within one coordinator run, never 0
+   */
+  uint64_t payload_id;
+  char *module;
+  /*
+   * the restart (or later phase) whose round this is
+   */
+  uint32_t track;
+  /*
+   * float32 LE, as KMeansBlockTask.centers
+   */
+  ProtobufCBinaryData centers;
+  /*
+   * CRC-32C of centers
+   */
+  uint32_t crc32c;
+};
+#define BRICKYARD__V1__ROUND_PAYLOAD__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&brickyard__v1__round_payload__descriptor) \
+    , 0, (char *)protobuf_c_empty_string, 0, {0,NULL}, 0 }
 
 
 typedef enum {
@@ -609,7 +654,8 @@ typedef enum {
   BRICKYARD__V1__ENVELOPE__BODY_EVAL_REQUEST = 30,
   BRICKYARD__V1__ENVELOPE__BODY_EVAL_RESULT = 31,
   BRICKYARD__V1__ENVELOPE__BODY_EVAL_FAILED = 32,
-  BRICKYARD__V1__ENVELOPE__BODY_KMEANS_BLOCK_TASK = 50
+  BRICKYARD__V1__ENVELOPE__BODY_KMEANS_BLOCK_TASK = 50,
+  BRICKYARD__V1__ENVELOPE__BODY_ROUND_PAYLOAD = 51
     PROTOBUF_C__FORCE_ENUM_TO_BE_INT_SIZE(BRICKYARD__V1__ENVELOPE__BODY__CASE)
 } Brickyard__V1__Envelope__BodyCase;
 
@@ -636,6 +682,7 @@ struct  Brickyard__V1__Envelope
     Brickyard__V1__EvalResult *eval_result;
     Brickyard__V1__EvalFailed *eval_failed;
     Brickyard__V1__KMeansBlockTask *kmeans_block_task;
+    Brickyard__V1__RoundPayload *round_payload;
   };
 };
 #define BRICKYARD__V1__ENVELOPE__INIT \
@@ -966,6 +1013,25 @@ Brickyard__V1__KMeansBlockTask *
 void   brickyard__v1__kmeans_block_task__free_unpacked
                      (Brickyard__V1__KMeansBlockTask *message,
                       ProtobufCAllocator *allocator);
+/* Brickyard__V1__RoundPayload methods */
+void   brickyard__v1__round_payload__init
+                     (Brickyard__V1__RoundPayload         *message);
+size_t brickyard__v1__round_payload__get_packed_size
+                     (const Brickyard__V1__RoundPayload   *message);
+size_t brickyard__v1__round_payload__pack
+                     (const Brickyard__V1__RoundPayload   *message,
+                      uint8_t             *out);
+size_t brickyard__v1__round_payload__pack_to_buffer
+                     (const Brickyard__V1__RoundPayload   *message,
+                      ProtobufCBuffer     *buffer);
+Brickyard__V1__RoundPayload *
+       brickyard__v1__round_payload__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   brickyard__v1__round_payload__free_unpacked
+                     (Brickyard__V1__RoundPayload *message,
+                      ProtobufCAllocator *allocator);
 /* Brickyard__V1__Envelope methods */
 void   brickyard__v1__envelope__init
                      (Brickyard__V1__Envelope         *message);
@@ -1038,6 +1104,9 @@ typedef void (*Brickyard__V1__EvalFailed_Closure)
 typedef void (*Brickyard__V1__KMeansBlockTask_Closure)
                  (const Brickyard__V1__KMeansBlockTask *message,
                   void *closure_data);
+typedef void (*Brickyard__V1__RoundPayload_Closure)
+                 (const Brickyard__V1__RoundPayload *message,
+                  void *closure_data);
 typedef void (*Brickyard__V1__Envelope_Closure)
                  (const Brickyard__V1__Envelope *message,
                   void *closure_data);
@@ -1069,6 +1138,7 @@ extern const ProtobufCMessageDescriptor brickyard__v1__eval_request__descriptor;
 extern const ProtobufCMessageDescriptor brickyard__v1__eval_result__descriptor;
 extern const ProtobufCMessageDescriptor brickyard__v1__eval_failed__descriptor;
 extern const ProtobufCMessageDescriptor brickyard__v1__kmeans_block_task__descriptor;
+extern const ProtobufCMessageDescriptor brickyard__v1__round_payload__descriptor;
 extern const ProtobufCMessageDescriptor brickyard__v1__envelope__descriptor;
 
 PROTOBUF_C__END_DECLS

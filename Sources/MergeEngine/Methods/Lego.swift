@@ -86,17 +86,20 @@ enum LegoMerge {
             norms: aimedNorms, alignedSums: clustering.alignedSums)
         // What each cluster contributes before its weight: its mean, or its members' best rank-one.
         var directions = clustering.centroids
+        var powerIterationsRun = 0
         let weights: [Double]
         if k == units.count {
             // Every unit is its own cluster: weight 1 reproduces T exactly under every reweighting.
             weights = [Double](repeating: 1, count: k)
         } else {
             if options.effectiveDirection == .principal {
-                directions = ClusterPrincipalDirections.principal(
+                let found = ClusterPrincipalDirections.principal(
                     units: aimed.vectors, count: units.count, outFeatures: units.outFeatures,
                     inFeatures: units.inFeatures, assignment: clustering.assignment, k: k,
                     centroids: clustering.centroids, iterations: options.powerIterations,
-                    tolerance: ClusterPrincipalDirections.defaultTolerance, blockSize: kmeans.blockSize).units
+                    tolerance: ClusterPrincipalDirections.defaultTolerance, blockSize: kmeans.blockSize)
+                directions = found.units
+                powerIterationsRun = found.iterations.max() ?? 0
             }
             if options.reweight == .optimal {
                 statistics.addProjections(units: aimed.vectors, count: units.count, centroids: directions,
@@ -129,7 +132,8 @@ enum LegoMerge {
         // `balance`, `balance_rounds`).
         let principal = k != units.count && options.effectiveDirection == .principal
         result.stats.direction = (principal ? LegoOptions.Direction.principal : .mean).rawValue
-        result.stats.powerIterations = principal ? max(1, options.powerIterations) : nil
+        // The iterations run: the most any cluster ran before its stop (at most `power_iterations`).
+        result.stats.powerIterations = principal ? powerIterationsRun : nil
         result.stats.oversample = !selectsUnits && clusters > rank ? clusters / rank : 1
         // A balanced module's rounds fit T̃, not T: they are `balance_rounds`, and `refit` (rounds against T) is 0.
         let balanced = k < units.count && balance > 0

@@ -233,16 +233,18 @@ class TaskDone(_message.Message):
     def __init__(self, task_id: _Optional[int] = ..., attempt: _Optional[int] = ..., out_rank: _Optional[int] = ..., result_bytes: _Optional[int] = ..., result_crc32c: _Optional[int] = ..., stats_json: _Optional[str] = ..., seconds: _Optional[float] = ...) -> None: ...
 
 class TaskFailed(_message.Message):
-    __slots__ = ("task_id", "attempt", "error", "retryable")
+    __slots__ = ("task_id", "attempt", "error", "retryable", "missing_payload")
     TASK_ID_FIELD_NUMBER: _ClassVar[int]
     ATTEMPT_FIELD_NUMBER: _ClassVar[int]
     ERROR_FIELD_NUMBER: _ClassVar[int]
     RETRYABLE_FIELD_NUMBER: _ClassVar[int]
+    MISSING_PAYLOAD_FIELD_NUMBER: _ClassVar[int]
     task_id: int
     attempt: int
     error: str
     retryable: bool
-    def __init__(self, task_id: _Optional[int] = ..., attempt: _Optional[int] = ..., error: _Optional[str] = ..., retryable: _Optional[bool] = ...) -> None: ...
+    missing_payload: int
+    def __init__(self, task_id: _Optional[int] = ..., attempt: _Optional[int] = ..., error: _Optional[str] = ..., retryable: _Optional[bool] = ..., missing_payload: _Optional[int] = ...) -> None: ...
 
 class Disconnect(_message.Message):
     __slots__ = ("reason",)
@@ -329,7 +331,7 @@ class EvalFailed(_message.Message):
     def __init__(self, request_id: _Optional[int] = ..., attempt: _Optional[int] = ..., error: _Optional[str] = ..., retryable: _Optional[bool] = ...) -> None: ...
 
 class KMeansBlockTask(_message.Message):
-    __slots__ = ("task", "round", "unit_id_offset", "center_count", "centers", "oversampling", "farthest", "center_offset", "nearest", "inputs_follow", "product", "probes", "principal", "assignment")
+    __slots__ = ("task", "round", "unit_id_offset", "center_count", "centers", "oversampling", "farthest", "center_offset", "nearest", "inputs_follow", "product", "probes", "principal", "assignment", "payload_id", "payload_crc32c")
     TASK_FIELD_NUMBER: _ClassVar[int]
     ROUND_FIELD_NUMBER: _ClassVar[int]
     UNIT_ID_OFFSET_FIELD_NUMBER: _ClassVar[int]
@@ -344,6 +346,8 @@ class KMeansBlockTask(_message.Message):
     PROBES_FIELD_NUMBER: _ClassVar[int]
     PRINCIPAL_FIELD_NUMBER: _ClassVar[int]
     ASSIGNMENT_FIELD_NUMBER: _ClassVar[int]
+    PAYLOAD_ID_FIELD_NUMBER: _ClassVar[int]
+    PAYLOAD_CRC32C_FIELD_NUMBER: _ClassVar[int]
     task: Task
     round: int
     unit_id_offset: int
@@ -358,10 +362,26 @@ class KMeansBlockTask(_message.Message):
     probes: int
     principal: int
     assignment: bytes
-    def __init__(self, task: _Optional[_Union[Task, _Mapping]] = ..., round: _Optional[int] = ..., unit_id_offset: _Optional[int] = ..., center_count: _Optional[int] = ..., centers: _Optional[bytes] = ..., oversampling: _Optional[float] = ..., farthest: _Optional[int] = ..., center_offset: _Optional[int] = ..., nearest: _Optional[bytes] = ..., inputs_follow: _Optional[bool] = ..., product: _Optional[int] = ..., probes: _Optional[int] = ..., principal: _Optional[int] = ..., assignment: _Optional[bytes] = ...) -> None: ...
+    payload_id: int
+    payload_crc32c: int
+    def __init__(self, task: _Optional[_Union[Task, _Mapping]] = ..., round: _Optional[int] = ..., unit_id_offset: _Optional[int] = ..., center_count: _Optional[int] = ..., centers: _Optional[bytes] = ..., oversampling: _Optional[float] = ..., farthest: _Optional[int] = ..., center_offset: _Optional[int] = ..., nearest: _Optional[bytes] = ..., inputs_follow: _Optional[bool] = ..., product: _Optional[int] = ..., probes: _Optional[int] = ..., principal: _Optional[int] = ..., assignment: _Optional[bytes] = ..., payload_id: _Optional[int] = ..., payload_crc32c: _Optional[int] = ...) -> None: ...
+
+class RoundPayload(_message.Message):
+    __slots__ = ("payload_id", "module", "track", "centers", "crc32c")
+    PAYLOAD_ID_FIELD_NUMBER: _ClassVar[int]
+    MODULE_FIELD_NUMBER: _ClassVar[int]
+    TRACK_FIELD_NUMBER: _ClassVar[int]
+    CENTERS_FIELD_NUMBER: _ClassVar[int]
+    CRC32C_FIELD_NUMBER: _ClassVar[int]
+    payload_id: int
+    module: str
+    track: int
+    centers: bytes
+    crc32c: int
+    def __init__(self, payload_id: _Optional[int] = ..., module: _Optional[str] = ..., track: _Optional[int] = ..., centers: _Optional[bytes] = ..., crc32c: _Optional[int] = ...) -> None: ...
 
 class Envelope(_message.Message):
-    __slots__ = ("protocol_version", "hello", "welcome", "reject", "heartbeat", "task", "input_chunk", "result_chunk", "task_done", "task_failed", "disconnect", "eval_request", "eval_result", "eval_failed", "kmeans_block_task")
+    __slots__ = ("protocol_version", "hello", "welcome", "reject", "heartbeat", "task", "input_chunk", "result_chunk", "task_done", "task_failed", "disconnect", "eval_request", "eval_result", "eval_failed", "kmeans_block_task", "round_payload")
     PROTOCOL_VERSION_FIELD_NUMBER: _ClassVar[int]
     HELLO_FIELD_NUMBER: _ClassVar[int]
     WELCOME_FIELD_NUMBER: _ClassVar[int]
@@ -377,6 +397,7 @@ class Envelope(_message.Message):
     EVAL_RESULT_FIELD_NUMBER: _ClassVar[int]
     EVAL_FAILED_FIELD_NUMBER: _ClassVar[int]
     KMEANS_BLOCK_TASK_FIELD_NUMBER: _ClassVar[int]
+    ROUND_PAYLOAD_FIELD_NUMBER: _ClassVar[int]
     protocol_version: int
     hello: Hello
     welcome: Welcome
@@ -392,4 +413,5 @@ class Envelope(_message.Message):
     eval_result: EvalResult
     eval_failed: EvalFailed
     kmeans_block_task: KMeansBlockTask
-    def __init__(self, protocol_version: _Optional[int] = ..., hello: _Optional[_Union[Hello, _Mapping]] = ..., welcome: _Optional[_Union[Welcome, _Mapping]] = ..., reject: _Optional[_Union[Reject, _Mapping]] = ..., heartbeat: _Optional[_Union[Heartbeat, _Mapping]] = ..., task: _Optional[_Union[Task, _Mapping]] = ..., input_chunk: _Optional[_Union[InputChunk, _Mapping]] = ..., result_chunk: _Optional[_Union[ResultChunk, _Mapping]] = ..., task_done: _Optional[_Union[TaskDone, _Mapping]] = ..., task_failed: _Optional[_Union[TaskFailed, _Mapping]] = ..., disconnect: _Optional[_Union[Disconnect, _Mapping]] = ..., eval_request: _Optional[_Union[EvalRequest, _Mapping]] = ..., eval_result: _Optional[_Union[EvalResult, _Mapping]] = ..., eval_failed: _Optional[_Union[EvalFailed, _Mapping]] = ..., kmeans_block_task: _Optional[_Union[KMeansBlockTask, _Mapping]] = ...) -> None: ...
+    round_payload: RoundPayload
+    def __init__(self, protocol_version: _Optional[int] = ..., hello: _Optional[_Union[Hello, _Mapping]] = ..., welcome: _Optional[_Union[Welcome, _Mapping]] = ..., reject: _Optional[_Union[Reject, _Mapping]] = ..., heartbeat: _Optional[_Union[Heartbeat, _Mapping]] = ..., task: _Optional[_Union[Task, _Mapping]] = ..., input_chunk: _Optional[_Union[InputChunk, _Mapping]] = ..., result_chunk: _Optional[_Union[ResultChunk, _Mapping]] = ..., task_done: _Optional[_Union[TaskDone, _Mapping]] = ..., task_failed: _Optional[_Union[TaskFailed, _Mapping]] = ..., disconnect: _Optional[_Union[Disconnect, _Mapping]] = ..., eval_request: _Optional[_Union[EvalRequest, _Mapping]] = ..., eval_result: _Optional[_Union[EvalResult, _Mapping]] = ..., eval_failed: _Optional[_Union[EvalFailed, _Mapping]] = ..., kmeans_block_task: _Optional[_Union[KMeansBlockTask, _Mapping]] = ..., round_payload: _Optional[_Union[RoundPayload, _Mapping]] = ...) -> None: ...
