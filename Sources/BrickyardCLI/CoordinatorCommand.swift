@@ -55,6 +55,7 @@ struct CoordinatorCommand: ParsableCommand {
         stop.install(signals: [SIGTERM, SIGINT, SIGUSR2])
         do {
             let plan = try runtime.plan(jobFile: job)
+            for warning in plan.warnings { logger.warning("\(warning)") }
             var options = runtime.distributedOptions(out: out, bind: bind, overwrite: force)
             if let curveSecret, let allow {
                 options.coordinator.curve = CurveServerOptions(secretKeyFile: curveSecret, allowDirectory: allow,

@@ -57,6 +57,7 @@ struct MergeCommand: ParsableCommand {
         let meter = ProgressMeter(enabled: !quiet && isatty(STDERR_FILENO) == 1)
         do {
             let plan = try runtime.plan(jobFile: job)
+            for warning in plan.warnings { StandardError.write("warning: \(warning)\n") }
             let report = inProcess
                 ? try LocalMerge.run(plan: plan, outputDirectory: out, overwrite: force, progress: meter.update)
                 : try runDistributed(plan: plan)

@@ -26,7 +26,10 @@ public final class CheckpointStore: @unchecked Sendable {
     // @unchecked: used from the coordinator's single loop thread only; immutable apart from the files.
     public let directory: String
     public let manifest: CheckpointManifest
-    private let logger: Logger
+    let logger: Logger
+    /// Per candidate log file (split modules' restarts): the floats checksummed so far and their running CRC, so a
+    /// seeding round checksums only the candidates it appends (`KMeansStateFiles.swift`).
+    var candidateLogChecksums: [String: (floats: Int, crc: CRC32C)] = [:]
 
     /// Creates the directory and its manifest, or checks an existing manifest against `jobHash`.
     public init(directory: String, jobHash: String, taskCount: Int, logger: Logger) throws {
@@ -93,68 +96,6 @@ public final class CheckpointStore: @unchecked Sendable {
         }
     }
 
-    /// The k-means state file of one track of a split module (a restart, the final statistics round, or the quality
-    /// rounds: `SplitKMeans.encoded(track:)`), as of the track's last reduced round.
-    public func kmeansStatePath(index: Int, track: Int) -> String {
-        directory + "/" + Self.kmeansStatePrefix(index: index) + "\(track)-kmeans.state"
-    }
-
-    private static func kmeansStatePrefix(index: Int) -> String {
-        let number = String(index)
-        return "task-\(String(repeating: "0", count: max(0, 6 - number.count)) + number)-t"
-    }
-
-    /// Writes one track's k-means state atomically (temp, fsync, rename), with a CRC-32C trailer. Only the track whose
-    /// round was reduced is written (a restart's state is up to ~12 MB of seeding candidates for an MLP module), so
-    /// a round costs the size of what changed, not of every restart's state; the tracks are independent until the
-    /// kept restart is chosen, which is derived again on reading.
-    public func writeKMeansState(_ state: [UInt8], index: Int, track: Int) throws {
-        var crc = CRC32C()
-        crc.update(state[...])
-        var bytes = state
-        for shift in stride(from: 0, to: 32, by: 8) { bytes.append(UInt8(truncatingIfNeeded: crc.value >> UInt32(shift))) }
-        try Self.durableWrite(bytes, to: kmeansStatePath(index: index, track: track))
-    }
-
-    /// The verified state of one track, or nil if absent; a damaged file is logged, deleted and ignored (that
-    /// track's rounds start over).
-    public func readKMeansState(index: Int, track: Int) -> [UInt8]? {
-        let path = kmeansStatePath(index: index, track: track)
-        guard let bytes = try? Self.readIfPresent(path) else { return nil }
-        var crc = CRC32C()
-        if bytes.count > 4 { crc.update(bytes[0..<(bytes.count - 4)]) }
-        let stored = bytes.count > 4 ? (0..<4).reduce(UInt32(0)) { $0 | UInt32(bytes[bytes.count - 4 + $1]) << UInt32(8 * $1) } : 0
-        guard bytes.count > 4, crc.value == stored else {
-            logger.warning("k-means state rejected (checksum); the track's rounds start over", metadata: ["path": "\(path)"])
-            unlink(path)
-            return nil
-        }
-        return Array(bytes[0..<(bytes.count - 4)])
-    }
-
-    /// Every verified track state of a split module, by track (tracks without a file are absent).
-    public func readKMeansStates(index: Int) -> [Int: [UInt8]] {
-        var states: [Int: [UInt8]] = [:]
-        for track in kmeansTracks(index: index) {
-            if let bytes = readKMeansState(index: index, track: track) { states[track] = bytes }
-        }
-        return states
-    }
-
-    /// Tracks that have a state file.
-    func kmeansTracks(index: Int) -> [Int] {
-        let prefix = Self.kmeansStatePrefix(index: index), suffix = "-kmeans.state"
-        let names = (try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? []
-        return names.compactMap { name in
-            guard name.hasPrefix(prefix), name.hasSuffix(suffix) else { return nil }
-            return Int(name.dropFirst(prefix.count).dropLast(suffix.count))
-        }.sorted()
-    }
-
-    public func removeKMeansState(index: Int) {
-        for track in kmeansTracks(index: index) { unlink(kmeansStatePath(index: index, track: track)) }
-    }
-
     /// Reads and verifies one record against the plan's expectations; nil if absent.
     public func read(index: Int, key: TaskKey, outFeatures: Int, inFeatures: Int) throws -> CheckpointRecord? {
         let path = recordPath(index: index, key: key)
@@ -195,7 +136,7 @@ public final class CheckpointStore: @unchecked Sendable {
     }
 
     /// Atomic write (AdapterIO's temp + fsync + rename + directory fsync), failures reported as `.io`.
-    private static func durableWrite(_ bytes: [UInt8], to path: String) throws {
+    static func durableWrite(_ bytes: [UInt8], to path: String) throws {
         do {
             try AtomicFile.write(bytes, to: path)
         } catch {
@@ -204,7 +145,7 @@ public final class CheckpointStore: @unchecked Sendable {
     }
 
     /// Whole file, or nil if it does not exist.
-    private static func readIfPresent(_ path: String) throws -> [UInt8]? {
+    static func readIfPresent(_ path: String) throws -> [UInt8]? {
         guard FileManager.default.fileExists(atPath: path) else { return nil }
         guard let data = FileManager.default.contents(atPath: path) else {
             throw CoordinatorError(.io, "\(path): cannot read")

@@ -6,8 +6,8 @@ import WireProtocol
 
 /// The coordinator's side of split lego modules: one `SplitKMeans` per module (its restarts run side by side as
 /// tracks), each track's current round of block tasks and the partials received so far. A round's partials are
-/// reduced in block order once all are in; that track's state is then checkpointed (atomically, one file per track)
-/// before its next round is queued, so a restarted coordinator resumes at the last reduced round of every track. The finished clustering
+/// reduced in block order once all are in; what the round changed in that track's state is then checkpointed
+/// (atomically, one section file, `KMeansStateFiles.swift`) before its next round is queued, so a restarted coordinator resumes at the last reduced round of every track. The finished clustering
 /// becomes the module's record like any module's.
 struct SplitModuleRuns {
     /// The centers every block task of a round shares, encoded once per round and sent once per worker
@@ -73,24 +73,25 @@ struct SplitModuleRuns {
             guard let blocks = module.blocks else { continue }
             var kmeans = SplitLego.kmeans(module: module, spec: plan.spec, blockCount: blocks.count)
             var resumedAt: Int?
-            let states = store.readKMeansStates(index: index)
-            if !states.isEmpty {
-                do {
-                    kmeans = try SplitKMeans(decodingTracks: states, configuration: kmeans.configuration,
-                                             restarts: kmeans.restarts, quality: kmeans.quality,
-                                             principalIterations: kmeans.principalIterations, refit: kmeans.refitStart,
-                                             selection: kmeans.selection)
+            do {
+                let saved = try store.readKMeansCheckpoint(index: index)
+                if !saved.sections.isEmpty {
+                    kmeans = try SplitKMeans(decodingSections: saved.sections, logs: saved.logs,
+                                             configuration: kmeans.configuration, restarts: kmeans.restarts,
+                                             quality: kmeans.quality, principalIterations: kmeans.principalIterations,
+                                             refit: kmeans.refitStart, selection: kmeans.selection)
                     resumedAt = kmeans.round
                     logger.info("resuming split module from its last checkpointed round", metadata: [
                         "module": "\(module.name)", "round": "\(kmeans.round)",
                         "phases": "\(kmeans.runs.map { "\($0.phase)" }.joined(separator: ","))",
                         "principal_rounds": "\(kmeans.principal?.step ?? 0)", "refit_rounds": "\(kmeans.refit?.step ?? 0)",
                         "selection_rounds": "\(kmeans.selecting?.step ?? 0)"])
-                } catch {
-                    logger.warning("k-means state rejected; the module's rounds start over", metadata: [
-                        "module": "\(module.name)", "error": "\(error)"])
-                    store.removeKMeansState(index: index)
                 }
+            } catch {
+                logger.warning("k-means state refused; the module's rounds start over", metadata: [
+                    "module": "\(module.name)", "error": "\(error)"])
+                kmeans = SplitLego.kmeans(module: module, spec: plan.spec, blockCount: blocks.count)
+                store.removeKMeansState(index: index)
             }
             let units = blocks.map { block in module.sources[block.sources].reduce(0) { $0 + $1.module.rank } }
             runs[index] = Run(moduleIndex: index, kmeans: kmeans, blockUnits: units, resumedAtRound: resumedAt)
@@ -236,9 +237,8 @@ struct SplitModuleRuns {
         }
         run.rounds[track] = nil
         let started = Self.threadCPUSeconds()
-        let state = run.kmeans.encoded(track: track)
-        try store.writeKMeansState(state, index: module, track: track)
-        run.checkpointBytes += state.count
+        // Only what the round changed: one section of the track, and a seeding round's new candidates.
+        run.checkpointBytes += try store.writeKMeansCheckpoint(run.kmeans.checkpoint(track: track), index: module)
         run.checkpointSeconds += Self.threadCPUSeconds() - started
         runs[module] = run
         if let outcome = run.kmeans.outcome { return .finished(module: module, outcome: outcome, seconds: run.seconds) }

@@ -73,7 +73,8 @@ public struct BlockKMeansOutcome: Sendable {
     /// `direction: principal` (`SplitKMeans`): each cluster's best rank-one unit [√σ u ; √σ v], row-major
     /// [clusterCount, dimension], used in place of `centroids` by the reweighting and the assembly; nil: the means.
     public var directions: [Float]?
-    /// Power iterations the principal directions ran (0: the means were used).
+    /// Power iterations the principal directions ran, the most any cluster ran before it stopped (0: the means
+    /// were used).
     public var powerIterations = 0
     /// `refit` (`SplitKMeans`): the factors after the refit rounds (B' [out, k], A' [k, in]), used in place of the
     /// assembly of the weighted directions; nil: no refit ran.
@@ -395,10 +396,17 @@ public struct BlockKMeansDriver: Sendable {
 
     // MARK: checkpoint
 
-    static let magic: [UInt8] = Array("BYKMS003".utf8)
+    static let magic: [UInt8] = Array("BYKMS004".utf8)
 
-    /// The whole state, bit-exact.
-    public func encoded() -> [UInt8] {
+    /// The seeding candidates drawn so far, row-major [count, dimension] (empty outside seeding). They only grow
+    /// until the candidate weights round clears them, so a checkpoint can keep them in an append-only log
+    /// (`encoded(candidates: false)`): the previous checkpoint already held the first `candidatesKept` floats.
+    public var seedingCandidates: [Float] { candidates }
+    public var candidatesKept: Int { candidates.isEmpty ? 0 : groupStart * configuration.dimension }
+
+    /// The whole state, bit-exact; without the seeding candidates when `candidates` is false (they are then
+    /// handed to `init(decoding:configuration:candidates:)` from elsewhere).
+    public func encoded(candidates withCandidates: Bool = true) -> [UInt8] {
         var w = ByteWriter()
         configuration.write(&w)
         let phaseCode: Int, phaseArgument: Int
@@ -411,7 +419,7 @@ public struct BlockKMeansDriver: Sendable {
         case .done: (phaseCode, phaseArgument) = (5, 0)
         }
         w.int(phaseCode); w.int(phaseArgument); w.int(round); w.int(unitCount)
-        w.floats(candidates); w.int(candidateCount); w.double(cost)
+        w.floats(withCandidates ? candidates : []); w.int(candidateCount); w.double(cost)
         w.floats(centroids); w.int(clusterCount); w.doubles(history); w.int(iterations); w.int(lloydRounds)
         w.ints(clusterSizes); w.doubles(normSums); w.doubles(normSquaredSums); w.floats(alignedSums)
         w.int(projections == nil ? 0 : 1); w.doubles(projections ?? [])
@@ -425,8 +433,9 @@ public struct BlockKMeansDriver: Sendable {
         return Self.magic + w.bytes
     }
 
-    /// Restores a state written by `encoded()` for the same configuration; throws on anything else.
-    public init(decoding bytes: [UInt8], configuration: BlockKMeansConfiguration) throws {
+    /// Restores a state written by `encoded()` for the same configuration (by `encoded(candidates: false)` with
+    /// the candidates given as `external`); throws on anything else.
+    public init(decoding bytes: [UInt8], configuration: BlockKMeansConfiguration, candidates external: [Float]? = nil) throws {
         self.configuration = configuration
         guard bytes.count >= Self.magic.count, Array(bytes[0..<Self.magic.count]) == Self.magic else {
             throw KernelShapeError(kernel: "BlockKMeans state", problem: "bad magic")
@@ -450,6 +459,12 @@ public struct BlockKMeansDriver: Sendable {
         round = try r.bounded(Int(Int32.max), "round")
         unitCount = try r.bounded(Int(Int32.max), "unit count")
         candidates = try r.floats(); candidateCount = try r.bounded(Int(Int32.max), "candidates"); cost = try r.double()
+        if let external {
+            guard candidates.isEmpty else {
+                throw KernelShapeError(kernel: "BlockKMeans state", problem: "candidates both in the state and apart")
+            }
+            candidates = external
+        }
         centroids = try r.floats(); clusterCount = try r.bounded(configuration.k, "clusters")
         history = try r.doubles(); iterations = try r.bounded(configuration.iterations, "iterations")
         lloydRounds = try r.bounded(Int(Int32.max), "Lloyd rounds")

@@ -1,6 +1,7 @@
 /// The block side of lego's `direction: principal` on a split module: one block's share of a power-iteration
 /// half-step (`ClusterPrincipalDirections.blockProduct`) over the block's final assignment, sent with the round
-/// because blocks keep no state; and the fallback start of a cluster whose mean has a zero A half. Pure functions
+/// because blocks keep no state (members of stopped clusters marked as skipped, the directions those of the running
+/// clusters only); and the fallback start of a cluster whose mean has a zero A half. Pure functions
 /// of (block, request), so every worker gives the bytes of the unsplit method's block of the same units.
 extension BlockKMeans {
     static func principal(_ block: UnitBlock, request: BlockRoundRequest) throws -> BlockPartial {
@@ -10,10 +11,12 @@ extension BlockKMeans {
             throw KernelShapeError(kernel: "BlockKMeans", problem: "a \(request.kind) round needs the assignment of the "
                                    + "block's \(block.count) units (got \(request.assignment?.count ?? 0))")
         }
-        guard sent.allSatisfy({ Int($0) < k }) else {
+        // A power round skips the members of stopped clusters (`PrincipalDirectionRounds.skippedCluster`).
+        let skipped = request.kind == .principalStart ? nil : PrincipalDirectionRounds.skippedCluster
+        guard sent.allSatisfy({ Int($0) < k || $0 == skipped }) else {
             throw KernelShapeError(kernel: "BlockKMeans", problem: "assignment to a cluster outside 0..<\(k)")
         }
-        let assignment = sent.map { Int($0) }
+        let assignment = sent.map { $0 == skipped ? -1 : Int($0) }
         switch request.kind {
         case .principalStart:
             return BlockPartial(kind: .principalStart, unitCount: block.count,

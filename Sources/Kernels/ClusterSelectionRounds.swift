@@ -9,8 +9,9 @@
 ///    each block's assignment is mapped, and the centroids are the merged aligned means.
 /// The merged clustering then goes through the usual final rounds (principal directions at k, statistics, refit).
 ///
-/// The state (the rank-ones' rounds, h) round-trips exactly through `encoded()` / `decoding(_:)`; the merge is
-/// derived from it again on decoding.
+/// The state (the rank-ones' rounds as two halves, h) round-trips exactly through `principal`'s halves,
+/// `encodedStatistics()` and `decoding(left:right:statistics:fine:selection:)`; the merge is derived from it again on
+/// decoding.
 public struct ClusterSelectionRounds: Sendable {
     /// How fine clusters map to the kept ones: lego's rule, from the fine rank-ones' Gram [f·k, f·k] and h.
     public struct Selection: Sendable {
@@ -125,29 +126,31 @@ public struct ClusterSelectionRounds: Sendable {
 
     // MARK: checkpoint
 
-    /// The state, bit-exact (the merge is derived again when decoding).
-    public func encoded() -> [UInt8] {
+    /// h once its round was reduced (nil before): the part of the state the statistics round changes. The rank-ones'
+    /// rounds are checkpointed as `principal`'s halves.
+    public func encodedStatistics() -> [UInt8]? {
+        guard let projections else { return nil }
         var w = ByteWriter()
-        w.int(fineCount); w.int(rank)
-        let rounds = principal.encoded()
-        w.int(rounds.count); w.append(rounds)
-        w.int(projections == nil ? 0 : 1); w.doubles(projections ?? [])
+        w.int(fineCount); w.int(rank); w.doubles(projections)
         return w.bytes
     }
 
-    /// This (freshly made) state advanced to `encoded()`'s, merged again if h was reduced.
-    public func decoding(_ bytes: [UInt8], fine: BlockKMeansOutcome, selection: Selection) throws -> ClusterSelectionRounds {
-        var r = ByteReader(bytes, what: "cluster selection state")
-        guard try r.int() == fineCount, try r.int() == rank else { throw problem("state written for another clustering") }
+    /// This (freshly made) state advanced to the rank-ones' halves (`PrincipalDirectionRounds.decoding(left:right:)`)
+    /// and h (`encodedStatistics()`), merged again if h was reduced.
+    public func decoding(left: [UInt8]?, right: [UInt8]?, statistics: [UInt8]?, fine: BlockKMeansOutcome,
+                         selection: Selection) throws -> ClusterSelectionRounds {
         var state = self
-        state.principal = try principal.decoding(Array(try r.raw(count: try r.count(elementBytes: 1))))
-        let hasProjections = try r.bounded(1, "projections flag")
-        let h = try r.doubles()
-        try r.finish()
-        guard hasProjections == 0 ? h.isEmpty : h.count == fineCount && state.principal.isDone else {
-            throw problem("selection statistics of the wrong shape or before the rank-ones")
+        state.principal = try principal.decoding(left: left, right: right)
+        if let statistics {
+            var r = ByteReader(statistics, what: "cluster selection statistics")
+            guard try r.int() == fineCount, try r.int() == rank else { throw problem("state written for another clustering") }
+            let h = try r.doubles()
+            try r.finish()
+            guard h.count == fineCount, state.principal.isDone else {
+                throw problem("selection statistics of the wrong shape or before the rank-ones")
+            }
+            state.projections = h
         }
-        state.projections = hasProjections == 1 ? h : nil
         try state.select(fine: fine, selection: selection)
         return state
     }

@@ -39,37 +39,63 @@ public struct ClusterStatistics: Sendable, Equatable {
     /// bits).
     public static func block(units: UnsafePointer<Float>, count: Int, outFeatures: Int, inFeatures: Int,
                              assignment: ArraySlice<Int>, signs: ArraySlice<Float>, k: Int) -> ClusterStatistics {
+        block(units: units, count: count, outFeatures: outFeatures, inFeatures: inFeatures, assignment: assignment,
+              signs: signs, k: k, norms: nil, sums: true)
+    }
+
+    /// `block` with the units' norms given (`UnitNorms.norms` of the block's units: the same bits as computing them)
+    /// and, with `sums: false`, without the aligned sums (left zero: the caller has them).
+    static func block(units: UnsafePointer<Float>, count: Int, outFeatures: Int, inFeatures: Int,
+                      assignment: ArraySlice<Int>, signs: ArraySlice<Float>, k: Int, norms: UnsafePointer<Double>?,
+                      sums: Bool) -> ClusterStatistics {
         var statistics = ClusterStatistics(k: k, outFeatures: outFeatures, inFeatures: inFeatures)
         let dimension = outFeatures + inFeatures
         for (i, cluster) in assignment.enumerated() where cluster >= 0 && cluster < k {
             statistics.counts[cluster] += 1
-            let norm = Double(BLAS.nrm2(dimension, units + i * dimension))
+            let norm = norms?[i] ?? Double(BLAS.nrm2(dimension, units + i * dimension))
             statistics.normSums[cluster] += norm
             statistics.normSquaredSums[cluster] += norm * norm
         }
-        statistics.alignedSums = SignInvariantKMeans.signedSums(units: units, count: count, dimension: dimension,
-                                                                assignment: assignment, signs: signs, k: k)
+        if sums {
+            statistics.alignedSums = SignInvariantKMeans.signedSums(units: units, count: count, dimension: dimension,
+                                                                    assignment: assignment, signs: signs, k: k)
+        }
         return statistics
     }
 
     /// Statistics of a whole clustering, as the ordered reduction of fixed blocks of `blockSize` units.
+    /// What the caller already has is taken instead of a pass over the units, with the same bits: `norms` (the
+    /// units' `UnitNorms.norms`) and `alignedSums` (`KMeansResult.alignedSums` of this very assignment and signs,
+    /// clustered with the same `blockSize`).
     public static func of(units: [Float], count: Int, outFeatures: Int, inFeatures: Int, assignment: [Int],
-                          signs: [Float], k: Int,
-                          blockSize: Int = KMeansOptions.defaultBlockSize) throws -> ClusterStatistics {
+                          signs: [Float], k: Int, blockSize: Int = KMeansOptions.defaultBlockSize,
+                          norms: [Double]? = nil, alignedSums: [Float]? = nil) throws -> ClusterStatistics {
         let dimension = outFeatures + inFeatures
-        guard units.count == count * dimension, assignment.count == count, signs.count == count else {
+        guard units.count == count * dimension, assignment.count == count, signs.count == count,
+              norms == nil || norms?.count == count, alignedSums == nil || alignedSums?.count == k * dimension else {
             throw KernelShapeError(kernel: "ClusterStatistics", problem: "\(units.count) values, \(assignment.count) "
-                                   + "assignments and \(signs.count) signs for \(count) units of dimension \(dimension)")
+                                   + "assignments, \(signs.count) signs, \(norms?.count ?? count) norms and "
+                                   + "\((alignedSums?.count ?? k * dimension) / max(1, dimension)) sums for \(count) units "
+                                   + "of dimension \(dimension) in \(k) clusters")
         }
         var total = ClusterStatistics(k: k, outFeatures: outFeatures, inFeatures: inFeatures)
         units.withUnsafeBufferPointer { x in
             guard let x = x.baseAddress else { return }
             FixedBlocks.forEach(count: count, blockSize: blockSize) { start, rows in
-                total.reduce(adding: Self.block(units: x + start * dimension, count: rows, outFeatures: outFeatures,
-                                                inFeatures: inFeatures, assignment: assignment[start..<(start + rows)],
-                                                signs: signs[start..<(start + rows)], k: k))
+                let part = norms.map { norms in
+                    norms.withUnsafeBufferPointer { n in
+                        Self.block(units: x + start * dimension, count: rows, outFeatures: outFeatures,
+                                   inFeatures: inFeatures, assignment: assignment[start..<(start + rows)],
+                                   signs: signs[start..<(start + rows)], k: k, norms: n.baseAddress.map { $0 + start },
+                                   sums: alignedSums == nil)
+                    }
+                } ?? Self.block(units: x + start * dimension, count: rows, outFeatures: outFeatures,
+                                inFeatures: inFeatures, assignment: assignment[start..<(start + rows)],
+                                signs: signs[start..<(start + rows)], k: k, norms: nil, sums: alignedSums == nil)
+                total.reduce(adding: part)
             }
         }
+        if let alignedSums { total.alignedSums = alignedSums }
         return total
     }
 

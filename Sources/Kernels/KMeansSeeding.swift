@@ -33,6 +33,20 @@ extension SignInvariantKMeans {
                             candidates: options.candidates(k: k), seed: seed)
     }
 
+    /// `initialCentroids`, with the units' products with the seeds ([count, k], `RowDots`' bits) when the seeding
+    /// computed them all (greedy k-means++), for the first Lloyd step.
+    static func seeding(units: [Float], count: Int, dimension: Int, k: Int, unitNormsSquared: [Double],
+                        options: KMeansOptions, seed: UInt64) -> (centroids: [Float], products: [Float]?) {
+        if options.seedsInParallel(count: count, k: k) {
+            return (initialCentroids(units: units, count: count, dimension: dimension, k: k,
+                                     unitNormsSquared: unitNormsSquared, options: options, seed: seed), nil)
+        }
+        let seeded = seedPlusPlusWithProducts(units: units, count: count, dimension: dimension, k: k,
+                                              unitNormsSquared: unitNormsSquared, candidates: options.candidates(k: k),
+                                              seed: seed)
+        return (seeded.centroids, seeded.products)
+    }
+
     /// k-means|| seeding: a uniform first candidate, then `rounds` passes that each draw unit i when u_i·φ < ℓ·D²_i
     /// (u_i uniform; D²_i its sign-invariant distance to the nearest candidate so far; a unit at distance 0 is never
     /// drawn), then the weighted candidates clustered into k. If the pool has fewer than k distinct candidates (every

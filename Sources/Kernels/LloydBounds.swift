@@ -29,8 +29,10 @@ struct LloydBounds {
     /// Units whose k products a step skipped (for tests and benchmarks).
     var skipped = 0
 
-    init(units: [Float], count: Int, dimension: Int, unitNormsSquared: [Double]) {
-        let exact = Self.exactNormsSquared(units, count: count, dimension: dimension)
+    /// `exactNormsSquared`: the units' `UnitNorms.exactSquares` when the caller has them (else computed here).
+    init(units: [Float], count: Int, dimension: Int, unitNormsSquared: [Double], exactNormsSquared: [Double]? = nil) {
+        let exact = exactNormsSquared.flatMap { $0.count == count ? $0 : nil }
+            ?? Self.exactNormsSquared(units, count: count, dimension: dimension)
         exactNorms = exact
         normErrors = (0..<count).map { abs(unitNormsSquared[$0] - exact[$0]) + 1e-12 * exact[$0] }
         let terms = Double(dimension / 16 + 5), unit = 0x1p-24
@@ -114,9 +116,11 @@ struct BlockPruning {
 }
 
 extension SignInvariantKMeans {
-    /// `lloydStep` with the bounds of the run: the same result, bit for bit, with fewer products.
+    /// `lloydStep` with the bounds of the run: the same result, bit for bit, with fewer products. `products`: every
+    /// unit's products with `centroids` ([count, k], `RowDots`' bits) if already known (the seeding's), used instead.
     static func boundedStep(units: [Float], count: Int, dimension: Int, unitNormsSquared: [Double], centroids: [Float],
-                            k: Int, blockSize: Int, bounds: inout LloydBounds) -> LloydBlockPartial {
+                            k: Int, blockSize: Int, bounds: inout LloydBounds,
+                            products: [Float]? = nil) -> LloydBlockPartial {
         let centroidNorms = rowNormsSquared(centroids, count: k, dimension: dimension)
         let terms = bounds.prepare(centroids: centroids, centroidNormsSquared: centroidNorms, k: k, dimension: dimension)
         var total: LloydBlockPartial?
@@ -138,10 +142,18 @@ extension SignInvariantKMeans {
                                                                    assignment: assignment + start,
                                                                    exactNorms: exact + start, normErrors: errors + start,
                                                                    kappa: kappa, centroids: terms)
-                                        let part = lloydBlock(units: x + start * dimension, count: rows,
-                                                              dimension: dimension, unitNormsSquared: norms + start,
-                                                              centroids: centroids, centroidNormsSquared: centroidNorms,
-                                                              k: k, pruning: &pruning)
+                                        let part = products.flatMap { $0.count == count * k ? $0 : nil }.map { products in
+                                            products.withUnsafeBufferPointer { known in
+                                                lloydBlock(units: x + start * dimension, count: rows,
+                                                           dimension: dimension, unitNormsSquared: norms + start,
+                                                           centroids: centroids, centroidNormsSquared: centroidNorms,
+                                                           k: k, pruning: &pruning,
+                                                           precomputed: known.baseAddress.map { $0 + start * k })
+                                            }
+                                        } ?? lloydBlock(units: x + start * dimension, count: rows,
+                                                        dimension: dimension, unitNormsSquared: norms + start,
+                                                        centroids: centroids, centroidNormsSquared: centroidNorms,
+                                                        k: k, pruning: &pruning)
                                         skipped += pruning.skipped
                                         if total == nil { total = part } else { total?.reduce(adding: part) }
                                     }

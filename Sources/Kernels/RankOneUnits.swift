@@ -43,7 +43,9 @@ public struct RankOneUnits: Sendable {
     /// Number of units (rows).
     public let count: Int
     /// Row-major [count, outFeatures + inFeatures]; row i is `[x_B ; x_A]`.
-    public var vectors: [Float]
+    public var vectors: [Float] { didSet { norms = nil } }
+    /// The rows' norms, computed as each term's rows were written (while in cache); nil once `vectors` is changed.
+    public private(set) var norms: UnitNorms? = nil
     /// (term index, rank index) each row came from, in extraction order.
     public let sources: [(term: Int, rank: Int)]
 
@@ -73,6 +75,7 @@ public struct RankOneUnits: Sendable {
         var sources: [(term: Int, rank: Int)] = []
         var failure: (any Error)?
         var scratch = CanonicalUnits.Scratch()
+        var norms = UnitNorms()
         let vectors = [Float](unsafeUninitializedCapacity: bound * dim) { buffer, initialized in
             var rows = 0
             defer { initialized = rows * dim }
@@ -91,6 +94,8 @@ public struct RankOneUnits: Sendable {
                         throw KernelShapeError(kernel: "RankOneUnits", problem: "term \(t): \(term.rank) units exceed "
                                                + "the \(bound) announced")
                     }
+                    let first = rows
+                    defer { norms.append(rows: x + first * dim, count: rows - first, dimension: dim) }
                     switch basis {
                     case .raw:
                         rows += appendUnits(of: term, index: t, outFeatures: outFeatures, inFeatures: inFeatures,
@@ -110,7 +115,7 @@ public struct RankOneUnits: Sendable {
         }
         if let failure { throw failure }
         return RankOneUnits(outFeatures: outFeatures, inFeatures: inFeatures, count: sources.count, vectors: vectors,
-                            sources: sources)
+                            norms: norms, sources: sources)
     }
 
     static func checkShape(_ term: FactorTerm, index t: Int, outFeatures: Int, inFeatures: Int) throws {

@@ -65,6 +65,11 @@ public struct KMeansResult: Sendable {
     public var restart: Int = 0
     /// Objective after seeding and after every iteration; never increases (up to Float rounding of the products).
     public var objectiveHistory: [Double]
+    /// Row-major [clusterCount, dimension]: Σ over each cluster's members of sign · x, with the bits
+    /// `ClusterStatistics.of` computes for this assignment and these signs over the same blocks (the final Lloyd step's
+    /// sums, reused instead of another pass). nil when the final update moved a unit into an empty cluster (its sums
+    /// were then corrected by a subtraction, not re-added in unit order) or when no Lloyd step ran.
+    public var alignedSums: [Float]? = nil
     /// Objective of the last assignment: Σ_i min_c d(x_i, μ_c) with d = ‖x‖² + ‖μ‖² − 2|x·μ|.
     public var finalObjective: Double { objectiveHistory.last ?? 0 }
 }
@@ -92,8 +97,9 @@ public struct LloydBlockPartial: Sendable {
 public enum SignInvariantKMeans {
     /// Clusters the rows of `units` ([count, dimension], row-major) into `k` clusters.
     /// If k ≥ count, each unit is its own cluster (in unit order) and no iteration runs.
+    /// `norms`: the units' `UnitNorms` when the caller has them (else they are computed here; the same bits).
     public static func cluster(units: [Float], count: Int, dimension: Int, k: Int, options: KMeansOptions,
-                               seed: UInt64) throws -> KMeansResult {
+                               seed: UInt64, norms: UnitNorms? = nil) throws -> KMeansResult {
         guard units.count == count * dimension, count >= 0, dimension >= 0 else {
             throw KernelShapeError(kernel: "SignInvariantKMeans", problem: "\(units.count) values for \(count) units "
                                    + "of dimension \(dimension)")
@@ -108,11 +114,15 @@ public enum SignInvariantKMeans {
                                 clusterSizes: [Int](repeating: 1, count: count), iterations: 0,
                                 objectiveHistory: [0])
         }
-        let unitNorms = rowNormsSquared(units, count: count, dimension: dimension)
+        guard norms == nil || norms?.count == count else {
+            throw KernelShapeError(kernel: "SignInvariantKMeans", problem: "\(norms?.count ?? 0) norms for \(count) units")
+        }
+        let norms = norms ?? UnitNorms.of(units, count: count, dimension: dimension)
         var best: KMeansResult?
         for restart in 0..<max(1, options.restarts) {
-            var result = lloyd(units: units, count: count, dimension: dimension, k: k, unitNormsSquared: unitNorms,
-                               options: options, seed: restartSeed(seed, restart: restart))
+            var result = lloyd(units: units, count: count, dimension: dimension, k: k, unitNormsSquared: norms.squares,
+                               exactNormsSquared: norms.exactSquares, options: options,
+                               seed: restartSeed(seed, restart: restart))
             result.restart = restart
             if let kept = best, kept.finalObjective <= result.finalObjective { continue }
             best = result
@@ -134,13 +144,18 @@ public enum SignInvariantKMeans {
     /// One run: seeding (`initialCentroids`), then Lloyd iterations until `options` stop them. When an update gives back
     /// the very centroids of the step before (a fixed point, bit for bit), the remaining iterations are recorded
     /// without being computed: they would repeat that step exactly (same result, history and iteration count).
+    /// `exactNormsSquared`: `UnitNorms.exactSquares` of the units if known (else `LloydBounds` computes them).
     static func lloyd(units: [Float], count: Int, dimension: Int, k: Int, unitNormsSquared unitNorms: [Double],
-                      options: KMeansOptions, seed: UInt64) -> KMeansResult {
-        var centroids = initialCentroids(units: units, count: count, dimension: dimension, k: k,
-                                         unitNormsSquared: unitNorms, options: options, seed: seed)
-        var bounds = LloydBounds(units: units, count: count, dimension: dimension, unitNormsSquared: unitNorms)
+                      exactNormsSquared: [Double]? = nil, options: KMeansOptions, seed: UInt64) -> KMeansResult {
+        // Greedy seeding already computed every unit's product with every seed: the first step takes them.
+        let seeded = seeding(units: units, count: count, dimension: dimension, k: k, unitNormsSquared: unitNorms,
+                             options: options, seed: seed)
+        var centroids = seeded.centroids
+        var bounds = LloydBounds(units: units, count: count, dimension: dimension, unitNormsSquared: unitNorms,
+                                 exactNormsSquared: exactNormsSquared)
         var step = boundedStep(units: units, count: count, dimension: dimension, unitNormsSquared: unitNorms,
-                               centroids: centroids, k: k, blockSize: options.blockSize, bounds: &bounds)
+                               centroids: centroids, k: k, blockSize: options.blockSize, bounds: &bounds,
+                               products: seeded.products)
         var history = [step.objective]
         var iterations = 0
         while iterations < options.iterations {
@@ -168,9 +183,11 @@ public enum SignInvariantKMeans {
             }
         }
         // Final centroids are the aligned means of the final assignment, so reweighting sees consistent clusters.
+        let refills = step.counts.contains(0)
         centroids = updateCentroids(&step, units: units, dimension: dimension, k: k)
         return KMeansResult(clusterCount: k, centroids: centroids, assignment: step.assignment, signs: step.signs,
-                            clusterSizes: step.counts, iterations: iterations, objectiveHistory: history)
+                            clusterSizes: step.counts, iterations: iterations, objectiveHistory: history,
+                            alignedSums: refills ? nil : step.sums)
     }
 
     /// Whether two arrays hold the same bits (unlike `==`, tells −0 from +0 and finds NaN equal to itself).
@@ -213,7 +230,17 @@ public enum SignInvariantKMeans {
     /// is taken.
     static func seedPlusPlus(units: [Float], count: Int, dimension: Int, k: Int, unitNormsSquared: [Double],
                              candidates: Int, seed: UInt64) -> [Float] {
+        seedPlusPlusWithProducts(units: units, count: count, dimension: dimension, k: k,
+                                 unitNormsSquared: unitNormsSquared, candidates: candidates, seed: seed).centroids
+    }
+
+    /// `seedPlusPlus`, also returning each unit's products with the seeds, row-major [count, k]: `products[i·k + c]`
+    /// = x_i · m_c with the bits `RowDots` gives (each step's pass computed them for the candidate it kept, and a
+    /// product does not depend on the other columns computed with it), so the first Lloyd step needs none.
+    static func seedPlusPlusWithProducts(units: [Float], count: Int, dimension: Int, k: Int, unitNormsSquared: [Double],
+                                         candidates: Int, seed: UInt64) -> (centroids: [Float], products: [Float]) {
         var random = DeterministicRandom(seed: seed)
+        var products = [Float](repeating: 0, count: count * k)
         let draws = max(1, candidates)
         var centroids = [Float](repeating: 0, count: k * dimension)
         var chosen = [Bool](repeating: false, count: count)
@@ -272,6 +299,7 @@ public enum SignInvariantKMeans {
                     let pick = picks[bestCandidate]
                     chosen[pick] = true
                     BLAS.copy(dimension, x: x + pick * dimension, y: m + c * dimension)
+                    for i in 0..<count { products[i * k + c] = dots[i * width + bestCandidate] }
                     for i in 0..<count {
                         let d = candidateDistances[bestCandidate * count + i]
                         if d < nearest[i] { nearest[i] = d }
@@ -279,7 +307,7 @@ public enum SignInvariantKMeans {
                 }
             }
         }
-        return centroids
+        return (centroids, products)
     }
 
     /// The first unit whose running D² sum exceeds `target` (a unit at distance 0 never is: the sum does not grow
@@ -335,9 +363,12 @@ public enum SignInvariantKMeans {
 
     /// `lloydBlock`, optionally with the run's bounds (`LloydBounds`): a unit that provably keeps its cluster gets
     /// the one product with its own centroid, the others all k; the bounds are brought up to date for every unit.
+    /// `precomputed`: the block's products with the centroids, row-major [count, k], when the caller has them (the
+    /// bits `RowDots` would give); they are taken instead of computing them.
     static func lloydBlock(units: UnsafePointer<Float>, count: Int, dimension: Int,
                            unitNormsSquared: UnsafePointer<Double>, centroids: [Float], centroidNormsSquared: [Double],
-                           k: Int, pruning: UnsafeMutablePointer<BlockPruning>?) -> LloydBlockPartial {
+                           k: Int, pruning: UnsafeMutablePointer<BlockPruning>?,
+                           precomputed: UnsafePointer<Float>? = nil) -> LloydBlockPartial {
         guard count > 0, dimension > 0, k > 0 else {
             // Zero-width units (or none): every product is 0, so every unit is at distance 0 from cluster 0.
             var counts = [Int](repeating: 0, count: max(k, 0))
@@ -378,7 +409,11 @@ public enum SignInvariantKMeans {
                                     full += 1
                                 }
                             }
-                            if full == rows {
+                            if let precomputed {
+                                for r in 0..<rows where slot[r] >= 0 {
+                                    (p + slot[r] * k).update(from: precomputed + (start + r) * k, count: k)
+                                }
+                            } else if full == rows {
                                 RowDots.compute(units + start * dimension, rows: rows, dimension: dimension,
                                                 centroids: m, count: k, into: p)
                             } else if full > 0 {

@@ -39,6 +39,8 @@ public struct SplitKMeans: Sendable {
     public private(set) var principal: PrincipalDirectionRounds?
     /// The restart kept, once every restart is done.
     public private(set) var kept: Int?
+    /// Its clustering (derived once when chosen: the coordinator asks for it per block and partial).
+    private var keptRun: BlockKMeansOutcome?
     /// h from the final statistics round (nil before it, or when it does not run).
     private(set) var projections: [Double]?
     private(set) var finalDone = false
@@ -262,15 +264,13 @@ public struct SplitKMeans: Sendable {
             if let a = runs[r].outcome, let b = runs[best].outcome, a.finalObjective < b.finalObjective { best = r }
         }
         kept = best
+        keptRun = runs[best].outcome
         makeSelection()
         makePrincipal()
     }
 
     /// The kept restart's clustering (at more clusters than the output rank when oversampling).
-    private var fineOutcome: BlockKMeansOutcome? {
-        guard let kept else { return nil }
-        return runs[kept].outcome
-    }
+    private var fineOutcome: BlockKMeansOutcome? { keptRun }
 
     /// The clustering the final rounds work on: the selection's merged one when oversampling, else the kept run's.
     private var keptOutcome: BlockKMeansOutcome? {
@@ -284,7 +284,7 @@ public struct SplitKMeans: Sendable {
         outcome.restart = kept
         if let principal {
             outcome.directions = principal.units
-            outcome.powerIterations = principal.iterations
+            outcome.powerIterations = principal.iterationsRun
         }
         if configuration.reweightRound && outcome.clusterCount > 0 {
             outcome.statistics.projections = projections
@@ -309,38 +309,145 @@ public struct SplitKMeans: Sendable {
 
     // MARK: checkpoint
 
-    static let magic: [UInt8] = Array("BYSKM003".utf8)
-    static let trackMagic: [UInt8] = Array("BYSKT003".utf8)
+    static let magic: [UInt8] = Array("BYSKM004".utf8)
+    static let trackMagic: [UInt8] = Array("BYSKT004".utf8)
 
     /// Tracks whose states make up the whole state: the restarts, the final statistics round, the quality rounds.
     public var trackCount: Int { restarts + 2 }
 
-    /// One track's state, bit-exact: what changes when that track's round is reduced (and nothing else does: the
-    /// kept restart and the quality decision are derived from the runs on decoding). A coordinator writes only this
-    /// after a round, so a checkpoint costs the size of the track that moved, not of every restart's state.
-    public func encoded(track: Int) -> [UInt8] {
+    /// A part of one track's state that one kind of round changes, so a coordinator rewrites only that part after
+    /// the round (each round changes exactly one).
+    public enum Section: Int, Sendable, CaseIterable, Comparable {
+        /// A restart's driver state, without its seeding candidates (those are the track's append-only log).
+        case run = 0
+        /// The final track's statistics round (h) and refit rounds (B', A').
+        case final = 1
+        /// The selection's fine rank-ones: û (LEFT rounds), v̂ with σ and the stop (RIGHT and start rounds), then h.
+        case selectionLeft = 2, selectionRight = 3, selectionStatistics = 4
+        /// The principal directions at k: û, then v̂ with σ and the stop.
+        case principalLeft = 5, principalRight = 6
+        /// The quality rounds.
+        case quality = 7
+
+        /// A short name for file names.
+        public var name: String {
+            switch self {
+            case .run: return "run"
+            case .final: return "final"
+            case .selectionLeft: return "selection-left"
+            case .selectionRight: return "selection-right"
+            case .selectionStatistics: return "selection-h"
+            case .principalLeft: return "principal-left"
+            case .principalRight: return "principal-right"
+            case .quality: return "quality"
+            }
+        }
+
+        public init?(name: String) {
+            guard let section = Section.allCases.first(where: { $0.name == name }) else { return nil }
+            self = section
+        }
+
+        public static func < (a: Section, b: Section) -> Bool { a.rawValue < b.rawValue }
+    }
+
+    /// What the latest reduced round of a track changed: one section's bytes, and for a restart its seeding
+    /// candidates (row-major floats, empty outside seeding) of which the first `logKept` were already in the
+    /// previous checkpoint (only the rest are new; the candidates only grow until the weights round clears them).
+    public struct TrackCheckpoint: Sendable {
+        public let track: Int
+        public let section: Section
+        public let bytes: [UInt8]
+        public let log: [Float]
+        public let logKept: Int
+    }
+
+    /// A section's bytes: a header naming the restarts, track and section, then the body.
+    private func sectionBytes(track: Int, section: Section, body: [UInt8]) -> [UInt8] {
         var w = ByteWriter()
-        w.int(restarts); w.int(track)
+        w.append(Self.trackMagic)
+        w.int(restarts); w.int(track); w.int(section.rawValue)
+        w.append(body)
+        return w.bytes
+    }
+
+    /// The section the latest reduced round of `track` changed (what a coordinator writes after it).
+    public func checkpoint(track: Int) -> TrackCheckpoint {
         if track < restarts {
-            w.append(runs[track].encoded())
-        } else if track == finalTrack {
+            return TrackCheckpoint(track: track, section: .run,
+                                   bytes: sectionBytes(track: track, section: .run, body: runs[track].encoded(candidates: false)),
+                                   log: runs[track].seedingCandidates, logKept: runs[track].candidatesKept)
+        }
+        let section: Section
+        if track != finalTrack {
+            section = .quality
+        } else if finalDone || (refit?.step ?? 0) > 0 {
+            section = .final
+        } else if let principal, principal.step > 0 {
+            section = principal.leftStep > principal.rightStep ? .principalLeft : .principalRight
+        } else if selecting?.projections != nil {
+            section = .selectionStatistics
+        } else if let rounds = selecting?.principal, rounds.leftStep > rounds.rightStep {
+            section = .selectionLeft
+        } else {
+            section = .selectionRight
+        }
+        return TrackCheckpoint(track: track, section: section,
+                               bytes: sectionBytes(track: track, section: section, body: body(of: section) ?? []),
+                               log: [], logKept: 0)
+    }
+
+    /// A section's body as the state stands (nil: nothing written there yet).
+    private func body(of section: Section) -> [UInt8]? {
+        switch section {
+        case .run:
+            return nil
+        case .final:
+            var w = ByteWriter()
             w.int(finalDone ? 1 : 0); w.int(projections == nil ? 0 : 1); w.doubles(projections ?? [])
-            // Before its first round the principal state is derived from the kept restart: nothing to write, so
-            // finishing a restart changes no other track's file.
-            let started = principal.map { $0.step > 0 } ?? false
-            let rounds = started ? principal?.encoded() ?? [] : []
-            w.int(started ? 1 : 0); w.int(rounds.count); w.append(rounds)
-            // Likewise the selection rounds (from the kept restart) and the refit rounds start from the reduced statistics: written once they moved.
+            // Refit starts from the reduced statistics: written once its rounds moved.
             let refitted = refit.map { $0.step > 0 } ?? false
             let refitBytes = refitted ? refit?.encoded() ?? [] : []
             w.int(refitted ? 1 : 0); w.int(refitBytes.count); w.append(refitBytes)
-            let selected = selecting.map { $0.step > 0 } ?? false
-            let selectionBytes = selected ? selecting?.encoded() ?? [] : []
-            w.int(selected ? 1 : 0); w.int(selectionBytes.count); w.append(selectionBytes)
-        } else {
-            w.append(quality?.encoded() ?? [])
+            return finalDone || refitted ? w.bytes : nil
+        case .principalLeft:
+            return principal.flatMap { $0.leftStep > 0 ? $0.encodedLeft() : nil }
+        case .principalRight:
+            return principal.flatMap { $0.rightStep > 0 ? $0.encodedRight() : nil }
+        case .selectionLeft:
+            return selecting.flatMap { $0.principal.leftStep > 0 ? $0.principal.encodedLeft() : nil }
+        case .selectionRight:
+            return selecting.flatMap { $0.principal.rightStep > 0 ? $0.principal.encodedRight() : nil }
+        case .selectionStatistics:
+            return selecting?.encodedStatistics()
+        case .quality:
+            return quality?.encoded()
         }
-        return Self.trackMagic + w.bytes
+    }
+
+    /// Every section a coordinator holds for `track` after its rounds so far (latest bytes of each), by section.
+    public func sections(track: Int) -> [Section: [UInt8]] {
+        if track < restarts {
+            return [.run: sectionBytes(track: track, section: .run, body: runs[track].encoded(candidates: false))]
+        }
+        let candidates: [Section] = track == finalTrack
+            ? [.final, .selectionLeft, .selectionRight, .selectionStatistics, .principalLeft, .principalRight] : [.quality]
+        var result: [Section: [UInt8]] = [:]
+        for section in candidates {
+            if let body = body(of: section) { result[section] = sectionBytes(track: track, section: section, body: body) }
+        }
+        return result
+    }
+
+    /// One track's whole state in one blob, bit-exact: its sections and its candidate log.
+    public func encoded(track: Int) -> [UInt8] {
+        var w = ByteWriter()
+        w.append(Self.trackMagic)
+        let parts = sections(track: track).sorted { $0.key < $1.key }
+        w.int(parts.count)
+        for (section, bytes) in parts { w.int(section.rawValue); w.int(bytes.count); w.append(bytes) }
+        w.floats(track < restarts ? runs[track].seedingCandidates : [])
+        return w.bytes
     }
 
     /// Every track's state in one blob (`encoded(track:)` of each, in track order).
@@ -375,62 +482,108 @@ public struct SplitKMeans: Sendable {
     public init(decodingTracks tracks: [Int: [UInt8]], configuration: BlockKMeansConfiguration, restarts: Int,
                 quality: SplitQualityTrack? = nil, principalIterations: Int = 0, refit: RefitStart? = nil,
                 selection: ClusterSelectionRounds.Selection? = nil) throws {
-        self.init(configuration: configuration, restarts: restarts, quality: quality,
-                  principalIterations: principalIterations, refit: refit, selection: selection)
-        var principalBytes: [UInt8]?, refitBytes: [UInt8]?, selectionBytes: [UInt8]?
-        func fail(_ problem: String) -> KernelShapeError { KernelShapeError(kernel: "split k-means state", problem: problem) }
-        for (track, bytes) in tracks.sorted(by: { $0.key < $1.key }) {
+        var sections: [Int: [Section: [UInt8]]] = [:], logs: [Int: [Float]] = [:]
+        for (track, bytes) in tracks {
             guard bytes.count >= Self.trackMagic.count, Array(bytes[0..<Self.trackMagic.count]) == Self.trackMagic else {
-                throw fail("track \(track): bad magic")
+                throw KernelShapeError(kernel: "split k-means state", problem: "track \(track): bad magic")
             }
             var r = ByteReader(Array(bytes[Self.trackMagic.count...]), what: "split k-means track \(track)")
-            guard try r.int() == self.restarts, try r.int() == track, (0..<trackCount).contains(track) else {
-                throw fail("track \(track) was written for another number of restarts or another track")
+            var parts: [Section: [UInt8]] = [:]
+            for _ in 0..<(try r.bounded(Section.allCases.count, "section count")) {
+                guard let section = Section(rawValue: try r.bounded(Section.allCases.count, "section")) else {
+                    throw KernelShapeError(kernel: "split k-means state", problem: "track \(track): unknown section")
+                }
+                parts[section] = Array(try r.raw(count: try r.count(elementBytes: 1)))
             }
-            if track < self.restarts {
-                runs[track] = try BlockKMeansDriver(decoding: Array(try r.raw(count: r.remaining)),
-                                                    configuration: runs[track].configuration)
-            } else if track == finalTrack {
-                finalDone = try r.bounded(1, "final round flag") == 1
-                let hasProjections = try r.bounded(1, "projections flag")
-                let h = try r.doubles()
-                let hasPrincipal = try r.bounded(1, "principal directions flag")
-                let rounds = Array(try r.raw(count: try r.count(elementBytes: 1)))
-                let hasRefit = try r.bounded(1, "refit flag")
-                let refitted = Array(try r.raw(count: try r.count(elementBytes: 1)))
-                let hasSelection = try r.bounded(1, "selection flag")
-                let selected = Array(try r.raw(count: try r.count(elementBytes: 1)))
-                try r.finish()
-                selectionBytes = hasSelection == 1 ? selected : nil
-                projections = hasProjections == 1 ? h : nil
-                principalBytes = hasPrincipal == 1 ? rounds : nil
-                refitBytes = hasRefit == 1 ? refitted : nil
-            } else if let configured = self.quality {
-                self.quality = try configured.decoding(Array(try r.raw(count: r.remaining)))
-            } else {
-                guard r.isAtEnd else { throw fail("a quality track the job does not ask for") }
+            logs[track] = try r.floats()
+            try r.finish()
+            sections[track] = parts
+        }
+        // A blob holds every track, the quality track's section whenever one is configured (even before its first
+        // round): a blob written without it does not resume with one.
+        if quality != nil, let parts = sections[max(1, restarts) + 1], parts[.quality] == nil {
+            throw KernelShapeError(kernel: "split k-means state", problem: "written without the quality track")
+        }
+        try self.init(decodingSections: sections, logs: logs, configuration: configuration, restarts: restarts,
+                      quality: quality, principalIterations: principalIterations, refit: refit, selection: selection)
+    }
+
+    /// Restores the tracks' states from their sections (the latest bytes of each `checkpoint(track:)` wrote, by
+    /// track and section) and the restarts' candidate logs (the floats the latest `run` section counts); a track
+    /// without sections starts from its beginning. Throws on bytes of another configuration, sections that do not
+    /// follow each other, or states that contradict each other.
+    public init(decodingSections sections: [Int: [Section: [UInt8]]], logs: [Int: [Float]] = [:],
+                configuration: BlockKMeansConfiguration, restarts: Int, quality: SplitQualityTrack? = nil,
+                principalIterations: Int = 0, refit: RefitStart? = nil,
+                selection: ClusterSelectionRounds.Selection? = nil) throws {
+        self.init(configuration: configuration, restarts: restarts, quality: quality,
+                  principalIterations: principalIterations, refit: refit, selection: selection)
+        func fail(_ problem: String) -> KernelShapeError { KernelShapeError(kernel: "split k-means state", problem: problem) }
+        var bodies: [Section: [UInt8]] = [:]
+        for (track, parts) in sections.sorted(by: { $0.key < $1.key }) {
+            guard (0..<trackCount).contains(track) else { throw fail("track \(track) of \(trackCount)") }
+            for (section, bytes) in parts.sorted(by: { $0.key < $1.key }) {
+                let allowed = track < self.restarts ? section == .run
+                    : track == finalTrack ? section != .run && section != .quality : section == .quality
+                guard allowed, bytes.count >= Self.trackMagic.count,
+                      Array(bytes[0..<Self.trackMagic.count]) == Self.trackMagic else {
+                    throw fail("track \(track) \(section.name): bad magic or a section of another track")
+                }
+                var r = ByteReader(Array(bytes[Self.trackMagic.count...]), what: "split k-means track \(track) \(section.name)")
+                guard try r.int() == self.restarts, try r.int() == track, try r.int() == section.rawValue else {
+                    throw fail("track \(track) \(section.name) was written for another number of restarts, track or section")
+                }
+                let body = Array(try r.raw(count: r.remaining))
+                if track < self.restarts {
+                    runs[track] = try BlockKMeansDriver(decoding: body, configuration: runs[track].configuration,
+                                                        candidates: logs[track] ?? [])
+                } else if track == finalTrack {
+                    bodies[section] = body
+                } else if let configured = self.quality {
+                    self.quality = try configured.decoding(body)
+                } else {
+                    throw fail("a quality track the job does not ask for")
+                }
             }
         }
+        var refitBytes: [UInt8]?
+        if let body = bodies[.final] {
+            var r = ByteReader(body, what: "split k-means final section")
+            finalDone = try r.bounded(1, "final round flag") == 1
+            let hasProjections = try r.bounded(1, "projections flag")
+            let h = try r.doubles()
+            let hasRefit = try r.bounded(1, "refit flag")
+            let refitted = Array(try r.raw(count: try r.count(elementBytes: 1)))
+            try r.finish()
+            projections = hasProjections == 1 ? h : nil
+            refitBytes = hasRefit == 1 ? refitted : nil
+        }
+        let selectionBodies = [bodies[.selectionLeft], bodies[.selectionRight], bodies[.selectionStatistics]]
+        let principalBodies = [bodies[.principalLeft], bodies[.principalRight]]
+        let hasSelection = selectionBodies.contains { $0 != nil }, hasPrincipal = principalBodies.contains { $0 != nil }
         if runs.allSatisfy(\.isDone) {
             choose()
         } else {
-            guard !finalDone, projections == nil, principalBytes == nil, selectionBytes == nil else {
+            guard !finalDone, projections == nil, !hasPrincipal, !hasSelection else {
                 throw fail("final rounds before every restart finished")
             }
         }
-        if let selectionBytes {
+        if hasSelection {
             guard let fresh = selecting, let fine = fineOutcome, let selection else {
                 throw fail("selection rounds the job or the clustering does not call for")
             }
-            do { selecting = try fresh.decoding(selectionBytes, fine: fine, selection: selection) } catch { throw fail("\(error)") }
+            do {
+                selecting = try fresh.decoding(left: selectionBodies[0], right: selectionBodies[1],
+                                               statistics: selectionBodies[2], fine: fine, selection: selection)
+            } catch { throw fail("\(error)") }
             makePrincipal()
         }
-        guard selecting?.isDone ?? true || (principalBytes == nil && !finalDone) else {
+        guard selecting?.isDone ?? true || (!hasPrincipal && !finalDone) else {
             throw fail("final rounds before the selection")
         }
-        if let principalBytes {
+        if hasPrincipal {
             guard let fresh = principal else { throw fail("principal directions the job or the clustering does not call for") }
-            do { principal = try fresh.decoding(principalBytes) } catch { throw fail("\(error)") }
+            do { principal = try fresh.decoding(left: principalBodies[0], right: principalBodies[1]) } catch { throw fail("\(error)") }
         }
         guard !finalDone || principal?.isDone ?? true else { throw fail("final statistics before the principal directions") }
         guard !finalDone || (projections?.count ?? -1) == (keptOutcome?.clusterCount ?? -2) else {

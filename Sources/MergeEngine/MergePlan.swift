@@ -62,6 +62,9 @@ public struct MergePlan: Sendable {
     public var taskType: String?
     /// Union of the inputs' `target_modules`, sorted.
     public var targetModules: [String]
+    /// Plain-language warnings found while planning (inputs that name different base models); the CLI prints them
+    /// before merging.
+    public var warnings: [String] = []
 
     public init(job: JobSpec, spec: MergeSpec, modules: [ModulePlan], baseModelNameOrPath: String?,
                 taskType: String?, targetModules: [String]) {

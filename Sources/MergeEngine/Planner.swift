@@ -61,8 +61,28 @@ public enum Planner {
                              baseModelNameOrPath: adapters.lazy.compactMap(\.baseModelNameOrPath).first,
                              taskType: adapters.lazy.compactMap(\.taskType).first,
                              targetModules: Set(adapters.flatMap(\.targetModules)).sorted())
+        plan.warnings = baseModelWarnings(adapters)
         TaskBudget.apply(to: &plan)
         return plan
+    }
+
+    /// Adapters whose configs name different base models (same shapes, or planning would have failed): merged
+    /// anyway, since one model can go by several names (a hub id, a local path, a fine-tuned variant), but said.
+    static func baseModelWarnings(_ adapters: [LoadedAdapter]) -> [String] {
+        var order: [String] = []
+        var paths: [String: [String]] = [:]
+        for adapter in adapters {
+            guard let base = adapter.baseModelNameOrPath, !base.isEmpty else { continue }
+            if paths[base] == nil { order.append(base) }
+            paths[base, default: []].append(adapter.path)
+        }
+        guard order.count > 1 else { return [] }
+        let named = order.map { base in
+            let list = paths[base] ?? []
+            return "\(base) (\(list.count) adapter\(list.count == 1 ? "" : "s"), e.g. \(list[0]))"
+        }
+        return ["the adapters name \(order.count) different base models: \(named.joined(separator: ", ")); merged "
+                + "anyway (their shapes agree), the output names \(order[0])"]
     }
 
     /// `linear` averages factors, so every module needs one rank across the adapters that have it.

@@ -191,7 +191,7 @@ import Testing
         #expect(reference.outcome?.centroids.map(\.bitPattern) == straight.outcome?.centroids.map(\.bitPattern))
         #expect(reference.outcome?.directions?.map(\.bitPattern) == straight.outcome?.directions?.map(\.bitPattern))
         #expect((straight.outcome?.directions != nil) == (principalIterations > 0))
-        #expect(straight.principal?.step == (principalIterations > 0 ? straight.principal?.roundCount : nil))
+        #expect(straight.principal?.isDone == (principalIterations > 0 ? true : nil))
         if principalIterations > 0 {
             // The final track's state without the principal directions the job asks for is not accepted as theirs:
             // a job without them refuses it.

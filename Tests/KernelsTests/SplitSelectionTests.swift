@@ -44,12 +44,13 @@ import Testing
         let fine = try #require(kmeans.runs[keptRun].outcome)
         #expect(fine.clusterCount == Self.fine && outcome.clusterCount == Self.rank)
         let inFeatures = Self.dimension - Self.out
-        // The fine rank-ones: ClusterPrincipalDirections.units' bits (blocks of 90 units on both sides).
+        // The fine rank-ones: ClusterPrincipalDirections.principal's bits with lego's stop (blocks of 90 units on
+        // both sides).
         let rankOnes = try #require(selecting.principal.units)
-        let reference = ClusterPrincipalDirections.units(
+        let reference = ClusterPrincipalDirections.principal(
             units: units, count: 270, outFeatures: Self.out, inFeatures: inFeatures,
             assignment: fine.assignment.flatMap { $0.map(Int.init) }, k: Self.fine, centroids: fine.centroids,
-            iterations: 3, blockSize: 90).units
+            iterations: 3, tolerance: ClusterPrincipalDirections.defaultTolerance, blockSize: 90).units
         #expect(rankOnes.map(\.bitPattern) == reference.map(\.bitPattern))
         // h against them: the unsplit statistics to rounding (per-block sums added up).
         var statistics = ClusterStatistics(k: Self.fine, outFeatures: Self.out, inFeatures: inFeatures)
@@ -68,9 +69,10 @@ import Testing
         // Then the usual final rounds at k: principal directions from the merged centroids, the statistics round.
         let principal = try #require(kmeans.principal)
         #expect(principal.clusterCount == Self.rank && principal.isDone)
-        let directions = ClusterPrincipalDirections.units(
+        let directions = ClusterPrincipalDirections.principal(
             units: units, count: 270, outFeatures: Self.out, inFeatures: inFeatures, assignment: flat, k: Self.rank,
-            centroids: outcome.centroids, iterations: 3, blockSize: 90).units
+            centroids: outcome.centroids, iterations: 3, tolerance: ClusterPrincipalDirections.defaultTolerance,
+            blockSize: 90).units
         #expect(outcome.directions?.map(\.bitPattern) == directions.map(\.bitPattern))
         #expect(outcome.projections?.count == Self.rank)
         // The objective reported is the fine clustering's (as unsplit lego's `oversample`).
@@ -110,17 +112,20 @@ import Testing
         for bad in [short, notFinite, wrongKind] {
             #expect(throws: KernelShapeError.self) { try kmeans.validate(bad, track: track) }
         }
-        let state = try #require(kmeans.selecting)
-        let bytes = state.encoded()
-        for cut in stride(from: 0, to: bytes.count, by: max(1, bytes.count / 20)) {
-            var tracks = Dictionary(uniqueKeysWithValues: (0..<kmeans.trackCount).map { ($0, kmeans.encoded(track: $0)) })
-            let finalBytes = tracks[track] ?? []
-            var w = ByteWriter()
-            w.append(Array(finalBytes[0..<(finalBytes.count - bytes.count - 8)])); w.int(cut); w.append(Array(bytes[0..<cut]))
-            tracks[track] = w.bytes
-            #expect(throws: KernelShapeError.self) {
-                _ = try SplitKMeans(decodingTracks: tracks, configuration: fineConfiguration, restarts: 1,
-                                    principalIterations: 1, selection: Self.rule)
+        // A truncated selection section is refused.
+        let sections = Dictionary(uniqueKeysWithValues: (0..<kmeans.trackCount).map { ($0, kmeans.sections(track: $0)) })
+        let logs = Dictionary(uniqueKeysWithValues: (0..<kmeans.trackCount).map {
+            ($0, $0 < 1 ? kmeans.runs[$0].seedingCandidates : [])
+        })
+        for section in [SplitKMeans.Section.selectionLeft, .selectionRight] {
+            let bytes = try #require(sections[track]?[section])
+            for cut in stride(from: 0, to: bytes.count, by: max(1, bytes.count / 20)) {
+                var damaged = sections
+                damaged[track]?[section] = Array(bytes[0..<cut])
+                #expect(throws: KernelShapeError.self) {
+                    _ = try SplitKMeans(decodingSections: damaged, logs: logs, configuration: fineConfiguration,
+                                        restarts: 1, principalIterations: 1, selection: Self.rule)
+                }
             }
         }
         // A selection state when the job asks for none.

@@ -74,4 +74,25 @@ import Testing
         let job = JobSpec(method: .svd, rank: 0, adapters: [], sourcePath: "r.yaml")
         #expect(throws: MergeError("r.yaml: rank: must be at least 1, got 0")) { try MergeSpec.resolve(job: job, largestInputRank: 4) }
     }
+
+    /// Adapters naming different base models (same shapes) are merged with one warning naming each model, how many
+    /// adapters name it and one of them; one base model, or configs that name none, give no warning.
+    @Test func differentBaseModelsAreMergedWithAWarning() throws {
+        let source = try Planner.plan(job: .fixtureJob(.cat, adapters: ["a_r8"]))
+        let modules = source.modules.map { $0.sources[0].module }
+        func plan(_ bases: [String?]) throws -> MergePlan {
+            let job = JobSpec(method: .cat, adapters: bases.indices.map { AdapterEntry(path: "/pool/\($0)") },
+                              sourcePath: "bases.yaml")
+            return try Planner.plan(job: job) { entry in
+                LoadedAdapter(path: entry.path, modules: modules, baseModelNameOrPath: bases[Int(entry.path.dropFirst(6))!])
+            }
+        }
+        #expect(try plan(["m/base", "m/base", nil]).warnings.isEmpty)
+        let mixed = try plan(["m/base", nil, "m/instruct", "m/base"])
+        #expect(mixed.warnings.count == 1)
+        let text = mixed.warnings.first ?? ""
+        #expect(text.contains("2 different base models") && text.contains("m/base (2 adapters, e.g. /pool/0)")
+                && text.contains("m/instruct (1 adapter, e.g. /pool/2)") && text.contains("the output names m/base"))
+        #expect(mixed.baseModelNameOrPath == "m/base")
+    }
 }

@@ -92,35 +92,3 @@ import Logging
         #expect(rest.map(\.peer) == [p1] && rest.map(\.key.block) == [1])
     }
 }
-
-/// The split k-means state file of the checkpoint: round trip, and a damaged file is refused (the module's rounds
-/// start over) rather than trusted.
-@Suite struct KMeansStateFileTests {
-    @Test func damagedStateIsRejected() throws {
-        let dir = try TestDirectory("kmeans-state")
-        defer { dir.remove() }
-        var logger = Logger(label: "test")
-        logger.logLevel = .critical
-        let store = try CheckpointStore(directory: dir.path, jobHash: "h", taskCount: 2, logger: logger)
-        let state = (0..<10_000).map { UInt8(truncatingIfNeeded: $0 * 31) }
-        #expect(store.readKMeansState(index: 1, track: 2) == nil)
-        try store.writeKMeansState(state, index: 1, track: 2)
-        #expect(store.readKMeansState(index: 1, track: 2) == state)
-        var bytes = try #require(FileManager.default.contents(atPath: store.kmeansStatePath(index: 1, track: 2)))
-        bytes[5000] ^= 0x10
-        try bytes.write(to: URL(fileURLWithPath: store.kmeansStatePath(index: 1, track: 2)))
-        #expect(store.readKMeansState(index: 1, track: 2) == nil)
-        #expect(!FileManager.default.fileExists(atPath: store.kmeansStatePath(index: 1, track: 2)))
-        try store.writeKMeansState(state, index: 1, track: 2)
-        try Data(bytes.prefix(100)).write(to: URL(fileURLWithPath: store.kmeansStatePath(index: 1, track: 2)))
-        #expect(store.readKMeansState(index: 1, track: 2) == nil)
-        // One file per track: writing a track touches no other; removal takes every track of the module only.
-        try store.writeKMeansState([1, 2, 3], index: 1, track: 0)
-        try store.writeKMeansState(state, index: 1, track: 2)
-        try store.writeKMeansState([9], index: 11, track: 0)
-        #expect(store.readKMeansStates(index: 1) == [0: [1, 2, 3], 2: state])
-        store.removeKMeansState(index: 1)
-        #expect(store.readKMeansStates(index: 1).isEmpty)
-        #expect(store.readKMeansStates(index: 11) == [0: [9]])
-    }
-}

@@ -159,7 +159,7 @@ import Glibc
         kill(first.processIdentifier, SIGKILL)
         _ = h.wait(first, timeout: .seconds(10))
         for worker in workers { kill(worker.processIdentifier, SIGKILL); _ = h.wait(worker, timeout: .seconds(10)) }
-        let states = ((try? FileManager.default.contentsOfDirectory(atPath: checkpoint)) ?? []).filter { $0.hasSuffix("-kmeans.state") }
+        let states = ((try? FileManager.default.contentsOfDirectory(atPath: checkpoint)) ?? []).filter { $0.hasSuffix(".kms") }
         #expect(!states.isEmpty, "no k-means state in the checkpoint: the coordinator finished before it was killed")
         #expect(h.recordCount(checkpoint) == 0)
 

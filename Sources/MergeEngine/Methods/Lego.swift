@@ -56,9 +56,11 @@ enum LegoMerge {
         let selectsUnits = options.selectsUnits(units: units.count, rank: rank)
         // `small_pool: select`: every unit is a fine cluster of its own (k-means at k ≥ n is the identity).
         let clusters = selectsUnits ? units.count : options.clusteringCount(units: units.count, rank: rank)
+        // One visit of each unit for the norms k-means, its bounds and the cluster statistics all take.
+        let norms = units.norms ?? UnitNorms.of(units.vectors, count: units.count, dimension: units.dimension)
         var clustering = try SignInvariantKMeans.cluster(
             units: units.vectors, count: units.count, dimension: units.dimension, k: clusters, options: kmeans,
-            seed: seed)
+            seed: seed, norms: norms)
         // `balance`: the heads, directions, weights and refit rounds fit T̃ = Σ_t T_t/‖T_t‖^balance (its units),
         // the core fit at the end fits T inside the subspaces they chose.
         let balance = options.effectiveBalance(units: units.count, rank: rank)
@@ -70,27 +72,34 @@ enum LegoMerge {
             aimed.vectors = TermShares.weightedUnits(units.vectors, count: units.count, outFeatures: units.outFeatures,
                                                      inFeatures: units.inFeatures, weights: weights)
         }
+        // The norms and the final Lloyd sums hold for the units as clustered, not for T̃'s rescaled ones.
+        let aimedNorms = balance > 0 ? nil : norms.norms
+        if balance > 0 { clustering.alignedSums = nil }
         if clustering.clusterCount > rank {
             clustering = try selectClusters(clustering, k: rank, units: aimed, options: options,
-                                            blockSize: kmeans.blockSize, catchAll: !selectsUnits)
+                                            blockSize: kmeans.blockSize, catchAll: !selectsUnits, norms: aimedNorms)
         }
         let k = clustering.clusterCount
         var statistics = try ClusterStatistics.of(
             units: aimed.vectors, count: units.count, outFeatures: units.outFeatures, inFeatures: units.inFeatures,
-            assignment: clustering.assignment, signs: clustering.signs, k: k, blockSize: kmeans.blockSize)
+            assignment: clustering.assignment, signs: clustering.signs, k: k, blockSize: kmeans.blockSize,
+            norms: aimedNorms, alignedSums: clustering.alignedSums)
         // What each cluster contributes before its weight: its mean, or its members' best rank-one.
         var directions = clustering.centroids
+        var powerIterationsRun = 0
         let weights: [Double]
         if k == units.count {
             // Every unit is its own cluster: weight 1 reproduces T exactly under every reweighting.
             weights = [Double](repeating: 1, count: k)
         } else {
             if options.effectiveDirection == .principal {
-                directions = ClusterPrincipalDirections.principal(
+                let found = ClusterPrincipalDirections.principal(
                     units: aimed.vectors, count: units.count, outFeatures: units.outFeatures,
                     inFeatures: units.inFeatures, assignment: clustering.assignment, k: k,
                     centroids: clustering.centroids, iterations: options.powerIterations,
-                    tolerance: ClusterPrincipalDirections.defaultTolerance, blockSize: kmeans.blockSize).units
+                    tolerance: ClusterPrincipalDirections.defaultTolerance, blockSize: kmeans.blockSize)
+                directions = found.units
+                powerIterationsRun = found.iterations.max() ?? 0
             }
             if options.reweight == .optimal {
                 statistics.addProjections(units: aimed.vectors, count: units.count, centroids: directions,
@@ -123,7 +132,8 @@ enum LegoMerge {
         // `balance`, `balance_rounds`).
         let principal = k != units.count && options.effectiveDirection == .principal
         result.stats.direction = (principal ? LegoOptions.Direction.principal : .mean).rawValue
-        result.stats.powerIterations = principal ? max(1, options.powerIterations) : nil
+        // The iterations run: the most any cluster ran before its stop (at most `power_iterations`).
+        result.stats.powerIterations = principal ? powerIterationsRun : nil
         result.stats.oversample = !selectsUnits && clusters > rank ? clusters / rank : 1
         // A balanced module's rounds fit T̃, not T: they are `balance_rounds`, and `refit` (rounds against T) is 0.
         let balanced = k < units.count && balance > 0
@@ -151,8 +161,9 @@ enum LegoMerge {
     /// `catchAll: false` (`small_pool: select`, fine clusters of one unit): k heads are kept and every other fine
     /// cluster joins the head its rank-one is most aligned with (largest |cos|, ties to the earlier pick), so no
     /// cluster lumps unrelated units; the reported objective is the k-means objective of the merged assignment.
+    /// `norms`: the `UnitNorms.norms` of `units` if known. The result's `alignedSums` are those of the merged clusters.
     static func selectClusters(_ fine: KMeansResult, k: Int, units: RankOneUnits, options: LegoOptions,
-                               blockSize: Int, catchAll: Bool = true) throws -> KMeansResult {
+                               blockSize: Int, catchAll: Bool = true, norms: [Double]? = nil) throws -> KMeansResult {
         let fineK = fine.clusterCount
         let rankOnes = ClusterPrincipalDirections.principal(
             units: units.vectors, count: units.count, outFeatures: units.outFeatures, inFeatures: units.inFeatures,
@@ -183,10 +194,12 @@ enum LegoMerge {
         }
         let statistics = try ClusterStatistics.of(units: units.vectors, count: units.count,
                                                   outFeatures: units.outFeatures, inFeatures: units.inFeatures,
-                                                  assignment: assignment, signs: signs, k: k, blockSize: blockSize)
+                                                  assignment: assignment, signs: signs, k: k, blockSize: blockSize,
+                                                  norms: norms)
         var selected = fine
         selected.clusterCount = k
         selected.centroids = statistics.centroids
+        selected.alignedSums = statistics.alignedSums
         selected.assignment = assignment
         selected.clusterSizes = sizes
         if !catchAll {
