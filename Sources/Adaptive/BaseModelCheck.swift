@@ -8,19 +8,21 @@ import MergeEngine
 public enum BaseModelCheck {
     static let tokenizerFiles = ["tokenizer.json", "tokenizer.model", "vocab.json", "vocab.txt"]
 
-    public static func directory(_ path: String, file: String) throws {
+    /// `file` and `key` name where the path came from in errors: a job file and `base_model`, or a command-line
+    /// option with no key (`--base-model: … is not a directory`).
+    public static func directory(_ path: String, file: String, key: String = "base_model") throws {
         var isDirectory: ObjCBool = false
         guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory), isDirectory.boolValue else {
-            throw JobFileError(file: file, key: "base_model", "\(path) is not a directory")
+            throw JobFileError(file: file, key: key, "\(path) is not a directory")
         }
         guard FileManager.default.fileExists(atPath: path + "/config.json") else {
-            throw JobFileError(file: file, key: "base_model", "\(path) has no config.json (not a Hugging Face model directory)")
+            throw JobFileError(file: file, key: key, "\(path) has no config.json (not a Hugging Face model directory)")
         }
         guard tokenizerFiles.contains(where: { FileManager.default.fileExists(atPath: path + "/" + $0) }) else {
-            throw JobFileError(file: file, key: "base_model", "\(path) has no tokenizer (none of \(tokenizerFiles.joined(separator: ", ")))")
+            throw JobFileError(file: file, key: key, "\(path) has no tokenizer (none of \(tokenizerFiles.joined(separator: ", ")))")
         }
         guard !(try weightFiles(path)).isEmpty else {
-            throw JobFileError(file: file, key: "base_model", "\(path) has no *.safetensors weights")
+            throw JobFileError(file: file, key: key, "\(path) has no *.safetensors weights")
         }
     }
 

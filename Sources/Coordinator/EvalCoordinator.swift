@@ -19,7 +19,7 @@ public enum EvalCoordinator {
     public static func run(baseModel: String, examples: [TaskExample], variants: [EvalVariant], accuracy: Bool,
                            examplesPerRequest: Int, runtime: EvaluatorRuntimeOptions, logger: Logger,
                            stop: StopSignal) throws -> [(variant: EvalVariant, score: DatasetScore)] {
-        try BaseModelCheck.directory(baseModel, file: "--base-model")
+        try BaseModelCheck.directory(baseModel, file: "--base-model", key: "")
         var refs: [Wire.AdapterRef] = []
         var adapters: [LoadedAdapter] = []
         for variant in variants {

@@ -105,3 +105,17 @@ struct TaskDataTests {
         #expect(throws: JobFileError.self) { try AdaptJob.parse(yaml: head, baseDirectory: directory, fileName: "j.yaml") }
     }
 }
+
+/// `BaseModelCheck.directory` names where the path came from: a job file's `base_model` key, or `brickyard eval`'s
+/// `--base-model` option alone (it read `--base-model: base_model: …`).
+@Suite struct BaseModelCheckNamingTests {
+    @Test func errorsNameTheJobKeyOrTheOption() throws {
+        let missing = NSTemporaryDirectory() + "no-model-\(UUID().uuidString)"
+        let job = #expect(throws: JobFileError.self) { try BaseModelCheck.directory(missing, file: "a.yaml") }
+        #expect(job?.description == "a.yaml: base_model: \(missing) is not a directory")
+        let option = #expect(throws: JobFileError.self) {
+            try BaseModelCheck.directory(missing, file: "--base-model", key: "")
+        }
+        #expect(option?.description == "--base-model: \(missing) is not a directory")
+    }
+}
