@@ -304,6 +304,16 @@ public final class CoordinatorServer {
         }
         let peer = PeerID(frames[0])
         metrics?.bytesReceived.increment(by: Int64(frames[1].count))
+        // Result chunks (nearly all the bytes workers send) are read in place; anything else, or anything unusual
+        // about one, goes through the full decoder below.
+        if let fast = WireCodec.resultChunkView(frames[1]), fast.version == Wire.protocolVersion {
+            guard scheduler.heard(from: peer, now: now) else {
+                logger.warning("dropped message from unknown peer", metadata: ["peer": "\(peer)", "message": "result_chunk"])
+                return
+            }
+            receive(fast.chunk, from: peer)
+            return
+        }
         let decoded: (version: UInt32, message: WireMessage)
         do {
             decoded = try WireCodec.decode(frames[1])
@@ -334,7 +344,7 @@ public final class CoordinatorServer {
         case .heartbeat:
             break
         case .resultChunk(let chunk):
-            receive(chunk, from: peer)
+            receive(ResultChunkView(chunk), from: peer)
         case .taskDone(let done):
             finish(done, from: peer)
         case .taskFailed(let failed):
@@ -387,7 +397,7 @@ public final class CoordinatorServer {
                                    heartbeatLiveness: UInt32(clamping: options.scheduler.liveness))), to: peer)
     }
 
-    private func receive(_ chunk: Wire.ResultChunk, from peer: PeerID) {
+    private func receive(_ chunk: ResultChunkView, from peer: PeerID) {
         guard case .accepted(let index) = scheduler.holds(peer: peer, taskID: chunk.taskID, attempt: chunk.attempt) else {
             logger.warning("dropped result chunk for a task the peer does not hold", metadata: [
                 "peer": "\(peer)", "task.id": "\(chunk.taskID)", "attempt": "\(chunk.attempt)"])
@@ -457,7 +467,7 @@ public final class CoordinatorServer {
             guard let entry, entry.taskID == done.taskID, entry.attempt == done.attempt else {
                 throw CoordinatorError(.badResult, "task done without result chunks")
             }
-            let body = try entry.chunks.assembled(expectedBytes: done.resultBytes, expectedCRC32C: done.resultCRC32C)
+            let body = try entry.chunks.assembledSlice(expectedBytes: done.resultBytes, expectedCRC32C: done.resultCRC32C)
             partial = try split.partial(from: body, taskIndex: index)
             resultBytesReceived += body.count
         } catch {
@@ -655,12 +665,12 @@ public final class CoordinatorServer {
     @discardableResult
     private func send(_ message: WireMessage, to peer: PeerID) -> Bool {
         do {
-            let payload = WireCodec.encode(message)
-            try socket?.send([peer.bytes, payload])
-            metrics?.bytesSent.increment(by: Int64(payload.count))
+            // Packed straight into the ZeroMQ message.
+            let size = try socket?.send(message, to: peer.bytes) ?? 0
+            metrics?.bytesSent.increment(by: Int64(size))
             lastSent[peer] = .now
             switch message {
-            case .task, .inputChunk, .kmeansBlockTask, .roundPayload: taskBytesSent += payload.count
+            case .task, .inputChunk, .kmeansBlockTask, .roundPayload: taskBytesSent += size
             default: break
             }
             return true
@@ -675,9 +685,8 @@ public final class CoordinatorServer {
     /// Sends to a peer that is not (or no longer) a worker: failures only matter to the log.
     private func sendRaw(_ message: WireMessage, to peer: PeerID, protocolVersion: UInt32 = Wire.protocolVersion) {
         do {
-            let payload = WireCodec.encode(message, protocolVersion: protocolVersion)
-            try socket?.send([peer.bytes, payload], dontWait: true)
-            metrics?.bytesSent.increment(by: Int64(payload.count))
+            let size = try socket?.send(message, to: peer.bytes, dontWait: true, protocolVersion: protocolVersion) ?? 0
+            metrics?.bytesSent.increment(by: Int64(size))
         } catch {
             logger.debug("could not answer peer", metadata: ["peer": "\(peer)", "error": "\(error)"])
         }

@@ -193,7 +193,7 @@ struct SplitModuleRuns {
     }
 
     /// Decodes and checks a block's result body (throws: the result is rejected and the block retried).
-    func partial(from body: [UInt8], taskIndex: Int) throws -> BlockPartial {
+    func partial(from body: ArraySlice<UInt8>, taskIndex: Int) throws -> BlockPartial {
         guard let (module, track, block) = blockTasks[taskIndex], let run = runs[module] else {
             throw CoordinatorError(.badResult, "no running round for task \(taskIndex)")
         }

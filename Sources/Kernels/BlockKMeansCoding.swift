@@ -55,11 +55,18 @@ public struct ByteWriter: Sendable {
 /// Reads what `ByteWriter` wrote; every read is bounds-checked and every count checked against the bytes left, so
 /// a truncated or hostile body is a `KernelShapeError`, never a trap or a huge allocation.
 public struct ByteReader: Sendable {
-    private let bytes: [UInt8]
+    private let bytes: ArraySlice<UInt8>
+    /// Bytes read so far (offset from `bytes.startIndex`).
     private var position = 0
     private let what: String
 
     public init(_ bytes: [UInt8], what: String) {
+        self.bytes = bytes[...]
+        self.what = what
+    }
+
+    /// Reads a slice in place (e.g. a result chunk's payload inside its received frame): no copy.
+    public init(_ bytes: ArraySlice<UInt8>, what: String) {
         self.bytes = bytes
         self.what = what
     }
@@ -75,7 +82,8 @@ public struct ByteReader: Sendable {
     private mutating func take(_ count: Int) throws -> ArraySlice<UInt8> {
         guard count >= 0, count <= bytes.count - position else { throw fail("truncated (needs \(count) more bytes)") }
         defer { position += count }
-        return bytes[position..<(position + count)]
+        let start = bytes.startIndex + position
+        return bytes[start..<(start + count)]
     }
 
     public mutating func u64() throws -> UInt64 {
@@ -116,9 +124,16 @@ public struct ByteReader: Sendable {
         let slice = try take(4 * n)
         return [Float](unsafeUninitializedCapacity: n) { buffer, initialized in
             slice.withUnsafeBytes { raw in
+                #if _endian(little)
+                // The bit patterns as they are: one copy straight into the Float storage.
+                if n > 0, let source = raw.baseAddress, let target = buffer.baseAddress {
+                    UnsafeMutableRawPointer(target).copyMemory(from: source, byteCount: 4 * n)
+                }
+                #else
                 for i in 0..<n {
                     buffer[i] = Float(bitPattern: UInt32(littleEndian: raw.loadUnaligned(fromByteOffset: 4 * i, as: UInt32.self)))
                 }
+                #endif
             }
             initialized = n
         }
@@ -175,6 +190,11 @@ extension BlockPartial {
 
     /// Parses a body from the wire; anything truncated, trailing or inconsistent throws.
     public static func decode(_ bytes: [UInt8]) throws -> BlockPartial {
+        try decode(bytes[...])
+    }
+
+    /// Parses a body in place (e.g. inside the received frame), copying each array once into its storage.
+    public static func decode(_ bytes: ArraySlice<UInt8>) throws -> BlockPartial {
         var r = ByteReader(bytes, what: "block partial")
         guard try r.u32() == magic else { throw KernelShapeError(kernel: "block partial", problem: "bad magic") }
         guard let kind = BlockRoundKind(rawValue: try r.bounded(16, "kind")) else {

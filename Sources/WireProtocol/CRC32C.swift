@@ -82,4 +82,37 @@ public struct CRC32C: Sendable {
     public static func checksum(_ bytes: [UInt8]) -> UInt32 {
         checksum(bytes[...])
     }
+
+    /// The CRC-32C of `a` followed by `b`, from `crcA` = CRC-32C(a), `crcB` = CRC-32C(b) and b's length, without
+    /// reading the bytes again (zlib's `crc32_combine`: appending `lengthB` zero bytes is a linear map on the CRC,
+    /// applied by repeated squaring of its GF(2) matrix). Lets a receiver check a whole body's announced CRC from the
+    /// CRCs it already checked chunk by chunk.
+    public static func combine(_ crcA: UInt32, _ crcB: UInt32, lengthB: Int) -> UInt32 {
+        guard lengthB > 0 else { return crcA }
+        func times(_ matrix: [UInt32], _ vector: UInt32) -> UInt32 {
+            var sum: UInt32 = 0, vector = vector, row = 0
+            while vector != 0 {
+                if vector & 1 != 0 { sum ^= matrix[row] }
+                vector >>= 1
+                row += 1
+            }
+            return sum
+        }
+        func square(_ matrix: [UInt32]) -> [UInt32] { matrix.map { times(matrix, $0) } }
+        // The operator for one zero bit, then two, then four; each turn of the loop doubles it.
+        var odd = [polynomial] + (0..<31).map { UInt32(1) << UInt32($0) }
+        var even = square(odd)
+        odd = square(even)
+        var crc = crcA, length = lengthB
+        repeat {
+            even = square(odd)
+            if length & 1 != 0 { crc = times(even, crc) }
+            length >>= 1
+            if length == 0 { break }
+            odd = square(even)
+            if length & 1 != 0 { crc = times(odd, crc) }
+            length >>= 1
+        } while length != 0
+        return crc ^ crcB
+    }
 }

@@ -50,7 +50,8 @@ public struct ChunkReassembler: Sendable {
     public let maxTotalBytes: Int
     public private(set) var total: UInt32?
     public private(set) var receivedBytes = 0
-    private var payloads: [UInt32: [UInt8]] = [:]
+    /// Payloads as they arrived (slices of their frames, not copied) and each one's checked CRC-32C.
+    private var payloads: [UInt32: (bytes: ArraySlice<UInt8>, crc32c: UInt32)] = [:]
 
     public init(maxTotalBytes: Int) {
         self.maxTotalBytes = maxTotalBytes
@@ -60,6 +61,11 @@ public struct ChunkReassembler: Sendable {
     public var isComplete: Bool { total.map { payloads.count == Int($0) } ?? false }
 
     public mutating func add(sequence: UInt32, total: UInt32, payload: [UInt8], crc32c: UInt32) throws -> Outcome {
+        try add(sequence: sequence, total: total, payload: payload[...], crc32c: crc32c)
+    }
+
+    /// Adds a chunk whose payload is kept as the slice it is (e.g. of the frame it arrived in): no copy.
+    public mutating func add(sequence: UInt32, total: UInt32, payload: ArraySlice<UInt8>, crc32c: UInt32) throws -> Outcome {
         guard total > 0, sequence < total else {
             throw WireError(.invalidField, "chunk \(sequence) of \(total) is out of range")
         }
@@ -75,12 +81,16 @@ public struct ChunkReassembler: Sendable {
         guard receivedBytes + payload.count <= maxTotalBytes else {
             throw WireError(.tooLarge, "chunks exceed the \(maxTotalBytes)-byte limit at chunk \(sequence) of \(total)")
         }
-        payloads[sequence] = payload
+        payloads[sequence] = (payload, crc32c)
         receivedBytes += payload.count
         return isComplete ? .complete : .accepted
     }
 
     public mutating func add(_ chunk: Wire.ResultChunk) throws -> Outcome {
+        try add(sequence: chunk.sequence, total: chunk.total, payload: chunk.payload, crc32c: chunk.crc32c)
+    }
+
+    public mutating func add(_ chunk: ResultChunkView) throws -> Outcome {
         try add(sequence: chunk.sequence, total: chunk.total, payload: chunk.payload, crc32c: chunk.crc32c)
     }
 
@@ -95,8 +105,30 @@ public struct ChunkReassembler: Sendable {
         }
         var body: [UInt8] = []
         body.reserveCapacity(receivedBytes)
-        for sequence in 0..<total { body += payloads[sequence] ?? [] }
+        for sequence in 0..<total { body += payloads[sequence]?.bytes ?? [] }
         return body
+    }
+
+    /// The body checked against the length and CRC its sender announced, read as little as possible: a body of
+    /// one chunk is that chunk's slice (no copy), and the body's CRC is combined from the chunks' CRCs, checked
+    /// when they arrived (`CRC32C.combine`), instead of reading the bytes again.
+    public func assembledSlice(expectedBytes: UInt64, expectedCRC32C: UInt32) throws -> ArraySlice<UInt8> {
+        guard let total, isComplete else {
+            throw WireError(.inconsistent, "body incomplete: \(payloads.count) of \(total.map(String.init) ?? "?") chunks")
+        }
+        guard UInt64(receivedBytes) == expectedBytes else {
+            throw WireError(.inconsistent, "body has \(receivedBytes) bytes, sender announced \(expectedBytes)")
+        }
+        var crc = CRC32C().value
+        for sequence in 0..<total {
+            guard let chunk = payloads[sequence] else { throw WireError(.inconsistent, "chunk \(sequence) missing") }
+            crc = sequence == 0 ? chunk.crc32c : CRC32C.combine(crc, chunk.crc32c, lengthB: chunk.bytes.count)
+        }
+        guard crc == expectedCRC32C else {
+            throw WireError(.inconsistent, "body crc32c \(hex(crc)) does not match announced \(hex(expectedCRC32C))")
+        }
+        if total == 1, let only = payloads[0] { return only.bytes }
+        return try assembled()[...]
     }
 
     /// The body, checked against the length and CRC its sender announced (e.g. `TaskDone`).

@@ -14,21 +14,43 @@ public enum WireCodec {
 
     /// Serialises `message` in an envelope stamped with `protocolVersion` (tests pass other versions).
     public static func encode(_ message: WireMessage, protocolVersion: UInt32 = Wire.protocolVersion) -> [UInt8] {
+        var bytes: [UInt8] = []
+        pack(message, protocolVersion: protocolVersion) { size, write in
+            bytes = [UInt8](unsafeUninitializedCapacity: size) { buffer, initialized in
+                initialized = buffer.baseAddress.map { write($0) } ?? 0
+            }
+        }
+        return bytes
+    }
+
+    /// Packs `message` once, straight into the caller's memory: `into` gets the exact size and a `write` function
+    /// that packs into the storage it is given (at least that size; returns the bytes written) — e.g. a ZeroMQ
+    /// message's own buffer (`ZMQSocket.send(_:to:dontWait:)`), so the envelope is never copied. The bulk bytes of
+    /// chunks and round payloads are read from the message's own storage (no arena copy): protobuf-c reads them
+    /// only while packing, inside this call.
+    public static func pack<Result>(_ message: WireMessage, protocolVersion: UInt32 = Wire.protocolVersion,
+                                    into: (Int, (UnsafeMutablePointer<UInt8>) -> Int) throws -> Result) rethrows -> Result {
+        let bulk: [UInt8]? = switch message {
+        case .resultChunk(let chunk): chunk.payload
+        case .inputChunk(let chunk): chunk.payload
+        case .roundPayload(let payload): payload.centers
+        default: nil
+        }
+        guard let bulk, !bulk.isEmpty else { return try pack(message, protocolVersion: protocolVersion, bulk: nil, into: into) }
+        return try bulk.withUnsafeBufferPointer { try pack(message, protocolVersion: protocolVersion, bulk: $0, into: into) }
+    }
+
+    private static func pack<Result>(_ message: WireMessage, protocolVersion: UInt32, bulk: UnsafeBufferPointer<UInt8>?,
+                                     into: (Int, (UnsafeMutablePointer<UInt8>) -> Int) throws -> Result) rethrows -> Result {
         let arena = CArena()
         defer { arena.deallocateAll() }
         let envelope = arena.allocate(Brickyard__V1__Envelope.self)
         brickyard__v1__envelope__init(envelope)
         envelope.pointee.protocol_version = protocolVersion
-        WireEncoder(arena: arena).fill(envelope, with: message)
+        WireEncoder(arena: arena, bulk: bulk).fill(envelope, with: message)
         let size = brickyard__v1__envelope__get_packed_size(envelope)
-        var bytes = [UInt8](repeating: 0, count: size)
-        let written = bytes.withUnsafeMutableBufferPointer { buffer -> Int in
-            guard let base = buffer.baseAddress else { return 0 }
-            return brickyard__v1__envelope__pack(envelope, base)
-        }
-        // pack writes exactly get_packed_size bytes; trimming keeps a mismatch from leaking zeros.
-        if written < bytes.count { bytes.removeSubrange(written...) }
-        return bytes
+        // pack writes exactly get_packed_size bytes.
+        return try into(size) { brickyard__v1__envelope__pack(envelope, $0) }
     }
 
     /// Parses one envelope. Throws `WireError` for anything that is not a complete, valid message.
@@ -54,6 +76,8 @@ public enum WireCodec {
 /// Builds the protobuf-c tree for one message; every pointer it stores comes from `arena`.
 struct WireEncoder {
     let arena: CArena
+    /// The message's bulk field (a chunk's payload, a round payload's centers), borrowed for the packing.
+    var bulk: UnsafeBufferPointer<UInt8>? = nil
 
     func fill(_ envelope: UnsafeMutablePointer<Brickyard__V1__Envelope>, with message: WireMessage) {
         switch message {
@@ -104,7 +128,7 @@ struct WireEncoder {
             body.pointee.factor = chunk.factor
             body.pointee.sequence = chunk.sequence
             body.pointee.total = chunk.total
-            body.pointee.payload = binary(chunk.payload)
+            body.pointee.payload = bulkBinary(chunk.payload)
             body.pointee.crc32c = chunk.crc32c
             envelope.pointee.body_case = BRICKYARD__V1__ENVELOPE__BODY_INPUT_CHUNK
             envelope.pointee.input_chunk = body
@@ -115,7 +139,7 @@ struct WireEncoder {
             body.pointee.attempt = chunk.attempt
             body.pointee.sequence = chunk.sequence
             body.pointee.total = chunk.total
-            body.pointee.payload = binary(chunk.payload)
+            body.pointee.payload = bulkBinary(chunk.payload)
             body.pointee.crc32c = chunk.crc32c
             envelope.pointee.body_case = BRICKYARD__V1__ENVELOPE__BODY_RESULT_CHUNK
             envelope.pointee.result_chunk = body
@@ -189,7 +213,7 @@ struct WireEncoder {
             body.pointee.payload_id = payload.payloadID
             body.pointee.module = arena.cString(payload.module)
             body.pointee.track = payload.track
-            body.pointee.centers = binary(payload.centers)
+            body.pointee.centers = bulkBinary(payload.centers)
             body.pointee.crc32c = payload.crc32c
             envelope.pointee.body_case = BRICKYARD__V1__ENVELOPE__BODY_ROUND_PAYLOAD
             envelope.pointee.round_payload = body
@@ -198,6 +222,13 @@ struct WireEncoder {
 
     func binary(_ bytes: [UInt8]) -> ProtobufCBinaryData {
         ProtobufCBinaryData(len: bytes.count, data: arena.bytes(bytes))
+    }
+
+    /// The borrowed bulk bytes when `bytes` is the bulk field (`WireCodec.encode` passes exactly that array), else
+    /// an arena copy.
+    func bulkBinary(_ bytes: [UInt8]) -> ProtobufCBinaryData {
+        guard let bulk, let base = bulk.baseAddress, bulk.count == bytes.count else { return binary(bytes) }
+        return ProtobufCBinaryData(len: bulk.count, data: UnsafeMutablePointer(mutating: base))
     }
 
     private func makeTask(_ task: Wire.Task) -> UnsafeMutablePointer<Brickyard__V1__Task> {

@@ -1,10 +1,16 @@
 /// Sending and receiving protocol messages, framed as proto/brickyard.proto describes: one frame with one
 /// Envelope; on a ROUTER the peer identity frame comes first (no empty delimiter frame).
 extension ZMQSocket {
-    /// Encodes and sends `message`; on a ROUTER, `peer` is the destination identity (required).
-    public func send(_ message: WireMessage, to peer: [UInt8]? = nil, dontWait: Bool = false) throws {
-        let payload = WireCodec.encode(message)
-        if let peer { try send([peer, payload], dontWait: dontWait) } else { try send([payload], dontWait: dontWait) }
+    /// Encodes and sends `message`; on a ROUTER, `peer` is the destination identity (required). The envelope is
+    /// packed straight into the ZeroMQ message's buffer (one copy of the bulk bytes, none of the envelope). Returns
+    /// the envelope's size.
+    @discardableResult
+    public func send(_ message: WireMessage, to peer: [UInt8]? = nil, dontWait: Bool = false,
+                     protocolVersion: UInt32 = Wire.protocolVersion) throws -> Int {
+        try WireCodec.pack(message, protocolVersion: protocolVersion) { size, write in
+            try send(prefix: peer.map { [$0] } ?? [], lastFrameBytes: size, dontWait: dontWait) { write($0) }
+            return size
+        }
     }
 }
 

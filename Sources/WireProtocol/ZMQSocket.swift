@@ -159,6 +159,53 @@ public final class ZMQSocket {
         }
     }
 
+    /// Sends `prefix` frames then one frame of `lastFrameBytes` that `fill` writes straight into the ZeroMQ
+    /// message's buffer (it returns the bytes written, which must be all of them), as one multipart message.
+    public func send(prefix: [[UInt8]], lastFrameBytes: Int, dontWait: Bool = false,
+                     fill: (UnsafeMutablePointer<UInt8>) -> Int) throws {
+        let socket = try open("zmq_msg_send")
+        var last = zmq_msg_t()
+        guard zmq_msg_init_size(&last, lastFrameBytes) == 0 else { throw ZMQError.last("zmq_msg_init_size(\(lastFrameBytes))") }
+        if lastFrameBytes > 0, let data = zmq_msg_data(&last) {
+            let written = fill(data.assumingMemoryBound(to: UInt8.self))
+            guard written == lastFrameBytes else {
+                zmq_msg_close(&last)
+                throw ZMQError(code: EINVAL, operation: "packing \(lastFrameBytes) bytes wrote \(written)")
+            }
+        }
+        for frame in prefix {
+            var message = zmq_msg_t()
+            guard zmq_msg_init_size(&message, frame.count) == 0 else {
+                zmq_msg_close(&last)
+                throw ZMQError.last("zmq_msg_init_size(\(frame.count))")
+            }
+            if !frame.isEmpty, let data = zmq_msg_data(&message) {
+                frame.withUnsafeBytes { source in
+                    if let base = source.baseAddress { data.copyMemory(from: base, byteCount: source.count) }
+                }
+            }
+            do {
+                try sendFrame(&message, socket: socket, flags: (dontWait ? ZMQ_DONTWAIT : 0) | ZMQ_SNDMORE)
+            } catch {
+                zmq_msg_close(&last)
+                throw error
+            }
+        }
+        try sendFrame(&last, socket: socket, flags: dontWait ? ZMQ_DONTWAIT : 0)
+    }
+
+    /// Sends one initialised frame (ZeroMQ owns it afterwards); closes it on failure. Retries a signal's EINTR:
+    /// later frames of a message must not be lost to a signal, and nothing is queued before the first succeeds.
+    private func sendFrame(_ message: inout zmq_msg_t, socket: UnsafeMutableRawPointer, flags: Int32) throws {
+        while true {
+            if zmq_msg_send(&message, socket, flags) >= 0 { return }
+            let error = ZMQError.last("zmq_msg_send")
+            if error.kind == .interrupted { continue }
+            zmq_msg_close(&message)
+            throw error
+        }
+    }
+
     /// Receives one whole multipart message, blocking (up to `ZMQ_RCVTIMEO`) until one arrives.
     /// With `dontWait`, returns nil when nothing is queued. A hostile message with more than `maxFrames` frames
     /// is drained and comes back as `maxFrames + 1` frames (the excess replaced by one empty frame), a shape no

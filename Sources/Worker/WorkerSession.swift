@@ -374,9 +374,11 @@ struct WorkerSession {
             let maxChunk = task.resultChunkBytes > 0 ? Int(task.resultChunkBytes) : Chunking.defaultChunkBytes
             let ranges = Chunking.ranges(byteCount: result.body.count, maxChunkBytes: maxChunk)
             for (sequence, range) in ranges.enumerated() {
+                // A body of one chunk (a split round's partial) is sent as it is, with the CRC already computed.
+                let whole = ranges.count == 1
                 let chunk = Wire.ResultChunk(taskID: task.taskID, attempt: task.attempt, sequence: UInt32(sequence),
-                                             total: UInt32(ranges.count), payload: Array(result.body[range]),
-                                             crc32c: CRC32C.checksum(result.body[range]))
+                                             total: UInt32(ranges.count), payload: whole ? result.body : Array(result.body[range]),
+                                             crc32c: whole ? result.bodyCRC32C : CRC32C.checksum(result.body[range]))
                 guard send(.resultChunk(chunk)) else { return .lost(wasWelcomed: true) }
                 if sequence == 0 { dieIfInjected() }
             }

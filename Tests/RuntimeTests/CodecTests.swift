@@ -31,6 +31,9 @@ private let sampleMessages: [WireMessage] = [
     .taskFailed(Wire.TaskFailed(taskID: 9, attempt: 1, error: "module x: rank 0", retryable: true)),
     .taskFailed(Wire.TaskFailed(taskID: 9, attempt: 1, error: "", retryable: false)),
     .disconnect(reason: "SIGTERM"),
+    .taskFailed(Wire.TaskFailed(taskID: 9, attempt: 2, error: "round payload 3 is not held", retryable: true, missingPayload: 3)),
+    .roundPayload(Wire.RoundPayload(payloadID: 3, module: "base_model.model.layers.0.mlp.up_proj", track: 2,
+                                    centers: Array(0..<64), crc32c: CRC32C.checksum(Array(0..<64)))),
 ]
 
 @Suite("WireCodec")
