@@ -128,9 +128,10 @@ public struct BlockKMeansDriver: Sendable {
     public var isDone: Bool { phase == .done }
 
     /// What block `block` computes in the next round: `request()` plus the block's own nearest-candidate state in
-    /// seeding rounds. nil when done.
-    public func request(block: Int) -> BlockRoundRequest? {
-        guard var request = request() else { return nil }
+    /// seeding rounds. nil when done. Without `includingCenters` the centers are left out (the coordinator sends a
+    /// round's centers once, as its round payload: no copy per block).
+    public func request(block: Int, includingCenters: Bool = true) -> BlockRoundRequest? {
+        guard var request = request(includingCenters: includingCenters) else { return nil }
         if request.kind == .oversample || request.kind == .candidateWeights, nearest.indices.contains(block) {
             request.nearest = nearest[block]
         }
