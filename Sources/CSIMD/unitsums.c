@@ -240,6 +240,28 @@ float brickyard_row_dot_on_path(int path, const float *a, const float *b, long n
     }
 }
 
+void brickyard_row_dot_pairs_on_path(int path, const float *const *a, const float *const *b, long count, long n,
+                                     float *out) {
+    if (path > brickyard_row_dots_path()) path = brickyard_row_dots_path();
+    long u = 0;
+    if (n > 0) {
+        for (; u + 4 <= count; u += 4) {
+            switch (path) {
+#if defined(__x86_64__) || defined(__i386__)
+            case 2: dot4_avx512(a + u, b + u, n, out + u); break;
+            case 1: dot4_avx2(a + u, b + u, n, out + u); break;
+#endif
+            default: dot4_portable(a + u, b + u, n, out + u); break;
+            }
+        }
+    }
+    for (; u < count; u++) out[u] = brickyard_row_dot_on_path(path, a[u], b[u], n);
+}
+
+void brickyard_row_dot_pairs(const float *const *a, const float *const *b, long count, long n, float *out) {
+    brickyard_row_dot_pairs_on_path(brickyard_row_dots_path(), a, b, count, n, out);
+}
+
 float brickyard_row_dot(const float *a, const float *b, long n) {
     return brickyard_row_dot_on_path(brickyard_row_dots_path(), a, b, n);
 }

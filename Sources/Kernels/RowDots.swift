@@ -26,6 +26,22 @@ public enum RowDots {
         d > 0 ? brickyard_row_dot(a, b, d) : 0
     }
 
+    /// `out[u] = a[u] · b[u]` for u < count, each with the bits of `dot`, four pairs at a time (independent chains:
+    /// a lone product waits on its own fused multiply-adds).
+    public static func dots(_ a: UnsafePointer<UnsafePointer<Float>?>, _ b: UnsafePointer<UnsafePointer<Float>?>,
+                            count: Int, dimension d: Int, into out: UnsafeMutablePointer<Float>) {
+        guard count > 0 else { return }
+        brickyard_row_dot_pairs(a, b, count, d, out)
+    }
+
+    /// `dots` forced onto `path` (capped at what this CPU has).
+    static func dots(onPath path: Int, _ a: UnsafePointer<UnsafePointer<Float>?>,
+                     _ b: UnsafePointer<UnsafePointer<Float>?>, count: Int, dimension d: Int,
+                     into out: UnsafeMutablePointer<Float>) {
+        guard count > 0 else { return }
+        brickyard_row_dot_pairs_on_path(Int32(path), a, b, count, d, out)
+    }
+
     /// Which path `compute` takes on this machine (2 AVX-512, 1 AVX2 + FMA, 0 portable).
     public static var path: Int { Int(brickyard_row_dots_path()) }
 

@@ -384,6 +384,10 @@ public enum SignInvariantKMeans {
         var dots = [Float](repeating: 0, count: min(count, fusedRows) * k)
         var gathered = [UnsafePointer<Float>?](repeating: nil, count: fusedRows)
         var slot = [Int](repeating: -1, count: fusedRows)
+        // Rows that keep their cluster: their own centroids, and the products with them (`RowDots.dots`).
+        var keptRows = [UnsafePointer<Float>?](repeating: nil, count: fusedRows)
+        var keptCentroids = [UnsafePointer<Float>?](repeating: nil, count: fusedRows)
+        var keptDots = [Float](repeating: 0, count: fusedRows)
         var assignment = [Int](repeating: 0, count: count)
         var signs = [Float](repeating: 1, count: count)
         var distances = [Double](repeating: 0, count: count)
@@ -399,10 +403,14 @@ public enum SignInvariantKMeans {
                         FixedBlocks.forEach(count: count, blockSize: fusedRows) { start, rows in
                             // Which rows need all k products (every row without bounds).
                             var full = 0
+                            var kept = 0
                             for r in 0..<rows {
                                 let i = start + r
                                 if let pruning, pruning.pointee.keepsCluster(i, normSquared: unitNormsSquared[i]) {
-                                    slot[r] = -1
+                                    slot[r] = -1 - kept
+                                    keptRows[kept] = units + i * dimension
+                                    keptCentroids[kept] = m + pruning.pointee.assignment[i] * dimension
+                                    kept += 1
                                 } else {
                                     slot[r] = full
                                     rowsAt[full] = units + i * dimension
@@ -420,6 +428,17 @@ public enum SignInvariantKMeans {
                                 RowDots.compute(rows: rowsAt, count: full, dimension: dimension, centroids: m, count: k,
                                                 into: p)
                             }
+                            if kept > 0 {
+                                keptRows.withUnsafeBufferPointer { a in
+                                    keptCentroids.withUnsafeBufferPointer { b in
+                                        keptDots.withUnsafeMutableBufferPointer { out in
+                                            guard let a = a.baseAddress, let b = b.baseAddress,
+                                                  let out = out.baseAddress else { return }
+                                            RowDots.dots(a, b, count: kept, dimension: dimension, into: out)
+                                        }
+                                    }
+                                }
+                            }
                             for r in 0..<rows {
                                 let i = start + r
                                 var best = 0
@@ -427,8 +446,7 @@ public enum SignInvariantKMeans {
                                 var bestDot: Float = 0
                                 if slot[r] < 0, let pruning {
                                     best = pruning.pointee.assignment[i]
-                                    bestDot = RowDots.dot(units + i * dimension, m + best * dimension,
-                                                          dimension: dimension)
+                                    bestDot = keptDots[-1 - slot[r]]
                                     bestDistance = distance(unitNormSquared: unitNormsSquared[i],
                                                             centroidNormSquared: centroidNormsSquared[best],
                                                             dot: bestDot)

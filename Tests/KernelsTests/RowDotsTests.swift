@@ -108,4 +108,37 @@ import Testing
             }
         }
     }
+
+    @Test("paired products (4 chains at a time, any count and pairing) give RowDots' bits on every path",
+          arguments: [(n: 9, d: 1043, k: 5), (n: 3, d: 16, k: 3), (n: 7, d: 7, k: 2), (n: 13, d: 300, k: 4)])
+    func pairedMatchContiguous(shape: (n: Int, d: Int, k: Int)) {
+        let (n, d, k) = shape
+        let x = TestData.gaussian(n * d, seed: 93), m = TestData.gaussian(k * d, seed: 94)
+        let all = RowDotsTests.products(path: nil, x: x, n: n, d: d, m: m, k: k)
+        // Every row with a centroid of its own (rows repeated, centroids in a scrambled order).
+        let pairs = (0..<(n + 3)).map { (row: ($0 * 5) % n, centroid: ($0 * 7 + 1) % k) }
+        for path in 0...RowDots.path {
+            for count in [pairs.count, 1, min(4, pairs.count), min(5, pairs.count)] {
+                var out = [Float](repeating: .nan, count: count)
+                x.withUnsafeBufferPointer { xp in
+                    m.withUnsafeBufferPointer { mp in
+                        let a: [UnsafePointer<Float>?] = pairs.prefix(count).map { xp.baseAddress! + $0.row * d }
+                        let b: [UnsafePointer<Float>?] = pairs.prefix(count).map { mp.baseAddress! + $0.centroid * d }
+                        a.withUnsafeBufferPointer { ap in
+                            b.withUnsafeBufferPointer { bp in
+                                out.withUnsafeMutableBufferPointer { op in
+                                    RowDots.dots(onPath: path, ap.baseAddress!, bp.baseAddress!, count: count,
+                                                 dimension: d, into: op.baseAddress!)
+                                }
+                            }
+                        }
+                    }
+                }
+                for (u, pair) in pairs.prefix(count).enumerated() {
+                    #expect(out[u].bitPattern == all[pair.row * k + pair.centroid].bitPattern,
+                            "path \(path) count \(count) pair \(u)")
+                }
+            }
+        }
+    }
 }

@@ -23,6 +23,12 @@ void brickyard_row_dots_gathered_on_path(int path, const float *const *rows, lon
 float brickyard_row_dot(const float *a, const float *b, long n);
 float brickyard_row_dot_on_path(int path, const float *a, const float *b, long n);
 
+/* out[u] = a[u] · b[u] over n floats for u < count, each with brickyard_row_dot's bits; 4 pairs at a time as
+ * independent chains (a lone product is one dependent chain of fused multiply-adds: latency-bound). */
+void brickyard_row_dot_pairs(const float *const *a, const float *const *b, long count, long n, float *out);
+void brickyard_row_dot_pairs_on_path(int path, const float *const *a, const float *const *b, long count, long n,
+                                     float *out);
+
 /* Σ x_j² over n floats, accumulated in Double (8 lanes, then in order). */
 double brickyard_sum_squares(const float *x, long n);
 
