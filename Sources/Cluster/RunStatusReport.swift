@@ -14,6 +14,10 @@ public struct RunStatusReport: Codable, Sendable {
 
     public static func gather(run: RunDirectory,
                               slurmState: (String) -> SlurmJobState? = SlurmClient.state) throws -> RunStatusReport {
+        var isDirectory: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: run.path, isDirectory: &isDirectory), isDirectory.boolValue else {
+            throw ClusterError("\(run.path): no such run directory (the folder given to brickyard submit --out)")
+        }
         guard let record = try run.readRecord() else {
             throw ClusterError("\(run.path): no run.json; not a run directory made by brickyard submit")
         }

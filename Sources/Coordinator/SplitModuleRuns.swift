@@ -113,17 +113,10 @@ struct SplitModuleRuns {
         let name = plan.modules[index].name
         let blocks = run.blockUnits.count
         for track in run.kmeans.activeTracks where run.rounds[track] == nil {
-            // The centers are built once (block 0's request); the other blocks' requests leave them out where the
-            // kernels can (a restart's rounds) and share block 0's storage elsewhere (compared in O(1)).
-            var requests = (0..<blocks).compactMap { run.kmeans.request(track: track, block: $0, includingCenters: $0 == 0) }
+            var requests = (0..<blocks).compactMap { run.kmeans.request(track: track, block: $0) }
             guard requests.count == blocks else { continue }
             var payload: SharedPayload?
-            let shared = requests.first?.centers ?? []
-            if !requests.dropFirst().allSatisfy({ $0.centers.isEmpty || $0.centers == shared }) {
-                // Not the same for every block after all: each block's task carries its own centers.
-                requests = (0..<blocks).compactMap { run.kmeans.request(track: track, block: $0) }
-                guard requests.count == blocks else { continue }
-            } else if let centers = requests.first?.centers, !centers.isEmpty {
+            if let centers = requests.first?.centers, !centers.isEmpty, requests.allSatisfy({ $0.centers == centers }) {
                 var bytes: [UInt8] = []
                 FloatBytes.appendLittleEndian(centers, to: &bytes)
                 lastPayloadID += 1

@@ -128,10 +128,9 @@ public struct BlockKMeansDriver: Sendable {
     public var isDone: Bool { phase == .done }
 
     /// What block `block` computes in the next round: `request()` plus the block's own nearest-candidate state in
-    /// seeding rounds. nil when done. Without `includingCenters` the centers are left out (the coordinator sends a
-    /// round's centers once, as its round payload: no copy per block).
-    public func request(block: Int, includingCenters: Bool = true) -> BlockRoundRequest? {
-        guard var request = request(includingCenters: includingCenters) else { return nil }
+    /// seeding rounds. nil when done.
+    public func request(block: Int) -> BlockRoundRequest? {
+        guard var request = request() else { return nil }
         if request.kind == .oversample || request.kind == .candidateWeights, nearest.indices.contains(block) {
             request.nearest = nearest[block]
         }
@@ -162,10 +161,10 @@ public struct BlockKMeansDriver: Sendable {
         }
     }
 
-    /// The candidates drawn by the latest seeding round (all of them after the first center).
-    private var newCandidates: [Float] {
-        Array(candidates[(groupStart * configuration.dimension)...])
-    }
+    /// The candidates drawn by the latest seeding round (all of them after the first center): what every block's
+    /// next seeding request carries, copied out once per round (one storage for all blocks, so comparing the
+    /// blocks' centers is free and they are sent once).
+    private var newCandidates: [Float] = []
 
     /// The finished clustering; nil until done.
     public var outcome: BlockKMeansOutcome? {
@@ -258,6 +257,7 @@ public struct BlockKMeansDriver: Sendable {
         case .done: throw problem("module k-means is already done")
         }
         round += 1
+        newCandidates = candidates.isEmpty ? [] : Array(candidates[(groupStart * configuration.dimension)...])
     }
 
     private mutating func reduceFirstCenter(_ partials: [BlockPartial]) {
@@ -290,6 +290,11 @@ public struct BlockKMeansDriver: Sendable {
             let ell = configuration.oversampling
             for partial in partials {
                 for unit in partial.units where unit.first * phi < ell * unit.second {
+                    if candidates.capacity < candidates.count + unit.vector.count {
+                        // Room for every unit reported this round at once: one reallocation, not one per doubling.
+                        let reported = partials.reduce(0) { $0 + $1.units.count }
+                        candidates.reserveCapacity(candidates.count + reported * unit.vector.count)
+                    }
                     candidates += unit.vector
                     candidateCount += 1
                 }
@@ -488,6 +493,7 @@ public struct BlockKMeansDriver: Sendable {
         guard candidates.count == candidateCount * dim, centroids.count == clusterCount * dim else {
             throw KernelShapeError(kernel: "BlockKMeans state", problem: "centers do not match their counts")
         }
+        newCandidates = candidates.isEmpty ? [] : Array(candidates[(groupStart * dim)...])
         let assigned = finalAssignment.reduce(0) { $0 + $1.count }
         guard finalAssignment.isEmpty || assignedBlocks == configuration.blockCount && assigned == unitCount
                 && finalAssignment.allSatisfy({ $0.allSatisfy { Int($0) < clusterCount } }) else {

@@ -162,11 +162,10 @@ public struct SplitKMeans: Sendable {
         return tracks + (quality?.request != nil ? [qualityTrack] : [])
     }
 
-    /// What block `block` computes in `track`'s next round (nil if the track has none now). Without
-    /// `includingCenters` a restart's round leaves its centers (the same for every block) out.
-    public func request(track: Int, block: Int, includingCenters: Bool = true) -> BlockRoundRequest? {
+    /// What block `block` computes in `track`'s next round (nil if the track has none now).
+    public func request(track: Int, block: Int) -> BlockRoundRequest? {
         guard activeTracks.contains(track) else { return nil }
-        if track < restarts { return runs[track].request(block: block, includingCenters: includingCenters) }
+        if track < restarts { return runs[track].request(block: block) }
         if track == qualityTrack { return quality?.request }
         let round = runs[self.kept ?? 0].round + finalRounds
         if let selecting, !selecting.isDone {

@@ -142,6 +142,18 @@ import Glibc
         #expect(result.stderr.split(separator: "\n").count == 1)
     }
 
+    /// `brickyard status` on a folder that does not exist says so; on one that is no run, that it holds no run.json.
+    @Test func statusOfAMissingOrForeignFolderIsOneLine() throws {
+        let scratch = try TestDirectory("status-missing")
+        defer { scratch.remove() }
+        let missing = try BrickyardExecutable.run(["status", scratch.path + "/nope"])
+        #expect(missing.status == 1)
+        #expect(missing.stderr == "brickyard: \(scratch.path)/nope: no such run directory (the folder given to brickyard submit --out)\n")
+        let foreign = try BrickyardExecutable.run(["status", scratch.path])
+        #expect(foreign.status == 1 && foreign.stderr.contains("no run.json"), "\(foreign.stderr)")
+        #expect(foreign.stderr.split(separator: "\n").count == 1)
+    }
+
     @Test(arguments: [1, 4])
     func kubernetesManifestsParseAndCarryWhatWasAsked(workers: Int) throws {
         let scratch = try TestDirectory("k8s")
