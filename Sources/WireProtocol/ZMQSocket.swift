@@ -252,15 +252,18 @@ public final class ZMQSocket {
     }
 }
 
-/// `zmq_poll` over several sockets.
+/// `zmq_poll` over several sockets and, optionally, plain file descriptors (e.g. a `WakeSignal` another thread
+/// writes to when it has news, so the owner of the sockets wakes at once instead of on its next timeout).
 public enum ZMQPoll {
-    /// Waits up to `timeoutMilliseconds` (-1: forever, 0: just check) until at least one socket has a message.
-    /// Returns one flag per socket, in order. A signal ends the wait early with every flag false, so callers'
-    /// loops get to check their stop flags.
-    public static func readable(_ sockets: [ZMQSocket], timeoutMilliseconds: Int) throws -> [Bool] {
+    /// Waits up to `timeoutMilliseconds` (-1: forever, 0: just check) until at least one socket has a message or
+    /// one descriptor is readable. Returns one flag per socket, then one per descriptor, in order. A signal ends
+    /// the wait early with every flag false, so callers' loops get to check their stop flags.
+    public static func readable(_ sockets: [ZMQSocket], fileDescriptors: [Int32] = [],
+                                timeoutMilliseconds: Int) throws -> [Bool] {
         var items = try sockets.map { socket in
             zmq_pollitem_t(socket: try socket.open("zmq_poll"), fd: 0, events: Int16(ZMQ_POLLIN), revents: 0)
         }
+        items += fileDescriptors.map { zmq_pollitem_t(socket: nil, fd: $0, events: Int16(ZMQ_POLLIN), revents: 0) }
         let count = items.count
         let status = items.withUnsafeMutableBufferPointer { zmq_poll($0.baseAddress, Int32(count), timeoutMilliseconds) }
         if status < 0 {

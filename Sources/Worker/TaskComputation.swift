@@ -40,8 +40,8 @@ struct TaskFailure: Error, Sendable, CustomStringConvertible {
 }
 
 /// Loads one task's input and runs `ModuleMerger.merge` on a dedicated thread, so the socket's owner thread
-/// keeps heartbeating while a long module computes. The owner polls `outcome`; the lock is the only shared
-/// state, hence `@unchecked Sendable`.
+/// keeps heartbeating while a long module computes. The owner polls `outcome` when `wake` is raised (the thread
+/// raises it once the outcome is set); the lock is the only shared state, hence `@unchecked Sendable`.
 final class TaskComputation: @unchecked Sendable {
     let task: Wire.Task
     private let lock = NSLock()
@@ -53,7 +53,7 @@ final class TaskComputation: @unchecked Sendable {
     /// mode, where the thread reads the files itself.
     /// `delayMilliseconds` (test-only `slow-tasks`) sleeps first, to stand for a long module.
     static func start(_ validated: ValidatedTask, inlineFactors: [(a: [UInt8], b: [UInt8])]?,
-                      delayMilliseconds: Int = 0) -> TaskComputation {
+                      delayMilliseconds: Int = 0, wake: WakeSignal? = nil) -> TaskComputation {
         let computation = TaskComputation(task: validated.task)
         let thread = Thread {
             if delayMilliseconds > 0 { Thread.sleep(forTimeInterval: Double(delayMilliseconds) / 1000) }
@@ -64,6 +64,7 @@ final class TaskComputation: @unchecked Sendable {
                 outcome = .failure(TaskFailure(error))
             }
             computation.lock.withLock { computation.result = outcome }
+            wake?.raise()
         }
         thread.name = "brickyard-task-\(validated.task.taskID)"
         thread.stackSize = 16 << 20
@@ -76,7 +77,7 @@ final class TaskComputation: @unchecked Sendable {
     /// task without its inputs whose block is not cached fails, retryable. The result body is the encoded
     /// `BlockPartial`.
     static func start(block: ValidatedBlockTask, cache: BlockCache, inlineFactors: [(a: [UInt8], b: [UInt8])]? = nil,
-                      delayMilliseconds: Int = 0) -> TaskComputation {
+                      delayMilliseconds: Int = 0, wake: WakeSignal? = nil) -> TaskComputation {
         let computation = TaskComputation(task: block.validated.task)
         let thread = Thread {
             if delayMilliseconds > 0 { Thread.sleep(forTimeInterval: Double(delayMilliseconds) / 1000) }
@@ -87,6 +88,7 @@ final class TaskComputation: @unchecked Sendable {
                 outcome = .failure(TaskFailure(error))
             }
             computation.lock.withLock { computation.result = outcome }
+            wake?.raise()
         }
         thread.name = "brickyard-block-\(block.validated.task.taskID)"
         thread.stackSize = 16 << 20

@@ -33,6 +33,8 @@ struct WorkerSession {
     private var welcomed = false
     /// The shared centers of split rounds received on this connection.
     private var payloads = RoundPayloadCache()
+    /// Raised by the computing thread when its outcome is ready, so the result leaves at once.
+    private let wake: WakeSignal
     private var logger: Logger { worker.logger }
     private var isHanging: Bool {
         if case .hanging = phase { return true }
@@ -41,6 +43,7 @@ struct WorkerSession {
 
     init(worker: Worker, context: ZMQContext, connection: Int) throws {
         self.worker = worker
+        wake = try WakeSignal()
         let configuration = worker.configuration
         interval = .milliseconds(configuration.heartbeatIntervalMilliseconds)
         liveness = configuration.heartbeatLiveness
@@ -98,17 +101,20 @@ struct WorkerSession {
             let now = ContinuousClock.now
             let silenceLimit = interval * liveness
             let untilHeartbeat = welcomed ? nextHeartbeat - now : silenceLimit
-            var timeout = min(untilHeartbeat, lastHeard + silenceLimit - now, .milliseconds(100))
-            if case .computing = phase { timeout = min(timeout, .milliseconds(20)) }
+            let timeout = min(untilHeartbeat, lastHeard + silenceLimit - now, .milliseconds(100))
+            let sockets = [socket] + (monitor.map { [$0] } ?? [])
             let readable: [Bool]
             do {
-                readable = try ZMQPoll.readable([socket] + (monitor.map { [$0] } ?? []), timeoutMilliseconds: max(0, timeout.wholeMilliseconds))
+                readable = try ZMQPoll.readable(sockets, fileDescriptors: [wake.fileDescriptor],
+                                                timeoutMilliseconds: max(0, timeout.wholeMilliseconds))
             } catch {
                 logger.warning("poll failed", metadata: ["error": "\(error)"])
                 abandonTask()
                 return .lost(wasWelcomed: welcomed)
             }
-            if readable.count > 1, readable[1], let outcome = drainHandshakeEvents() {
+            // The outcome is looked at on the next turn, before any new message.
+            if readable[sockets.count] { wake.clear() }
+            if sockets.count > 1, readable[1], let outcome = drainHandshakeEvents() {
                 abandonTask()
                 return outcome
             }
@@ -260,10 +266,10 @@ struct WorkerSession {
                 if inputs.isComplete, let block = inputs.block {
                     phase = .computing(TaskComputation.start(block: block, cache: worker.blockCache,
                                                              inlineFactors: try inputs.assembled(),
-                                                             delayMilliseconds: worker.faults.slowTaskMilliseconds))
+                                                             delayMilliseconds: worker.faults.slowTaskMilliseconds, wake: wake))
                 } else if inputs.isComplete {
                     phase = .computing(TaskComputation.start(inputs.validated, inlineFactors: try inputs.assembled(),
-                                                             delayMilliseconds: worker.faults.slowTaskMilliseconds))
+                                                             delayMilliseconds: worker.faults.slowTaskMilliseconds, wake: wake))
                 } else {
                     phase = .receivingInputs(inputs)
                 }
@@ -300,7 +306,7 @@ struct WorkerSession {
             switch task.inputMode {
             case .shared:
                 phase = .computing(TaskComputation.start(validated, inlineFactors: nil,
-                                                         delayMilliseconds: worker.faults.slowTaskMilliseconds))
+                                                         delayMilliseconds: worker.faults.slowTaskMilliseconds, wake: wake))
             case .inline: phase = .receivingInputs(InlineInputs(validated))
             }
         } catch {
@@ -345,7 +351,7 @@ struct WorkerSession {
                 phase = .receivingInputs(InlineInputs(validated.validated, block: validated))
             } else {
                 phase = .computing(TaskComputation.start(block: validated, cache: worker.blockCache,
-                                                         delayMilliseconds: worker.faults.slowTaskMilliseconds))
+                                                         delayMilliseconds: worker.faults.slowTaskMilliseconds, wake: wake))
             }
         } catch {
             return report(failure: TaskFailure(error), for: task)

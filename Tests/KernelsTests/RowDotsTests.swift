@@ -35,9 +35,12 @@ import Testing
         return out
     }
 
-    @Test("products follow the documented order exactly, for row and centroid counts off the 4 × 4 blocking (narrow last blocks of 1–3 centroids) and tails",
+    @Test("products follow the documented order exactly, for row and centroid counts off the 4 × 4 blocking (narrow last blocks of 1–3 centroids), off the 32 × 32 tiles, and tails",
           arguments: [(n: 1, d: 1, k: 1), (n: 7, d: 37, k: 3), (n: 9, d: 1043, k: 17), (n: 4, d: 512, k: 2), (n: 5, d: 16, k: 33),
-                      (n: 6, d: 300, k: 5), (n: 3, d: 2061, k: 6), (n: 8, d: 129, k: 7), (n: 2, d: 64, k: 19)])
+                      (n: 6, d: 300, k: 5), (n: 3, d: 2061, k: 6), (n: 8, d: 129, k: 7), (n: 2, d: 64, k: 19),
+                      // Above 16 centroids the kernel tiles 32 rows × 32 centroids × 256 floats: partial tiles,
+                      // groups and chunks on every side.
+                      (n: 70, d: 531, k: 37), (n: 33, d: 300, k: 65), (n: 32, d: 256, k: 32)])
     func matchesReferenceBits(shape: (n: Int, d: Int, k: Int)) {
         let (n, d, k) = shape
         let x = TestData.gaussian(n * d, seed: 3), m = TestData.gaussian(k * d, seed: 4)
@@ -55,12 +58,13 @@ import Testing
 
     @Test("every CPU path available here gives the same bits (AVX-512, AVX2 + FMA, portable C)")
     func pathsAgree() {
-        let n = 11, d = 2061, k = 5
-        let x = TestData.gaussian(n * d, seed: 7), m = TestData.gaussian(k * d, seed: 8)
-        let best = Self.products(path: RowDots.path, x: x, n: n, d: d, m: m, k: k)
-        for path in 0...RowDots.path {
-            #expect(Self.products(path: path, x: x, n: n, d: d, m: m, k: k).map(\.bitPattern) == best.map(\.bitPattern),
-                    "path \(path)")
+        for (n, d, k) in [(11, 2061, 5), (41, 700, 35)] {
+            let x = TestData.gaussian(n * d, seed: 7), m = TestData.gaussian(k * d, seed: 8)
+            let best = Self.products(path: RowDots.path, x: x, n: n, d: d, m: m, k: k)
+            for path in 0...RowDots.path {
+                #expect(Self.products(path: path, x: x, n: n, d: d, m: m, k: k).map(\.bitPattern) == best.map(\.bitPattern),
+                        "path \(path), k = \(k)")
+            }
         }
     }
 
