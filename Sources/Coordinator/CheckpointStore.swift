@@ -41,7 +41,7 @@ public final class CheckpointStore: @unchecked Sendable {
         } catch {
             throw CoordinatorError(.io, "\(directory): cannot create checkpoint directory: \(error.localizedDescription)")
         }
-        let expected = CheckpointManifest(jobHash: jobHash, toolVersion: BrickyardVersion.string, taskCount: taskCount)
+        let expected = CheckpointManifest(jobHash: jobHash, toolVersion: BrickyardVersion.build, taskCount: taskCount)
         if let bytes = try Self.readIfPresent(manifestPath) {
             let found: CheckpointManifest
             do {

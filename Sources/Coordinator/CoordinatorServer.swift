@@ -378,10 +378,12 @@ public final class CoordinatorServer {
             sendRaw(.reject(reason: "this coordinator runs a merge and serves merge workers (role merge worker); a peer of role \(hello.role) cannot join"), to: peer)
             return
         }
-        guard hello.version == BrickyardVersion.string else {
+        // The build, not only the version: a worker whose kernels write other bytes must not compute modules of
+        // this job (the output would mix two arithmetics).
+        guard hello.version == BrickyardVersion.build else {
             logger.warning("rejected worker with a different tool version", metadata: [
-                "peer": "\(peer)", "worker.version": "\(hello.version)", "expected": "\(BrickyardVersion.string)"])
-            sendRaw(.reject(reason: "worker version \(hello.version) differs from coordinator version \(BrickyardVersion.string)"), to: peer)
+                "peer": "\(peer)", "worker.version": "\(hello.version)", "expected": "\(BrickyardVersion.build)"])
+            sendRaw(.reject(reason: "worker version \(hello.version) differs from coordinator version \(BrickyardVersion.build)"), to: peer)
             return
         }
         if scheduler.isKnown(peer) {

@@ -9,16 +9,17 @@ import MergeEngine
 
 /// The content hash that ties a checkpoint directory to one job: SHA-256 over the inputs' paths, sizes and
 /// modification times, the method and full `MergeSpec`, the module plan (names, shapes, coefficients, tensor
-/// offsets), the seed, the output dtype and the tool version. Any change to these makes old records unusable.
+/// offsets), the seed, the output dtype and the tool build (version and output revision, `BrickyardVersion.build`).
+/// Any change to these makes old records unusable.
 public enum JobFingerprint {
-    public static func compute(plan: MergePlan) throws -> String {
+    public static func compute(plan: MergePlan, toolBuild: String = BrickyardVersion.build) throws -> String {
         var hasher = SHA256()
         func field(_ name: String, _ value: String) {
             hasher.update("\(name)=\(value.utf8.count):")
             hasher.update(value)
             hasher.update("\n")
         }
-        field("tool", BrickyardVersion.string)
+        field("tool", toolBuild)
         field("method", plan.spec.method.rawValue)
         field("spec", String(decoding: try CanonicalJSON.encode(plan.spec), as: UTF8.self))
         field("seed", String(plan.job.seed))

@@ -74,7 +74,7 @@ struct WorkerSession {
         }
         let configuration = worker.configuration
         let hello = Wire.Hello(
-            workerID: configuration.workerID, version: BrickyardVersion.string,
+            workerID: configuration.workerID, version: BrickyardVersion.build,
             cores: UInt32(clamping: ProcessInfo.processInfo.activeProcessorCount),
             blasThreads: UInt32(clamping: configuration.threads),
             pid: UInt32(clamping: ProcessInfo.processInfo.processIdentifier), hostname: ProcessInfo.processInfo.hostName)

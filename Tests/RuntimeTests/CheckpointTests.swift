@@ -130,6 +130,10 @@ import Testing
         #expect(try JobFingerprint.compute(plan: plan(seed: 1, rank: 4)) == base)
         #expect(try JobFingerprint.compute(plan: plan(seed: 2, rank: 4)) != base)
         #expect(try JobFingerprint.compute(plan: plan(seed: 1, rank: 8)) != base)
+        // Another output revision (a build whose kernels write other bytes) is another job.
+        #expect(try JobFingerprint.compute(plan: plan(seed: 1, rank: 4), toolBuild: BrickyardVersion.build) == base)
+        #expect(try JobFingerprint.compute(plan: plan(seed: 1, rank: 4),
+                                           toolBuild: "\(BrickyardVersion.string)+bytes.\(BrickyardVersion.outputRevision + 1)") != base)
         _ = FileManager.default.createFile(atPath: input, contents: Data([1, 2, 3, 4]))
         #expect(try JobFingerprint.compute(plan: plan(seed: 1, rank: 4)) != base)
     }

@@ -295,10 +295,24 @@ import Glibc
         }
         #expect(reason.contains("protocol version"))
 
+        // The right protocol, but a build of another output revision (bare "0.1.0": kernels with other bytes).
+        let otherBuild = try ZMQSocket.dealer(context: context, identity: Array("intruder-build".utf8))
+        defer { otherBuild.close() }
+        try otherBuild.connect(endpoint)
+        try otherBuild.send([WireCodec.encode(.hello(Wire.Hello(workerID: "other-build", version: BrickyardVersion.string,
+                                                                cores: 1, blasThreads: 1, pid: 3, hostname: "x")))])
+        let buildAnswer = try otherBuild.receive(timeoutMilliseconds: 5000)
+        let buildReply = try buildAnswer.map { try WireCodec.decode(try #require($0.first)).message }
+        if case .reject(let reason)? = buildReply {
+            #expect(reason.contains("differs from coordinator version \(BrickyardVersion.build)"), "\(reason)")
+        } else {
+            Issue.record("expected a reject of the other build, got \(String(describing: buildReply))")
+        }
+
         // A welcomed peer that claims results for a task it was never given.
         let liar = try ZMQSocket.dealer(context: context, identity: Array("intruder-liar".utf8))
         try liar.connect(endpoint)
-        let liarHello = Wire.Hello(workerID: "liar", version: BrickyardVersion.string, cores: 1, blasThreads: 1, pid: 2, hostname: "x")
+        let liarHello = Wire.Hello(workerID: "liar", version: BrickyardVersion.build, cores: 1, blasThreads: 1, pid: 2, hostname: "x")
         try liar.send(.hello(liarHello))
         var welcomed = false
         var task: Wire.Task?

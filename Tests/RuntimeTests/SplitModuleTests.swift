@@ -192,7 +192,7 @@ import Glibc
         let fake = try ZMQSocket.dealer(context: context, identity: Array("fake-worker".utf8), lingerMilliseconds: 0)
         defer { fake.close() }
         try fake.connect(endpoint)
-        try fake.send(.hello(Wire.Hello(workerID: "fake", version: BrickyardVersion.string, cores: 1, blasThreads: 1,
+        try fake.send(.hello(Wire.Hello(workerID: "fake", version: BrickyardVersion.build, cores: 1, blasThreads: 1,
                                         pid: 1, hostname: "test")))
         /// The next block task (answering heartbeats meanwhile).
         func nextBlockTask() throws -> Wire.KMeansBlockTask? {

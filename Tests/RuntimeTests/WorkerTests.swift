@@ -164,7 +164,7 @@ struct WorkerTests {
         let worker = WorkerThread(configuration(coordinator.endpoint))
         let (peer, hello) = try coordinator.admit()
         #expect(hello.workerID == "test-worker")
-        #expect(hello.version == BrickyardVersion.string)
+        #expect(hello.version == BrickyardVersion.build)
         #expect(hello.pid == UInt32(ProcessInfo.processInfo.processIdentifier))
 
         // Small chunks so the result spans several.
