@@ -1,5 +1,6 @@
 /// Brickyard's version, and the revision of the bytes it writes.
 public enum BrickyardVersion {
+    /// The release version: `brickyard --version`, reports, output metadata, rendered cluster scripts.
     public static let string = "0.1.0"
     /// Bumped by every change that alters any method's output bytes for the same job and seed (kernel arithmetic
     /// order, a default, a new option's effect). The version string alone did not move when kernels changed bytes,

@@ -11,7 +11,9 @@ typedef float lanes8 __attribute__((ext_vector_type(8)));
 typedef float lanes4 __attribute__((ext_vector_type(4)));
 typedef float lanes2 __attribute__((ext_vector_type(2)));
 
-enum { LANES = 16, ROWS = 4, COLS = 4, TILE_ROWS = 32, GROUP = 32 };
+/* ROWS × COLS register blocks; up to SMALL_K centroids, 4-row tiles and CHUNK_SMALL floats of d at a time; above, tiles
+ * of TILE_ROWS rows × GROUP centroids and CHUNK_TILED floats (see the cache blocking below). */
+enum { LANES = 16, ROWS = 4, COLS = 4, SMALL_K = 16, CHUNK_SMALL = 128, TILE_ROWS = 32, GROUP = 32, CHUNK_TILED = 256 };
 
 #define LOAD16(p) ({ lanes16 v_; memcpy(&v_, (p), sizeof v_); v_; })
 
@@ -45,7 +47,7 @@ enum { LANES = 16, ROWS = 4, COLS = 4, TILE_ROWS = 32, GROUP = 32 };
  * accumulator lane still sees its products in increasing j, so the bits do not depend on the blocking. */
 #define ROW_DOTS_BODY                                                                                          \
     long full = d / LANES * LANES;                                                                             \
-    long tile_rows = k > 16 ? TILE_ROWS : ROWS, chunk = k > 16 ? 256 : 128;                                    \
+    long tile_rows = k > SMALL_K ? TILE_ROWS : ROWS, chunk = k > SMALL_K ? CHUNK_TILED : CHUNK_SMALL;          \
     lanes16 acc[TILE_ROWS][GROUP];                                                                             \
     const float *rows[TILE_ROWS];                                                                              \
     for (long t0 = 0; t0 < n; t0 += tile_rows) {                                                               \

@@ -40,7 +40,8 @@ public final class WakeSignal: @unchecked Sendable {
 
     /// Lowers the signal: call after waking, before looking for the news.
     public func clear() {
-        var buffer = [UInt8](repeating: 0, count: 64)
-        while buffer.withUnsafeMutableBytes({ read(readEnd, $0.baseAddress, $0.count) }) > 0 {}
+        withUnsafeTemporaryAllocation(byteCount: 64, alignment: 1) { buffer in
+            while read(readEnd, buffer.baseAddress, buffer.count) > 0 {}
+        }
     }
 }

@@ -54,22 +54,8 @@ final class TaskComputation: @unchecked Sendable {
     /// `delayMilliseconds` (test-only `slow-tasks`) sleeps first, to stand for a long module.
     static func start(_ validated: ValidatedTask, inlineFactors: [(a: [UInt8], b: [UInt8])]?,
                       delayMilliseconds: Int = 0, wake: WakeSignal? = nil) -> TaskComputation {
-        let computation = TaskComputation(task: validated.task)
-        let thread = Thread {
-            if delayMilliseconds > 0 { Thread.sleep(forTimeInterval: Double(delayMilliseconds) / 1000) }
-            let outcome: Result<ComputedTask, TaskFailure>
-            do {
-                outcome = .success(try compute(validated, inlineFactors: inlineFactors))
-            } catch {
-                outcome = .failure(TaskFailure(error))
-            }
-            computation.lock.withLock { computation.result = outcome }
-            wake?.raise()
-        }
-        thread.name = "brickyard-task-\(validated.task.taskID)"
-        thread.stackSize = 16 << 20
-        thread.start()
-        return computation
+        run(validated.task, threadName: "brickyard-task-\(validated.task.taskID)", delayMilliseconds: delayMilliseconds,
+            wake: wake) { try compute(validated, inlineFactors: inlineFactors) }
     }
 
     /// Starts one k-means round on one block of a split module: the block comes from `cache` when this worker
@@ -78,19 +64,28 @@ final class TaskComputation: @unchecked Sendable {
     /// `BlockPartial`.
     static func start(block: ValidatedBlockTask, cache: BlockCache, inlineFactors: [(a: [UInt8], b: [UInt8])]? = nil,
                       delayMilliseconds: Int = 0, wake: WakeSignal? = nil) -> TaskComputation {
-        let computation = TaskComputation(task: block.validated.task)
+        run(block.validated.task, threadName: "brickyard-block-\(block.validated.task.taskID)",
+            delayMilliseconds: delayMilliseconds, wake: wake) {
+            try computeRound(block, cache: cache, inlineFactors: inlineFactors)
+        }
+    }
+
+    /// Runs `work` on a thread of its own (16 MB stack), stores its outcome, then raises `wake`.
+    private static func run(_ task: Wire.Task, threadName: String, delayMilliseconds: Int, wake: WakeSignal?,
+                            work: @escaping @Sendable () throws -> ComputedTask) -> TaskComputation {
+        let computation = TaskComputation(task: task)
         let thread = Thread {
             if delayMilliseconds > 0 { Thread.sleep(forTimeInterval: Double(delayMilliseconds) / 1000) }
             let outcome: Result<ComputedTask, TaskFailure>
             do {
-                outcome = .success(try computeRound(block, cache: cache, inlineFactors: inlineFactors))
+                outcome = .success(try work())
             } catch {
                 outcome = .failure(TaskFailure(error))
             }
             computation.lock.withLock { computation.result = outcome }
             wake?.raise()
         }
-        thread.name = "brickyard-block-\(block.validated.task.taskID)"
+        thread.name = threadName
         thread.stackSize = 16 << 20
         thread.start()
         return computation
