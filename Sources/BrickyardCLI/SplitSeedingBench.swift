@@ -49,7 +49,7 @@ struct SplitSeedingBench: ParsableCommand {
             case .firstCenter:
                 seeding += elapsed
                 seedingBefore += elapsed
-            case .oversample, .candidateWeights:
+            case .oversample, .draw, .candidateWeights:
                 seeding += elapsed
                 columns += requests[0].centerCount
                 allCandidates += requests[0].centers

@@ -2536,7 +2536,7 @@ const ProtobufCMessageDescriptor brickyard__v1__eval_failed__descriptor =
   (ProtobufCMessageInit) brickyard__v1__eval_failed__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
-static const ProtobufCFieldDescriptor brickyard__v1__kmeans_block_task__field_descriptors[16] =
+static const ProtobufCFieldDescriptor brickyard__v1__kmeans_block_task__field_descriptors[17] =
 {
   {
     "task",
@@ -2730,12 +2730,25 @@ static const ProtobufCFieldDescriptor brickyard__v1__kmeans_block_task__field_de
     0,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
+  {
+    "cost",
+    17,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_DOUBLE,
+    0,   /* quantifier_offset */
+    offsetof(Brickyard__V1__KMeansBlockTask, cost),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
 };
 static const unsigned brickyard__v1__kmeans_block_task__field_indices_by_name[] = {
   13,   /* field[13] = assignment */
   3,   /* field[3] = center_count */
   7,   /* field[7] = center_offset */
   4,   /* field[4] = centers */
+  16,   /* field[16] = cost */
   6,   /* field[6] = farthest */
   9,   /* field[9] = inputs_follow */
   8,   /* field[8] = nearest */
@@ -2752,7 +2765,7 @@ static const unsigned brickyard__v1__kmeans_block_task__field_indices_by_name[] 
 static const ProtobufCIntRange brickyard__v1__kmeans_block_task__number_ranges[1 + 1] =
 {
   { 1, 0 },
-  { 0, 16 }
+  { 0, 17 }
 };
 const ProtobufCMessageDescriptor brickyard__v1__kmeans_block_task__descriptor =
 {
@@ -2762,7 +2775,7 @@ const ProtobufCMessageDescriptor brickyard__v1__kmeans_block_task__descriptor =
   "Brickyard__V1__KMeansBlockTask",
   "brickyard.v1",
   sizeof(Brickyard__V1__KMeansBlockTask),
-  16,
+  17,
   brickyard__v1__kmeans_block_task__field_descriptors,
   brickyard__v1__kmeans_block_task__field_indices_by_name,
   1,  brickyard__v1__kmeans_block_task__number_ranges,
@@ -3129,7 +3142,7 @@ const ProtobufCEnumDescriptor brickyard__v1__dtype__descriptor =
   brickyard__v1__dtype__value_ranges,
   NULL,NULL,NULL,NULL   /* reserved[1234] */
 };
-static const ProtobufCEnumValue brickyard__v1__task_kind__enum_values_by_number[10] =
+static const ProtobufCEnumValue brickyard__v1__task_kind__enum_values_by_number[11] =
 {
   { "TASK_KIND_UNSPECIFIED", "BRICKYARD__V1__TASK_KIND__TASK_KIND_UNSPECIFIED", 0 },
   { "TASK_KIND_MERGE_MODULE", "BRICKYARD__V1__TASK_KIND__TASK_KIND_MERGE_MODULE", 1 },
@@ -3141,14 +3154,16 @@ static const ProtobufCEnumValue brickyard__v1__task_kind__enum_values_by_number[
   { "TASK_KIND_KMEANS_REWEIGHT", "BRICKYARD__V1__TASK_KIND__TASK_KIND_KMEANS_REWEIGHT", 7 },
   { "TASK_KIND_KMEANS_PRODUCT", "BRICKYARD__V1__TASK_KIND__TASK_KIND_KMEANS_PRODUCT", 8 },
   { "TASK_KIND_KMEANS_PRINCIPAL", "BRICKYARD__V1__TASK_KIND__TASK_KIND_KMEANS_PRINCIPAL", 9 },
+  { "TASK_KIND_KMEANS_DRAW", "BRICKYARD__V1__TASK_KIND__TASK_KIND_KMEANS_DRAW", 10 },
 };
 static const ProtobufCIntRange brickyard__v1__task_kind__value_ranges[] = {
-{0, 0},{0, 10}
+{0, 0},{0, 11}
 };
-static const ProtobufCEnumValueIndex brickyard__v1__task_kind__enum_values_by_name[10] =
+static const ProtobufCEnumValueIndex brickyard__v1__task_kind__enum_values_by_name[11] =
 {
   { "TASK_KIND_KMEANS_BLOCK_STEP", 2 },
   { "TASK_KIND_KMEANS_CANDIDATE_WEIGHTS", 5 },
+  { "TASK_KIND_KMEANS_DRAW", 10 },
   { "TASK_KIND_KMEANS_FIRST_CENTER", 3 },
   { "TASK_KIND_KMEANS_LLOYD", 6 },
   { "TASK_KIND_KMEANS_OVERSAMPLE", 4 },
@@ -3165,9 +3180,9 @@ const ProtobufCEnumDescriptor brickyard__v1__task_kind__descriptor =
   "TaskKind",
   "Brickyard__V1__TaskKind",
   "brickyard.v1",
-  10,
+  11,
   brickyard__v1__task_kind__enum_values_by_number,
-  10,
+  11,
   brickyard__v1__task_kind__enum_values_by_name,
   1,
   brickyard__v1__task_kind__value_ranges,

@@ -218,7 +218,7 @@ struct SplitModuleRuns {
         run.seconds += seconds
         switch partial.kind {
         case .firstCenter: run.firstCenterSeconds += seconds
-        case .oversample, .candidateWeights: run.seedingSeconds += seconds
+        case .oversample, .draw, .candidateWeights: run.seedingSeconds += seconds
         case .lloyd: run.lloydSeconds += seconds
         case .principalStart, .principalLeft, .principalRight: run.principalSeconds += seconds
         case .refitLeft, .refitRight: run.refitSeconds += seconds

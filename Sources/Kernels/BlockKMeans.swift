@@ -9,6 +9,9 @@ public struct UnitBlock: Sendable {
     /// Row-major [count, dimension].
     public let vectors: [Float]
     public let normsSquared: [Double]
+    /// ‖x‖ of each unit by nrm2 (scaled, the bits `ClusterStatistics.block` takes): computed once here, because
+    /// every Lloyd round reports Σ‖x‖ and Σ‖x‖² per cluster (recomputed per round it was ~9 % of a worker's CPU).
+    public let norms: [Double]
     public let ids: [UInt64]
 
     public init(units: RankOneUnits, idOffset: UInt64, termRankOffsets: [Int]) {
@@ -17,6 +20,7 @@ public struct UnitBlock: Sendable {
         count = units.count
         vectors = units.vectors
         normsSquared = SignInvariantKMeans.rowNormsSquared(units.vectors, count: units.count, dimension: units.dimension)
+        norms = Self.rowNorms(units.vectors, count: units.count, dimension: units.dimension)
         ids = units.sources.map { idOffset + UInt64(termRankOffsets[$0.term] + $0.rank) }
     }
 
@@ -27,18 +31,29 @@ public struct UnitBlock: Sendable {
         self.count = count
         self.vectors = vectors
         normsSquared = SignInvariantKMeans.rowNormsSquared(vectors, count: count, dimension: dimension)
+        norms = Self.rowNorms(vectors, count: count, dimension: dimension)
         self.ids = ids
     }
 
+    static func rowNorms(_ vectors: [Float], count: Int, dimension: Int) -> [Double] {
+        BLAS.singleThreaded {
+            vectors.withUnsafeBufferPointer { x in
+                guard let x = x.baseAddress else { return [] }
+                return (0..<count).map { Double(BLAS.nrm2(dimension, x + $0 * dimension)) }
+            }
+        }
+    }
+
     /// Bytes held (for a worker's block cache).
-    public var byteSize: Int { 4 * vectors.count + 16 * count }
+    public var byteSize: Int { 4 * vectors.count + 24 * count }
 }
 
 /// What a round asks of every block.
 public enum BlockRoundKind: Int, Sendable, Codable, Equatable {
     /// The block's unit with the smallest counter key `hash(seed, 0, id)`: the k-means|| first center.
     case firstCenter = 0
-    /// k-means|| oversampling: D² of every unit to the candidates, and the units the round draws.
+    /// k-means|| oversampling: D² of every unit to the newest candidates, and the block's cost Σ D² (the draws are
+    /// the next round, `draw`, once the module's total cost φ is known).
     case oversample = 1
     /// Units nearest to each candidate (the weights of the candidates' reclustering).
     case candidateWeights = 2
@@ -71,6 +86,10 @@ public enum BlockRoundKind: Int, Sendable, Codable, Equatable {
     /// `refit`, RIGHT half-step: the block's (X_B B')ᵀ X_A for the sent B' (row-major [out, centerCount]): `sums`
     /// row-major [centerCount, in].
     case refitRight = 13
+    /// k-means|| draws after an oversampling round: the block's units with u·φ < ℓ·D² (φ the module's total cost,
+    /// `BlockRoundRequest.cost`), reported by value. A round of its own so that a block sends only the units the
+    /// module keeps: drawing against its own cost, a block of 1/b of the module sent ~b times too many.
+    case draw = 14
 
     /// The product rounds of the quality track, whose `centers` are a matrix (not centers of `dimension` values).
     public var isProduct: Bool {
@@ -121,16 +140,18 @@ public struct BlockRoundRequest: Sendable, Equatable {
     public var nearest: NearestCandidates?
     /// probeImage: Gaussian probe columns G (`QualityEstimator.probes(seed:cols:count:)`, built by the block).
     public var probes: Int
+    /// draw: φ, the module's total cost after the oversampling round (Σ of its blocks' costs).
+    public var cost: Double
     /// Principal-direction rounds: the cluster of each of the block's units in the kept clustering's final
     /// assignment (per block, like `nearest`; the coordinator keeps it from the last Lloyd round).
     public var assignment: [UInt32]?
 
     public init(kind: BlockRoundKind, round: Int, centers: [Float] = [], centerCount: Int = 0, oversampling: Double = 0,
                 farthest: Int = 0, centerOffset: Int = 0, nearest: NearestCandidates? = nil, probes: Int = 0,
-                assignment: [UInt32]? = nil) {
+                assignment: [UInt32]? = nil, cost: Double = 0) {
         self.kind = kind; self.round = round; self.centers = centers; self.centerCount = centerCount
         self.oversampling = oversampling; self.farthest = farthest; self.centerOffset = centerOffset
-        self.nearest = nearest; self.probes = probes; self.assignment = assignment
+        self.nearest = nearest; self.probes = probes; self.assignment = assignment; self.cost = cost
     }
 }
 
@@ -269,7 +290,8 @@ public enum BlockKMeans {
         return try BLAS.singleThreaded {
             switch request.kind {
             case .firstCenter: return firstCenter(block, seed: seed)
-            case .oversample: return try oversample(block, request: request, seed: seed)
+            case .oversample: return try oversample(block, request: request)
+            case .draw: return try draw(block, request: request, seed: seed)
             case .candidateWeights: return try candidateWeights(block, request: request)
             case .lloyd: return try lloyd(block, request: request)
             case .reweight: return try reweight(block, request: request)
@@ -337,20 +359,32 @@ public enum BlockKMeans {
         }
     }
 
-    static func oversample(_ block: UnitBlock, request: BlockRoundRequest, seed: UInt64) throws -> BlockPartial {
-        guard request.oversampling > 0, request.oversampling.isFinite else {
-            throw KernelShapeError(kernel: "BlockKMeans", problem: "oversampling \(request.oversampling) is not positive")
-        }
+    static func oversample(_ block: UnitBlock, request: BlockRoundRequest) throws -> BlockPartial {
         var state = try carriedNearest(block, request: request)
         updateNearest(&state, block: block, request: request)
         var cost = 0.0
         for d in state.distances { cost += d }
-        var partial = BlockPartial(kind: .oversample, unitCount: block.count, cost: cost, nearest: state)
-        guard cost > 0 else { return partial }
+        return BlockPartial(kind: .oversample, unitCount: block.count, cost: cost, nearest: state)
+    }
+
+    /// The units of the block that seeding round `request.round` draws: u·φ < ℓ·D², u the unit's counter uniform of
+    /// that round, D² from the block's nearest-candidate state (`request.nearest`, as its oversampling round
+    /// returned it), φ the module's cost (`request.cost`). In unit order, so the module's candidates are in block
+    /// then unit order whoever computes the blocks.
+    static func draw(_ block: UnitBlock, request: BlockRoundRequest, seed: UInt64) throws -> BlockPartial {
+        guard request.oversampling > 0, request.oversampling.isFinite, request.cost > 0, request.cost.isFinite else {
+            throw KernelShapeError(kernel: "BlockKMeans", problem: "draw round with oversampling \(request.oversampling) "
+                                   + "and cost \(request.cost) (both must be positive)")
+        }
+        guard let state = request.nearest, state.count == block.count else {
+            throw KernelShapeError(kernel: "BlockKMeans", problem: "draw round without the nearest-candidate state of the "
+                                   + "block's \(block.count) units")
+        }
+        try state.check(candidates: request.centerOffset)
+        var partial = BlockPartial(kind: .draw, unitCount: block.count)
         for i in 0..<block.count where state.distances[i] > 0 {
             let u = uniform(seed: seed, round: request.round, id: block.ids[i])
-            // u < ℓ D²/φ_block. The coordinator keeps u φ < ℓ D² with φ ≥ φ_block: a subset of these draws.
-            if u * cost < request.oversampling * state.distances[i] {
+            if u * request.cost < request.oversampling * state.distances[i] {
                 partial.units.append(ReportedUnit(id: block.ids[i], first: u, second: state.distances[i],
                                                   vector: row(block, i)))
             }
@@ -386,15 +420,10 @@ public enum BlockKMeans {
         }
         // Σ‖x‖ and Σ‖x‖² per cluster, each norm from nrm2 as `ClusterStatistics.block` takes it.
         var normSums = [Double](repeating: 0, count: k), normSquares = [Double](repeating: 0, count: k)
-        var norms = [Double](repeating: 0, count: block.count)
-        block.vectors.withUnsafeBufferPointer { x in
-            guard let x = x.baseAddress else { return }
-            for i in 0..<block.count {
-                let norm = Double(BLAS.nrm2(dim, x + i * dim))
-                norms[i] = norm
-                normSums[step.assignment[i]] += norm
-                normSquares[step.assignment[i]] += norm * norm
-            }
+        let norms = block.norms
+        for i in 0..<block.count {
+            normSums[step.assignment[i]] += norms[i]
+            normSquares[step.assignment[i]] += norms[i] * norms[i]
         }
         // The farthest units (distance descending, id ascending): candidates to refill empty clusters.
         let far = Array(block.count == 0 ? [] : (0..<block.count).sorted {

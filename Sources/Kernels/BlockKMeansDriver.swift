@@ -42,8 +42,10 @@ public struct BlockKMeansConfiguration: Sendable, Equatable {
 /// Where a split k-means stands.
 public enum BlockKMeansPhase: Sendable, Equatable {
     case firstCenter
-    /// k-means|| oversampling round `n` (1-based).
+    /// k-means|| oversampling round `n` (1-based): the blocks' distances to the newest candidates and costs.
     case oversample(Int)
+    /// The draws of seeding round `n`, against the module's cost φ the oversampling round just summed.
+    case draw(Int)
     case candidateWeights
     case lloyd
     case reweight
@@ -90,8 +92,9 @@ public struct BlockKMeansOutcome: Sendable {
 /// after every round and a restarted one resumes at that round with identical bytes. The in-process reference runs
 /// the same machine with the same block computations, so a split module's bytes do not depend on who computed it.
 ///
-/// Rounds: the first center (smallest counter key), `seedingRounds` k-means|| oversampling rounds (a unit is drawn
-/// when u·φ < ℓ·D², u from its counter key), the candidates' weights, the weighted greedy k-means++ and Lloyd on
+/// Rounds: the first center (smallest counter key), `seedingRounds` k-means|| seeding rounds, each an oversampling
+/// round (the blocks' D² to the newest candidates and their costs, summed to φ) then a draw round (a unit is drawn
+/// when u·φ < ℓ·D², u from its counter key; two rounds so that only kept draws travel), the candidates' weights, the weighted greedy k-means++ and Lloyd on
 /// the candidates here (small), then Lloyd rounds over the blocks exactly like `SignInvariantKMeans`' loop
 /// (tolerance, empty-cluster rule on the reported farthest units), then optionally the reweight statistics.
 public struct BlockKMeansDriver: Sendable {
@@ -131,7 +134,8 @@ public struct BlockKMeansDriver: Sendable {
     /// seeding rounds. nil when done.
     public func request(block: Int) -> BlockRoundRequest? {
         guard var request = request() else { return nil }
-        if request.kind == .oversample || request.kind == .candidateWeights, nearest.indices.contains(block) {
+        if request.kind == .oversample || request.kind == .draw || request.kind == .candidateWeights,
+           nearest.indices.contains(block) {
             request.nearest = nearest[block]
         }
         return request
@@ -146,8 +150,12 @@ public struct BlockKMeansDriver: Sendable {
             return BlockRoundRequest(kind: .firstCenter, round: round)
         case .oversample:
             return BlockRoundRequest(kind: .oversample, round: round, centers: newCandidates,
-                                     centerCount: candidateCount - groupStart, oversampling: configuration.oversampling,
-                                     centerOffset: groupStart)
+                                     centerCount: candidateCount - groupStart, centerOffset: groupStart)
+        case .draw(let n):
+            // Keyed by the seeding round n (not the reduction count), so the draws of round n do not depend on how
+            // many rounds came before it.
+            return BlockRoundRequest(kind: .draw, round: n, oversampling: configuration.oversampling,
+                                     centerOffset: candidateCount, cost: cost)
         case .candidateWeights:
             return BlockRoundRequest(kind: .candidateWeights, round: round, centers: newCandidates,
                                      centerCount: candidateCount - groupStart, centerOffset: groupStart)
@@ -199,11 +207,18 @@ public struct BlockKMeansDriver: Sendable {
         case .firstCenter:
             guard partial.units.count == (partial.unitCount > 0 ? 1 : 0) else { throw problem("first center must report one unit per non-empty block") }
         case .oversample:
-            guard partial.units.count <= partial.unitCount else { throw problem("more draws than units") }
+            guard partial.units.isEmpty else { throw problem("an oversampling partial reports no units (draws are the next round)") }
             guard let nearest = partial.nearest, nearest.count == partial.unitCount else {
                 throw problem("oversampling partial without the nearest candidate of each of its \(partial.unitCount) units")
             }
             do { try nearest.check(candidates: candidates) } catch { throw problem("\(error)") }
+        case .draw:
+            // Every reported unit must be one the rule keeps: the reduction appends them all.
+            guard partial.units.count <= partial.unitCount, partial.nearest == nil, partial.cost == 0,
+                  partial.units.allSatisfy({ $0.first >= 0 && $0.first < 1 && $0.second > 0
+                      && $0.first * request.cost < request.oversampling * $0.second }) else {
+                throw problem("draw partial reports more units than it has or a unit the draw rule does not keep")
+            }
         case .candidateWeights:
             guard partial.counts.count == candidates, partial.counts.allSatisfy({ $0 >= 0 }),
                   partial.counts.reduce(0, +) == partial.unitCount else {
@@ -247,6 +262,7 @@ public struct BlockKMeansDriver: Sendable {
         switch phase {
         case .firstCenter: reduceFirstCenter(partials)
         case .oversample(let n): reduceOversample(partials, seedingRound: n)
+        case .draw(let n): reduceDraw(partials, seedingRound: n)
         case .candidateWeights: reduceCandidateWeights(partials)
         case .lloyd: reduceLloyd(partials)
         case .reweight:
@@ -286,21 +302,21 @@ public struct BlockKMeansDriver: Sendable {
         cost = phi
         nearest = partials.map(\.nearest)
         groupStart = candidateCount
-        if phi > 0 {
-            let ell = configuration.oversampling
-            for partial in partials {
-                for unit in partial.units where unit.first * phi < ell * unit.second {
-                    if candidates.capacity < candidates.count + unit.vector.count {
-                        // Room for every unit reported this round at once: one reallocation, not one per doubling.
-                        let reported = partials.reduce(0) { $0 + $1.units.count }
-                        candidates.reserveCapacity(candidates.count + reported * unit.vector.count)
-                    }
-                    candidates += unit.vector
-                    candidateCount += 1
-                }
+        phase = phi > 0 ? .draw(n) : .candidateWeights
+    }
+
+    /// Appends round n's draws as candidates, in block order then unit order (each block reports only the units the
+    /// rule u·φ < ℓ·D² keeps, checked by `validate`).
+    private mutating func reduceDraw(_ partials: [BlockPartial], seedingRound n: Int) {
+        let drawn = partials.reduce(0) { $0 + $1.units.count }
+        candidates.reserveCapacity(candidates.count + drawn * configuration.dimension)
+        for partial in partials {
+            for unit in partial.units {
+                candidates += unit.vector
+                candidateCount += 1
             }
         }
-        phase = phi > 0 && n < configuration.seedingRounds ? .oversample(n + 1) : .candidateWeights
+        phase = n < configuration.seedingRounds ? .oversample(n + 1) : .candidateWeights
     }
 
     private mutating func reduceCandidateWeights(_ partials: [BlockPartial]) {
@@ -423,6 +439,7 @@ public struct BlockKMeansDriver: Sendable {
         case .lloyd: (phaseCode, phaseArgument) = (3, 0)
         case .reweight: (phaseCode, phaseArgument) = (4, 0)
         case .done: (phaseCode, phaseArgument) = (5, 0)
+        case .draw(let n): (phaseCode, phaseArgument) = (6, n)
         }
         w.int(phaseCode); w.int(phaseArgument); w.int(round); w.int(unitCount)
         w.floats(withCandidates ? candidates : []); w.int(candidateCount); w.double(cost)
@@ -453,13 +470,14 @@ public struct BlockKMeansDriver: Sendable {
             throw KernelShapeError(kernel: "BlockKMeans state", problem: "written for another block plan or options")
         }
         var r = ByteReader(Array(body[expected.bytes.count...]), what: "BlockKMeans state")
-        let phaseCode = try r.bounded(5, "phase"), phaseArgument = try r.bounded(configuration.seedingRounds, "seeding round")
+        let phaseCode = try r.bounded(6, "phase"), phaseArgument = try r.bounded(configuration.seedingRounds, "seeding round")
         switch phaseCode {
         case 0: phase = .firstCenter
         case 1: phase = .oversample(max(1, phaseArgument))
         case 2: phase = .candidateWeights
         case 3: phase = .lloyd
         case 4: phase = .reweight
+        case 6: phase = .draw(max(1, phaseArgument))
         default: phase = .done
         }
         round = try r.bounded(Int(Int32.max), "round")

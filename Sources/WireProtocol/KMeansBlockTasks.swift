@@ -8,6 +8,7 @@ extension Wire.TaskKind {
         switch self {
         case .kmeansFirstCenter: .firstCenter
         case .kmeansOversample: .oversample
+        case .kmeansDraw: .draw
         case .kmeansCandidateWeights: .candidateWeights
         case .kmeansLloyd: .lloyd
         case .kmeansReweight: .reweight
@@ -19,6 +20,7 @@ extension Wire.TaskKind {
         switch kind {
         case .firstCenter: self = .kmeansFirstCenter
         case .oversample: self = .kmeansOversample
+        case .draw: self = .kmeansDraw
         case .candidateWeights: self = .kmeansCandidateWeights
         case .lloyd: self = .kmeansLloyd
         case .reweight: self = .kmeansReweight
@@ -106,7 +108,8 @@ extension Wire.KMeansBlockTask {
                   centerOffset: UInt32(clamping: request.centerOffset), nearest: request.nearest?.encoded() ?? [],
                   inputsFollow: inputMode == .inline && inputsFollow, product: request.kind.productCode,
                   probes: UInt32(clamping: request.probes), principal: request.kind.principalCode,
-                  assignment: assignment.bytes, payloadID: payload?.id ?? 0, payloadCRC32C: payload?.crc32c ?? 0)
+                  assignment: assignment.bytes, payloadID: payload?.id ?? 0, payloadCRC32C: payload?.crc32c ?? 0,
+                  cost: request.cost)
     }
 }
 
@@ -161,9 +164,10 @@ public struct ValidatedBlockTask: Sendable {
         guard message.probes <= UInt32(BlockKMeans.maxProductColumns), !kind.isProduct || count <= BlockKMeans.maxProductColumns else {
             throw WireError(.invalidField, "\(context): \(message.probes) probes or \(count) sketch columns is out of range")
         }
-        guard message.oversampling.isFinite, message.oversampling >= 0, message.farthest <= UInt32(limits.maxRank),
+        guard message.oversampling.isFinite, message.oversampling >= 0, message.cost.isFinite, message.cost >= 0,
+              message.farthest <= UInt32(limits.maxRank),
               message.unitIDOffset <= UInt64(Int32.max), message.centerOffset <= UInt32(Int32.max) else {
-            throw WireError(.invalidField, "\(context): oversampling \(message.oversampling), farthest \(message.farthest), unit offset \(message.unitIDOffset) or candidate offset \(message.centerOffset) is out of range")
+            throw WireError(.invalidField, "\(context): oversampling \(message.oversampling), cost \(message.cost), farthest \(message.farthest), unit offset \(message.unitIDOffset) or candidate offset \(message.centerOffset) is out of range")
         }
         var nearest: NearestCandidates?
         if !message.nearest.isEmpty {
@@ -176,7 +180,7 @@ public struct ValidatedBlockTask: Sendable {
         request = BlockRoundRequest(kind: kind, round: Int(message.round), centers: centers, centerCount: count,
                                     oversampling: message.oversampling, farthest: Int(message.farthest),
                                     centerOffset: Int(message.centerOffset), nearest: nearest,
-                                    probes: Int(message.probes), assignment: assignment)
+                                    probes: Int(message.probes), assignment: assignment, cost: message.cost)
         unitIDOffset = Int(message.unitIDOffset)
     }
 

@@ -4,13 +4,14 @@ import AdapterIO
 /// bytes; nothing else in Brickyard touches protobuf-c directly.
 public enum Wire {
     /// Bumped on any incompatible change to proto/brickyard.proto. 2: split rounds send their shared centers once
-    /// per worker and round (`RoundPayload`), block tasks refer to them, refit product codes 5 and 6.
-    public static let protocolVersion: UInt32 = 2
+    /// per worker and round (`RoundPayload`), block tasks refer to them, refit product codes 5 and 6. 3: k-means||
+    /// draws are a round of their own (`kmeansDraw`, `KMeansBlockTask.cost`), so blocks send only the kept draws.
+    public static let protocolVersion: UInt32 = 3
 
     public enum TaskKind: Sendable, Equatable {
         case mergeModule, kmeansBlockStep
         /// Rounds of a split lego module's k-means (sent in a `KMeansBlockTask`).
-        case kmeansFirstCenter, kmeansOversample, kmeansCandidateWeights, kmeansLloyd, kmeansReweight
+        case kmeansFirstCenter, kmeansOversample, kmeansDraw, kmeansCandidateWeights, kmeansLloyd, kmeansReweight
         /// A quality-track product of a split module's block (which one: `KMeansBlockTask.product`).
         case kmeansProduct
         /// A principal-direction round of a split module's block (which one: `KMeansBlockTask.principal`).
@@ -191,16 +192,18 @@ extension Wire {
         public var payloadID: UInt64
         /// CRC-32C of the referenced payload's bytes (checked against the worker's copy).
         public var payloadCRC32C: UInt32
+        /// Draw rounds: φ, the module's total cost after the oversampling round (0 for the other kinds).
+        public var cost: Double
 
         public init(task: Task, round: UInt32, unitIDOffset: UInt64, centerCount: UInt32, centers: [UInt8],
                     oversampling: Double, farthest: UInt32, centerOffset: UInt32 = 0, nearest: [UInt8] = [],
                     inputsFollow: Bool = false, product: UInt32 = 0, probes: UInt32 = 0, principal: UInt32 = 0,
-                    assignment: [UInt8] = [], payloadID: UInt64 = 0, payloadCRC32C: UInt32 = 0) {
+                    assignment: [UInt8] = [], payloadID: UInt64 = 0, payloadCRC32C: UInt32 = 0, cost: Double = 0) {
             self.task = task; self.round = round; self.unitIDOffset = unitIDOffset; self.centerCount = centerCount
             self.centers = centers; self.oversampling = oversampling; self.farthest = farthest
             self.centerOffset = centerOffset; self.nearest = nearest; self.inputsFollow = inputsFollow
             self.product = product; self.probes = probes; self.principal = principal; self.assignment = assignment
-            self.payloadID = payloadID; self.payloadCRC32C = payloadCRC32C
+            self.payloadID = payloadID; self.payloadCRC32C = payloadCRC32C; self.cost = cost
         }
     }
 

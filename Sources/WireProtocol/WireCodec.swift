@@ -205,6 +205,7 @@ struct WireEncoder {
             body.pointee.assignment = binary(block.assignment)
             body.pointee.payload_id = block.payloadID
             body.pointee.payload_crc32c = block.payloadCRC32C
+            body.pointee.cost = block.cost
             envelope.pointee.body_case = BRICKYARD__V1__ENVELOPE__BODY_KMEANS_BLOCK_TASK
             envelope.pointee.kmeans_block_task = body
         case .roundPayload(let payload):
@@ -358,7 +359,7 @@ enum WireDecoder {
                 centerOffset: block.center_offset, nearest: try bytes(block.nearest, "kmeans_block_task.nearest"),
                 inputsFollow: block.inputs_follow != 0, product: block.product, probes: block.probes,
                 principal: block.principal, assignment: try bytes(block.assignment, "kmeans_block_task.assignment"),
-                payloadID: block.payload_id, payloadCRC32C: block.payload_crc32c))
+                payloadID: block.payload_id, payloadCRC32C: block.payload_crc32c, cost: block.cost))
         case BRICKYARD__V1__ENVELOPE__BODY_ROUND_PAYLOAD:
             let payload = try body(envelope.round_payload, "round_payload")
             let centers = try bytes(payload.centers, "round_payload.centers")
@@ -471,6 +472,7 @@ enum WireEnums {
         case .kmeansBlockStep: BRICKYARD__V1__TASK_KIND__TASK_KIND_KMEANS_BLOCK_STEP
         case .kmeansFirstCenter: BRICKYARD__V1__TASK_KIND__TASK_KIND_KMEANS_FIRST_CENTER
         case .kmeansOversample: BRICKYARD__V1__TASK_KIND__TASK_KIND_KMEANS_OVERSAMPLE
+        case .kmeansDraw: BRICKYARD__V1__TASK_KIND__TASK_KIND_KMEANS_DRAW
         case .kmeansCandidateWeights: BRICKYARD__V1__TASK_KIND__TASK_KIND_KMEANS_CANDIDATE_WEIGHTS
         case .kmeansLloyd: BRICKYARD__V1__TASK_KIND__TASK_KIND_KMEANS_LLOYD
         case .kmeansReweight: BRICKYARD__V1__TASK_KIND__TASK_KIND_KMEANS_REWEIGHT
@@ -485,6 +487,7 @@ enum WireEnums {
         case BRICKYARD__V1__TASK_KIND__TASK_KIND_KMEANS_BLOCK_STEP: .kmeansBlockStep
         case BRICKYARD__V1__TASK_KIND__TASK_KIND_KMEANS_FIRST_CENTER: .kmeansFirstCenter
         case BRICKYARD__V1__TASK_KIND__TASK_KIND_KMEANS_OVERSAMPLE: .kmeansOversample
+        case BRICKYARD__V1__TASK_KIND__TASK_KIND_KMEANS_DRAW: .kmeansDraw
         case BRICKYARD__V1__TASK_KIND__TASK_KIND_KMEANS_CANDIDATE_WEIGHTS: .kmeansCandidateWeights
         case BRICKYARD__V1__TASK_KIND__TASK_KIND_KMEANS_LLOYD: .kmeansLloyd
         case BRICKYARD__V1__TASK_KIND__TASK_KIND_KMEANS_REWEIGHT: .kmeansReweight

@@ -156,6 +156,77 @@ import Testing
         #expect(allCandidates.count > 0)
     }
 
+    @Test("draw rounds: each block reports exactly the units u·φ < ℓ·D² keeps (from scratch), a subset of what it drew against its own cost")
+    func drawsAreExactlyTheKeptUnits() throws {
+        let blocks = Self.blocks(seed: 23)
+        let configuration = Self.configuration(blocks, k: 6, seed: 9, reweight: false)
+        var driver = BlockKMeansDriver(configuration: configuration)
+        var drawRounds = 0, kept = 0, againstOwnCost = 0
+        var blockCosts: [Double] = []
+        while !driver.isDone {
+            let requests = try blocks.indices.map { try #require(driver.request(block: $0)) }
+            let partials = try blocks.indices.map { try BlockKMeans.compute(requests[$0], block: blocks[$0], seed: configuration.seed) }
+            if requests[0].kind == .oversample {
+                #expect(partials.allSatisfy { $0.units.isEmpty })  // draws wait for the module's cost
+                blockCosts = partials.map(\.cost)
+            }
+            if requests[0].kind == .draw {
+                drawRounds += 1
+                let phi = blockCosts.reduce(0, +)
+                #expect(requests[0].cost == phi && requests[0].oversampling == configuration.oversampling)
+                for (b, block) in blocks.enumerated() {
+                    let state = try #require(requests[b].nearest)
+                    var expected: [UInt64] = [], superset = 0
+                    for i in 0..<block.count where state.distances[i] > 0 {
+                        let u = BlockKMeans.uniform(seed: configuration.seed, round: requests[b].round, id: block.ids[i])
+                        if u * phi < configuration.oversampling * state.distances[i] { expected.append(block.ids[i]) }
+                        if u * blockCosts[b] < configuration.oversampling * state.distances[i] { superset += 1 }
+                    }
+                    #expect(partials[b].units.map(\.id) == expected)
+                    for unit in partials[b].units {
+                        let row = try #require(block.ids.firstIndex(of: unit.id))
+                        #expect(unit.vector == Array(block.vectors[(row * block.dimension)..<((row + 1) * block.dimension)]))
+                    }
+                    kept += expected.count
+                    againstOwnCost += superset
+                }
+            }
+            try driver.advance(with: partials)
+        }
+        #expect(drawRounds == configuration.seedingRounds)
+        #expect(kept > 0 && kept < againstOwnCost)  // three blocks: drawing against their own costs sends more
+    }
+
+    @Test("a draw partial with a unit the rule does not keep, or a draw request without its state or cost, is refused")
+    func hostileDraws() throws {
+        let blocks = Self.blocks(seed: 5)
+        let configuration = Self.configuration(blocks, k: 6, seed: 2, reweight: false)
+        var driver = BlockKMeansDriver(configuration: configuration)
+        while driver.request()?.kind != .draw {
+            try driver.advance(with: try blocks.indices.map {
+                try BlockKMeans.compute(try #require(driver.request(block: $0)), block: blocks[$0], seed: configuration.seed)
+            })
+        }
+        let request = try #require(driver.request(block: 0))
+        var partial = try BlockKMeans.compute(request, block: blocks[0], seed: configuration.seed)
+        try driver.validate(partial)
+        let keptIDs = Set(partial.units.map(\.id))
+        let state = try #require(request.nearest)
+        let outside = try #require(blocks[0].ids.indices.first { !keptIDs.contains(blocks[0].ids[$0]) && state.distances[$0] > 0 })
+        let dim = blocks[0].dimension
+        partial.units.append(ReportedUnit(id: blocks[0].ids[outside],
+                                          first: BlockKMeans.uniform(seed: configuration.seed, round: request.round, id: blocks[0].ids[outside]),
+                                          second: state.distances[outside],
+                                          vector: Array(blocks[0].vectors[(outside * dim)..<((outside + 1) * dim)])))
+        #expect(throws: KernelShapeError.self) { try driver.validate(partial) }
+        var missing = request
+        missing.nearest = nil
+        #expect(throws: KernelShapeError.self) { _ = try BlockKMeans.compute(missing, block: blocks[0], seed: 1) }
+        var free = request
+        free.cost = 0
+        #expect(throws: KernelShapeError.self) { _ = try BlockKMeans.compute(free, block: blocks[0], seed: 1) }
+    }
+
     @Test("per-track checkpoints: only the track that moved is written; resuming from those files after any round gives the same bits",
           arguments: [0, 3])
     func perTrackCheckpoints(principalIterations: Int) throws {

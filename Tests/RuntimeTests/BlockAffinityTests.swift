@@ -69,6 +69,34 @@ import Logging
         #expect(s.dispatch().map(\.peer).allSatisfy { $0 == p2 })
     }
 
+    @Test("workers holding even shares of a module's blocks do not steal from each other, however many wait")
+    func evenSharesAreNotStolen() {
+        var s = Scheduler(tasks: [TaskKey(module: "split")], external: [0])
+        s.join(peer: p1, workerID: "w1", now: t0)
+        s.join(peer: p2, workerID: "w2", now: t0)
+        // Round 1: each worker takes four of eight blocks, one at a time.
+        let first = round(&s, blocks: 8)
+        var taken: [Int: PeerID] = [:]
+        while !s.states[first[0]...].allSatisfy({ $0 == .done }) {
+            let assignments = s.dispatch()
+            for a in assignments { taken[a.key.block] = a.peer }
+            finishAll(&s, assignments)
+        }
+        #expect(taken.values.filter { $0 == p1 }.count == 4)
+        // Round 2: p1 is busy with its first block and p2 finishes all of its own quickly; p1's three other blocks
+        // wait for p1 (p2 holds as many blocks as p1), so no block is loaded twice.
+        _ = round(&s, blocks: 8)
+        let start = s.dispatch()
+        let busy = start.first { $0.peer == p1 }
+        finishAll(&s, start.filter { $0.peer == p2 })
+        for _ in 0..<3 { finishAll(&s, s.dispatch()) }
+        #expect(s.dispatch().isEmpty)
+        #expect((1...8).allSatisfy { s.holder(of: TaskKey(module: "split", block: $0)) == taken[$0] })
+        if let busy { finishAll(&s, [busy]) }
+        var rest: [Assignment] = []
+        repeat { rest = s.dispatch(); #expect(rest.allSatisfy { $0.peer == p1 }); finishAll(&s, rest) } while !rest.isEmpty
+    }
+
     @Test("several restarts' tasks of one block stay with its holder: only distinct blocks are stolen")
     func restartsOfOneBlockAreNotStolen() {
         var s = Scheduler(tasks: [TaskKey(module: "split")], external: [0])

@@ -452,7 +452,19 @@ struct WorkerBlockTaskTests {
         let (body2, done2, failed2) = try coordinator.collectResult()
         #expect(failed2 == nil, "\(String(describing: failed2))")
         #expect(done2?.statsJSON == "{\"cached\":true}")
-        #expect(try BlockPartial.decode(try #require(body2)) == (try BlockKMeans.compute(second, block: block, seed: plan.seed)))
+        let partial2 = try BlockPartial.decode(try #require(body2))
+        #expect(partial2 == (try BlockKMeans.compute(second, block: block, seed: plan.seed)))
+        // The first round's draws: the module's cost φ and the carried state travel; the draws equal the in-process
+        // ones (φ below the block's own cost, as when other blocks are cheaper, so some unit is drawn).
+        try #require(partial.cost > 0)
+        let draw = BlockRoundRequest(kind: .draw, round: 1, oversampling: 4, centerOffset: 1, nearest: partial.nearest,
+                                     cost: partial.cost / 2)
+        try coordinator.router.send(.kmeansBlockTask(try task(4, draw, inputsFollow: false)), to: peer)
+        let (body3, _, failed3) = try coordinator.collectResult()
+        #expect(failed3 == nil, "\(String(describing: failed3))")
+        let drawn = try BlockPartial.decode(try #require(body3))
+        #expect(drawn.kind == .draw && !drawn.units.isEmpty)
+        #expect(drawn == (try BlockKMeans.compute(draw, block: block, seed: plan.seed)))
         try coordinator.router.send(.disconnect(reason: "job done"), to: peer)
         #expect(worker.exitStatus(within: 10) == WorkerExit.success)
     }

@@ -1,4 +1,4 @@
-"""Envelope encoding and decoding: one ZeroMQ frame = one serialized Envelope with protocol_version 2 (proto/brickyard.proto)."""
+"""Envelope encoding and decoding: one ZeroMQ frame = one serialized Envelope with protocol_version 3 (proto/brickyard.proto)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from google.protobuf.message import DecodeError, Message
 
 from .proto import pb
 
-PROTOCOL_VERSION = 2
+PROTOCOL_VERSION = 3
 
 
 class MalformedMessage(Exception):

@@ -68,7 +68,7 @@ typedef enum _Brickyard__V1__TaskKind {
    */
   BRICKYARD__V1__TASK_KIND__TASK_KIND_KMEANS_FIRST_CENTER = 3,
   /*
-   * k-means|| oversampling: D² to the candidates, the block's draws
+   * k-means|| oversampling: D² to the newest candidates, the block's cost
    */
   BRICKYARD__V1__TASK_KIND__TASK_KIND_KMEANS_OVERSAMPLE = 4,
   /*
@@ -90,7 +90,11 @@ typedef enum _Brickyard__V1__TaskKind {
   /*
    * lego direction: principal, a power-iteration round (KMeansBlockTask.principal)
    */
-  BRICKYARD__V1__TASK_KIND__TASK_KIND_KMEANS_PRINCIPAL = 9
+  BRICKYARD__V1__TASK_KIND__TASK_KIND_KMEANS_PRINCIPAL = 9,
+  /*
+   * k-means|| draws: the block's units with u·φ < ℓ·D² (KMeansBlockTask.cost = φ)
+   */
+  BRICKYARD__V1__TASK_KIND__TASK_KIND_KMEANS_DRAW = 10
     PROTOBUF_C__FORCE_ENUM_TO_BE_INT_SIZE(BRICKYARD__V1__TASK_KIND)
 } Brickyard__V1__TaskKind;
 /*
@@ -556,7 +560,7 @@ struct  Brickyard__V1__KMeansBlockTask
    */
   ProtobufCBinaryData centers;
   /*
-   * KMEANS_OVERSAMPLE: ℓ, expected draws per round
+   * KMEANS_DRAW: ℓ, expected draws per round
    */
   double oversampling;
   /*
@@ -564,9 +568,10 @@ struct  Brickyard__V1__KMeansBlockTask
    */
   uint32_t farthest;
   /*
-   * KMEANS_OVERSAMPLE / KMEANS_CANDIDATE_WEIGHTS: `centers` are only the candidates the previous round drew,
+   * KMEANS_OVERSAMPLE / KMEANS_CANDIDATE_WEIGHTS: `centers` are only the candidates the previous draw round drew,
    * the first of them being candidate number `center_offset`; `nearest` is this block's state from its previous
    * seeding round (per unit: float64 LE D² to the nearest candidate so far, then per unit: uint32 LE its index).
+   * KMEANS_DRAW has no centers: `center_offset` is the number of candidates so far, `nearest` the block's state.
    */
   uint32_t center_offset;
   ProtobufCBinaryData nearest;
@@ -601,10 +606,16 @@ struct  Brickyard__V1__KMeansBlockTask
    */
   uint64_t payload_id;
   uint32_t payload_crc32c;
+  /*
+   * KMEANS_DRAW: φ, the module's total cost after the oversampling round just reduced (the sum of its blocks'
+   * costs); the block draws its units with u·φ < ℓ·D², u from the counter key of (seed, `round`, unit id), where
+   * `round` is the seeding round's number (1-based). `nearest` is the block's state from that oversampling round.
+   */
+  double cost;
 };
 #define BRICKYARD__V1__KMEANS_BLOCK_TASK__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&brickyard__v1__kmeans_block_task__descriptor) \
-    , NULL, 0, 0, 0, {0,NULL}, 0, 0, 0, {0,NULL}, 0, 0, 0, 0, {0,NULL}, 0, 0 }
+    , NULL, 0, 0, 0, {0,NULL}, 0, 0, 0, {0,NULL}, 0, 0, 0, 0, {0,NULL}, 0, 0, 0 }
 
 
 /*

@@ -27,6 +27,7 @@ class TaskKind(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     TASK_KIND_KMEANS_REWEIGHT: _ClassVar[TaskKind]
     TASK_KIND_KMEANS_PRODUCT: _ClassVar[TaskKind]
     TASK_KIND_KMEANS_PRINCIPAL: _ClassVar[TaskKind]
+    TASK_KIND_KMEANS_DRAW: _ClassVar[TaskKind]
 
 class InputMode(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
@@ -60,6 +61,7 @@ TASK_KIND_KMEANS_LLOYD: TaskKind
 TASK_KIND_KMEANS_REWEIGHT: TaskKind
 TASK_KIND_KMEANS_PRODUCT: TaskKind
 TASK_KIND_KMEANS_PRINCIPAL: TaskKind
+TASK_KIND_KMEANS_DRAW: TaskKind
 INPUT_MODE_UNSPECIFIED: InputMode
 INPUT_MODE_SHARED: InputMode
 INPUT_MODE_INLINE: InputMode
@@ -331,7 +333,7 @@ class EvalFailed(_message.Message):
     def __init__(self, request_id: _Optional[int] = ..., attempt: _Optional[int] = ..., error: _Optional[str] = ..., retryable: _Optional[bool] = ...) -> None: ...
 
 class KMeansBlockTask(_message.Message):
-    __slots__ = ("task", "round", "unit_id_offset", "center_count", "centers", "oversampling", "farthest", "center_offset", "nearest", "inputs_follow", "product", "probes", "principal", "assignment", "payload_id", "payload_crc32c")
+    __slots__ = ("task", "round", "unit_id_offset", "center_count", "centers", "oversampling", "farthest", "center_offset", "nearest", "inputs_follow", "product", "probes", "principal", "assignment", "payload_id", "payload_crc32c", "cost")
     TASK_FIELD_NUMBER: _ClassVar[int]
     ROUND_FIELD_NUMBER: _ClassVar[int]
     UNIT_ID_OFFSET_FIELD_NUMBER: _ClassVar[int]
@@ -348,6 +350,7 @@ class KMeansBlockTask(_message.Message):
     ASSIGNMENT_FIELD_NUMBER: _ClassVar[int]
     PAYLOAD_ID_FIELD_NUMBER: _ClassVar[int]
     PAYLOAD_CRC32C_FIELD_NUMBER: _ClassVar[int]
+    COST_FIELD_NUMBER: _ClassVar[int]
     task: Task
     round: int
     unit_id_offset: int
@@ -364,7 +367,8 @@ class KMeansBlockTask(_message.Message):
     assignment: bytes
     payload_id: int
     payload_crc32c: int
-    def __init__(self, task: _Optional[_Union[Task, _Mapping]] = ..., round: _Optional[int] = ..., unit_id_offset: _Optional[int] = ..., center_count: _Optional[int] = ..., centers: _Optional[bytes] = ..., oversampling: _Optional[float] = ..., farthest: _Optional[int] = ..., center_offset: _Optional[int] = ..., nearest: _Optional[bytes] = ..., inputs_follow: _Optional[bool] = ..., product: _Optional[int] = ..., probes: _Optional[int] = ..., principal: _Optional[int] = ..., assignment: _Optional[bytes] = ..., payload_id: _Optional[int] = ..., payload_crc32c: _Optional[int] = ...) -> None: ...
+    cost: float
+    def __init__(self, task: _Optional[_Union[Task, _Mapping]] = ..., round: _Optional[int] = ..., unit_id_offset: _Optional[int] = ..., center_count: _Optional[int] = ..., centers: _Optional[bytes] = ..., oversampling: _Optional[float] = ..., farthest: _Optional[int] = ..., center_offset: _Optional[int] = ..., nearest: _Optional[bytes] = ..., inputs_follow: _Optional[bool] = ..., product: _Optional[int] = ..., probes: _Optional[int] = ..., principal: _Optional[int] = ..., assignment: _Optional[bytes] = ..., payload_id: _Optional[int] = ..., payload_crc32c: _Optional[int] = ..., cost: _Optional[float] = ...) -> None: ...
 
 class RoundPayload(_message.Message):
     __slots__ = ("payload_id", "module", "track", "centers", "crc32c")
