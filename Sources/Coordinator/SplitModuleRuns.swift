@@ -66,6 +66,13 @@ struct SplitModuleRuns {
     private(set) var blockTasks: [Int: (module: Int, track: Int, block: Int)] = [:]
     /// The last round payload id handed out (ids are unique within this coordinator run, never 0).
     private var lastPayloadID: UInt64 = 0
+    /// Each block's task template (its inputs and the spec, the same every round), by (module index, block).
+    private var templates: [BlockTemplateKey: Wire.KMeansBlockTask.Template] = [:]
+
+    private struct BlockTemplateKey: Hashable {
+        let module: Int
+        let block: Int
+    }
 
     /// Starts (or resumes from `store`) the k-means of every split module of `plan` not in `finished`.
     init(plan: MergePlan, store: CheckpointStore, finished: Set<Int>, logger: Logger) {
@@ -133,15 +140,24 @@ struct SplitModuleRuns {
     }
 
     /// The message for a block task (nil if `taskIndex` is not a block task of a running round).
-    func message(taskIndex: Int, plan: MergePlan, jobID: String, attempt: UInt32, inputMode: Wire.InputMode = .shared,
-                 inputsFollow: Bool = false, resultChunkBytes: Int) throws -> Wire.KMeansBlockTask? {
+    mutating func message(taskIndex: Int, plan: MergePlan, jobID: String, attempt: UInt32, inputMode: Wire.InputMode = .shared,
+                          inputsFollow: Bool = false, resultChunkBytes: Int) throws -> Wire.KMeansBlockTask? {
         guard let (module, track, block) = blockTasks[taskIndex], let run = runs[module],
               let round = run.rounds[track] else { return nil }
-        return try Wire.KMeansBlockTask(module: plan.modules[module], blockIndex: block, spec: plan.spec, jobID: jobID,
-                                        taskID: UInt64(taskIndex), attempt: attempt, request: round.requests[block],
-                                        seed: run.kmeans.seed(track: track), inputMode: inputMode,
-                                        inputsFollow: inputsFollow, resultChunkBytes: resultChunkBytes,
-                                        payload: round.payload.map { ($0.id, $0.crc32c) })
+        let key = BlockTemplateKey(module: module, block: block)
+        let template: Wire.KMeansBlockTask.Template
+        if let known = templates[key], known.task.jobID == jobID, known.task.inputMode == inputMode,
+           known.task.resultChunkBytes == UInt32(clamping: resultChunkBytes) {
+            template = known
+        } else {
+            template = try Wire.KMeansBlockTask.Template(module: plan.modules[module], blockIndex: block, spec: plan.spec,
+                                                         jobID: jobID, inputMode: inputMode,
+                                                         resultChunkBytes: resultChunkBytes)
+            templates[key] = template
+        }
+        return Wire.KMeansBlockTask(template, taskID: UInt64(taskIndex), attempt: attempt, request: round.requests[block],
+                                    seed: run.kmeans.seed(track: track), inputsFollow: inputsFollow,
+                                    payload: round.payload.map { ($0.id, $0.crc32c) })
     }
 
     /// The shared round payload a block task refers to (nil: its centers travel in the task, or it has none).
@@ -241,7 +257,11 @@ struct SplitModuleRuns {
         run.checkpointBytes += try store.writeKMeansCheckpoint(run.kmeans.checkpoint(track: track), index: module)
         run.checkpointSeconds += Self.threadCPUSeconds() - started
         runs[module] = run
-        if let outcome = run.kmeans.outcome { return .finished(module: module, outcome: outcome, seconds: run.seconds) }
+        if let outcome = run.kmeans.outcome {
+            // A job may split hundreds of modules: keep only the running ones' templates (~the inputs' paths each).
+            templates = templates.filter { $0.key.module != module }
+            return .finished(module: module, outcome: outcome, seconds: run.seconds)
+        }
         return .nextRound(module: module)
     }
 

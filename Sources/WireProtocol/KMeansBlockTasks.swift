@@ -88,25 +88,50 @@ extension Wire.KMeansBlockTask {
                 request: BlockRoundRequest, seed: UInt64? = nil, inputMode: Wire.InputMode = .shared,
                 inputsFollow: Bool = false, resultChunkBytes: Int = Chunking.defaultChunkBytes,
                 payload: (id: UInt64, crc32c: UInt32)? = nil) throws {
-        guard let blocks = module.blocks, blocks.indices.contains(blockIndex) else {
-            throw WireError(.inconsistent, "module \(module.name) has no block \(blockIndex)")
+        let template = try Template(module: module, blockIndex: blockIndex, spec: spec, jobID: jobID, inputMode: inputMode,
+                                    resultChunkBytes: resultChunkBytes)
+        self.init(template, taskID: taskID, attempt: attempt, request: request, seed: seed, inputsFollow: inputsFollow,
+                  payload: payload)
+    }
+
+    /// What every round's task of one block shares: the block's `Task` (its inputs' paths and byte ranges, the
+    /// spec as JSON), built once per block instead of once per round (hundreds of rounds × blocks per module).
+    public struct Template: Sendable {
+        public let task: Wire.Task
+        let unitIDOffset: Int
+
+        public init(module: ModulePlan, blockIndex: Int, spec: MergeSpec, jobID: String, inputMode: Wire.InputMode,
+                    resultChunkBytes: Int) throws {
+            guard let blocks = module.blocks, blocks.indices.contains(blockIndex) else {
+                throw WireError(.inconsistent, "module \(module.name) has no block \(blockIndex)")
+            }
+            let block = blocks[blockIndex]
+            var task = try Wire.Task(module: SplitLego.blockPlan(module, block: block), spec: spec, jobID: jobID,
+                                     taskID: 0, attempt: 0, inputMode: inputMode, resultChunkBytes: resultChunkBytes)
+            task.blockIndex = UInt32(blockIndex)
+            task.blockCount = UInt32(blocks.count)
+            self.task = task
+            unitIDOffset = block.unitIDOffset
         }
-        let block = blocks[blockIndex]
-        var task = try Wire.Task(module: SplitLego.blockPlan(module, block: block), spec: spec, jobID: jobID,
-                                 taskID: taskID, attempt: attempt, inputMode: inputMode, resultChunkBytes: resultChunkBytes)
+    }
+
+    /// The round `request` of the template's block, as task (`taskID`, `attempt`).
+    public init(_ template: Template, taskID: UInt64, attempt: UInt32, request: BlockRoundRequest, seed: UInt64? = nil,
+                inputsFollow: Bool = false, payload: (id: UInt64, crc32c: UInt32)? = nil) {
+        var task = template.task
+        task.taskID = taskID
+        task.attempt = attempt
         if let seed { task.seed = seed }
         task.kind = Wire.TaskKind(request.kind)
-        task.blockIndex = UInt32(blockIndex)
-        task.blockCount = UInt32(blocks.count)
         var centers: [UInt8] = []
         if payload == nil { FloatBytes.appendLittleEndian(request.centers, to: &centers) }
         var assignment = ByteWriter()
         for cluster in request.assignment ?? [] { assignment.u32(cluster) }
-        self.init(task: task, round: UInt32(clamping: request.round), unitIDOffset: UInt64(block.unitIDOffset),
+        self.init(task: task, round: UInt32(clamping: request.round), unitIDOffset: UInt64(template.unitIDOffset),
                   centerCount: UInt32(clamping: request.centerCount), centers: centers,
                   oversampling: request.oversampling, farthest: UInt32(clamping: request.farthest),
                   centerOffset: UInt32(clamping: request.centerOffset), nearest: request.nearest?.encoded() ?? [],
-                  inputsFollow: inputMode == .inline && inputsFollow, product: request.kind.productCode,
+                  inputsFollow: task.inputMode == .inline && inputsFollow, product: request.kind.productCode,
                   probes: UInt32(clamping: request.probes), principal: request.kind.principalCode,
                   assignment: assignment.bytes, payloadID: payload?.id ?? 0, payloadCRC32C: payload?.crc32c ?? 0,
                   cost: request.cost)
