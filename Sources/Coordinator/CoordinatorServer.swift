@@ -133,6 +133,10 @@ public final class CoordinatorServer {
     /// signal arrives (throws `.interrupted`). Workers get a Disconnect in every case.
     public func run() throws -> ServeSummary {
         let context = try ZMQContext()
+        // Runs last, after the socket is closed and the ZAP handler stopped: waits (up to the socket's linger) until
+        // the workers' Disconnects have left. Left to the context's deinit, a coordinator failing closed could exit
+        // before its I/O thread sent them, and a worker would wait out its liveness instead of leaving.
+        defer { context.terminate() }
         // The ZAP handler must be running and answering before the ROUTER binds (libzmq fails open without one);
         // declared before the socket so it stops after the socket is closed.
         let security = try startSecurity(context: context)
