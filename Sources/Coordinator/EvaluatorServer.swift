@@ -96,11 +96,14 @@ public final class EvaluatorServer: EvaluationBackend {
         return endpoint
     }
 
-    /// Says goodbye to every evaluator and closes the socket.
+    /// Says goodbye to every evaluator and closes the socket; returns once the goodbyes have left (or the
+    /// socket's linger, 200 ms, ran out), so an exiting coordinator does not drop them (`ZMQContext.terminate`).
     public func close(reason: String) {
         for peer in joinOrder { sendRaw(.disconnect(reason: reason), to: peer) }
         socket?.close()
         socket = nil
+        context?.terminate()
+        context = nil
         evaluators = [:]
         joinOrder = []
     }
