@@ -386,6 +386,17 @@ struct WorkerBlockTaskTests {
         plain.kind = .kmeansLloyd
         try coordinator.router.send(.task(plain), to: peer)
         #expect(try coordinator.collectResult().failed?.taskID == 3)
+        // A draw round whose module cost φ is negative or not finite: refused, naming the cost.
+        for (taskID, cost) in [(UInt64(6), -1.0), (7, Double.nan), (8, Double.infinity)] {
+            var badCost = try Wire.KMeansBlockTask(module: plan, blockIndex: 1, spec: spec, jobID: "job", taskID: taskID,
+                                                   attempt: 1, request: BlockRoundRequest(kind: .draw, round: 1,
+                                                                                          oversampling: 4, cost: 1))
+            badCost.cost = cost
+            try coordinator.router.send(.kmeansBlockTask(badCost), to: peer)
+            let failed = try coordinator.collectResult().failed
+            #expect(failed?.taskID == taskID && failed?.retryable == false && failed?.error.contains("cost") == true,
+                    "\(String(describing: failed))")
+        }
         // Garbage frames are dropped.
         try coordinator.router.send([peer, [0x0a, 0xff, 0xff]])
 
